@@ -1,0 +1,66 @@
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "zcrdma.h"
+#include "error.h"
+
+START_TEST(test_version_is_semver)
+{
+	int a, b, c;
+
+	ck_assert_int_eq(sscanf(zc_version(), "%d.%d.%d", &a, &b, &c), 3);
+}
+END_TEST
+
+START_TEST(test_strerror_memlock_names_the_fix)
+{
+	ck_assert_ptr_nonnull(strstr(zc_strerror(-ZC_EMEMLOCK), "ulimit -l"));
+	ck_assert_str_eq(zc_strerror(-ZC_EMEMLOCK), zc_strerror(ZC_EMEMLOCK));
+}
+END_TEST
+
+START_TEST(test_strerror_covers_every_library_code)
+{
+	int e;
+
+	for (e = ZC_ERRNO_BASE + 1; e < ZC_ERRNO_MAX; e++)
+		ck_assert_str_ne(zc_strerror(-e), "unknown error");
+}
+END_TEST
+
+START_TEST(test_strerror_unknown_code)
+{
+	ck_assert_str_eq(zc_strerror(-123456), "unknown error");
+	ck_assert_str_eq(zc_strerror(0), "unknown error");
+}
+END_TEST
+
+START_TEST(test_err_records_detail_and_negates)
+{
+	ck_assert_int_eq(zc_err(EINVAL, "port %d out of range", 70000), -EINVAL);
+	ck_assert_str_eq(zc_last_error(), "port 70000 out of range");
+	ck_assert_int_eq(zc_err(-ENOMEM, "x"), -ENOMEM);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("error");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_version_is_semver);
+	tcase_add_test(tc, test_strerror_memlock_names_the_fix);
+	tcase_add_test(tc, test_strerror_covers_every_library_code);
+	tcase_add_test(tc, test_strerror_unknown_code);
+	tcase_add_test(tc, test_err_records_detail_and_negates);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
