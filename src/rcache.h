@@ -1,0 +1,62 @@
+/*
+ * Internal: the registration cache.
+ *
+ * Registering memory (pinning + NIC translation tables) is the expensive step
+ * of zero-copy I/O, so buffers that reach the zero-copy paths unregistered are
+ * registered once and reused. The cache is keyed by page-aligned address
+ * range: a lookup hits when one entry covers the whole requested range;
+ * overlapping or adjacent entries are merged into one larger registration;
+ * unused entries are evicted least-recently-used first when the cache exceeds
+ * its entry or byte bound; zc_rcache_invalidate() drops every entry touching
+ * a range the application freed or remapped. Entries in use (referenced by a
+ * pending transfer) are never deregistered under it: they leave the index and
+ * die when their last reference is put.
+ *
+ * Pure bookkeeping: the actual registration goes through the ops callbacks,
+ * so the unit tests run without an RDMA device.
+ */
+#ifndef ZC_RCACHE_H
+#define ZC_RCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct zc_rcache;
+struct zc_rcache_entry;
+
+struct zc_rcache_ops {
+	/* Registers [addr, addr + len); returns an opaque handle (an ibv_mr *)
+	 * or NULL with *err set to a negative error code. */
+	void *(*reg)(void *arg, void *addr, size_t len, int *err);
+	void (*dereg)(void *arg, void *handle);
+	void *arg;
+};
+
+struct zc_rcache_stats {
+	uint64_t hits, misses, evictions, invalidations, merges;
+	uint64_t entries, bytes; /* currently indexed */
+};
+
+/* max_entries / max_bytes: LRU bounds on what stays registered while unused. */
+int zc_rcache_new(const struct zc_rcache_ops *ops, unsigned max_entries, size_t max_bytes,
+		  struct zc_rcache **rc);
+/* Deregisters everything; entries still referenced are a caller bug (they
+ * are deregistered anyway). */
+void zc_rcache_free(struct zc_rcache *rc);
+
+/* Finds or creates an entry covering [addr, addr + len) and takes a
+ * reference on it. len 0 is -EINVAL. */
+int zc_rcache_get(struct zc_rcache *rc, const void *addr, size_t len, struct zc_rcache_entry **e);
+void zc_rcache_put(struct zc_rcache *rc, struct zc_rcache_entry *e);
+
+void *zc_rcache_entry_handle(const struct zc_rcache_entry *e);
+/* The page-aligned range the entry registered. */
+uintptr_t zc_rcache_entry_start(const struct zc_rcache_entry *e);
+size_t zc_rcache_entry_len(const struct zc_rcache_entry *e);
+
+/* Drops every entry that overlaps [addr, addr + len). Returns how many. */
+int zc_rcache_invalidate(struct zc_rcache *rc, const void *addr, size_t len);
+
+void zc_rcache_get_stats(const struct zc_rcache *rc, struct zc_rcache_stats *s);
+
+#endif
