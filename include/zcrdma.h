@@ -8,16 +8,66 @@
  *   send, recv, close) and adds zero-copy variants in which the caller keeps
  *   ownership of registered buffers.
  *
+ * WALK-THROUGH
+ *   Server:                                 Client:
+ *     zc_ctx_new("192.168.77.2", NULL, &c)    zc_ctx_new("192.168.77.1", NULL, &c)
+ *     zc_listen(c, 7471, NULL, &l)            zc_connect(c, "192.168.77.2", 7471, NULL, &k)
+ *     zc_accept(l, &k, -1)                    zc_send(k, buf, len, 0)
+ *     zc_recv(k, buf, len, 0)                 zc_close(&k)
+ *     ... zc_recv() returns 0: peer closed    zc_ctx_free(&c)
+ *     zc_close(&k); zc_listener_free(&l); zc_ctx_free(&c)
+ *
+ *   A context (zc_ctx) owns one RDMA device, chosen by the local address it
+ *   is created for, with its protection domain, one completion queue shared
+ *   by all its connections, the registration cache and one event fd.
+ *
+ * DATA PATHS
+ *   Small payloads (up to the connection's eager size) are sent inline in
+ *   the work request or copied once into a pre-registered ring; the receiver
+ *   gets them in pre-posted receive slots. Larger payloads go by rendezvous:
+ *   the sender binds a memory window granting remote READ on exactly the
+ *   buffer, the receiver RDMA-READs straight into its destination buffer, and
+ *   its FIN (SEND_WITH_INV) invalidates the window. Neither CPU touches the
+ *   payload. docs/protocol.md describes the wire protocol.
+ *
+ * BUFFER OWNERSHIP
+ *   zc_send()/zc_msg_send() return once the buffer may be reused (for a
+ *   rendezvous that is when the peer has read it). zc_send_zc()/zc_recv_zc()
+ *   lend the buffer to the library until the matching completion is reaped
+ *   with zc_poll(): do not touch, free or unmap it before. Buffers that are
+ *   not registered with zc_mr_reg() are registered through the registration
+ *   cache; call zc_mr_invalidate() before freeing or unmapping memory that
+ *   went through it.
+ *
+ * COMPLETIONS AND BLOCKING
+ *   Calls block unless given ZC_DONTWAIT, in which case they return -EAGAIN
+ *   instead of waiting. All progress happens inside zcrdma calls on the
+ *   context (there is no background thread). zc_ctx_fd() returns one fd per
+ *   context that becomes readable when zc_poll() or a ZC_DONTWAIT call may
+ *   make progress; use it with poll/epoll, then call zc_poll(ctx, ..., 0).
+ *
+ * THREAD SAFETY
+ *   A context and everything created from it (listeners, connections,
+ *   memory regions, exports) must be used by one thread at a time. Distinct
+ *   contexts are independent: use one per thread.
+ *
  * ERRORS
  *   Every function that can fail returns 0 (or a non-negative count) on
  *   success and a negative errno value, or one of the negative ZC_E* codes
  *   below, on failure. zc_strerror() turns either into a message that names
  *   the cause and, where there is one, the fix; zc_last_error() adds the
  *   details of the calling thread's most recent failure (sizes, addresses,
- *   the verbs call that failed). No function aborts on bad input.
+ *   the verbs call that failed). No function aborts on bad input. A peer
+ *   that disconnects, crashes or breaks the protocol makes pending and later
+ *   calls on that connection fail with -ECONNRESET, -ZC_ETRANSPORT or
+ *   -ZC_EPEERPROTO; an orderly close by the peer makes receives return 0.
  */
 #ifndef ZCRDMA_H
 #define ZCRDMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,6 +78,341 @@ extern "C" {
 #else
 #define ZC_API
 #endif
+
+
+/* ------------------------------------------------------------------ */
+/* Contexts                                                            */
+
+struct zc_ctx;
+struct zc_listener;
+struct zc_conn;
+struct zc_mr;
+struct zc_export;
+
+/*
+ * struct zc_ctx_opts - context options (zc_ctx_opts_init() sets defaults)
+ *
+ *   cq_depth          completion-queue entries shared by all connections
+ *                     (default 8192); each connection reserves its send and
+ *                     receive depth from it, so it bounds the connections.
+ *   busy_poll_us      how long blocking calls spin on the completion queue
+ *                     before sleeping on the event fd (default 100; 0 sleeps
+ *                     at once, -1 never sleeps).
+ *   rcache_entries    registration-cache bound on unused entries (default 256)
+ *   rcache_bytes      ... and on their bytes (default 1 GiB)
+ */
+struct zc_ctx_opts {
+	int cq_depth;
+	int busy_poll_us;
+	unsigned rcache_entries;
+	size_t rcache_bytes;
+};
+
+/* zc_ctx_opts_init - fill opts with the defaults documented above. */
+ZC_API void zc_ctx_opts_init(struct zc_ctx_opts *opts);
+
+/*
+ * zc_ctx_new - open the RDMA device that owns a local address
+ *
+ * local_addr is an IPv4/IPv6 address (or host name) configured on an RDMA
+ * netdev (e.g. "192.168.77.1" for rxe0). Listeners of the context listen on
+ * it and its connections use it as their source address. opts may be NULL.
+ *
+ * Returns 0 and sets *ctx, or: -EINVAL (bad arguments), -EADDRNOTAVAIL
+ * (the address is not local), -ENODEV (no RDMA device behind it), -ENOMEM.
+ */
+ZC_API int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc_ctx **ctx);
+
+/*
+ * zc_ctx_free - release a context
+ *
+ * Aborts any connection still open on it, frees listeners, exports and the
+ * registration cache. Memory regions from zc_mr_reg() must be deregistered
+ * first (-EBUSY otherwise, and nothing is freed). Sets *ctx to NULL.
+ */
+ZC_API int zc_ctx_free(struct zc_ctx **ctx);
+
+/*
+ * struct zc_caps - what the device behind a context can do
+ */
+struct zc_caps {
+	char device[64];        /* e.g. "rxe0" */
+	uint32_t max_inline;    /* largest inline send */
+	uint32_t max_sge;
+	uint64_t max_msg_size;  /* largest single RDMA message */
+	uint32_t max_qp_rd_atom;/* RDMA READs in flight per QP */
+	int mw_type2;           /* type-2 memory windows available */
+	uint64_t memlock_limit; /* RLIMIT_MEMLOCK in bytes, UINT64_MAX if unlimited */
+	int cap_ipc_lock;       /* the process may lock memory beyond the limit */
+};
+
+/* zc_ctx_query - fill caps. Returns 0 or -EINVAL. */
+ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
+
+/*
+ * zc_ctx_fd - the context's event fd
+ *
+ * Readable when a completion or connection event is pending. Use it with
+ * poll/epoll (POLLIN); when it fires call zc_poll(ctx, ..., 0) or the
+ * ZC_DONTWAIT calls you were waiting on. The fd belongs to the context.
+ */
+ZC_API int zc_ctx_fd(struct zc_ctx *ctx);
+
+/*
+ * struct zc_stats - counters of a context since it was created
+ */
+struct zc_stats {
+	uint64_t rcache_hits, rcache_misses, rcache_evictions, rcache_invalidations;
+	uint64_t rcache_entries, rcache_bytes;  /* currently cached */
+	uint64_t eager_msgs, inline_msgs, rndv_msgs, rndv_bytes;
+	uint64_t credit_msgs, mw_binds, mr_fallbacks;
+};
+
+/* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */
+ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+
+/*
+ * struct zc_conn_opts - connection options (zc_conn_opts_init() sets defaults)
+ *
+ *   timeout_ms     connect / accept / orderly close bound (default 10000)
+ *   credits        receive slots for data messages (default 64); the peer
+ *                  may have that many unconsumed messages in flight
+ *   eager_size     largest payload sent by copy; larger ones go by
+ *                  rendezvous (default 16384, at least 64)
+ *   send_depth     send work requests in flight (default 128)
+ *   rnr_retry      receiver-not-ready retries (default 0: credits make RNR
+ *                  impossible, so any RNR is an error)
+ *   retry_count    transport retries before the connection fails (default 7)
+ *   mr_fallback    if set, rendezvous exposes a per-transfer MR instead of
+ *                  a memory window even when windows exist (default 0)
+ */
+struct zc_conn_opts {
+	int timeout_ms;
+	int credits;
+	size_t eager_size;
+	int send_depth;
+	int rnr_retry;
+	int retry_count;
+	int mr_fallback;
+};
+
+/* zc_conn_opts_init - fill opts with the defaults documented above. */
+ZC_API void zc_conn_opts_init(struct zc_conn_opts *opts);
+
+/*
+ * zc_listen - listen for connections on the context's address
+ *
+ * port 0 picks a free port (see zc_listener_port()). Accepted connections
+ * use opts (may be NULL); credits and eager size are negotiated down to what
+ * both sides offer.
+ *
+ * Returns 0 and sets *listener, or -EINVAL, -EADDRINUSE, -ENOMEM.
+ */
+ZC_API int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts,
+		     struct zc_listener **listener);
+
+/* zc_listener_port - the port a listener is bound to. */
+ZC_API uint16_t zc_listener_port(struct zc_listener *listener);
+
+/*
+ * zc_accept - take the next incoming connection
+ *
+ * Waits up to timeout_ms (-1: forever, 0: don't wait) for a peer.
+ * Returns 0 and sets *conn, or -EAGAIN (timeout_ms 0, nothing pending),
+ * -ETIMEDOUT, -ZC_EVERSION / -ZC_EPEERPROTO (the peer is not a compatible
+ * zcrdma endpoint; it is rejected), -ENOSPC (completion queue full).
+ */
+ZC_API int zc_accept(struct zc_listener *listener, struct zc_conn **conn, int timeout_ms);
+
+/* zc_listener_free - stop listening; pending requests are rejected. */
+ZC_API int zc_listener_free(struct zc_listener **listener);
+
+/*
+ * zc_connect - connect to a zcrdma listener
+ *
+ * addr is the peer's address (name or numeric), port its port; the
+ * context's address is the source. Blocks up to opts->timeout_ms, retrying
+ * rejected attempts with backoff.
+ *
+ * Returns 0 and sets *conn, or -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH,
+ * -ZC_EVERSION, -ENOSPC, -ENOMEM, -EINVAL.
+ */
+ZC_API int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
+		      struct zc_conn **conn);
+
+/*
+ * zc_close - orderly close
+ *
+ * Waits (up to the connection's timeout) until everything sent has been
+ * delivered, tells the peer that no more data follows (its receives return 0
+ * once it has consumed what came before), disconnects, reclaims every
+ * outstanding work request and frees the connection. Zero-copy operations
+ * still pending complete with -ECONNABORTED. Sets *conn to NULL.
+ *
+ * Returns 0, or the error that made the close unclean (the connection is
+ * freed either way).
+ */
+ZC_API int zc_close(struct zc_conn **conn);
+
+/*
+ * zc_abort - close at once
+ *
+ * Disconnects without waiting for pending data; the peer's calls fail with
+ * -ECONNRESET. Frees the connection and sets *conn to NULL.
+ */
+ZC_API int zc_abort(struct zc_conn **conn);
+
+/* ------------------------------------------------------------------ */
+/* Stream and message transfers                                        */
+
+#define ZC_DONTWAIT 0x1 /* return -EAGAIN instead of blocking */
+
+/*
+ * zc_send - send bytes on the connection's stream
+ *
+ * Like send(2) on a stream socket: the bytes arrive in order, without
+ * boundaries. Returns the number of bytes accepted, which is len when
+ * blocking. With ZC_DONTWAIT it accepts what fits without waiting (copied
+ * into the send ring) and returns -EAGAIN when nothing fits. Large blocking
+ * sends go zero-copy by rendezvous: the call returns once the peer has read
+ * the buffer.
+ *
+ * Errors: -ENOTCONN, -EPIPE (closed by zc_close), -ECONNRESET,
+ * -ZC_ETRANSPORT, -ZC_EPEERPROTO, -ZC_EMEMLOCK, -EINVAL.
+ */
+ZC_API ssize_t zc_send(struct zc_conn *conn, const void *buf, size_t len, int flags);
+
+/*
+ * zc_recv - receive bytes from the connection's stream
+ *
+ * Like recv(2): returns 1..len bytes (partial reads keep the rest for the
+ * next call), 0 once the peer closed in order and everything before was
+ * consumed, or -EAGAIN with ZC_DONTWAIT when nothing is there. Data sent by
+ * rendezvous is RDMA-read straight into buf.
+ *
+ * Errors: as zc_send().
+ */
+ZC_API ssize_t zc_recv(struct zc_conn *conn, void *buf, size_t len, int flags);
+
+/*
+ * zc_msg_send - send one message, keeping its boundary
+ *
+ * Returns len, or -EAGAIN (ZC_DONTWAIT and no credit), -EMSGSIZE (len
+ * beyond 2^40), and the errors of zc_send(). A 0-byte message is allowed.
+ */
+ZC_API ssize_t zc_msg_send(struct zc_conn *conn, const void *buf, size_t len, int flags);
+
+/*
+ * zc_msg_recv - receive one whole message
+ *
+ * Returns its length. If cap is smaller than the next message, returns
+ * -EMSGSIZE and leaves the message queued (zc_msg_peek() tells its size).
+ * 0 means a 0-byte message; end of stream is -EPIPE here.
+ */
+ZC_API ssize_t zc_msg_recv(struct zc_conn *conn, void *buf, size_t cap, int flags);
+
+/* zc_msg_peek - size of the next message (blocks unless ZC_DONTWAIT). */
+ZC_API ssize_t zc_msg_peek(struct zc_conn *conn, int flags);
+
+/* ------------------------------------------------------------------ */
+/* Zero-copy transfers                                                 */
+
+enum zc_op {
+	ZC_OP_SEND = 1,  /* zc_send_zc() finished: the buffer is yours again */
+	ZC_OP_RECV,      /* zc_recv_zc() buffer filled with one message */
+	ZC_OP_READ,      /* zc_rma_read() finished */
+	ZC_OP_WRITE,     /* zc_rma_write() finished */
+};
+
+/*
+ * struct zc_completion - one finished zero-copy operation
+ *
+ *   conn    the connection it ran on
+ *   token   the caller's token given at submission
+ *   op      enum zc_op
+ *   status  0 or a negative error code
+ *   len     bytes moved (for ZC_OP_RECV, the message length)
+ */
+struct zc_completion {
+	struct zc_conn *conn;
+	uint64_t token;
+	int op;
+	int status;
+	size_t len;
+};
+
+/*
+ * zc_send_zc - submit one message by reference
+ *
+ * The buffer belongs to the library until the ZC_OP_SEND completion with
+ * this token is reaped. mr may be NULL (the registration cache is used) or
+ * a region from zc_mr_reg() covering the buffer. Messages are delivered in
+ * submission order, interleaved in order with zc_msg_send() messages.
+ *
+ * Returns 0, or -EAGAIN (no credit or queue space: reap completions and
+ * retry), -EINVAL, -ENOTCONN, -ECONNRESET, -ZC_EMEMLOCK.
+ */
+ZC_API int zc_send_zc(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr, uint64_t token);
+
+/*
+ * zc_recv_zc - post a destination buffer for the next message
+ *
+ * Incoming messages fill posted buffers in posting order (before zc_recv()
+ * and zc_msg_recv() see them). Large messages are RDMA-read directly into
+ * the buffer. A message longer than len completes with -EMSGSIZE and is
+ * discarded. The buffer belongs to the library until its ZC_OP_RECV
+ * completion is reaped.
+ *
+ * Returns 0, or -ENOSPC (too many posted), -EINVAL, -ENOTCONN.
+ */
+ZC_API int zc_recv_zc(struct zc_conn *conn, void *buf, size_t len, struct zc_mr *mr, uint64_t token);
+
+/*
+ * zc_poll - make progress and reap completions
+ *
+ * Processes completions and connection events for every connection of the
+ * context, then stores up to max zero-copy completions in comps. Waits up to
+ * timeout_ms (-1 forever, 0 not at all) for at least one.
+ *
+ * Returns the number stored (0 on timeout), or -EINVAL.
+ */
+ZC_API int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Memory registration                                                 */
+
+#define ZC_ACCESS_REMOTE_READ 0x1  /* the peer may RDMA-READ (via exports) */
+#define ZC_ACCESS_REMOTE_WRITE 0x2 /* the peer may RDMA-WRITE (via exports) */
+
+/*
+ * zc_mr_reg - register memory for zero-copy use
+ *
+ * Pins [addr, addr + len) for the context's device. The region grants no
+ * remote access by itself; access lists the rights zc_export() may later
+ * hand out on sub-ranges. Checks RLIMIT_MEMLOCK first.
+ *
+ * Returns 0 and sets *mr, or -ZC_EMEMLOCK (the limit and the size needed
+ * are in zc_last_error()), -EINVAL, -ENOMEM, -EFAULT (not mapped).
+ */
+ZC_API int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_mr **mr);
+
+/* zc_mr_dereg - deregister; -EBUSY while exports of it exist. */
+ZC_API int zc_mr_dereg(struct zc_mr **mr);
+
+/*
+ * zc_mr_invalidate - forget cached registrations of a range
+ *
+ * Call before freeing or unmapping memory that was passed unregistered to
+ * the zero-copy paths. Registrations still used by pending transfers are
+ * released when those finish. Returns the number of cache entries dropped.
+ */
+ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Errors and version                                                  */
 
 /* Error codes beyond errno, returned negated like errno values. */
 enum zc_error {

@@ -1,0 +1,480 @@
+/* Connection manager: listen, accept, connect, close, and rdma_cm events. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "zc_internal.h"
+
+#define RESOLVE_MS 2000 /* short: rdma_cm retries an unresolved neighbour only at its timeout */
+
+void zc_conn_opts_init(struct zc_conn_opts *o)
+{
+	if (!o)
+		return;
+	*o = (struct zc_conn_opts){.timeout_ms = 10000, .credits = 64, .eager_size = 16384, .send_depth = 128,
+				   .rnr_retry = 0, .retry_count = 7, .mr_fallback = 0};
+}
+
+static int check_opts(const struct zc_conn_opts *o)
+{
+	if (o->timeout_ms < 0 || o->credits < 1 || o->credits > ZC_CREDITS_MAX || o->eager_size < 64 ||
+	    o->eager_size > ZC_SLOT_MAX - ZC_HDR_SIZE || o->send_depth < 8 || o->send_depth > 16384 ||
+	    o->rnr_retry < 0 || o->rnr_retry > 7 || o->retry_count < 0 || o->retry_count > 7)
+		return zc_err(-EINVAL, "connection options out of range (credits 1..%d, eager_size 64..%d, "
+				       "send_depth 8..16384, retries 0..7)",
+			      ZC_CREDITS_MAX, ZC_SLOT_MAX - ZC_HDR_SIZE);
+	return 0;
+}
+
+static void link_conn(struct zc_ctx *ctx, struct zc_conn *c)
+{
+	c->next = ctx->conns;
+	if (ctx->conns)
+		ctx->conns->prev = c;
+	ctx->conns = c;
+}
+
+static void unlink_conn(struct zc_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (c->ctx->conns == c)
+		c->ctx->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
+{
+	struct zc_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->kind = ZC_OBJ_CONN;
+	c->ctx = ctx;
+	c->state = ZC_CONN_SETUP;
+	if (opts)
+		c->opts = *opts;
+	else
+		zc_conn_opts_init(&c->opts);
+	return c;
+}
+
+/* Reclaims every work request (flushing the QP), then the QP, buffers and id. */
+static void conn_reset(struct zc_conn *c)
+{
+	if (c->qp) {
+		zc_conn_drain(c, 2000);
+		rdma_destroy_qp(c->id);
+		c->qp = NULL;
+	}
+	zc_conn_release(c);
+	if (c->id) {
+		rdma_destroy_id(c->id);
+		c->id = NULL;
+	}
+}
+
+static void conn_destroy(struct zc_conn *c)
+{
+	conn_reset(c);
+	unlink_conn(c);
+	free(c);
+}
+
+static int cm_errno(int event, int status)
+{
+	switch (event) {
+	case RDMA_CM_EVENT_REJECTED:
+		return status == 28 /* IB_CM_REJ_CONSUMER_DEFINED */ ? -ZC_EPEERPROTO : -ECONNREFUSED;
+	case RDMA_CM_EVENT_UNREACHABLE:
+	case RDMA_CM_EVENT_ADDR_ERROR:
+	case RDMA_CM_EVENT_ROUTE_ERROR:
+		return -EHOSTUNREACH;
+	default:
+		return -ECONNRESET;
+	}
+}
+
+void zc_cm_process(struct zc_ctx *ctx)
+{
+	struct rdma_cm_event *ev;
+
+	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
+		int *kind = ev->id->context;
+
+		if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+			struct zc_listener *l = ev->listen_id->context;
+
+			if (l && l->pending_count < l->backlog) {
+				struct zc_pending *p = &l->pending[(l->pending_head + l->pending_count++) % l->backlog];
+				uint8_t n = ev->param.conn.private_data_len;
+
+				p->id = ev->id;
+				p->priv_len = n < sizeof(p->priv) ? n : sizeof(p->priv);
+				memcpy(p->priv, ev->param.conn.private_data, p->priv_len);
+				ev->id->context = NULL;
+			} else {
+				rdma_reject(ev->id, NULL, 0);
+				rdma_ack_cm_event(ev);
+				continue;
+			}
+		} else if (kind && *kind == ZC_OBJ_CONN) {
+			struct zc_conn *c = ev->id->context;
+
+			if (c->state == ZC_CONN_SETUP) {
+				c->cm_event = ev->event;
+				c->cm_status = ev->status;
+				if (ev->event == RDMA_CM_EVENT_ESTABLISHED && ev->param.conn.private_data_len) {
+					int rc = zc_priv_decode(ev->param.conn.private_data,
+								ev->param.conn.private_data_len, &c->peer);
+					if (rc)
+						c->cm_status = rc;
+				}
+			}
+			if (ev->event == RDMA_CM_EVENT_DISCONNECTED || ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL) {
+				c->disconnected = true;
+				if (c->state == ZC_CONN_OPEN)
+					zc_conn_fail(c, -ECONNRESET);
+			}
+		}
+		rdma_ack_cm_event(ev);
+	}
+}
+
+/* Waits for the next rdma_cm event of a connection being set up. */
+static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
+{
+	int ev;
+
+	c->cm_event = ZC_CM_NONE;
+	while (c->cm_event == ZC_CM_NONE) {
+		if (zc_remaining_ms(deadline) == 0)
+			return zc_err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(expected));
+		zc_ctx_wait(c->ctx, zc_remaining_ms(deadline) > 100 ? 100 : zc_remaining_ms(deadline));
+	}
+	ev = c->cm_event;
+	if (ev == expected)
+		return c->cm_status < 0 ? c->cm_status : 0;
+	return zc_err(cm_errno(ev, c->cm_status), "%s while waiting for %s (status %d)", rdma_event_str(ev),
+		      rdma_event_str(expected), c->cm_status);
+}
+
+static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
+{
+	struct zc_priv mine;
+
+	zc_local_priv(c, &mine);
+	zc_priv_encode(priv, &mine);
+	*p = (struct rdma_conn_param){
+		.private_data = priv, .private_data_len = ZC_PRIV_SIZE,
+		.responder_resources = (uint8_t)(c->ctx->caps.max_qp_rd_atom > 255 ? 255 : c->ctx->caps.max_qp_rd_atom),
+		.initiator_depth = (uint8_t)(c->ctx->caps.max_qp_rd_atom > 255 ? 255 : c->ctx->caps.max_qp_rd_atom),
+		.retry_count = (uint8_t)c->opts.retry_count, .rnr_retry_count = (uint8_t)c->opts.rnr_retry,
+	};
+}
+
+static int create_qp(struct zc_conn *c)
+{
+	struct ibv_qp_init_attr attr;
+	int rc;
+
+	if (c->id->verbs != c->ctx->verbs)
+		return zc_err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
+			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
+	rc = zc_qp_init_attr(c, &attr);
+	if (rc)
+		return rc;
+	if (rdma_create_qp(c->id, c->ctx->pd, &attr))
+		return zc_err(-errno, "rdma_create_qp: %s", strerror(errno));
+	c->qp = c->id->qp;
+	return 0;
+}
+
+static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct sockaddr_storage *dst,
+			int64_t deadline)
+{
+	struct rdma_conn_param param;
+	uint8_t priv[ZC_PRIV_SIZE];
+	int rc;
+
+	if (rdma_create_id(c->ctx->cm_ch, &c->id, c, RDMA_PS_TCP))
+		return zc_err(-errno, "rdma_create_id: %s", strerror(errno));
+	if (rdma_resolve_addr(c->id, (struct sockaddr *)src, (struct sockaddr *)dst, RESOLVE_MS))
+		return zc_err(-errno, "rdma_resolve_addr: %s", strerror(errno));
+	rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, deadline);
+	if (rc)
+		return rc;
+	if (rdma_resolve_route(c->id, RESOLVE_MS))
+		return zc_err(-errno, "rdma_resolve_route: %s", strerror(errno));
+	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline);
+	if (!rc)
+		rc = create_qp(c);
+	if (!rc)
+		rc = zc_conn_resources(c, NULL);
+	if (rc)
+		return rc;
+	conn_param(c, &param, priv);
+	if (rdma_connect(c->id, &param))
+		return zc_err(-errno, "rdma_connect: %s", strerror(errno));
+	return wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
+}
+
+int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
+	       struct zc_conn **out)
+{
+	struct sockaddr_storage dst, src;
+	int64_t deadline;
+	struct zc_conn *c;
+	int rc, attempt;
+
+	if (!ctx || !addr || !out || !port)
+		return zc_err(-EINVAL, "zc_connect: context, address, port and output are required");
+	if (opts && (rc = check_opts(opts)))
+		return rc;
+	rc = zc_resolve(addr, port, &dst);
+	if (rc)
+		return rc;
+	c = conn_alloc(ctx, opts);
+	if (!c)
+		return zc_err(-ENOMEM, "zc_connect: out of memory");
+	link_conn(ctx, c);
+	deadline = zc_now_ms() + c->opts.timeout_ms;
+	src = ctx->local;
+	((struct sockaddr_in *)&src)->sin_port = 0;
+
+	/* rxe rejects a quick reconnect from a recycled port as stale; such
+	 * attempts and refusals are retried with backoff until the deadline. */
+	for (attempt = 0;; attempt++) {
+		rc = connect_once(c, &src, &dst, deadline);
+		if (!rc)
+			break;
+		conn_reset(c);
+		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc_remaining_ms(deadline) == 0)
+			break;
+		usleep((useconds_t)(1000 * (10 << (attempt < 6 ? attempt : 6))));
+		if (zc_remaining_ms(deadline) == 0)
+			break;
+	}
+	if (rc) {
+		char detail[256];
+
+		snprintf(detail, sizeof(detail), "%s", zc_last_error());
+		conn_destroy(c);
+		return zc_err(rc, "connect to %s:%u failed: %s", addr, port, detail);
+	}
+	rc = zc_conn_resources(c, &c->peer);
+	if (rc) {
+		zc_abort(&c);
+		return rc;
+	}
+	c->state = ZC_CONN_OPEN;
+	*out = c;
+	return 0;
+}
+
+int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts, struct zc_listener **out)
+{
+	struct sockaddr_storage addr;
+	struct zc_listener *l;
+	int rc;
+
+	if (!ctx || !out)
+		return zc_err(-EINVAL, "zc_listen: context and output are required");
+	if (opts && (rc = check_opts(opts)))
+		return rc;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return zc_err(-ENOMEM, "zc_listen: out of memory");
+	l->kind = ZC_OBJ_LISTENER;
+	l->ctx = ctx;
+	l->backlog = 64;
+	l->pending = calloc(l->backlog, sizeof(*l->pending));
+	if (opts)
+		l->opts = *opts;
+	else
+		zc_conn_opts_init(&l->opts);
+	addr = ctx->local;
+	((struct sockaddr_in *)&addr)->sin_port = htons(port);
+	if (!l->pending || rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
+		rc = zc_err(-ENOMEM, "zc_listen: %s", strerror(errno));
+		goto err;
+	}
+	if (rdma_bind_addr(l->id, (struct sockaddr *)&addr) || rdma_listen(l->id, (int)l->backlog)) {
+		rc = zc_err(-errno, "cannot listen on port %u: %s", port, strerror(errno));
+		goto err;
+	}
+	l->next = ctx->listeners;
+	if (ctx->listeners)
+		ctx->listeners->prev = l;
+	ctx->listeners = l;
+	*out = l;
+	return 0;
+err:
+	if (l->id)
+		rdma_destroy_id(l->id);
+	free(l->pending);
+	free(l);
+	return rc;
+}
+
+uint16_t zc_listener_port(struct zc_listener *l)
+{
+	return l ? ntohs(rdma_get_src_port(l->id)) : 0;
+}
+
+int zc_listener_free(struct zc_listener **pl)
+{
+	struct zc_listener *l;
+
+	if (!pl || !*pl)
+		return zc_err(-EINVAL, "zc_listener_free: no listener");
+	l = *pl;
+	while (l->pending_count) {
+		struct rdma_cm_id *id = l->pending[l->pending_head].id;
+
+		l->pending_head = (l->pending_head + 1) % l->backlog;
+		l->pending_count--;
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+	}
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		l->ctx->listeners = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	rdma_destroy_id(l->id);
+	free(l->pending);
+	free(l);
+	*pl = NULL;
+	return 0;
+}
+
+int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
+{
+	int64_t deadline;
+	struct rdma_conn_param param;
+	struct zc_pending p;
+	struct rdma_cm_id *id;
+	uint8_t priv[ZC_PRIV_SIZE];
+	struct zc_conn *c;
+	int rc;
+
+	if (!l || !out)
+		return zc_err(-EINVAL, "zc_accept: listener and output are required");
+	deadline = timeout_ms < 0 ? -1 : zc_now_ms() + timeout_ms;
+	zc_ctx_progress(l->ctx);
+	while (!l->pending_count) {
+		int left = zc_remaining_ms(deadline);
+
+		if (left == 0)
+			return timeout_ms == 0 ? -EAGAIN : zc_err(-ETIMEDOUT, "no connection within %d ms", timeout_ms);
+		zc_ctx_wait(l->ctx, left);
+	}
+	p = l->pending[l->pending_head];
+	id = p.id;
+	l->pending_head = (l->pending_head + 1) % l->backlog;
+	l->pending_count--;
+
+	c = conn_alloc(l->ctx, &l->opts);
+	if (!c) {
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return zc_err(-ENOMEM, "zc_accept: out of memory");
+	}
+	c->id = id;
+	id->context = c;
+	link_conn(l->ctx, c);
+	rc = zc_priv_decode(p.priv, p.priv_len, &c->peer);
+	if (rc) {
+		rdma_reject(id, NULL, 0);
+		conn_destroy(c);
+		return rc;
+	}
+	rc = create_qp(c);
+	if (!rc)
+		rc = zc_conn_resources(c, NULL);
+	if (!rc)
+		rc = zc_conn_resources(c, &c->peer);
+	if (rc) {
+		rdma_reject(id, NULL, 0);
+		conn_destroy(c);
+		return rc;
+	}
+	conn_param(c, &param, priv);
+	param.responder_resources = (uint8_t)(c->peer.rd_atom < param.responder_resources ? c->peer.rd_atom
+											  : param.responder_resources);
+	deadline = zc_now_ms() + c->opts.timeout_ms;
+	rc = rdma_accept(id, &param) ? zc_err(-errno, "rdma_accept: %s", strerror(errno))
+				     : wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
+	if (rc) {
+		zc_abort(&c);
+		return rc;
+	}
+	c->state = ZC_CONN_OPEN;
+	*out = c;
+	return 0;
+}
+
+static int conn_teardown(struct zc_conn *c, int rc)
+{
+	if (c->id && c->qp)
+		rdma_disconnect(c->id);
+	conn_destroy(c);
+	return rc;
+}
+
+int zc_abort(struct zc_conn **pc)
+{
+	if (!pc || !*pc)
+		return zc_err(-EINVAL, "zc_abort: no connection");
+	conn_teardown(*pc, 0);
+	*pc = NULL;
+	return 0;
+}
+
+int zc_close(struct zc_conn **pc)
+{
+	struct zc_conn *c;
+	int64_t deadline;
+	int rc = 0;
+
+	if (!pc || !*pc)
+		return zc_err(-EINVAL, "zc_close: no connection");
+	c = *pc;
+	*pc = NULL;
+	deadline = zc_now_ms() + c->opts.timeout_ms;
+	/* Linger: everything we sent must be delivered (rendezvous buffers read
+	 * by the peer) before CLOSE tells it no more data follows. */
+	while (c->state == ZC_CONN_OPEN && !c->err) {
+		bool busy = c->sq_inflight || c->fin_count;
+		uint32_t i;
+
+		for (i = 0; i < c->n_rndv && !busy; i++)
+			busy = c->rndv[i].owner != ZC_RNDV_FREE;
+		if (!busy && !c->close_sent) {
+			rc = zc_send_ctl(c, ZC_MSG_CLOSE, 0, 0);
+			if (rc)
+				break;
+			c->close_sent = true;
+			continue;
+		}
+		if (!busy)
+			break;
+		if (zc_remaining_ms(deadline) == 0) {
+			rc = zc_err(-ETIMEDOUT, "zc_close: the peer did not take the remaining data in %d ms",
+				    c->opts.timeout_ms);
+			break;
+		}
+		zc_ctx_wait(c->ctx, zc_remaining_ms(deadline) > 100 ? 100 : zc_remaining_ms(deadline));
+	}
+	if (!rc && c->err && c->err != -ECONNRESET)
+		rc = c->err;
+	return conn_teardown(c, rc);
+}

@@ -1,0 +1,47 @@
+/*
+ * Internal: credit-based flow control (pure logic, unit-tested).
+ *
+ * Each side posts receive buffers ("slots") for its peer. Data messages
+ * (EAGER, RTS) occupy a slot until the application consumes the data, so the
+ * sender may only have `limit` of them outstanding: one credit each.
+ * Control messages (FIN, CREDIT, CLOSE) are consumed and reposted at once and
+ * need no credit: the receiver posts limit + limit + 2 slots, and every control
+ * message carries a strictly larger ack than the one before it, which bounds
+ * the control messages in flight by limit (docs/protocol.md has the proof).
+ * Nothing ever relies on RNR retry.
+ *
+ * Counters are cumulative u32s and compared with wrap-around arithmetic.
+ */
+#ifndef ZC_CREDIT_H
+#define ZC_CREDIT_H
+
+#include <stdint.h>
+
+struct zc_credit {
+	uint32_t limit;      /* slots the peer grants us */
+	uint32_t sent;       /* data messages we sent */
+	uint32_t peer_acked; /* slots the peer released (its latest ack) */
+	uint32_t released;   /* data slots we released for the peer */
+	uint32_t advertised; /* `released` as of the last header we sent */
+};
+
+void zc_credit_init(struct zc_credit *c, uint32_t limit);
+/* Data messages we may send now. */
+uint32_t zc_credit_avail(const struct zc_credit *c);
+/* Consumes one credit; -EAGAIN when none is left. */
+int zc_credit_take(struct zc_credit *c);
+/* Applies the peer's ack; -ZC_EPEERPROTO if it releases more than we sent
+ * or goes backwards. */
+int zc_credit_on_ack(struct zc_credit *c, uint32_t ack);
+/* One of the peer's data messages was consumed: its slot is free again. */
+void zc_credit_release(struct zc_credit *c);
+/* Released slots the peer has not been told about. */
+uint32_t zc_credit_unadvertised(const struct zc_credit *c);
+/* Whether to send a stand-alone CREDIT now: a quarter of the window is
+ * waiting, or the application consumed everything it held (the peer may be
+ * blocked on us). */
+int zc_credit_update_due(const struct zc_credit *c, uint32_t held);
+/* Value for the next header's ack field; marks it advertised. */
+uint32_t zc_credit_advertise(struct zc_credit *c);
+
+#endif

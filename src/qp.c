@@ -1,0 +1,331 @@
+/* Queue-pair engine: buffers, posting, completion dispatch, failure, drain. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "zc_internal.h"
+
+void zc_local_priv(const struct zc_conn *c, struct zc_priv *p)
+{
+	*p = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)c->opts.credits,
+			      .slot_size = (uint32_t)(ZC_HDR_SIZE + c->opts.eager_size),
+			      .rd_atom = c->ctx->caps.max_qp_rd_atom ? c->ctx->caps.max_qp_rd_atom : 1};
+}
+
+/* Slots for data (credits) + the same again for control messages + CLOSE
+ * and one spare: see credit.h for why that is enough. */
+static uint32_t slots_for(const struct zc_conn_opts *o)
+{
+	return 2 * (uint32_t)o->credits + 2;
+}
+
+int zc_qp_init_attr(struct zc_conn *c, struct ibv_qp_init_attr *a)
+{
+	int rc = zc_ctx_reserve_cq(c->ctx, (int)slots_for(&c->opts) + c->opts.send_depth);
+
+	if (rc)
+		return rc;
+	c->n_slots = slots_for(&c->opts);
+	*a = (struct ibv_qp_init_attr){
+		.send_cq = c->ctx->cq, .recv_cq = c->ctx->cq, .qp_type = IBV_QPT_RC,
+		.cap = {.max_send_wr = (uint32_t)c->opts.send_depth, .max_recv_wr = c->n_slots,
+			.max_send_sge = 2, .max_recv_sge = 1, .max_inline_data = c->ctx->caps.max_inline},
+	};
+	return 0;
+}
+
+static void *alloc_registered(struct zc_conn *c, size_t len, struct ibv_mr **mr, int *rc)
+{
+	void *buf = NULL;
+
+	if (posix_memalign(&buf, 4096, len)) {
+		*rc = zc_err(-ENOMEM, "out of memory for %zu bytes of connection buffers", len);
+		return NULL;
+	}
+	memset(buf, 0, len);
+	*mr = zc_reg_mr(c->ctx, buf, len, IBV_ACCESS_LOCAL_WRITE, rc);
+	if (!*mr) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int setup_local(struct zc_conn *c)
+{
+	uint32_t i, depth = (uint32_t)c->opts.send_depth;
+	int rc = 0;
+
+	c->slot_size = (uint32_t)(ZC_HDR_SIZE + c->opts.eager_size);
+	c->tx_slot_size = c->slot_size;
+	c->rx_buf = alloc_registered(c, (size_t)c->slot_size * c->n_slots, &c->rx_mr, &rc);
+	if (!c->rx_buf)
+		return rc;
+	c->tx_buf = alloc_registered(c, (size_t)c->tx_slot_size * depth, &c->tx_mr, &rc);
+	if (!c->tx_buf)
+		return rc;
+	c->rx_wr = calloc(c->n_slots, sizeof(*c->rx_wr));
+	c->items = calloc(c->n_slots, sizeof(*c->items));
+	c->posted = calloc(c->n_slots, sizeof(*c->posted));
+	c->fin_queue = calloc(c->n_slots, sizeof(*c->fin_queue));
+	c->sreq = calloc(depth, sizeof(*c->sreq));
+	c->sreq_free = calloc(depth, sizeof(*c->sreq_free));
+	c->rma = calloc(depth, sizeof(*c->rma));
+	if (!c->rx_wr || !c->items || !c->posted || !c->fin_queue || !c->sreq || !c->sreq_free || !c->rma)
+		return zc_err(-ENOMEM, "out of memory for connection state");
+	c->items_cap = c->posted_cap = c->n_slots;
+	c->n_rma = depth;
+	for (i = 0; i < depth; i++) {
+		c->sreq[i].wr = (struct zc_wr){.conn = c, .kind = ZC_WR_SEND, .idx = i};
+		c->sreq_free[i] = depth - 1 - i;
+	}
+	c->sreq_free_count = depth;
+	for (i = 0; i < c->n_slots; i++) {
+		c->rx_wr[i] = (struct zc_wr){.conn = c, .kind = ZC_WR_RECV, .idx = i};
+		rc = zc_post_recv(c, i);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int setup_peer(struct zc_conn *c, const struct zc_priv *peer)
+{
+	c->eager_max = peer->slot_size - ZC_HDR_SIZE;
+	if (c->eager_max > c->opts.eager_size)
+		c->eager_max = c->opts.eager_size;
+	zc_credit_init(&c->cr, peer->credits);
+	c->n_rndv = peer->credits;
+	c->rndv = calloc(c->n_rndv, sizeof(*c->rndv));
+	if (!c->rndv)
+		return zc_err(-ENOMEM, "out of memory for rendezvous state");
+	c->max_reads = c->ctx->caps.max_qp_rd_atom < peer->rd_atom ? c->ctx->caps.max_qp_rd_atom : peer->rd_atom;
+	if (c->max_reads == 0)
+		c->max_reads = 1;
+	return 0;
+}
+
+int zc_conn_resources(struct zc_conn *c, const struct zc_priv *peer)
+{
+	return peer ? setup_peer(c, peer) : setup_local(c);
+}
+
+/* Gives every zero-copy operation still owned by the connection back to
+ * the application with err, then frees the connection's buffers. The QP's
+ * work requests must all be reaped already. */
+void zc_conn_release(struct zc_conn *c)
+{
+	struct zc_ctx *ctx = c->ctx;
+	int err = c->err ? c->err : -ECONNABORTED;
+	uint32_t i;
+
+	zc_rndv_fail_all(c, err);
+	for (i = 0; c->rndv && i < c->n_rndv; i++)
+		if (c->rndv[i].mw)
+			ibv_dealloc_mw(c->rndv[i].mw);
+	while (c->posted_count) {
+		struct zc_posted *p = &c->posted[c->posted_head];
+
+		zc_entry_put(ctx, p->entry);
+		zc_ctx_complete(ctx, c, p->token, ZC_OP_RECV, err, 0);
+		c->posted_head = (c->posted_head + 1) % c->posted_cap;
+		c->posted_count--;
+	}
+	if (c->rx_mr)
+		ibv_dereg_mr(c->rx_mr);
+	if (c->tx_mr)
+		ibv_dereg_mr(c->tx_mr);
+	free(c->rx_buf);
+	free(c->tx_buf);
+	free(c->rx_wr);
+	free(c->items);
+	free(c->posted);
+	free(c->fin_queue);
+	free(c->sreq);
+	free(c->sreq_free);
+	free(c->rma);
+	free(c->rndv);
+	if (c->n_slots)
+		zc_ctx_release_cq(ctx, (int)c->n_slots + c->opts.send_depth);
+	c->rx_mr = c->tx_mr = NULL;
+	c->rx_buf = c->tx_buf = NULL;
+	c->rx_wr = NULL;
+	c->items = NULL;
+	c->posted = NULL;
+	c->fin_queue = NULL;
+	c->sreq = NULL;
+	c->sreq_free = NULL;
+	c->rma = NULL;
+	c->rndv = NULL;
+	c->n_slots = c->n_rndv = c->item_count = c->posted_count = c->fin_count = 0;
+	c->sreq_free_count = 0;
+}
+
+int zc_post_recv(struct zc_conn *c, uint32_t slot)
+{
+	struct ibv_sge sge = {.addr = (uintptr_t)(c->rx_buf + (size_t)slot * c->slot_size),
+			      .length = c->slot_size, .lkey = c->rx_mr->lkey};
+	struct ibv_recv_wr wr = {.wr_id = (uintptr_t)&c->rx_wr[slot], .sg_list = &sge, .num_sge = 1}, *bad;
+
+	if (c->state == ZC_CONN_DEAD)
+		return 0;
+	if (ibv_post_recv(c->qp, &wr, &bad))
+		return zc_conn_fail(c, zc_err(-errno, "ibv_post_recv: %s", strerror(errno)));
+	c->rx_posted++;
+	return 0;
+}
+
+int zc_sreq_get(struct zc_conn *c)
+{
+	struct zc_sreq *s;
+	uint32_t i;
+
+	if (!c->sreq_free_count)
+		return -EAGAIN;
+	i = c->sreq_free[--c->sreq_free_count];
+	s = &c->sreq[i];
+	s->op = 0;
+	s->token = 0;
+	s->len = 0;
+	s->entry = NULL;
+	s->wr.kind = ZC_WR_SEND;
+	return (int)i;
+}
+
+void zc_sreq_put(struct zc_conn *c, uint32_t i)
+{
+	c->sreq_free[c->sreq_free_count++] = i;
+}
+
+int zc_post_send_wr(struct zc_conn *c, struct ibv_send_wr *wr)
+{
+	struct ibv_send_wr *bad, *w;
+	int n = 0;
+
+	for (w = wr; w; w = w->next)
+		n++;
+	if (ibv_post_send(c->qp, wr, &bad))
+		return zc_conn_fail(c, zc_err(-errno, "ibv_post_send: %s", strerror(errno)));
+	c->sq_inflight += (uint32_t)n;
+	return 0;
+}
+
+static int wc_error(enum ibv_wc_status st)
+{
+	switch (st) {
+	case IBV_WC_REM_ACCESS_ERR:
+		return -ZC_EREMOTEACCESS;
+	case IBV_WC_RETRY_EXC_ERR:
+		return -ZC_ETRANSPORT;
+	case IBV_WC_RNR_RETRY_EXC_ERR:
+		return -ZC_ERNR;
+	case IBV_WC_REM_INV_REQ_ERR:
+	case IBV_WC_REM_OP_ERR:
+		return -ZC_EPEERPROTO;
+	default:
+		return -ECONNRESET;
+	}
+}
+
+int zc_conn_fail(struct zc_conn *c, int err)
+{
+	if (c->err)
+		return c->err;
+	c->err = err;
+	if (c->state == ZC_CONN_OPEN && c->id)
+		rdma_disconnect(c->id); /* the peer learns at once; our WRs flush */
+	c->state = ZC_CONN_DEAD;
+	zc_rndv_fail_all(c, err);
+	while (c->posted_count) {
+		struct zc_posted *p = &c->posted[c->posted_head];
+
+		zc_entry_put(c->ctx, p->entry);
+		zc_ctx_complete(c->ctx, c, p->token, ZC_OP_RECV, err, 0);
+		c->posted_head = (c->posted_head + 1) % c->posted_cap;
+		c->posted_count--;
+	}
+	return err;
+}
+
+int zc_conn_check(struct zc_conn *c)
+{
+	if (!c)
+		return zc_err(-EINVAL, "no connection");
+	if (c->err)
+		return c->err;
+	if (c->state != ZC_CONN_OPEN)
+		return zc_err(-ENOTCONN, "the connection is not open");
+	return 0;
+}
+
+static void send_done(struct zc_conn *c, struct zc_sreq *s, int status)
+{
+	struct zc_ctx *ctx = c->ctx;
+
+	if (s->wr.kind == ZC_WR_READ) {
+		zc_on_read_done(c, status);
+	} else if (s->wr.kind == ZC_WR_RMA) {
+		struct zc_rma_op *op = &c->rma[s->rma];
+
+		if (status && !op->status)
+			op->status = status;
+		if (--op->pieces == 0) {
+			zc_entry_put(ctx, op->entry);
+			zc_ctx_complete(ctx, c, op->token, op->op, op->status, op->status ? 0 : op->len);
+			op->busy = false;
+		}
+	} else if (s->op) {
+		zc_entry_put(ctx, s->entry);
+		zc_ctx_complete(ctx, c, s->token, s->op, status, status ? 0 : s->len);
+	}
+}
+
+void zc_handle_wc(struct zc_ctx *ctx, const struct ibv_wc *wc)
+{
+	struct zc_wr *wr = (struct zc_wr *)(uintptr_t)wc->wr_id;
+	struct zc_conn *c = wr->conn;
+	int status = wc->status == IBV_WC_SUCCESS ? 0 : (c->err ? c->err : wc_error(wc->status));
+
+	(void)ctx;
+	if (wc->status != IBV_WC_SUCCESS && wc->status != IBV_WC_WR_FLUSH_ERR)
+		zc_conn_fail(c, zc_err(status, "%s completion failed on %s: %s", wr->kind == ZC_WR_RECV ? "receive" : "send",
+				       ctx->caps.device, ibv_wc_status_str(wc->status)));
+	if (wr->kind == ZC_WR_RECV) {
+		c->rx_posted--;
+		if (!status && c->state != ZC_CONN_DEAD)
+			zc_on_recv(c, wr->idx, wc);
+	} else {
+		struct zc_sreq *s = &c->sreq[wr->idx];
+
+		c->sq_inflight--;
+		send_done(c, s, status);
+		zc_sreq_put(c, wr->idx);
+	}
+	if (c->state != ZC_CONN_DEAD)
+		zc_flush_ctl(c);
+}
+
+/* Moves the QP to ERROR and reaps every work request it still holds, so no
+ * completion can name this connection after it is freed. */
+void zc_conn_drain(struct zc_conn *c, int timeout_ms)
+{
+	struct ibv_qp_attr attr = {.qp_state = IBV_QPS_ERR};
+	int64_t deadline = zc_now_ms() + timeout_ms;
+
+	if (!c->qp)
+		return;
+	if (c->state != ZC_CONN_DEAD) {
+		c->state = ZC_CONN_DEAD;
+		if (!c->err)
+			c->err = -ECONNABORTED;
+	}
+	ibv_modify_qp(c->qp, &attr, IBV_QP_STATE);
+	while ((c->rx_posted || c->sq_inflight) && zc_remaining_ms(deadline) > 0)
+		if (!zc_ctx_progress(c->ctx))
+			zc_ctx_wait(c->ctx, 10);
+	if (c->rx_posted || c->sq_inflight)
+		fprintf(stderr, "zcrdma: %s: %u receive and %u send work requests not flushed within %d ms\n",
+			c->ctx->caps.device, c->rx_posted, c->sq_inflight, timeout_ms);
+}

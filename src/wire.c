@@ -1,0 +1,131 @@
+/* Encoding and validation of everything zcrdma peers send each other. */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "zcrdma.h"
+#include "error.h"
+#include "wire.h"
+
+static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+
+void zc_hdr_encode(void *buf, const struct zc_hdr *h)
+{
+	uint8_t *p = buf;
+
+	p[0] = h->version;
+	p[1] = h->type;
+	put16(p + 2, h->flags);
+	put32(p + 4, h->ack);
+	put32(p + 8, h->len);
+	put32(p + 12, h->id);
+}
+
+void zc_rts_encode(void *buf, const struct zc_rts *r)
+{
+	uint8_t *p = buf;
+
+	put64(p, r->addr);
+	put64(p + 8, r->len);
+	put32(p + 16, r->rkey);
+	put32(p + 20, r->flags);
+}
+
+static int proto(const char *what, unsigned long long v)
+{
+	return zc_err(-ZC_EPEERPROTO, "peer sent a bad message: %s (%llu)", what, v);
+}
+
+int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_hdr *h, struct zc_rts *r)
+{
+	const uint8_t *p = buf;
+
+	if (byte_len < ZC_HDR_SIZE)
+		return proto("message shorter than the header", byte_len);
+	h->version = p[0];
+	h->type = p[1];
+	h->flags = get16(p + 2);
+	h->ack = get32(p + 4);
+	h->len = get32(p + 8);
+	h->id = get32(p + 12);
+	if (h->version != ZC_WIRE_VERSION)
+		return zc_err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", h->version, ZC_WIRE_VERSION);
+	if (h->flags != 0)
+		return proto("unknown flags", h->flags);
+	switch (h->type) {
+	case ZC_MSG_EAGER:
+		if (h->len > eager_max)
+			return proto("eager payload larger than the receive slot", h->len);
+		if (byte_len != ZC_HDR_SIZE + (size_t)h->len)
+			return proto("eager length differs from the bytes received", byte_len);
+		if (h->id != 0)
+			return proto("eager message with an id", h->id);
+		return 0;
+	case ZC_MSG_RTS:
+		if (byte_len != ZC_RTS_SIZE || h->len != 0)
+			return proto("rendezvous request of the wrong size", byte_len);
+		r->addr = get64(p + ZC_HDR_SIZE);
+		r->len = get64(p + ZC_HDR_SIZE + 8);
+		r->rkey = get32(p + ZC_HDR_SIZE + 16);
+		r->flags = get32(p + ZC_HDR_SIZE + 20);
+		if (r->flags & ~ZC_RTS_F_INV)
+			return proto("unknown rendezvous flags", r->flags);
+		if (r->len == 0 || r->len > ZC_RNDV_MAX_LEN)
+			return proto("rendezvous length out of range", r->len);
+		if (r->addr + r->len < r->addr)
+			return proto("rendezvous range wraps around", r->addr);
+		return 0;
+	case ZC_MSG_FIN:
+	case ZC_MSG_CREDIT:
+	case ZC_MSG_CLOSE:
+		if (byte_len != ZC_HDR_SIZE || h->len != 0)
+			return proto("control message with a payload", byte_len);
+		if (h->type != ZC_MSG_FIN && h->id != 0)
+			return proto("control message with an id", h->id);
+		return 0;
+	default:
+		return proto("unknown message type", h->type);
+	}
+}
+
+void zc_priv_encode(void *buf, const struct zc_priv *pr)
+{
+	uint8_t *p = buf;
+
+	p[0] = pr->version;
+	p[1] = pr->flags;
+	put16(p + 2, pr->credits);
+	put32(p + 4, pr->slot_size);
+	put32(p + 8, pr->rd_atom);
+	put32(p + 12, ZC_PRIV_MAGIC);
+}
+
+int zc_priv_decode(const void *buf, size_t len, struct zc_priv *pr)
+{
+	const uint8_t *p = buf;
+
+	/* rdma_cm pads private data with zeros, so longer is fine. */
+	if (!buf || len < ZC_PRIV_SIZE || get32(p + 12) != ZC_PRIV_MAGIC)
+		return zc_err(-ZC_EPEERPROTO, "peer is not a zcrdma endpoint (no connection parameters)");
+	pr->version = p[0];
+	pr->flags = p[1];
+	pr->credits = get16(p + 2);
+	pr->slot_size = get32(p + 4);
+	pr->rd_atom = get32(p + 8);
+	if (pr->version != ZC_WIRE_VERSION)
+		return zc_err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", pr->version, ZC_WIRE_VERSION);
+	if (pr->flags != 0)
+		return proto("unknown connection flags", pr->flags);
+	if (pr->credits == 0 || pr->credits > ZC_CREDITS_MAX)
+		return proto("credits out of range", pr->credits);
+	if (pr->slot_size < ZC_SLOT_MIN || pr->slot_size > ZC_SLOT_MAX)
+		return proto("receive slot size out of range", pr->slot_size);
+	if (pr->rd_atom == 0 || pr->rd_atom > 65536)
+		return proto("read depth out of range", pr->rd_atom);
+	return 0;
+}

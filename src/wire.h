@@ -1,0 +1,104 @@
+/*
+ * Internal: the zcrdma wire protocol (docs/protocol.md is the full story).
+ *
+ * Every SEND between zcrdma peers starts with a 16-byte header, little-endian:
+ *
+ *   0        1        2        4        8        12       16
+ *   +--------+--------+--------+--------+--------+--------+
+ *   |version | type   | flags  |  ack            |  len  ...
+ *   +--------+--------+--------+--------+--------+--------+
+ *   ... len  |  id             |
+ *
+ *   version  ZC_WIRE_VERSION
+ *   type     enum zc_msg_type
+ *   flags    0 (reserved, must be zero)
+ *   ack      cumulative count of data receive slots the sender of this header
+ *            has released (credit return, see credit.h)
+ *   len      EAGER: payload bytes after the header; others: 0
+ *   id       RTS/FIN: rendezvous identifier chosen by the data's sender
+ *
+ * An RTS carries a 24-byte body after the header: u64 addr, u64 len,
+ * u32 rkey, u32 flags (ZC_RTS_F_INV: the rkey is a memory window the FIN
+ * must invalidate with SEND_WITH_INV).
+ *
+ * Decoding is pure: every field is checked before anything uses it.
+ */
+#ifndef ZC_WIRE_H
+#define ZC_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZC_WIRE_VERSION 1
+#define ZC_HDR_SIZE 16
+#define ZC_RTS_BODY_SIZE 24
+#define ZC_RTS_SIZE (ZC_HDR_SIZE + ZC_RTS_BODY_SIZE)
+/* Rendezvous transfers are bounded so lengths stay far from overflow. */
+#define ZC_RNDV_MAX_LEN (1ull << 40)
+
+enum zc_msg_type {
+	ZC_MSG_EAGER = 1,  /* data: payload follows the header (uses a credit) */
+	ZC_MSG_RTS = 2,    /* data: rendezvous request, body = zc_rts (uses a credit) */
+	ZC_MSG_FIN = 3,    /* control: rendezvous id done; sent with SEND_WITH_INV */
+	ZC_MSG_CREDIT = 4, /* control: credit return only */
+	ZC_MSG_CLOSE = 5,  /* control: orderly close, no more data follows */
+};
+
+struct zc_hdr {
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	uint32_t ack;
+	uint32_t len;
+	uint32_t id;
+};
+
+#define ZC_RTS_F_INV 0x1
+
+struct zc_rts {
+	uint64_t addr;
+	uint64_t len;
+	uint32_t rkey;
+	uint32_t flags;
+};
+
+/* Whether a message type consumes one of the peer's data credits. */
+static inline int zc_msg_is_data(uint8_t type)
+{
+	return type == ZC_MSG_EAGER || type == ZC_MSG_RTS;
+}
+
+void zc_hdr_encode(void *buf, const struct zc_hdr *h);
+void zc_rts_encode(void *buf, const struct zc_rts *r);
+
+/*
+ * Decodes and validates a received message of byte_len bytes. eager_max is
+ * the largest payload this side's receive slots accept. Returns 0, or
+ * -ZC_EVERSION / -ZC_EPEERPROTO (with zc_last_error() naming the field).
+ * On success *h is filled, and for RTS *r too.
+ */
+int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_hdr *h, struct zc_rts *r);
+
+/*
+ * Connection parameters exchanged in rdma_cm private data (both directions),
+ * 16 bytes little-endian: u8 version, u8 flags, u16 credits, u32 slot_size,
+ * u32 max_rndv_reads, u32 magic.
+ */
+#define ZC_PRIV_SIZE 16
+#define ZC_PRIV_MAGIC 0x7a637264u /* "zcrd" */
+#define ZC_CREDITS_MAX 4096
+#define ZC_SLOT_MIN 64
+#define ZC_SLOT_MAX (1u << 20)
+
+struct zc_priv {
+	uint8_t version;
+	uint8_t flags;
+	uint16_t credits;       /* data slots the sender of this blob posts for its peer */
+	uint32_t slot_size;     /* bytes per receive slot, header included */
+	uint32_t rd_atom;       /* RDMA READs this side accepts in flight as responder */
+};
+
+void zc_priv_encode(void *buf, const struct zc_priv *p);
+int zc_priv_decode(const void *buf, size_t len, struct zc_priv *p);
+
+#endif

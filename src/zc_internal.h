@@ -1,0 +1,249 @@
+/* Internal: the objects behind the public handles, shared by src/ files. */
+#ifndef ZC_INTERNAL_H
+#define ZC_INTERNAL_H
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zcrdma.h"
+#include "credit.h"
+#include "rcache.h"
+#include "wire.h"
+
+enum zc_obj_kind { ZC_OBJ_LISTENER = 1, ZC_OBJ_CONN };
+
+/* A work request's identity: wr_id points at one of these. */
+enum zc_wr_kind { ZC_WR_RECV = 1, ZC_WR_SEND, ZC_WR_READ, ZC_WR_RMA, ZC_WR_MW };
+struct zc_wr {
+	struct zc_conn *conn;
+	uint8_t kind;
+	uint32_t idx;
+};
+
+struct zc_ctx {
+	struct zc_ctx_opts opts;
+	struct rdma_event_channel *cm_ch;
+	struct rdma_cm_id *bind_id; /* holds the device for the local address */
+	struct sockaddr_storage local;
+	struct ibv_context *verbs;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *comp_ch;
+	struct ibv_cq *cq;
+	int cq_reserved;
+	bool cq_armed;
+	int epfd;
+	struct zc_caps caps;
+	struct zc_rcache *rcache;
+	struct zc_stats stats;
+	unsigned n_mrs;
+	bool logged_fallback;
+	struct zc_conn *conns;        /* every live connection, for progress and free */
+	struct zc_listener *listeners;
+	struct zc_completion *done;   /* reaped by zc_poll(): a ring */
+	unsigned done_cap, done_head, done_count, zc_outstanding;
+};
+
+struct zc_mr {
+	struct zc_ctx *ctx;
+	struct ibv_mr *mr;
+	int access;
+	unsigned exports;
+};
+
+/* Where a message that arrived waits for the application. */
+enum zc_item_kind { ZC_ITEM_EAGER = 1, ZC_ITEM_RTS, ZC_ITEM_CLOSE };
+enum zc_reader { ZC_READER_NONE = 0, ZC_READER_SYNC, ZC_READER_POSTED };
+struct zc_item {
+	uint8_t kind;
+	bool inv;        /* RTS: the rkey is a window FIN must invalidate */
+	uint8_t reader;  /* who waits for the RDMA READs in flight */
+	uint32_t slot;   /* receive slot held (EAGER, RTS) */
+	uint32_t id;     /* RTS: the sender's rendezvous id */
+	uint32_t rkey;   /* RTS: key of the sender's buffer */
+	uint64_t off;    /* bytes already consumed */
+	uint64_t len;    /* payload length */
+	uint64_t raddr;  /* RTS: the sender's buffer */
+	/* the RDMA READ round in progress: [off, off + want) into dst */
+	uint8_t *dst;
+	uint32_t dst_lkey;
+	struct zc_rcache_entry *dst_entry;
+	uint64_t want, posted;
+	uint32_t reads;
+	int status;
+};
+
+/* A buffer posted by zc_recv_zc(). */
+struct zc_posted {
+	void *buf;
+	size_t len;
+	struct zc_rcache_entry *entry;
+	struct zc_mr *mr;
+	uint64_t token;
+};
+
+/* Our side of a rendezvous: a buffer exposed to the peer until its FIN. */
+enum zc_rndv_owner { ZC_RNDV_FREE = 0, ZC_RNDV_USER, ZC_RNDV_BLOCKING };
+struct zc_rndv {
+	uint8_t owner;
+	uint16_t gen;
+	bool done;
+	int status;
+	uint64_t token;
+	uint64_t len;
+	struct ibv_mw *mw;              /* window, kept for rebinding */
+	uint32_t rkey;                  /* what the peer was given */
+	struct ibv_mr *fallback_mr;     /* per-transfer MR where windows are off */
+	struct zc_rcache_entry *entry;
+};
+
+/* A send-queue work request in flight. */
+struct zc_sreq {
+	int32_t tx_slot;   /* send-ring slot to free, or -1 */
+	uint8_t op;        /* enum zc_op when it completes a zero-copy send/RMA */
+	uint64_t token;
+	uint64_t len;
+	struct zc_rcache_entry *entry;
+	struct zc_wr wr;
+	uint32_t rma;      /* for RMA pieces: index of the op they belong to */
+};
+
+/* A one-sided operation split into RDMA pieces. */
+struct zc_rma_op {
+	bool busy;
+	uint8_t op;
+	uint32_t pieces;
+	int status;
+	uint64_t token;
+	uint64_t len;
+	struct zc_rcache_entry *entry;
+};
+
+enum zc_conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_DEAD };
+
+struct zc_conn {
+	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
+	struct zc_ctx *ctx;
+	struct zc_conn *next, *prev;
+	struct rdma_cm_id *id;
+	struct ibv_qp *qp;
+	struct zc_conn_opts opts;
+	enum zc_conn_state state;
+	int err;               /* sticky: why the connection is dead */
+	bool peer_closed;      /* CLOSE consumed by the application */
+	bool close_sent;
+	bool disconnected;
+	int cm_event;          /* last rdma_cm event for this id while setting up */
+#define ZC_CM_NONE (-1)        /* (RDMA_CM_EVENT_ADDR_RESOLVED is 0) */
+	int cm_status;
+	struct zc_priv peer;   /* the peer's connection parameters */
+
+	/* receive side */
+	uint32_t slot_size, n_slots;
+	uint8_t *rx_buf;
+	struct ibv_mr *rx_mr;
+	struct zc_wr *rx_wr;
+	uint32_t rx_posted;
+	struct zc_item *items;  /* FIFO of arrived messages */
+	uint32_t item_head, item_count, items_cap;
+	uint32_t held;          /* data slots held by items */
+	struct zc_posted *posted;
+	uint32_t posted_head, posted_count, posted_cap;
+
+	/* send side */
+	size_t eager_max;       /* payload bytes the peer's slots take */
+	uint32_t tx_slot_size, n_tx;
+	uint8_t *tx_buf;
+	struct ibv_mr *tx_mr;
+	uint32_t *tx_free;
+	uint32_t tx_free_count;
+	struct zc_sreq *sreq;
+	uint32_t *sreq_free;
+	uint32_t sreq_free_count, sq_inflight;
+	uint8_t *ctl_hdr;       /* registered headers for control messages and RTS */
+	struct ibv_mr *ctl_mr;
+	struct zc_credit cr;
+	struct zc_rndv *rndv;   /* indexed by id & 0xffff */
+	uint32_t n_rndv;
+	struct zc_rma_op *rma;
+	uint32_t n_rma;
+	uint32_t reads_inflight, max_reads;
+	bool credit_pending, fin_backlog;
+	uint32_t *fin_queue;    /* FINs waiting for send-queue room */
+	uint32_t fin_head, fin_count;
+};
+
+struct zc_pending {
+	struct rdma_cm_id *id;
+	uint8_t priv[ZC_PRIV_SIZE];
+	uint8_t priv_len;
+};
+
+struct zc_listener {
+	int kind; /* ZC_OBJ_LISTENER */
+	struct zc_ctx *ctx;
+	struct zc_listener *next, *prev;
+	struct rdma_cm_id *id;
+	struct zc_conn_opts opts;
+	struct zc_pending *pending;
+	unsigned pending_head, pending_count, backlog;
+};
+
+/* ctx.c */
+int zc_ctx_progress(struct zc_ctx *ctx);
+int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms);
+int zc_ctx_reserve_cq(struct zc_ctx *ctx, int entries);
+void zc_ctx_release_cq(struct zc_ctx *ctx, int entries);
+int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
+int64_t zc_now_ms(void);
+int zc_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss);
+int zc_remaining_ms(int64_t deadline);
+
+/* mr.c */
+int zc_memlock_check(struct zc_ctx *ctx, size_t len);
+struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err);
+/* lkey for [buf, buf+len): from mr if given, else a cache entry (*entry). */
+int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, uint32_t *lkey,
+		struct zc_rcache_entry **entry);
+void zc_entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry);
+
+/* cm.c */
+void zc_cm_process(struct zc_ctx *ctx);
+
+/* qp.c: the queue-pair engine */
+int zc_conn_resources(struct zc_conn *conn, const struct zc_priv *peer);
+void zc_conn_release(struct zc_conn *conn);
+int zc_qp_init_attr(struct zc_conn *conn, struct ibv_qp_init_attr *attr);
+void zc_local_priv(const struct zc_conn *conn, struct zc_priv *p);
+int zc_post_recv(struct zc_conn *conn, uint32_t slot);
+int zc_sreq_get(struct zc_conn *conn);
+void zc_sreq_put(struct zc_conn *conn, uint32_t i);
+int zc_post_send_wr(struct zc_conn *conn, struct ibv_send_wr *wr);
+void zc_handle_wc(struct zc_ctx *ctx, const struct ibv_wc *wc);
+int zc_conn_fail(struct zc_conn *conn, int err);
+int zc_conn_check(struct zc_conn *conn);
+void zc_conn_drain(struct zc_conn *conn, int timeout_ms);
+
+/* xfer.c: eager and rendezvous protocols */
+int zc_send_ctl(struct zc_conn *conn, uint8_t type, uint32_t id, uint32_t inv_rkey);
+int zc_send_eager(struct zc_conn *conn, const void *buf, size_t len, uint8_t op, uint64_t token);
+int zc_send_rndv(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr, uint8_t owner,
+		 uint64_t token, uint32_t *idx);
+void zc_on_recv(struct zc_conn *conn, uint32_t slot, const struct ibv_wc *wc);
+void zc_on_read_done(struct zc_conn *conn, int status);
+int zc_item_start_read(struct zc_conn *conn, struct zc_item *it, void *buf, size_t len, struct zc_mr *mr,
+		       uint8_t reader);
+void zc_item_end_read(struct zc_conn *conn, struct zc_item *it);
+void zc_item_pop(struct zc_conn *conn);
+size_t zc_item_copy(struct zc_conn *conn, struct zc_item *it, void *buf, size_t len);
+void zc_match_posted(struct zc_conn *conn);
+void zc_flush_ctl(struct zc_conn *conn);
+void zc_rndv_fail_all(struct zc_conn *conn, int err);
+
+static inline struct zc_item *zc_item_head(struct zc_conn *c)
+{
+	return c->item_count ? &c->items[c->item_head] : NULL;
+}
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
+ * one process, each with its own context. Every transfer is byte-verified.
+ *
+ *   rxe_lib stream|msg|zc|close
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rxe_env.h"
+#include "zcrdma.h"
+
+#define MiB (1024 * 1024)
+
+static struct rxe_env env;
+static uint16_t port;
+static const char *mode;
+static const size_t sizes[] = {0, 1, 63, 4095, 4097, 16385, MiB + 1, 64 * MiB};
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+
+#define CHECK_RC(rc, what)                                                                        \
+	do {                                                                                      \
+		long _rc = (long)(rc);                                                            \
+		if (_rc < 0)                                                                      \
+			RXE_FAIL("%s: %s (%s)", what, zc_strerror((int)_rc), zc_last_error());     \
+	} while (0)
+
+static uint8_t *alloc_buf(size_t len)
+{
+	uint8_t *p = malloc(len + 64);
+
+	RXE_ASSERT(p, "out of memory");
+	return p;
+}
+
+static void recv_all(struct zc_conn *c, uint8_t *buf, size_t len)
+{
+	size_t got = 0, step = 1;
+
+	/* Read in growing, odd-sized pieces to exercise partial reads. */
+	while (got < len) {
+		size_t want = len - got < step ? len - got : step;
+		ssize_t n = zc_recv(c, buf + got, want, 0);
+
+		CHECK_RC(n, "zc_recv");
+		RXE_ASSERT(n > 0, "zc_recv returned 0 after %zu of %zu bytes", got, len);
+		got += (size_t)n;
+		step = step * 3 + 7;
+	}
+}
+
+struct side {
+	struct zc_ctx *ctx;
+	struct zc_listener *l;
+};
+
+/* Reaps completions until `want` have arrived; checks each one. */
+static void reap(struct zc_ctx *ctx, int want, int op, uint8_t **bufs, size_t base)
+{
+	struct zc_completion comp[16];
+	int done = 0, k, n;
+
+	while (done < want) {
+		n = zc_poll(ctx, comp, 16, 30000);
+		CHECK_RC(n, "zc_poll");
+		RXE_ASSERT(n > 0, "no completion within 30 s (%d of %d)", done, want);
+		for (k = 0; k < n; k++) {
+			size_t i = (size_t)(comp[k].token - base);
+
+			RXE_ASSERT(comp[k].op == op, "completion op %d, expected %d", comp[k].op, op);
+			RXE_ASSERT(i < NSIZES, "unknown token %llu", (unsigned long long)comp[k].token);
+			CHECK_RC(comp[k].status, "zero-copy completion");
+			RXE_ASSERT(comp[k].len == sizes[i], "token %zu moved %zu bytes, expected %zu", i, comp[k].len,
+				   sizes[i]);
+			if (bufs)
+				RXE_ASSERT(rxe_check(bufs[i], sizes[i], (uint32_t)i) < 0, "zc message %zu corrupt", sizes[i]);
+		}
+		done += n;
+	}
+}
+
+static void *server(void *arg)
+{
+	struct side *s = arg;
+	struct zc_conn *c;
+	uint8_t *buf = alloc_buf(64 * MiB + 16), byte;
+	size_t i;
+
+	CHECK_RC(zc_accept(s->l, &c, 20000), "zc_accept");
+	if (!strcmp(mode, "stream") || !strcmp(mode, "close")) {
+		for (i = 0; i < NSIZES && !strcmp(mode, "stream"); i++) {
+			uint8_t *dst = buf + 3; /* odd destination */
+
+			recv_all(c, dst, sizes[i]);
+			RXE_ASSERT(rxe_check(dst, sizes[i], (uint32_t)i) < 0, "stream size %zu corrupt at %ld",
+				   sizes[i], rxe_check(dst, sizes[i], (uint32_t)i));
+		}
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the client closed");
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "end of stream is not sticky");
+	} else if (!strcmp(mode, "msg")) {
+		for (i = 0; i < NSIZES; i++) {
+			ssize_t n = zc_msg_peek(c, 0);
+
+			CHECK_RC(n, "zc_msg_peek");
+			RXE_ASSERT((size_t)n == sizes[i], "peek says %zd, sent %zu", n, sizes[i]);
+			if (sizes[i] > 1)
+				RXE_ASSERT(zc_msg_recv(c, buf + 5, sizes[i] - 1, 0) == -EMSGSIZE, "short buffer accepted");
+			n = zc_msg_recv(c, buf + 5, 64 * MiB, 0);
+			CHECK_RC(n, "zc_msg_recv");
+			RXE_ASSERT((size_t)n == sizes[i], "message %zu arrived as %zd bytes", sizes[i], n);
+			RXE_ASSERT(rxe_check(buf + 5, sizes[i], (uint32_t)i) < 0, "message size %zu corrupt", sizes[i]);
+		}
+		RXE_ASSERT(zc_msg_recv(c, buf, 16, 0) == -EPIPE, "no end of stream");
+	} else if (!strcmp(mode, "zc")) {
+		uint8_t *bufs[NSIZES];
+
+		for (i = 0; i < NSIZES; i++) {
+			bufs[i] = alloc_buf(sizes[i] + 8) + 7;
+			CHECK_RC(zc_recv_zc(c, bufs[i], sizes[i], NULL, 100 + i), "zc_recv_zc");
+		}
+		reap(s->ctx, NSIZES, ZC_OP_RECV, bufs, 100);
+		for (i = 0; i < NSIZES; i++) {
+			zc_mr_invalidate(s->ctx, bufs[i] - 7, sizes[i] + 8);
+			free(bufs[i] - 7);
+		}
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream");
+	}
+	CHECK_RC(zc_close(&c), "server zc_close");
+	free(buf);
+	return NULL;
+}
+
+static void client(struct zc_ctx *ctx)
+{
+	struct zc_conn *c;
+	uint8_t *bufs[NSIZES];
+	size_t i;
+
+	CHECK_RC(zc_connect(ctx, env.addr_b, port, NULL, &c), "zc_connect");
+	for (i = 0; i < NSIZES; i++) {
+		bufs[i] = alloc_buf(sizes[i] + 8) + 1; /* odd source */
+		rxe_fill(bufs[i], sizes[i], (uint32_t)i);
+	}
+	if (!strcmp(mode, "stream")) {
+		for (i = 0; i < NSIZES; i++) {
+			ssize_t n = zc_send(c, bufs[i], sizes[i], 0);
+
+			CHECK_RC(n, "zc_send");
+			RXE_ASSERT((size_t)n == sizes[i], "zc_send took %zd of %zu", n, sizes[i]);
+		}
+	} else if (!strcmp(mode, "msg")) {
+		for (i = 0; i < NSIZES; i++) {
+			ssize_t n = zc_msg_send(c, bufs[i], sizes[i], 0);
+
+			CHECK_RC(n, "zc_msg_send");
+			RXE_ASSERT((size_t)n == sizes[i], "zc_msg_send took %zd of %zu", n, sizes[i]);
+		}
+	} else if (!strcmp(mode, "zc")) {
+		for (i = 0; i < NSIZES; i++)
+			CHECK_RC(zc_send_zc(c, bufs[i], sizes[i], NULL, 200 + i), "zc_send_zc");
+		reap(ctx, NSIZES, ZC_OP_SEND, NULL, 200);
+	}
+	CHECK_RC(zc_close(&c), "client zc_close");
+	RXE_ASSERT(c == NULL, "zc_close left the handle set");
+	for (i = 0; i < NSIZES; i++) {
+		zc_mr_invalidate(ctx, bufs[i] - 1, sizes[i] + 8);
+		free(bufs[i] - 1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct side srv = {0};
+	struct zc_ctx *cctx;
+	struct zc_stats st;
+	pthread_t t;
+
+	if (argc != 2)
+		RXE_FAIL("usage: rxe_lib stream|msg|zc|close");
+	mode = argv[1];
+	rxe_env_require(&env);
+	port = rxe_port(1);
+	CHECK_RC(zc_ctx_new(env.addr_b, NULL, &srv.ctx), "server zc_ctx_new");
+	CHECK_RC(zc_ctx_new(env.addr_a, NULL, &cctx), "client zc_ctx_new");
+	CHECK_RC(zc_listen(srv.ctx, port, NULL, &srv.l), "zc_listen");
+	pthread_create(&t, NULL, server, &srv);
+	client(cctx);
+	pthread_join(t, NULL);
+	zc_ctx_stats(cctx, &st);
+	printf("rxe_lib %s: PASS (client: %llu inline, %llu eager, %llu rendezvous, %llu window binds, "
+	       "rcache %llu hits / %llu misses)\n",
+	       mode, (unsigned long long)st.inline_msgs, (unsigned long long)st.eager_msgs,
+	       (unsigned long long)st.rndv_msgs, (unsigned long long)st.mw_binds, (unsigned long long)st.rcache_hits,
+	       (unsigned long long)st.rcache_misses);
+	zc_listener_free(&srv.l);
+	CHECK_RC(zc_ctx_free(&srv.ctx), "zc_ctx_free");
+	CHECK_RC(zc_ctx_free(&cctx), "zc_ctx_free");
+	return 0;
+}
