@@ -1,0 +1,243 @@
+/* Wire protocol encoding/validation and credit accounting: pure logic. */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "zcrdma.h"
+#include "credit.h"
+#include "wire.h"
+
+static size_t make(uint8_t *buf, uint8_t type, uint32_t len, uint32_t id, uint32_t ack)
+{
+	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = ack};
+
+	zc_hdr_encode(buf, &h);
+	return ZC_HDR_SIZE;
+}
+
+START_TEST(test_eager_roundtrip_keeps_every_field)
+{
+	uint8_t buf[64];
+	struct zc_hdr h;
+	struct zc_rts r;
+
+	make(buf, ZC_MSG_EAGER, 10, 0, 0xdeadbeef);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 10, 100, &h, &r), 0);
+	ck_assert_uint_eq(h.type, ZC_MSG_EAGER);
+	ck_assert_uint_eq(h.len, 10);
+	ck_assert_uint_eq(h.ack, 0xdeadbeef);
+}
+END_TEST
+
+START_TEST(test_header_is_little_endian_on_the_wire)
+{
+	uint8_t buf[16];
+
+	make(buf, ZC_MSG_CREDIT, 0, 0, 0x01020304);
+	ck_assert_uint_eq(buf[4], 0x04);
+	ck_assert_uint_eq(buf[7], 0x01);
+}
+END_TEST
+
+START_TEST(test_rts_roundtrip_and_range_checks)
+{
+	uint8_t buf[ZC_RTS_SIZE];
+	struct zc_rts in = {.addr = 0x7f0000001001, .len = 64ull << 20, .rkey = 0x1234, .flags = ZC_RTS_F_INV}, out;
+	struct zc_hdr h;
+
+	make(buf, ZC_MSG_RTS, 0, 7, 1);
+	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
+	ck_assert_uint_eq(out.addr, in.addr);
+	ck_assert_uint_eq(out.len, in.len);
+	ck_assert_uint_eq(out.rkey, in.rkey);
+	ck_assert_uint_eq(out.flags, ZC_RTS_F_INV);
+	ck_assert_uint_eq(h.id, 7);
+
+	in.len = 0;
+	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	in.len = ZC_RNDV_MAX_LEN + 1;
+	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	in.len = 4096;
+	in.addr = UINT64_MAX - 100;
+	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	in.addr = 4096;
+	in.flags = 0x80;
+	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE - 1, 100, &h, &out), -ZC_EPEERPROTO);
+}
+END_TEST
+
+START_TEST(test_malformed_headers_are_rejected)
+{
+	uint8_t buf[64] = {0};
+	struct zc_hdr h;
+	struct zc_rts r;
+
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE - 1, 100, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_EAGER, 0, 0, 0);
+	buf[0] = 9;
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EVERSION);
+	make(buf, 0, 0, 0, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	make(buf, 77, 0, 0, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_EAGER, 0, 0, 0);
+	buf[2] = 1; /* flags */
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	/* eager length beyond the slot, or differing from the bytes received */
+	make(buf, ZC_MSG_EAGER, 101, 0, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 101, 100, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_EAGER, 10, 0, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 9, 100, &h, &r), -ZC_EPEERPROTO);
+	/* control messages carry nothing */
+	make(buf, ZC_MSG_CREDIT, 4, 0, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 4, 100, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_CLOSE, 0, 3, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_FIN, 0, 3, 0);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), 0);
+}
+END_TEST
+
+START_TEST(test_random_bytes_never_crash_the_decoder)
+{
+	uint8_t buf[ZC_RTS_SIZE];
+	struct zc_hdr h;
+	struct zc_rts r;
+	uint32_t x = 12345;
+	int i, j, ok = 0;
+
+	for (i = 0; i < 100000; i++) {
+		for (j = 0; j < (int)sizeof(buf); j++) {
+			x = x * 1103515245 + 12345;
+			buf[j] = (uint8_t)(x >> 16);
+		}
+		buf[0] = ZC_WIRE_VERSION;
+		if (zc_msg_decode(buf, (size_t)(x % (sizeof(buf) + 1)), 24, &h, &r) == 0)
+			ok++;
+	}
+	ck_assert_int_lt(ok, 100000);
+}
+END_TEST
+
+START_TEST(test_priv_roundtrip_and_validation)
+{
+	struct zc_priv p = {.version = ZC_WIRE_VERSION, .credits = 64, .slot_size = 16400, .rd_atom = 128}, q;
+	uint8_t buf[ZC_PRIV_SIZE + 8] = {0};
+
+	zc_priv_encode(buf, &p);
+	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), 0);
+	ck_assert_uint_eq(q.credits, 64);
+	ck_assert_uint_eq(q.slot_size, 16400);
+	ck_assert_uint_eq(q.rd_atom, 128);
+	ck_assert_int_eq(zc_priv_decode(buf, ZC_PRIV_SIZE - 1, &q), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc_priv_decode(NULL, 0, &q), -ZC_EPEERPROTO);
+	p.credits = 0;
+	zc_priv_encode(buf, &p);
+	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
+	p.credits = 8;
+	p.slot_size = ZC_SLOT_MAX + 1;
+	zc_priv_encode(buf, &p);
+	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
+	p.slot_size = 128;
+	p.version = 2;
+	zc_priv_encode(buf, &p);
+	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EVERSION);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
+}
+END_TEST
+
+START_TEST(test_credits_run_out_and_come_back_with_acks)
+{
+	struct zc_credit c;
+	int i;
+
+	zc_credit_init(&c, 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(zc_credit_take(&c), 0);
+	ck_assert_int_eq(zc_credit_take(&c), -EAGAIN);
+	ck_assert_int_eq(zc_credit_on_ack(&c, 3), 0);
+	ck_assert_uint_eq(zc_credit_avail(&c), 3);
+	/* an old ack again is harmless */
+	ck_assert_int_eq(zc_credit_on_ack(&c, 3), 0);
+	ck_assert_uint_eq(zc_credit_avail(&c), 3);
+}
+END_TEST
+
+START_TEST(test_ack_beyond_what_was_sent_is_a_protocol_error)
+{
+	struct zc_credit c;
+
+	zc_credit_init(&c, 4);
+	zc_credit_take(&c);
+	ck_assert_int_eq(zc_credit_on_ack(&c, 2), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc_credit_on_ack(&c, 1), 0);
+	/* going backwards looks like a huge release: also rejected */
+	ck_assert_int_eq(zc_credit_on_ack(&c, 0), -ZC_EPEERPROTO);
+}
+END_TEST
+
+START_TEST(test_counters_wrap_around)
+{
+	struct zc_credit c;
+
+	zc_credit_init(&c, 2);
+	c.sent = c.peer_acked = UINT32_MAX;
+	ck_assert_int_eq(zc_credit_take(&c), 0);
+	ck_assert_int_eq(zc_credit_take(&c), 0);
+	ck_assert_int_eq(zc_credit_take(&c), -EAGAIN);
+	ck_assert_int_eq(zc_credit_on_ack(&c, 1), 0);
+	ck_assert_uint_eq(zc_credit_avail(&c), 2);
+}
+END_TEST
+
+START_TEST(test_credit_update_due_after_a_quarter_or_when_idle)
+{
+	struct zc_credit c;
+
+	zc_credit_init(&c, 64);
+	ck_assert(!zc_credit_update_due(&c, 0));
+	zc_credit_release(&c);
+	ck_assert(!zc_credit_update_due(&c, 5)); /* the app still holds data */
+	ck_assert(zc_credit_update_due(&c, 0));  /* drained: the peer may wait */
+	ck_assert_uint_eq(zc_credit_advertise(&c), 1);
+	ck_assert(!zc_credit_update_due(&c, 0));
+	for (int i = 0; i < 16; i++)
+		zc_credit_release(&c);
+	ck_assert(zc_credit_update_due(&c, 10));
+	ck_assert_uint_eq(zc_credit_unadvertised(&c), 16);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("wire");
+	TCase *w = tcase_create("wire"), *cr = tcase_create("credit");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(w, test_eager_roundtrip_keeps_every_field);
+	tcase_add_test(w, test_header_is_little_endian_on_the_wire);
+	tcase_add_test(w, test_rts_roundtrip_and_range_checks);
+	tcase_add_test(w, test_malformed_headers_are_rejected);
+	tcase_add_test(w, test_random_bytes_never_crash_the_decoder);
+	tcase_add_test(w, test_priv_roundtrip_and_validation);
+	tcase_add_test(cr, test_credits_run_out_and_come_back_with_acks);
+	tcase_add_test(cr, test_ack_beyond_what_was_sent_is_a_protocol_error);
+	tcase_add_test(cr, test_counters_wrap_around);
+	tcase_add_test(cr, test_credit_update_due_after_a_quarter_or_when_idle);
+	suite_add_tcase(s, w);
+	suite_add_tcase(s, cr);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
