@@ -87,10 +87,9 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 
 	if (!ctx || !addr || !len || !out || (access & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
 		return zc_err(-EINVAL, "zc_mr_reg: bad arguments");
-	/* Remote rights are granted through windows on sub-ranges; the region
-	 * itself only allows binding them. Without windows, exports register
-	 * their own narrow MRs (see rma.c). */
-	if (ctx->caps.mw_type2 && access)
+	/* Remote rights are only ever granted through windows bound to exact
+	 * sub-ranges (rendezvous); the region itself grants nothing remote. */
+	if (ctx->caps.mw_type2)
 		ibv_access |= IBV_ACCESS_MW_BIND;
 	m = calloc(1, sizeof(*m));
 	if (!m)

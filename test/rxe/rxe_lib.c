@@ -2,13 +2,18 @@
  * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
  * one process, each with its own context. Every transfer is byte-verified.
  *
- *   rxe_lib stream|msg|zc|close
+ *   rxe_lib stream|msg|zc|close|zcproof
+ *
+ * zcproof is the zero-copy proof: after registration both ends' payload
+ * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
+ * library would fault; the NIC reaches the pinned pages regardless.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "rxe_env.h"
 #include "zcrdma.h"
@@ -82,6 +87,44 @@ static void reap(struct zc_ctx *ctx, int want, int op, uint8_t **bufs, size_t ba
 	}
 }
 
+#define PROOF_LEN (2 * MiB)
+
+static uint8_t *proof_buf(struct zc_ctx *ctx, struct zc_mr **mr, uint32_t seed)
+{
+	uint8_t *p = mmap(NULL, PROOF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	RXE_ASSERT(p != MAP_FAILED, "mmap");
+	if (seed)
+		rxe_fill(p, PROOF_LEN, seed);
+	else
+		memset(p, 0, PROOF_LEN);
+	CHECK_RC(zc_mr_reg(ctx, p, PROOF_LEN, 0, mr), "zc_mr_reg");
+	RXE_ASSERT(mprotect(p, PROOF_LEN, PROT_NONE) == 0, "mprotect");
+	return p;
+}
+
+static void proof_done(uint8_t *p, struct zc_mr **mr, uint32_t seed)
+{
+	RXE_ASSERT(mprotect(p, PROOF_LEN, PROT_READ | PROT_WRITE) == 0, "mprotect");
+	if (seed)
+		RXE_ASSERT(rxe_check(p, PROOF_LEN, seed) < 0, "zero-copy payload corrupt at %ld",
+			   rxe_check(p, PROOF_LEN, seed));
+	CHECK_RC(zc_mr_dereg(mr), "zc_mr_dereg");
+	munmap(p, PROOF_LEN);
+}
+
+/* One completion of a PROOF_LEN transfer. */
+static void reap_one(struct zc_ctx *ctx, int op)
+{
+	struct zc_completion comp;
+	int n = zc_poll(ctx, &comp, 1, 30000);
+
+	CHECK_RC(n, "zc_poll");
+	RXE_ASSERT(n == 1, "no completion within 30 s");
+	CHECK_RC(comp.status, "zero-copy completion");
+	RXE_ASSERT(comp.op == op && comp.len == PROOF_LEN, "op %d len %zu", comp.op, comp.len);
+}
+
 static void *server(void *arg)
 {
 	struct side *s = arg;
@@ -127,6 +170,14 @@ static void *server(void *arg)
 			free(bufs[i] - 7);
 		}
 		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream");
+	} else if (!strcmp(mode, "zcproof")) {
+		struct zc_mr *mr;
+		uint8_t *p = proof_buf(s->ctx, &mr, 0);
+
+		CHECK_RC(zc_recv_zc(c, p, PROOF_LEN, mr, 1), "zc_recv_zc");
+		reap_one(s->ctx, ZC_OP_RECV);
+		proof_done(p, &mr, 0x77);
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream");
 	}
 	CHECK_RC(zc_close(&c), "server zc_close");
 	free(buf);
@@ -162,6 +213,13 @@ static void client(struct zc_ctx *ctx)
 		for (i = 0; i < NSIZES; i++)
 			CHECK_RC(zc_send_zc(c, bufs[i], sizes[i], NULL, 200 + i), "zc_send_zc");
 		reap(ctx, NSIZES, ZC_OP_SEND, NULL, 200);
+	} else if (!strcmp(mode, "zcproof")) {
+		struct zc_mr *mr;
+		uint8_t *p = proof_buf(ctx, &mr, 0x77);
+
+		CHECK_RC(zc_send_zc(c, p, PROOF_LEN, mr, 1), "zc_send_zc");
+		reap_one(ctx, ZC_OP_SEND);
+		proof_done(p, &mr, 0x77);
 	}
 	CHECK_RC(zc_close(&c), "client zc_close");
 	RXE_ASSERT(c == NULL, "zc_close left the handle set");
@@ -179,7 +237,7 @@ int main(int argc, char **argv)
 	pthread_t t;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_lib stream|msg|zc|close");
+		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|zcproof");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(1);
