@@ -138,8 +138,12 @@ void zc_cm_process(struct zc_ctx *ctx)
 				}
 			}
 			if (ev->event == RDMA_CM_EVENT_DISCONNECTED || ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL) {
+				/* The peer's CLOSE completed before it disconnected, but
+				 * its completion may still sit in our CQ: reap it first so
+				 * an orderly close is not mistaken for a reset. */
+				zc_ctx_poll_cq(ctx);
 				c->disconnected = true;
-				if (c->state == ZC_CONN_OPEN)
+				if (c->state == ZC_CONN_OPEN && !c->close_received)
 					zc_conn_fail(c, -ECONNRESET);
 			}
 		}
@@ -452,7 +456,7 @@ int zc_close(struct zc_conn **pc)
 	deadline = zc_now_ms() + c->opts.timeout_ms;
 	/* Linger: everything we sent must be delivered (rendezvous buffers read
 	 * by the peer) before CLOSE tells it no more data follows. */
-	while (c->state == ZC_CONN_OPEN && !c->err) {
+	while (c->state == ZC_CONN_OPEN && !c->err && !c->disconnected) {
 		bool busy = c->sq_inflight || c->fin_count;
 		uint32_t i;
 

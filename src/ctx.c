@@ -291,7 +291,7 @@ int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, in
 }
 
 /* Polls the CQ and CM channel once; returns how many events were handled. */
-int zc_ctx_progress(struct zc_ctx *ctx)
+int zc_ctx_poll_cq(struct zc_ctx *ctx)
 {
 	struct ibv_wc wc[32];
 	int n, i, total = 0;
@@ -303,6 +303,13 @@ int zc_ctx_progress(struct zc_ctx *ctx)
 		if (n < 32)
 			break;
 	}
+	return total;
+}
+
+int zc_ctx_progress(struct zc_ctx *ctx)
+{
+	int total = zc_ctx_poll_cq(ctx);
+
 	zc_cm_process(ctx);
 	return total;
 }

@@ -302,6 +302,7 @@ void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
 		zc_post_recv(c, slot);
 		break;
 	case ZC_MSG_CLOSE:
+		c->close_received = true;
 		it.kind = ZC_ITEM_CLOSE;
 		zc_post_recv(c, slot);
 		rc = push_item(c, &it);

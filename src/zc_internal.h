@@ -133,6 +133,7 @@ struct zc_conn {
 	int err;               /* sticky: why the connection is dead */
 	bool peer_closed;      /* CLOSE consumed by the application */
 	bool close_sent;
+	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
 	bool disconnected;
 	int cm_event;          /* last rdma_cm event for this id while setting up */
 #define ZC_CM_NONE (-1)        /* (RDMA_CM_EVENT_ADDR_RESOLVED is 0) */
@@ -192,6 +193,7 @@ struct zc_listener {
 
 /* ctx.c */
 int zc_ctx_progress(struct zc_ctx *ctx);
+int zc_ctx_poll_cq(struct zc_ctx *ctx);
 int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms);
 int zc_ctx_reserve_cq(struct zc_ctx *ctx, int entries);
 void zc_ctx_release_cq(struct zc_ctx *ctx, int entries);
