@@ -27,6 +27,10 @@ static int check_opts(const struct zc_conn_opts *o)
 		return zc_err(-EINVAL, "connection options out of range (credits 1..%d, eager_size 64..%d, "
 				       "send_depth 8..16384, retries 0..7)",
 			      ZC_CREDITS_MAX, ZC_SLOT_MAX - ZC_HDR_SIZE);
+	if (o->send_depth < o->credits + 8)
+		return zc_err(-EINVAL, "send_depth (%d) must exceed credits (%d) by at least 8: finishing each "
+				       "rendezvous the peer may have open takes a send slot",
+			      o->send_depth, o->credits);
 	return 0;
 }
 
@@ -62,6 +66,7 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 		c->opts = *opts;
 	else
 		zc_conn_opts_init(&c->opts);
+	c->credits = (uint32_t)c->opts.credits;
 	return c;
 }
 
@@ -401,6 +406,10 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 		conn_destroy(c);
 		return rc;
 	}
+	/* Both directions run with the smaller offer: the control-message bound
+	 * (credit.h) needs each side's slots to cover the other's credits. */
+	if (c->peer.credits < c->credits)
+		c->credits = c->peer.credits;
 	rc = create_qp(c);
 	if (!rc)
 		rc = zc_conn_resources(c, NULL);
@@ -457,7 +466,7 @@ int zc_close(struct zc_conn **pc)
 	/* Linger: everything we sent must be delivered (rendezvous buffers read
 	 * by the peer) before CLOSE tells it no more data follows. */
 	while (c->state == ZC_CONN_OPEN && !c->err && !c->disconnected) {
-		bool busy = c->sq_inflight || c->fin_count;
+		bool busy = c->sq_inflight || c->fin_count || c->zq_count;
 		uint32_t i;
 
 		for (i = 0; i < c->n_rndv && !busy; i++)

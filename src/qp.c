@@ -9,25 +9,27 @@
 
 void zc_local_priv(const struct zc_conn *c, struct zc_priv *p)
 {
-	*p = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)c->opts.credits,
+	*p = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)c->credits,
 			      .slot_size = (uint32_t)(ZC_HDR_SIZE + c->opts.eager_size),
 			      .rd_atom = c->ctx->caps.max_qp_rd_atom ? c->ctx->caps.max_qp_rd_atom : 1};
 }
 
 /* Slots for data (credits) + the same again for control messages + CLOSE
- * and one spare: see credit.h for why that is enough. */
-static uint32_t slots_for(const struct zc_conn_opts *o)
+ * and one spare: see credit.h for why that is enough. The client posts them
+ * before it knows the server's offer, so it uses its own, which is never
+ * smaller than the negotiated value. */
+static uint32_t slots_for(const struct zc_conn *c)
 {
-	return 2 * (uint32_t)o->credits + 2;
+	return 2 * c->credits + 2;
 }
 
 int zc_qp_init_attr(struct zc_conn *c, struct ibv_qp_init_attr *a)
 {
-	int rc = zc_ctx_reserve_cq(c->ctx, (int)slots_for(&c->opts) + c->opts.send_depth);
+	int rc = zc_ctx_reserve_cq(c->ctx, (int)slots_for(c) + c->opts.send_depth);
 
 	if (rc)
 		return rc;
-	c->n_slots = slots_for(&c->opts);
+	c->n_slots = slots_for(c);
 	*a = (struct ibv_qp_init_attr){
 		.send_cq = c->ctx->cq, .recv_cq = c->ctx->cq, .qp_type = IBV_QPT_RC,
 		.cap = {.max_send_wr = (uint32_t)c->opts.send_depth, .max_recv_wr = c->n_slots,
@@ -70,10 +72,12 @@ static int setup_local(struct zc_conn *c)
 	c->items = calloc(c->n_slots, sizeof(*c->items));
 	c->posted = calloc(c->n_slots, sizeof(*c->posted));
 	c->fin_queue = calloc(c->n_slots, sizeof(*c->fin_queue));
+	c->zq_cap = 4 * depth;
+	c->zq = calloc(c->zq_cap, sizeof(*c->zq));
 	c->sreq = calloc(depth, sizeof(*c->sreq));
 	c->sreq_free = calloc(depth, sizeof(*c->sreq_free));
 	c->rma = calloc(depth, sizeof(*c->rma));
-	if (!c->rx_wr || !c->items || !c->posted || !c->fin_queue || !c->sreq || !c->sreq_free || !c->rma)
+	if (!c->rx_wr || !c->items || !c->posted || !c->fin_queue || !c->zq || !c->sreq || !c->sreq_free || !c->rma)
 		return zc_err(-ENOMEM, "out of memory for connection state");
 	c->items_cap = c->posted_cap = c->n_slots;
 	c->n_rma = depth;
@@ -96,8 +100,12 @@ static int setup_peer(struct zc_conn *c, const struct zc_priv *peer)
 	c->eager_max = peer->slot_size - ZC_HDR_SIZE;
 	if (c->eager_max > c->opts.eager_size)
 		c->eager_max = c->opts.eager_size;
-	zc_credit_init(&c->cr, peer->credits);
-	c->n_rndv = peer->credits;
+	if (peer->credits > c->credits)
+		return zc_err(-ZC_EPEERPROTO, "peer answered with %u credits, more than the %u offered", peer->credits,
+			      c->credits);
+	c->credits = peer->credits;
+	zc_credit_init(&c->cr, c->credits);
+	c->n_rndv = c->credits;
 	c->rndv = calloc(c->n_rndv, sizeof(*c->rndv));
 	if (!c->rndv)
 		return zc_err(-ENOMEM, "out of memory for rendezvous state");
@@ -118,21 +126,12 @@ int zc_conn_resources(struct zc_conn *c, const struct zc_priv *peer)
 void zc_conn_release(struct zc_conn *c)
 {
 	struct zc_ctx *ctx = c->ctx;
-	int err = c->err ? c->err : -ECONNABORTED;
 	uint32_t i;
 
-	zc_rndv_fail_all(c, err);
+	zc_fail_pending(c, c->err ? c->err : -ECONNABORTED);
 	for (i = 0; c->rndv && i < c->n_rndv; i++)
 		if (c->rndv[i].mw)
 			ibv_dealloc_mw(c->rndv[i].mw);
-	while (c->posted_count) {
-		struct zc_posted *p = &c->posted[c->posted_head];
-
-		zc_entry_put(ctx, p->entry);
-		zc_ctx_complete(ctx, c, p->token, ZC_OP_RECV, err, 0);
-		c->posted_head = (c->posted_head + 1) % c->posted_cap;
-		c->posted_count--;
-	}
 	if (c->rx_mr)
 		ibv_dereg_mr(c->rx_mr);
 	if (c->tx_mr)
@@ -143,6 +142,7 @@ void zc_conn_release(struct zc_conn *c)
 	free(c->items);
 	free(c->posted);
 	free(c->fin_queue);
+	free(c->zq);
 	free(c->sreq);
 	free(c->sreq_free);
 	free(c->rma);
@@ -155,11 +155,12 @@ void zc_conn_release(struct zc_conn *c)
 	c->items = NULL;
 	c->posted = NULL;
 	c->fin_queue = NULL;
+	c->zq = NULL;
 	c->sreq = NULL;
 	c->sreq_free = NULL;
 	c->rma = NULL;
 	c->rndv = NULL;
-	c->n_slots = c->n_rndv = c->item_count = c->posted_count = c->fin_count = 0;
+	c->n_slots = c->n_rndv = c->item_count = c->posted_count = c->fin_count = c->zq_count = 0;
 	c->sreq_free_count = 0;
 }
 
@@ -237,6 +238,14 @@ int zc_conn_fail(struct zc_conn *c, int err)
 	if (c->state == ZC_CONN_OPEN && c->id)
 		rdma_disconnect(c->id); /* the peer learns at once; our WRs flush */
 	c->state = ZC_CONN_DEAD;
+	zc_fail_pending(c, err);
+	return err;
+}
+
+/* Gives every zero-copy operation the connection still owns back to the
+ * application with err. */
+void zc_fail_pending(struct zc_conn *c, int err)
+{
 	zc_rndv_fail_all(c, err);
 	while (c->posted_count) {
 		struct zc_posted *p = &c->posted[c->posted_head];
@@ -246,7 +255,11 @@ int zc_conn_fail(struct zc_conn *c, int err)
 		c->posted_head = (c->posted_head + 1) % c->posted_cap;
 		c->posted_count--;
 	}
-	return err;
+	while (c->zq_count) {
+		zc_ctx_complete(c->ctx, c, c->zq[c->zq_head].token, ZC_OP_SEND, err, 0);
+		c->zq_head = (c->zq_head + 1) % c->zq_cap;
+		c->zq_count--;
+	}
 }
 
 int zc_conn_check(struct zc_conn *c)

@@ -36,7 +36,7 @@ static ssize_t send_rndv_blocking(struct zc_conn *c, const void *buf, size_t len
 	uint32_t idx;
 	int rc;
 
-	while ((rc = zc_send_rndv(c, buf, len, NULL, ZC_RNDV_BLOCKING, 0, &idx)) == -EAGAIN)
+	while ((rc = c->zq_count ? -EAGAIN : zc_send_rndv(c, buf, len, NULL, ZC_RNDV_BLOCKING, 0, &idx)) == -EAGAIN)
 		if ((rc = block(c, flags & ~ZC_DONTWAIT)))
 			return rc;
 	if (rc)
@@ -63,7 +63,7 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 	while (sent < len) {
 		size_t n = len - sent < c->eager_max ? len - sent : c->eager_max;
 
-		rc = zc_send_eager(c, p + sent, n, 0, 0);
+		rc = c->zq_count ? -EAGAIN : zc_send_eager(c, p + sent, n, 0, 0);
 		if (rc == -EAGAIN) {
 			if (sent && (flags & ZC_DONTWAIT))
 				break;
@@ -131,26 +131,22 @@ ssize_t zc_recv(struct zc_conn *c, void *buf, size_t len, int flags)
 		return zc_err(-EINVAL, "NULL buffer");
 	if (len == 0)
 		return 0;
-	for (;;) {
-		it = got ? zc_item_head(c) : head_item(c, flags, &rc);
-		if (!it)
-			return got ? (ssize_t)got : rc;
-		if (it->kind == ZC_ITEM_CLOSE)
-			return (ssize_t)got;
-		if (it->kind == ZC_ITEM_RTS) {
-			size_t n = len - got;
+	it = head_item(c, flags, &rc);
+	if (!it)
+		return rc;
+	if (it->kind == ZC_ITEM_RTS) {
+		size_t n = len < it->len - it->off ? len : (size_t)(it->len - it->off);
 
-			if (got)
-				return (ssize_t)got;
-			if (n > it->len - it->off)
-				n = (size_t)(it->len - it->off);
-			rc = read_rts(c, it, p, n);
-			return rc ? rc : (ssize_t)n;
-		}
-		got += zc_item_copy(c, it, p + got, len - got);
-		if (got == len)
-			return (ssize_t)got;
+		rc = read_rts(c, it, p, n);
+		return rc ? rc : (ssize_t)n;
 	}
+	/* Gather what small messages already arrived, up to len. */
+	while (it && it->kind == ZC_ITEM_EAGER && got < len) {
+		got += zc_item_copy(c, it, p + got, len - got);
+		it = zc_item_head(c);
+	}
+	zc_flush_ctl(c);
+	return (ssize_t)got;
 }
 
 ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
@@ -163,7 +159,7 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
 	if (len > c->eager_max)
 		return send_rndv_blocking(c, buf, len, flags);
-	while ((rc = zc_send_eager(c, buf, len, 0, 0)) == -EAGAIN)
+	while ((rc = c->zq_count ? -EAGAIN : zc_send_eager(c, buf, len, 0, 0)) == -EAGAIN)
 		if ((rc = block(c, flags)))
 			return rc;
 	return rc ? rc : (ssize_t)len;
@@ -198,11 +194,12 @@ ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)
 	if (n > cap)
 		return zc_err(-EMSGSIZE, "next message has %zu bytes, the buffer %zu", n, cap);
 	if (it->kind == ZC_ITEM_EAGER) {
-		if (n == 0) {
+		if (n == 0)
 			zc_item_pop(c);
-			return 0;
-		}
-		return (ssize_t)zc_item_copy(c, it, buf, n);
+		else
+			zc_item_copy(c, it, buf, n);
+		zc_flush_ctl(c);
+		return (ssize_t)n;
 	}
 	rc = read_rts(c, it, buf, n);
 	return rc ? rc : (ssize_t)n;
@@ -218,7 +215,7 @@ static int zc_room(struct zc_ctx *ctx)
 
 int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr, uint64_t token)
 {
-	uint32_t idx;
+	struct zc_zsend z = {.buf = buf, .len = len, .mr = mr, .token = token};
 	int rc = send_check(c, buf, len);
 
 	if (!rc)
@@ -227,8 +224,13 @@ int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr,
 		return rc;
 	if (len > ZC_RNDV_MAX_LEN)
 		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
-	rc = len > c->eager_max ? zc_send_rndv(c, buf, len, mr, ZC_RNDV_USER, token, &idx)
-				: zc_send_eager(c, buf, len, ZC_OP_SEND, token);
+	/* Beyond the credits, sends wait in the connection's queue in order;
+	 * they go out as credits come back. */
+	rc = c->zq_count ? -EAGAIN : zc_zsend_post(c, &z);
+	if (rc == -EAGAIN && c->zq_count < c->zq_cap) {
+		c->zq[(c->zq_head + c->zq_count++) % c->zq_cap] = z;
+		rc = 0;
+	}
 	if (!rc)
 		c->ctx->zc_outstanding++;
 	return rc;
@@ -252,5 +254,6 @@ int zc_recv_zc(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, uint6
 	c->posted_count++;
 	c->ctx->zc_outstanding++;
 	zc_match_posted(c);
+	zc_flush_ctl(c);
 	return 0;
 }

@@ -52,17 +52,27 @@ int zc_send_ctl(struct zc_conn *c, uint8_t type, uint32_t id, uint32_t inv_rkey)
 	return post_staged(c, i, ZC_HDR_SIZE, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND, inv_rkey);
 }
 
-/* Sends what control traffic is owed: queued FINs, then a credit return. */
+/* A data message's slot is free again: repost it and owe the peer a credit. */
+static void release_slot(struct zc_conn *c, uint32_t slot)
+{
+	zc_credit_release(&c->cr);
+	c->held--;
+	zc_post_recv(c, slot);
+}
+
+/* Sends what control traffic is owed: queued FINs, then a credit return.
+ * Callers that consumed data call it too, so an idle peer waiting for
+ * credits hears about them without any traffic of its own. */
 void zc_flush_ctl(struct zc_conn *c)
 {
+	zc_zq_drain(c);
 	while (c->fin_count && c->sreq_free_count) {
-		uint32_t v = c->fin_queue[c->fin_head];
+		struct zc_fin f = c->fin_queue[c->fin_head];
 
-		/* queued as pairs: id, then the rkey to invalidate (0: none) */
-		if (zc_send_ctl(c, ZC_MSG_FIN, v, c->fin_queue[(c->fin_head + 1) % c->n_slots]))
-			return;
-		c->fin_head = (c->fin_head + 2) % c->n_slots;
-		c->fin_count -= 2;
+		c->fin_head = (c->fin_head + 1) % c->n_slots;
+		c->fin_count--;
+		release_slot(c, f.slot);
+		zc_send_ctl(c, ZC_MSG_FIN, f.id, f.rkey);
 	}
 	if (zc_credit_update_due(&c->cr, c->held) && c->sreq_free_count)
 		zc_send_ctl(c, ZC_MSG_CREDIT, 0, 0);
@@ -227,31 +237,30 @@ static int on_fin(struct zc_conn *c, const struct zc_hdr *h, const struct ibv_wc
 	return 0;
 }
 
+static void item_remove(struct zc_conn *c)
+{
+	c->item_head = (c->item_head + 1) % c->items_cap;
+	c->item_count--;
+}
+
 void zc_item_pop(struct zc_conn *c)
 {
 	struct zc_item *it = zc_item_head(c);
 
-	if (it->kind != ZC_ITEM_CLOSE) {
-		zc_credit_release(&c->cr);
-		c->held--;
-		zc_post_recv(c, it->slot);
-	}
-	c->item_head = (c->item_head + 1) % c->items_cap;
-	c->item_count--;
+	if (it->kind != ZC_ITEM_CLOSE)
+		release_slot(c, it->slot);
+	item_remove(c);
 }
 
 /* The head RTS is fully consumed: free its slot, then FIN (which carries
  * the credit, keeping control acks strictly increasing). */
 static void finish_rts(struct zc_conn *c, struct zc_item *it)
 {
-	uint32_t id = it->id, rkey = it->inv ? it->rkey : 0;
+	struct zc_fin f = {.id = it->id, .rkey = it->inv ? it->rkey : 0, .slot = it->slot};
 
-	zc_item_pop(c);
-	if (zc_send_ctl(c, ZC_MSG_FIN, id, rkey) == -EAGAIN) {
-		c->fin_queue[(c->fin_head + c->fin_count) % c->n_slots] = id;
-		c->fin_queue[(c->fin_head + c->fin_count + 1) % c->n_slots] = rkey;
-		c->fin_count += 2;
-	}
+	item_remove(c);
+	c->fin_queue[(c->fin_head + c->fin_count++) % c->n_slots] = f;
+	zc_flush_ctl(c);
 }
 
 static int push_item(struct zc_conn *c, const struct zc_item *src)
@@ -271,8 +280,8 @@ void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
 
 	if (!rc)
 		rc = zc_credit_on_ack(&c->cr, h.ack);
-	if (!rc && zc_msg_is_data(h.type) && c->held >= (uint32_t)c->opts.credits)
-		rc = zc_err(-ZC_EPEERPROTO, "peer sent more data messages than its %d credits", c->opts.credits);
+	if (!rc && zc_msg_is_data(h.type) && c->held >= c->credits)
+		rc = zc_err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", c->credits);
 	if (rc) {
 		zc_conn_fail(c, rc);
 		return;
@@ -454,4 +463,28 @@ size_t zc_item_copy(struct zc_conn *c, struct zc_item *it, void *buf, size_t len
 	if (it->off == it->len)
 		zc_item_pop(c);
 	return n;
+}
+
+int zc_zsend_post(struct zc_conn *c, const struct zc_zsend *z)
+{
+	uint32_t idx;
+
+	return z->len > c->eager_max ? zc_send_rndv(c, z->buf, z->len, z->mr, ZC_RNDV_USER, z->token, &idx)
+				     : zc_send_eager(c, z->buf, z->len, ZC_OP_SEND, z->token);
+}
+
+/* Posts queued zero-copy sends, in order, while credits and room last. */
+void zc_zq_drain(struct zc_conn *c)
+{
+	while (c->zq_count && c->state != ZC_CONN_DEAD) {
+		struct zc_zsend *z = &c->zq[c->zq_head];
+		int rc = zc_zsend_post(c, z);
+
+		if (rc == -EAGAIN)
+			return;
+		if (rc)
+			zc_ctx_complete(c->ctx, c, z->token, ZC_OP_SEND, rc, 0);
+		c->zq_head = (c->zq_head + 1) % c->zq_cap;
+		c->zq_count--;
+	}
 }

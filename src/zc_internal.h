@@ -83,6 +83,14 @@ struct zc_posted {
 	uint64_t token;
 };
 
+/* A zero-copy send waiting for a credit or send-queue room. */
+struct zc_zsend {
+	const void *buf;
+	size_t len;
+	struct zc_mr *mr;
+	uint64_t token;
+};
+
 /* Our side of a rendezvous: a buffer exposed to the peer until its FIN. */
 enum zc_rndv_owner { ZC_RNDV_FREE = 0, ZC_RNDV_USER, ZC_RNDV_BLOCKING };
 struct zc_rndv {
@@ -120,6 +128,12 @@ struct zc_rma_op {
 	struct zc_rcache_entry *entry;
 };
 
+/* A FIN that found the send queue full. Its RTS slot stays held until the
+ * FIN is posted, so the FIN is what advertises that slot's credit. */
+struct zc_fin {
+	uint32_t id, rkey, slot;
+};
+
 enum zc_conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_DEAD };
 
 struct zc_conn {
@@ -129,6 +143,7 @@ struct zc_conn {
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
 	struct zc_conn_opts opts;
+	uint32_t credits;      /* negotiated: min of both sides, used both ways */
 	enum zc_conn_state state;
 	int err;               /* sticky: why the connection is dead */
 	bool peer_closed;      /* CLOSE consumed by the application */
@@ -170,8 +185,9 @@ struct zc_conn {
 	struct zc_rma_op *rma;
 	uint32_t n_rma;
 	uint32_t reads_inflight, max_reads;
-	bool credit_pending, fin_backlog;
-	uint32_t *fin_queue;    /* FINs waiting for send-queue room */
+	struct zc_zsend *zq;    /* zero-copy sends queued in submission order */
+	uint32_t zq_head, zq_count, zq_cap;
+	struct zc_fin *fin_queue; /* FINs waiting for send-queue room */
 	uint32_t fin_head, fin_count;
 };
 
@@ -242,6 +258,9 @@ size_t zc_item_copy(struct zc_conn *conn, struct zc_item *it, void *buf, size_t 
 void zc_match_posted(struct zc_conn *conn);
 void zc_flush_ctl(struct zc_conn *conn);
 void zc_rndv_fail_all(struct zc_conn *conn, int err);
+int zc_zsend_post(struct zc_conn *conn, const struct zc_zsend *z);
+void zc_zq_drain(struct zc_conn *conn);
+void zc_fail_pending(struct zc_conn *conn, int err);
 
 static inline struct zc_item *zc_item_head(struct zc_conn *c)
 {

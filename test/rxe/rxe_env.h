@@ -42,4 +42,14 @@ long rxe_check(const void *buf, size_t len, uint32_t seed);
 		}                                                         \
 	} while (0)
 
+/* For tests of the library: fail with zcrdma's own explanation. */
+#ifdef ZCRDMA_H
+#define CHECK_RC(rc, what)                                                                        \
+	do {                                                                                      \
+		long _rc = (long)(rc);                                                            \
+		if (_rc < 0)                                                                      \
+			RXE_FAIL("%s: %s (%s)", what, zc_strerror((int)_rc), zc_last_error());     \
+	} while (0)
+#endif
+
 #endif

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "rxe_env.h"
 #include "zcrdma.h"
+#include "rxe_env.h"
 
 #define MiB (1024 * 1024)
 
@@ -25,13 +25,6 @@ static uint16_t port;
 static const char *mode;
 static const size_t sizes[] = {0, 1, 63, 4095, 4097, 16385, MiB + 1, 64 * MiB};
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
-
-#define CHECK_RC(rc, what)                                                                        \
-	do {                                                                                      \
-		long _rc = (long)(rc);                                                            \
-		if (_rc < 0)                                                                      \
-			RXE_FAIL("%s: %s (%s)", what, zc_strerror((int)_rc), zc_last_error());     \
-	} while (0)
 
 static uint8_t *alloc_buf(size_t len)
 {

@@ -1,0 +1,381 @@
+/*
+ * libzcrdma flow control, caching, aborts and concurrency over real rxe.
+ * Every QP runs with rnr_retry 0, so a credit mistake fails the test.
+ *
+ *   rxe_flow inflight       600 mixed eager/rendezvous zero-copy sends, up to
+ *                           200 in flight, credits 8 vs 64 (negotiated down),
+ *                           a receiver that pauses; order and bytes verified
+ *   rxe_flow rcache         one buffer sent 20 times: 1 miss, 19 hits; after
+ *                           zc_mr_invalidate the next send misses again
+ *   rxe_flow abort_client   the client aborts: the server's receive fails with
+ *                           -ECONNRESET, not end of stream, within 10 s
+ *   rxe_flow abort_server   the server aborts: the client's calls fail within 10 s
+ *   rxe_flow threads        8 threads x 8 connections, each thread with its own
+ *                           contexts, messages of 1 B .. 100 KB byte-verified
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zcrdma.h"
+#include "rxe_env.h"
+
+#define NMSG 600
+#define MAXMSG 40000
+#define WINDOW 200
+
+static struct rxe_env env;
+static const char *mode;
+
+static size_t msg_size(int i)
+{
+	return (size_t)(i * 7919) % MAXMSG;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct pair {
+	struct zc_ctx *sctx, *cctx;
+	struct zc_listener *l;
+	uint16_t port;
+};
+
+static void pair_open(struct pair *p, int port_offset)
+{
+	CHECK_RC(zc_ctx_new(env.addr_b, NULL, &p->sctx), "server zc_ctx_new");
+	CHECK_RC(zc_ctx_new(env.addr_a, NULL, &p->cctx), "client zc_ctx_new");
+	p->port = rxe_port(port_offset);
+	CHECK_RC(zc_listen(p->sctx, p->port, NULL, &p->l), "zc_listen");
+}
+
+static void pair_close(struct pair *p)
+{
+	zc_listener_free(&p->l);
+	CHECK_RC(zc_ctx_free(&p->sctx), "zc_ctx_free");
+	CHECK_RC(zc_ctx_free(&p->cctx), "zc_ctx_free");
+}
+
+/* ---- inflight ---- */
+
+static void *inflight_server(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn *c;
+	uint8_t *buf = malloc(MAXMSG);
+	int i;
+
+	CHECK_RC(zc_accept(p->l, &c, 20000), "zc_accept");
+	for (i = 0; i < NMSG; i++) {
+		ssize_t n = zc_msg_recv(c, buf, MAXMSG, 0);
+
+		CHECK_RC(n, "zc_msg_recv");
+		RXE_ASSERT((size_t)n == msg_size(i), "message %d has %zd bytes, expected %zu", i, n, msg_size(i));
+		RXE_ASSERT(rxe_check(buf, (size_t)n, (uint32_t)i) < 0, "message %d corrupt", i);
+		if (i % 50 == 49)
+			usleep(50000); /* a slow reader: the sender must stall on credits, not overrun */
+	}
+	RXE_ASSERT(zc_msg_recv(c, buf, MAXMSG, 0) == -EPIPE, "no end of stream");
+	CHECK_RC(zc_close(&c), "server zc_close");
+	free(buf);
+	return NULL;
+}
+
+static int reap(struct zc_ctx *ctx, int block)
+{
+	struct zc_completion comp[32];
+	int n = zc_poll(ctx, comp, 32, block ? 30000 : 0), k;
+
+	CHECK_RC(n, "zc_poll");
+	RXE_ASSERT(n > 0 || !block, "no completion within 30 s");
+	for (k = 0; k < n; k++) {
+		CHECK_RC(comp[k].status, "zero-copy send");
+		RXE_ASSERT(comp[k].op == ZC_OP_SEND && comp[k].len == msg_size((int)comp[k].token),
+			   "completion %llu: op %d len %zu", (unsigned long long)comp[k].token, comp[k].op,
+			   comp[k].len);
+	}
+	return n;
+}
+
+static void inflight_client(struct pair *p)
+{
+	struct zc_conn_opts o;
+	struct zc_conn *c;
+	uint8_t *pool = malloc((size_t)NMSG * MAXMSG);
+	int i = 0, inflight = 0, max_inflight = 0;
+
+	zc_conn_opts_init(&o);
+	o.credits = 8;
+	o.send_depth = 64;
+	CHECK_RC(zc_connect(p->cctx, env.addr_b, p->port, &o, &c), "zc_connect");
+	for (i = 0; i < NMSG; i++)
+		rxe_fill(pool + (size_t)i * MAXMSG, msg_size(i), (uint32_t)i);
+	for (i = 0; i < NMSG;) {
+		int rc = inflight < WINDOW ? zc_send_zc(c, pool + (size_t)i * MAXMSG, msg_size(i), NULL, (uint64_t)i)
+					   : -EAGAIN;
+
+		if (rc == -EAGAIN) {
+			inflight -= reap(p->cctx, 1);
+			continue;
+		}
+		CHECK_RC(rc, "zc_send_zc");
+		i++;
+		if (++inflight > max_inflight)
+			max_inflight = inflight;
+	}
+	while (inflight)
+		inflight -= reap(p->cctx, 1);
+	printf("inflight: %d messages, up to %d in flight at once\n", NMSG, max_inflight);
+	RXE_ASSERT(max_inflight > 8, "never had more messages in flight than credits (%d)", max_inflight);
+	CHECK_RC(zc_close(&c), "client zc_close");
+	zc_mr_invalidate(p->cctx, pool, (size_t)NMSG * MAXMSG);
+	free(pool);
+}
+
+/* ---- rcache ---- */
+
+#define RC_LEN (1024 * 1024)
+#define RC_SENDS 20
+
+static void *rcache_server(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn *c;
+	uint8_t *buf = malloc(RC_LEN);
+	int i;
+
+	CHECK_RC(zc_accept(p->l, &c, 20000), "zc_accept");
+	for (i = 0; i <= RC_SENDS; i++) {
+		ssize_t n = zc_msg_recv(c, buf, RC_LEN, 0);
+
+		CHECK_RC(n, "zc_msg_recv");
+		RXE_ASSERT(n == RC_LEN && rxe_check(buf, RC_LEN, 9) < 0, "message %d corrupt", i);
+	}
+	RXE_ASSERT(zc_msg_recv(c, buf, 16, 0) == -EPIPE, "no end of stream");
+	CHECK_RC(zc_close(&c), "server zc_close");
+	free(buf);
+	return NULL;
+}
+
+static void send_and_reap(struct pair *p, struct zc_conn *c, uint8_t *buf)
+{
+	struct zc_completion comp;
+
+	CHECK_RC(zc_send_zc(c, buf, RC_LEN, NULL, 1), "zc_send_zc");
+	RXE_ASSERT(zc_poll(p->cctx, &comp, 1, 30000) == 1 && comp.status == 0, "send did not complete");
+}
+
+static void rcache_client(struct pair *p)
+{
+	struct zc_conn *c;
+	struct zc_stats st;
+	uint8_t *buf = malloc(RC_LEN);
+	int i;
+
+	rxe_fill(buf, RC_LEN, 9);
+	CHECK_RC(zc_connect(p->cctx, env.addr_b, p->port, NULL, &c), "zc_connect");
+	for (i = 0; i < RC_SENDS; i++)
+		send_and_reap(p, c, buf);
+	zc_ctx_stats(p->cctx, &st);
+	printf("rcache: %llu misses, %llu hits after %d sends of one buffer\n", (unsigned long long)st.rcache_misses,
+	       (unsigned long long)st.rcache_hits, RC_SENDS);
+	RXE_ASSERT(st.rcache_misses == 1 && st.rcache_hits == RC_SENDS - 1, "expected 1 miss and %d hits",
+		   RC_SENDS - 1);
+	RXE_ASSERT(zc_mr_invalidate(p->cctx, buf, RC_LEN) == 1, "invalidate dropped no entry");
+	send_and_reap(p, c, buf);
+	zc_ctx_stats(p->cctx, &st);
+	RXE_ASSERT(st.rcache_misses == 2 && st.rcache_invalidations == 1, "the send after invalidation did not miss");
+	CHECK_RC(zc_close(&c), "client zc_close");
+	zc_mr_invalidate(p->cctx, buf, RC_LEN);
+	free(buf);
+}
+
+/* ---- aborts ---- */
+
+static void *abort_server(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn *c;
+	uint8_t buf[1024];
+	double t0;
+	ssize_t n;
+
+	CHECK_RC(zc_accept(p->l, &c, 20000), "zc_accept");
+	if (!strcmp(mode, "abort_server")) {
+		CHECK_RC(zc_abort(&c), "zc_abort");
+		return NULL;
+	}
+	t0 = now_s();
+	while ((n = zc_msg_recv(c, buf, sizeof(buf), 0)) >= 0)
+		;
+	printf("server: receive failed after the client aborted: %s (%.2f s)\n", zc_strerror((int)n), now_s() - t0);
+	RXE_ASSERT(n == -ECONNRESET, "expected -ECONNRESET, got %zd (%s)", n, zc_strerror((int)n));
+	RXE_ASSERT(now_s() - t0 < 10, "took %.1f s", now_s() - t0);
+	RXE_ASSERT(zc_msg_recv(c, buf, sizeof(buf), 0) == -ECONNRESET, "the error is not sticky");
+	zc_close(&c);
+	return NULL;
+}
+
+static void abort_client(struct pair *p)
+{
+	struct zc_conn *c;
+	uint8_t buf[1024] = {0};
+	double t0;
+	ssize_t n = 0;
+	int i;
+
+	CHECK_RC(zc_connect(p->cctx, env.addr_b, p->port, NULL, &c), "zc_connect");
+	if (!strcmp(mode, "abort_client")) {
+		for (i = 0; i < 3; i++)
+			CHECK_RC(zc_msg_send(c, buf, sizeof(buf), 0), "zc_msg_send");
+		CHECK_RC(zc_abort(&c), "zc_abort");
+		return;
+	}
+	t0 = now_s();
+	for (i = 0; i < 10000 && n >= 0; i++)
+		n = zc_msg_send(c, buf, sizeof(buf), 0);
+	if (n >= 0)
+		n = zc_msg_recv(c, buf, sizeof(buf), 0);
+	printf("client: calls failed after the server aborted: %s (%.2f s)\n", zc_strerror((int)n), now_s() - t0);
+	RXE_ASSERT(n == -ECONNRESET || n == -ZC_ETRANSPORT, "expected a reset, got %zd (%s)", n, zc_strerror((int)n));
+	RXE_ASSERT(now_s() - t0 < 10, "took %.1f s", now_s() - t0);
+	zc_close(&c);
+}
+
+/* ---- threads ---- */
+
+#define NTHREADS 8
+#define NCONNS 8
+#define NROUNDS 6
+
+static struct zc_conn_opts small_opts(void)
+{
+	struct zc_conn_opts o;
+
+	zc_conn_opts_init(&o);
+	o.credits = 16;
+	o.eager_size = 4096;
+	o.send_depth = 32;
+	return o;
+}
+
+static size_t t_size(int t, int k, int r)
+{
+	return (size_t)((t * 131 + k * 17 + r * 7919) * 97) % 100000 + 1;
+}
+
+static void *thread_server(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn *c[NCONNS];
+	uint8_t *buf = malloc(100000);
+	int t = p->port % 100, k, r;
+
+	for (k = 0; k < NCONNS; k++)
+		CHECK_RC(zc_accept(p->l, &c[k], 60000), "zc_accept");
+	for (r = 0; r < NROUNDS; r++)
+		for (k = 0; k < NCONNS; k++) {
+			ssize_t n = zc_msg_recv(c[k], buf, 100000, 0);
+
+			CHECK_RC(n, "zc_msg_recv");
+			RXE_ASSERT((size_t)n == t_size(t, k, r), "thread %d conn %d round %d: %zd bytes", t, k, r, n);
+			RXE_ASSERT(rxe_check(buf, (size_t)n, (uint32_t)(t << 16 | k << 8 | r)) < 0, "corrupt");
+		}
+	for (k = 0; k < NCONNS; k++) {
+		RXE_ASSERT(zc_msg_recv(c[k], buf, 16, 0) == -EPIPE, "no end of stream");
+		CHECK_RC(zc_close(&c[k]), "zc_close");
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *thread_client(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn_opts o = small_opts();
+	struct zc_conn *c[NCONNS];
+	uint8_t *buf = malloc(100000);
+	int t = p->port % 100, k, r;
+
+	for (k = 0; k < NCONNS; k++)
+		CHECK_RC(zc_connect(p->cctx, env.addr_b, p->port, &o, &c[k]), "zc_connect");
+	for (r = 0; r < NROUNDS; r++)
+		for (k = 0; k < NCONNS; k++) {
+			size_t n = t_size(t, k, r);
+
+			rxe_fill(buf, n, (uint32_t)(t << 16 | k << 8 | r));
+			CHECK_RC(zc_msg_send(c[k], buf, n, 0), "zc_msg_send");
+		}
+	for (k = 0; k < NCONNS; k++)
+		CHECK_RC(zc_close(&c[k]), "zc_close");
+	zc_mr_invalidate(p->cctx, buf, 100000);
+	free(buf);
+	return NULL;
+}
+
+static void run_threads(void)
+{
+	struct pair p[NTHREADS];
+	pthread_t s[NTHREADS], c[NTHREADS];
+	struct zc_conn_opts o = small_opts();
+	int t;
+
+	for (t = 0; t < NTHREADS; t++) {
+		CHECK_RC(zc_ctx_new(env.addr_b, NULL, &p[t].sctx), "zc_ctx_new");
+		CHECK_RC(zc_ctx_new(env.addr_a, NULL, &p[t].cctx), "zc_ctx_new");
+		/* port % 100 doubles as the thread's index for the patterns */
+		p[t].port = (uint16_t)(rxe_port(2) / 100 * 100 + 100 + t);
+		CHECK_RC(zc_listen(p[t].sctx, p[t].port, &o, &p[t].l), "zc_listen");
+	}
+	for (t = 0; t < NTHREADS; t++) {
+		pthread_create(&s[t], NULL, thread_server, &p[t]);
+		pthread_create(&c[t], NULL, thread_client, &p[t]);
+	}
+	for (t = 0; t < NTHREADS; t++) {
+		pthread_join(c[t], NULL);
+		pthread_join(s[t], NULL);
+		pair_close(&p[t]);
+	}
+	printf("threads: %d threads x %d connections x %d messages verified\n", NTHREADS, NCONNS, NROUNDS);
+}
+
+int main(int argc, char **argv)
+{
+	struct pair p;
+	pthread_t t;
+	void *(*server)(void *);
+
+	if (argc != 2)
+		RXE_FAIL("usage: rxe_flow inflight|rcache|abort_client|abort_server|threads");
+	mode = argv[1];
+	rxe_env_require(&env);
+	if (!strcmp(mode, "threads")) {
+		run_threads();
+		printf("rxe_flow threads: PASS\n");
+		return 0;
+	}
+	server = !strcmp(mode, "inflight") ? inflight_server : !strcmp(mode, "rcache") ? rcache_server : abort_server;
+	pair_open(&p, 3);
+	pthread_create(&t, NULL, server, &p);
+	if (!strcmp(mode, "inflight"))
+		inflight_client(&p);
+	else if (!strcmp(mode, "rcache"))
+		rcache_client(&p);
+	else if (!strncmp(mode, "abort_", 6))
+		abort_client(&p);
+	else
+		RXE_FAIL("unknown mode %s", mode);
+	pthread_join(t, NULL);
+	pair_close(&p);
+	printf("rxe_flow %s: PASS\n", mode);
+	return 0;
+}
