@@ -178,11 +178,12 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  * struct zc_conn_opts - connection options (zc_conn_opts_init() sets defaults)
  *
  *   timeout_ms     connect / accept / orderly close bound (default 10000)
- *   credits        receive slots for data messages (default 64); the peer
- *                  may have that many unconsumed messages in flight
+ *   credits        data messages either side may have in flight unconsumed
+ *                  (default 64); both sides use the smaller of their offers
  *   eager_size     largest payload sent by copy; larger ones go by
  *                  rendezvous (default 16384, at least 64)
- *   send_depth     send work requests in flight (default 128)
+ *   send_depth     send work requests in flight (default 128; at least
+ *                  credits + 8)
  *   rnr_retry      receiver-not-ready retries (default 0: credits make RNR
  *                  impossible, so any RNR is an error)
  *   retry_count    transport retries before the connection fails (default 7)
@@ -206,8 +207,8 @@ ZC_API void zc_conn_opts_init(struct zc_conn_opts *opts);
  * zc_listen - listen for connections on the context's address
  *
  * port 0 picks a free port (see zc_listener_port()). Accepted connections
- * use opts (may be NULL); credits and eager size are negotiated down to what
- * both sides offer.
+ * use opts (may be NULL). Credits are negotiated down to the smaller offer;
+ * each side sends eagerly up to what the other's receive slots hold.
  *
  * Returns 0 and sets *listener, or -EINVAL, -EADDRINUSE, -ENOMEM.
  */
@@ -352,8 +353,11 @@ struct zc_completion {
  * a region from zc_mr_reg() covering the buffer. Messages are delivered in
  * submission order, interleaved in order with zc_msg_send() messages.
  *
- * Returns 0, or -EAGAIN (no credit or queue space: reap completions and
- * retry), -EINVAL, -ENOTCONN, -ECONNRESET, -ZC_EMEMLOCK.
+ * Sends beyond the peer's credits wait in the connection's queue (four
+ * times send_depth deep) and go out in order as credits return.
+ *
+ * Returns 0, or -EAGAIN (that queue or the completion ring is full: reap
+ * completions and retry), -EINVAL, -ENOTCONN, -ECONNRESET, -ZC_EMEMLOCK.
  */
 ZC_API int zc_send_zc(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr, uint64_t token);
 
@@ -410,6 +414,68 @@ ZC_API int zc_mr_dereg(struct zc_mr **mr);
  * released when those finish. Returns the number of cache entries dropped.
  */
 ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* One-sided RMA                                                       */
+
+#define ZC_DESC_SIZE 32
+
+/*
+ * struct zc_desc - a remotely accessible range, as bytes to hand the peer
+ *
+ * Opaque, fixed size, position independent: send it with zc_msg_send() or
+ * any other channel. It names the range, the rights and a key.
+ */
+struct zc_desc {
+	uint8_t bytes[ZC_DESC_SIZE];
+};
+
+/*
+ * zc_export - grant the peer of conn access to part of a region
+ *
+ * Binds a type-2 memory window to exactly [offset, offset + len) of mr with
+ * exactly the rights in access (ZC_ACCESS_REMOTE_READ and/or _WRITE, a subset
+ * of those mr was registered with) on conn's queue pair, so only conn's peer
+ * can use it, and writes its descriptor to *desc. Blocks until the window is
+ * bound. Where the device has no type-2 windows (or mr_fallback is set) a
+ * region of its own covering exactly the range is registered instead. The
+ * grant lasts until zc_export_revoke(); revoke exports before deregistering
+ * mr (zc_mr_dereg() fails with -EBUSY otherwise), also after the connection
+ * closed (the grant is already void then).
+ *
+ * Returns 0 and sets *exp, or -EINVAL (range outside the region, no
+ * rights), -EPERM (rights beyond the region's), -ENOTCONN, -ENOMEM.
+ */
+ZC_API int zc_export(struct zc_conn *conn, struct zc_mr *mr, size_t offset, size_t len, int access,
+		     struct zc_export **exp, struct zc_desc *desc);
+
+/*
+ * zc_export_revoke - withdraw an export
+ *
+ * The window is invalidated at once: later accesses by the peer fail with a
+ * remote access error (which also ends the peer's connection). Sets *exp to
+ * NULL. Returns 0 or -EINVAL.
+ */
+ZC_API int zc_export_revoke(struct zc_export **exp);
+
+/*
+ * zc_rma_read / zc_rma_write - one-sided transfers against a peer's export
+ *
+ * Move len bytes between local [buf, buf + len) and the peer's exported
+ * range at remote_off, without the peer's CPU. mr may be NULL (registration
+ * cache). The descriptor is validated locally first: -EINVAL for a range
+ * outside it or a malformed descriptor, -EPERM for rights it does not grant.
+ * Completion: ZC_OP_READ / ZC_OP_WRITE with token via zc_poll(); a revoked
+ * export completes with -ZC_EREMOTEACCESS, and (as RDMA defines it) the
+ * connection fails with it.
+ *
+ * Returns 0, or -EAGAIN (no send-queue room: reap completions and retry),
+ * -ENOTCONN, -ECONNRESET, -ZC_EMEMLOCK and the validation errors above.
+ */
+ZC_API int zc_rma_read(struct zc_conn *conn, void *buf, size_t len, struct zc_mr *mr, const struct zc_desc *remote,
+		       uint64_t remote_off, uint64_t token);
+ZC_API int zc_rma_write(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr,
+			const struct zc_desc *remote, uint64_t remote_off, uint64_t token);
 
 /* ------------------------------------------------------------------ */
 /* Errors and version                                                  */

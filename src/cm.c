@@ -132,7 +132,9 @@ void zc_cm_process(struct zc_ctx *ctx)
 		} else if (kind && *kind == ZC_OBJ_CONN) {
 			struct zc_conn *c = ev->id->context;
 
-			if (c->state == ZC_CONN_SETUP) {
+			/* The first event after a wait began is the answer; a
+			 * DISCONNECTED right behind an ESTABLISHED is handled below. */
+			if (c->state == ZC_CONN_SETUP && c->cm_event == ZC_CM_NONE) {
 				c->cm_event = ev->event;
 				c->cm_status = ev->status;
 				if (ev->event == RDMA_CM_EVENT_ESTABLISHED && ev->param.conn.private_data_len) {
@@ -154,6 +156,14 @@ void zc_cm_process(struct zc_ctx *ctx)
 		}
 		rdma_ack_cm_event(ev);
 	}
+}
+
+/* The connection is up; a disconnect that raced its set-up is a reset. */
+static void opened(struct zc_conn *c)
+{
+	c->state = ZC_CONN_OPEN;
+	if (c->disconnected && !c->close_received)
+		zc_conn_fail(c, zc_err(-ECONNRESET, "the peer disconnected right after connecting"));
 }
 
 /* Waits for the next rdma_cm event of a connection being set up. */
@@ -282,7 +292,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		zc_abort(&c);
 		return rc;
 	}
-	c->state = ZC_CONN_OPEN;
+	opened(c);
 	*out = c;
 	return 0;
 }
@@ -430,7 +440,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 		zc_abort(&c);
 		return rc;
 	}
-	c->state = ZC_CONN_OPEN;
+	opened(c);
 	*out = c;
 	return 0;
 }

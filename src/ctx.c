@@ -279,6 +279,15 @@ void zc_ctx_release_cq(struct zc_ctx *ctx, int entries)
 	ctx->cq_reserved -= entries;
 }
 
+/* Whether one more zero-copy operation fits the completion ring. */
+int zc_ctx_room(struct zc_ctx *ctx)
+{
+	if (ctx->zc_outstanding >= ctx->done_cap)
+		return zc_err(-EAGAIN, "%u zero-copy operations outstanding: reap completions with zc_poll()",
+			      ctx->zc_outstanding);
+	return 0;
+}
+
 int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len)
 {
 	struct zc_completion *c;

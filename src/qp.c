@@ -129,6 +129,7 @@ void zc_conn_release(struct zc_conn *c)
 	uint32_t i;
 
 	zc_fail_pending(c, c->err ? c->err : -ECONNABORTED);
+	zc_exports_orphan(c);
 	for (i = 0; c->rndv && i < c->n_rndv; i++)
 		if (c->rndv[i].mw)
 			ibv_dealloc_mw(c->rndv[i].mw);
@@ -289,6 +290,8 @@ static void send_done(struct zc_conn *c, struct zc_sreq *s, int status)
 			zc_ctx_complete(ctx, c, op->token, op->op, op->status, op->status ? 0 : op->len);
 			op->busy = false;
 		}
+	} else if (s->wr.kind == ZC_WR_MW) {
+		zc_export_bound((struct zc_export *)(uintptr_t)s->token, status);
 	} else if (s->op) {
 		zc_entry_put(ctx, s->entry);
 		zc_ctx_complete(ctx, c, s->token, s->op, status, status ? 0 : s->len);

@@ -90,7 +90,9 @@ static struct zc_item *head_item(struct zc_conn *c, int flags, int *rc)
 		return NULL;
 	}
 	zc_ctx_progress(c->ctx);
-	while (!(it = zc_item_head(c)) || c->posted_count) {
+	/* A reset wins over data still queued, as with TCP's RST: once an
+	 * error is reported, nothing more is delivered. */
+	while (c->err || !(it = zc_item_head(c)) || c->posted_count) {
 		if (c->err) {
 			*rc = c->err;
 			return NULL;
@@ -205,21 +207,13 @@ ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)
 	return rc ? rc : (ssize_t)n;
 }
 
-static int zc_room(struct zc_ctx *ctx)
-{
-	if (ctx->zc_outstanding >= ctx->done_cap)
-		return zc_err(-EAGAIN, "%u zero-copy operations outstanding: reap completions with zc_poll()",
-			      ctx->zc_outstanding);
-	return 0;
-}
-
 int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr, uint64_t token)
 {
 	struct zc_zsend z = {.buf = buf, .len = len, .mr = mr, .token = token};
 	int rc = send_check(c, buf, len);
 
 	if (!rc)
-		rc = zc_room(c->ctx);
+		rc = zc_ctx_room(c->ctx);
 	if (rc)
 		return rc;
 	if (len > ZC_RNDV_MAX_LEN)
@@ -242,7 +236,7 @@ int zc_recv_zc(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, uint6
 	int rc = zc_conn_check(c);
 
 	if (!rc)
-		rc = zc_room(c->ctx);
+		rc = zc_ctx_room(c->ctx);
 	if (rc)
 		return rc;
 	if (!buf && len)

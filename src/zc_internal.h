@@ -134,6 +134,18 @@ struct zc_fin {
 	uint32_t id, rkey, slot;
 };
 
+/* A range of a region granted to one connection's peer (rma.c). */
+struct zc_export {
+	struct zc_conn *conn; /* NULL once the connection is gone */
+	struct zc_export *next, *prev;
+	struct zc_mr *mr;
+	struct ibv_mw *mw;
+	struct ibv_mr *fallback_mr;
+	uint32_t rkey;
+	bool bind_pending;
+	int status;
+};
+
 enum zc_conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_DEAD };
 
 struct zc_conn {
@@ -185,6 +197,7 @@ struct zc_conn {
 	struct zc_rma_op *rma;
 	uint32_t n_rma;
 	uint32_t reads_inflight, max_reads;
+	struct zc_export *exports;
 	struct zc_zsend *zq;    /* zero-copy sends queued in submission order */
 	uint32_t zq_head, zq_count, zq_cap;
 	struct zc_fin *fin_queue; /* FINs waiting for send-queue room */
@@ -213,6 +226,7 @@ int zc_ctx_poll_cq(struct zc_ctx *ctx);
 int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms);
 int zc_ctx_reserve_cq(struct zc_ctx *ctx, int entries);
 void zc_ctx_release_cq(struct zc_ctx *ctx, int entries);
+int zc_ctx_room(struct zc_ctx *ctx);
 int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
 int64_t zc_now_ms(void);
 int zc_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss);
@@ -261,6 +275,10 @@ void zc_rndv_fail_all(struct zc_conn *conn, int err);
 int zc_zsend_post(struct zc_conn *conn, const struct zc_zsend *z);
 void zc_zq_drain(struct zc_conn *conn);
 void zc_fail_pending(struct zc_conn *conn, int err);
+
+/* rma.c */
+void zc_exports_orphan(struct zc_conn *conn);
+void zc_export_bound(struct zc_export *exp, int status);
 
 static inline struct zc_item *zc_item_head(struct zc_conn *c)
 {
