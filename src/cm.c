@@ -70,15 +70,18 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 	return c;
 }
 
-/* Reclaims every work request (flushing the QP), then the QP, buffers and id. */
+/* Reclaims every work request (flushing the QP), then buffers and windows,
+ * then the QP: a type-2 window still bound to a QP holds a reference on it,
+ * and rxe's destroy then stalls for a minute. */
 static void conn_reset(struct zc_conn *c)
 {
-	if (c->qp) {
+	if (c->qp)
 		zc_conn_drain(c, 2000);
+	zc_conn_release(c);
+	if (c->qp) {
 		rdma_destroy_qp(c->id);
 		c->qp = NULL;
 	}
-	zc_conn_release(c);
 	if (c->id) {
 		rdma_destroy_id(c->id);
 		c->id = NULL;
@@ -173,6 +176,8 @@ static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 
 	c->cm_event = ZC_CM_NONE;
 	while (c->cm_event == ZC_CM_NONE) {
+		if (c->err) /* e.g. the peer's first message broke the protocol */
+			return c->err;
 		if (zc_remaining_ms(deadline) == 0)
 			return zc_err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(expected));
 		zc_ctx_wait(c->ctx, zc_remaining_ms(deadline) > 100 ? 100 : zc_remaining_ms(deadline));

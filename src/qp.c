@@ -305,7 +305,9 @@ void zc_handle_wc(struct zc_ctx *ctx, const struct ibv_wc *wc)
 	int status = wc->status == IBV_WC_SUCCESS ? 0 : (c->err ? c->err : wc_error(wc->status));
 
 	(void)ctx;
-	if (wc->status != IBV_WC_SUCCESS && wc->status != IBV_WC_WR_FLUSH_ERR)
+	/* A flush we did not cause means the QP went to the error state
+	 * under us (e.g. the peer broke an RDMA access rule). */
+	if (wc->status != IBV_WC_SUCCESS && (wc->status != IBV_WC_WR_FLUSH_ERR || c->state == ZC_CONN_OPEN))
 		zc_conn_fail(c, zc_err(status, "%s completion failed on %s: %s", wr->kind == ZC_WR_RECV ? "receive" : "send",
 				       ctx->caps.device, ibv_wc_status_str(wc->status)));
 	if (wr->kind == ZC_WR_RECV) {
