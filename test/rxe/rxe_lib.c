@@ -2,7 +2,7 @@
  * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
  * one process, each with its own context. Every transfer is byte-verified.
  *
- *   rxe_lib stream|msg|zc|close|zcproof
+ *   rxe_lib stream|msg|zc|close|close_server|zcproof
  *
  * zcproof is the zero-copy proof: after registration both ends' payload
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
@@ -126,6 +126,16 @@ static void *server(void *arg)
 	size_t i;
 
 	CHECK_RC(zc_accept(s->l, &c, 20000), "zc_accept");
+	if (!strcmp(mode, "close_server")) {
+		/* The server closes first, right after data: the client must
+		 * still get every byte, then end of stream. */
+		rxe_fill(buf, MiB + 1, 42);
+		RXE_ASSERT(zc_send(c, buf, 100, 0) == 100 && zc_send(c, buf + 100, MiB + 1 - 100, 0) == MiB + 1 - 100,
+			   "server zc_send");
+		CHECK_RC(zc_close(&c), "server zc_close");
+		free(buf);
+		return NULL;
+	}
 	if (!strcmp(mode, "stream") || !strcmp(mode, "close")) {
 		for (i = 0; i < NSIZES && !strcmp(mode, "stream"); i++) {
 			uint8_t *dst = buf + 3; /* odd destination */
@@ -184,6 +194,18 @@ static void client(struct zc_ctx *ctx)
 	size_t i;
 
 	CHECK_RC(zc_connect(ctx, env.addr_b, port, NULL, &c), "zc_connect");
+	if (!strcmp(mode, "close_server")) {
+		uint8_t *buf = alloc_buf(MiB + 1), byte;
+
+		recv_all(c, buf, MiB + 1);
+		RXE_ASSERT(rxe_check(buf, MiB + 1, 42) < 0, "data before the close corrupt");
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the server closed");
+		RXE_ASSERT(zc_send(c, &byte, 1, 0) < 0 || zc_recv(c, &byte, 1, 0) == 0, "sending after EOF");
+		CHECK_RC(zc_close(&c), "client zc_close after the peer's");
+		zc_mr_invalidate(ctx, buf, MiB + 1);
+		free(buf);
+		return;
+	}
 	for (i = 0; i < NSIZES; i++) {
 		bufs[i] = alloc_buf(sizes[i] + 8) + 1; /* odd source */
 		rxe_fill(bufs[i], sizes[i], (uint32_t)i);
@@ -230,7 +252,7 @@ int main(int argc, char **argv)
 	pthread_t t;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|zcproof");
+		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|close_server|zcproof");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(1);
