@@ -109,7 +109,11 @@ static int setup_peer(struct zc_conn *c, const struct zc_priv *peer)
 	c->rndv = calloc(c->n_rndv, sizeof(*c->rndv));
 	if (!c->rndv)
 		return zc_err(-ENOMEM, "out of memory for rendezvous state");
+	/* rdma_cm carries READ depths in a byte, so 255 is the most either side
+	 * agreed to, whatever the devices could do. */
 	c->max_reads = c->ctx->caps.max_qp_rd_atom < peer->rd_atom ? c->ctx->caps.max_qp_rd_atom : peer->rd_atom;
+	if (c->max_reads > 255)
+		c->max_reads = 255;
 	if (c->max_reads == 0)
 		c->max_reads = 1;
 	return 0;

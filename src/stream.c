@@ -24,6 +24,8 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 		return rc;
 	if (c->close_sent)
 		return zc_err(-EPIPE, "the connection was closed for sending");
+	if (c->close_received)
+		return zc_err(-EPIPE, "the peer closed the connection");
 	if (!buf && len)
 		return zc_err(-EINVAL, "NULL buffer");
 	return 0;
