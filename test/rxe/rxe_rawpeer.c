@@ -140,7 +140,10 @@ static struct ibv_wc wait_wc(struct raw *r)
 }
 
 /* Sends len raw bytes (already staged in the send slot), with an
- * invalidation if inv_rkey is set. */
+ * invalidation if inv_rkey is set. Hostile sends do not wait for their
+ * completion: the server may tear the QP down before it acknowledges. */
+static int hostile_send;
+
 static void raw_send(struct raw *r, uint32_t len, uint32_t inv_rkey)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)slot(r, NRECV), .length = len, .lkey = r->mr->lkey};
@@ -151,6 +154,8 @@ static void raw_send(struct raw *r, uint32_t len, uint32_t inv_rkey)
 
 	wr.invalidate_rkey = inv_rkey;
 	RXE_ASSERT(ibv_post_send(r->id->qp, &wr, &bad) == 0, "ibv_post_send");
+	if (hostile_send)
+		return;
 	wc = wait_wc(r);
 	RXE_ASSERT(wc.wr_id == 1000 && wc.status == IBV_WC_SUCCESS, "send: %s", ibv_wc_status_str(wc.status));
 }
@@ -265,6 +270,7 @@ static void hostile(struct raw *r)
 		RXE_ASSERT(raw_read(r, rts.addr, rts.rkey, RNDV_LEN) == IBV_WC_SUCCESS, "READ through the window");
 		RXE_ASSERT(rxe_check(slot(r, NRECV + 1), RNDV_LEN, 3) < 0, "rendezvous bytes differ");
 		r->acked++; /* the RTS slot is released with the FIN */
+		hostile_send = strcmp(mode, "window") != 0;
 		send_msg(r, ZC_MSG_FIN, 0, h.id, !strcmp(mode, "window") ? rts.rkey : 0);
 		if (!strcmp(mode, "window")) {
 			enum ibv_wc_status st = raw_read(r, rts.addr, rts.rkey, 64);
@@ -274,6 +280,7 @@ static void hostile(struct raw *r)
 		}
 		return;
 	}
+	hostile_send = 1;
 	if (!strcmp(mode, "garbage")) {
 		for (i = 0; i < 16; i++)
 			slot(r, NRECV)[i] = (uint8_t)(i * 37 + 11);
@@ -335,6 +342,7 @@ int main(int argc, char **argv)
 
 	/* The server survives: a well-behaved raw peer still gets a rendezvous. */
 	mode = "window";
+	hostile_send = 0;
 	pthread_create(&t, NULL, server, &s);
 	raw_connect(&r);
 	hostile(&r);
