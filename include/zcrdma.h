@@ -281,7 +281,8 @@ ZC_API int zc_abort(struct zc_conn **conn);
  * sends go zero-copy by rendezvous: the call returns once the peer has read
  * the buffer.
  *
- * Errors: -ENOTCONN, -EPIPE (closed by zc_close), -ECONNRESET,
+ * Errors: -ENOTCONN, -EPIPE (closed by zc_close(), or by the peer),
+ * -ECONNRESET,
  * -ZC_ETRANSPORT, -ZC_EPEERPROTO, -ZC_EMEMLOCK, -EINVAL.
  */
 ZC_API ssize_t zc_send(struct zc_conn *conn, const void *buf, size_t len, int flags);
@@ -301,8 +302,13 @@ ZC_API ssize_t zc_recv(struct zc_conn *conn, void *buf, size_t len, int flags);
 /*
  * zc_msg_send - send one message, keeping its boundary
  *
+ * Messages up to the eager size are copied and the call returns at once;
+ * larger ones go by rendezvous and the call returns once the peer has read
+ * the buffer, even with ZC_DONTWAIT (which then only avoids waiting for a
+ * credit). A 0-byte message is allowed.
+ *
  * Returns len, or -EAGAIN (ZC_DONTWAIT and no credit), -EMSGSIZE (len
- * beyond 2^40), and the errors of zc_send(). A 0-byte message is allowed.
+ * beyond 2^40), and the errors of zc_send().
  */
 ZC_API ssize_t zc_msg_send(struct zc_conn *conn, const void *buf, size_t len, int flags);
 
@@ -394,8 +400,10 @@ ZC_API int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int
 /*
  * zc_mr_reg - register memory for zero-copy use
  *
- * Pins [addr, addr + len) for the context's device. The region grants no
- * remote access by itself; access lists the rights zc_export() may later
+ * Pins [addr, addr + len) for the context's device. Read-only pages (a
+ * PROT_READ file mapping) are registered read-only, so they can be sent
+ * without a copy but not received into. The region grants no remote
+ * access by itself; access lists the rights zc_export() may later
  * hand out on sub-ranges. Checks RLIMIT_MEMLOCK first.
  *
  * Returns 0 and sets *mr, or -ZC_EMEMLOCK (the limit and the size needed

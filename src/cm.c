@@ -34,25 +34,6 @@ static int check_opts(const struct zc_conn_opts *o)
 	return 0;
 }
 
-static void link_conn(struct zc_ctx *ctx, struct zc_conn *c)
-{
-	c->next = ctx->conns;
-	if (ctx->conns)
-		ctx->conns->prev = c;
-	ctx->conns = c;
-}
-
-static void unlink_conn(struct zc_conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else if (c->ctx->conns == c)
-		c->ctx->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
-}
-
 static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
 {
 	struct zc_conn *c = calloc(1, sizeof(*c));
@@ -61,6 +42,8 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 		return NULL;
 	c->kind = ZC_OBJ_CONN;
 	c->ctx = ctx;
+	zc_list_init(&c->exports);
+	zc_list_add(&ctx->conns, &c->node);
 	c->state = ZC_CONN_SETUP;
 	if (opts)
 		c->opts = *opts;
@@ -91,7 +74,7 @@ static void conn_reset(struct zc_conn *c)
 static void conn_destroy(struct zc_conn *c)
 {
 	conn_reset(c);
-	unlink_conn(c);
+	zc_list_del(&c->node);
 	free(c);
 }
 
@@ -154,7 +137,8 @@ void zc_cm_process(struct zc_ctx *ctx)
 				zc_ctx_poll_cq(ctx);
 				c->disconnected = true;
 				if (c->state == ZC_CONN_OPEN && !c->close_received)
-					zc_conn_fail(c, -ECONNRESET);
+					zc_conn_fail(c, zc_err(-ECONNRESET, "the peer disconnected (%s)",
+							       rdma_event_str(ev->event)));
 			}
 		}
 		rdma_ack_cm_event(ev);
@@ -267,7 +251,6 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	c = conn_alloc(ctx, opts);
 	if (!c)
 		return zc_err(-ENOMEM, "zc_connect: out of memory");
-	link_conn(ctx, c);
 	deadline = zc_now_ms() + c->opts.timeout_ms;
 	src = ctx->local;
 	((struct sockaddr_in *)&src)->sin_port = 0;
@@ -281,6 +264,10 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		conn_reset(c);
 		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc_remaining_ms(deadline) == 0)
 			break;
+		/* Each attempt starts from a fresh connection state. */
+		c->state = ZC_CONN_SETUP;
+		c->err = 0;
+		c->disconnected = false;
 		usleep((useconds_t)(1000 * (10 << (attempt < 6 ? attempt : 6))));
 		if (zc_remaining_ms(deadline) == 0)
 			break;
@@ -333,10 +320,7 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 		rc = zc_err(-errno, "cannot listen on port %u: %s", port, strerror(errno));
 		goto err;
 	}
-	l->next = ctx->listeners;
-	if (ctx->listeners)
-		ctx->listeners->prev = l;
-	ctx->listeners = l;
+	zc_list_add(&ctx->listeners, &l->node);
 	*out = l;
 	return 0;
 err:
@@ -367,12 +351,7 @@ int zc_listener_free(struct zc_listener **pl)
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 	}
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		l->ctx->listeners = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
+	zc_list_del(&l->node);
 	rdma_destroy_id(l->id);
 	free(l->pending);
 	free(l);
@@ -414,7 +393,6 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 	}
 	c->id = id;
 	id->context = c;
-	link_conn(l->ctx, c);
 	rc = zc_priv_decode(p.priv, p.priv_len, &c->peer);
 	if (rc) {
 		rdma_reject(id, NULL, 0);

@@ -58,15 +58,27 @@ int zc_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
 static void *rcache_reg(void *arg, void *addr, size_t len, int *err)
 {
 	struct zc_ctx *ctx = arg;
-	int access = IBV_ACCESS_LOCAL_WRITE | (ctx->caps.mw_type2 ? IBV_ACCESS_MW_BIND : 0);
+	struct zc_reg *reg = malloc(sizeof(*reg));
 
-	return zc_reg_mr(ctx, addr, len, access, err);
+	if (!reg) {
+		*err = zc_err(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	reg->mr = zc_reg_local(ctx, addr, len, &reg->ibv_access, err);
+	if (!reg->mr) {
+		free(reg);
+		return NULL;
+	}
+	return reg;
 }
 
 static void rcache_dereg(void *arg, void *handle)
 {
+	struct zc_reg *reg = handle;
+
 	(void)arg;
-	ibv_dereg_mr(handle);
+	ibv_dereg_mr(reg->mr);
+	free(reg);
 }
 
 static int query_caps(struct zc_ctx *ctx)
@@ -126,6 +138,8 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	if (!ctx)
 		return zc_err(-ENOMEM, "zc_ctx_new: out of memory");
 	ctx->epfd = -1;
+	zc_list_init(&ctx->conns);
+	zc_list_init(&ctx->listeners);
 	if (opts)
 		ctx->opts = *opts;
 	else
@@ -203,13 +217,13 @@ int zc_ctx_free(struct zc_ctx **pctx)
 	ctx = *pctx;
 	if (ctx->n_mrs)
 		return zc_err(-EBUSY, "zc_ctx_free: %u memory regions are still registered", ctx->n_mrs);
-	while (ctx->conns) {
-		struct zc_conn *c = ctx->conns;
+	while (!zc_list_empty(&ctx->conns)) {
+		struct zc_conn *c = zc_list_first(&ctx->conns, struct zc_conn, node);
 
 		zc_abort(&c);
 	}
-	while (ctx->listeners) {
-		struct zc_listener *l = ctx->listeners;
+	while (!zc_list_empty(&ctx->listeners)) {
+		struct zc_listener *l = zc_list_first(&ctx->listeners, struct zc_listener, node);
 
 		zc_listener_free(&l);
 	}

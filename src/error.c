@@ -42,6 +42,8 @@ static const struct err_text texts[] = {
 	{EPROTO, "protocol error"},
 	{ENOTSUP, "operation not supported by this device"},
 	{EINTR, "interrupted"},
+	{EFAULT, "bad address: the buffer is not mapped, or not writable where the NIC must write"},
+	{ECONNABORTED, "connection aborted: the operation was pending when the connection was closed"},
 };
 
 const char *zc_version(void)

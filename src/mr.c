@@ -80,21 +80,38 @@ struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access,
 	return mr;
 }
 
+struct ibv_mr *zc_reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv_access, int *err)
+{
+	struct ibv_mr *mr;
+
+	*ibv_access = IBV_ACCESS_LOCAL_WRITE | (ctx->caps.mw_type2 ? IBV_ACCESS_MW_BIND : 0);
+	mr = zc_reg_mr(ctx, addr, len, *ibv_access, err);
+	if (!mr && *err == -EFAULT) {
+		*ibv_access = 0;
+		mr = zc_reg_mr(ctx, addr, len, 0, err);
+	}
+	return mr;
+}
+
 int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_mr **out)
 {
-	int ibv_access = IBV_ACCESS_LOCAL_WRITE, err = 0;
+	int err = 0;
 	struct zc_mr *m;
 
 	if (!ctx || !addr || !len || !out || (access & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
 		return zc_err(-EINVAL, "zc_mr_reg: bad arguments");
-	/* Remote rights are only ever granted through windows bound to exact
-	 * sub-ranges (rendezvous); the region itself grants nothing remote. */
-	if (ctx->caps.mw_type2)
-		ibv_access |= IBV_ACCESS_MW_BIND;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return zc_err(-ENOMEM, "zc_mr_reg: out of memory");
-	m->mr = zc_reg_mr(ctx, addr, len, ibv_access, &err);
+	/* The region itself grants nothing remote: rights go out through windows
+	 * bound to exact sub-ranges. Read-only pages register read-only, so a
+	 * PROT_READ file mapping is sent without a copy. */
+	m->mr = zc_reg_local(ctx, addr, len, &m->ibv_access, &err);
+	if (m->mr && (access & ZC_ACCESS_REMOTE_WRITE) && !(m->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
+		ibv_dereg_mr(m->mr);
+		m->mr = NULL;
+		err = zc_err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
+	}
 	if (!m->mr) {
 		free(m);
 		return err;
@@ -129,11 +146,11 @@ int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len)
 	return zc_rcache_invalidate(ctx->rcache, addr, len);
 }
 
-int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, uint32_t *lkey,
-		struct zc_rcache_entry **entry)
+int zc_reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **out,
+	       int *ibv_access, struct zc_rcache_entry **entry)
 {
-	struct ibv_mr *m;
-	int rc;
+	struct zc_reg *reg;
+	int rc, attempt;
 
 	*entry = NULL;
 	if (mr) {
@@ -141,15 +158,40 @@ int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *m
 
 		if (mr->ctx != ctx || b < s || b + len > s + mr->mr->length)
 			return zc_err(-EINVAL, "the buffer is not inside the given memory region");
-		*lkey = mr->mr->lkey;
+		if (write && !(mr->ibv_access & IBV_ACCESS_LOCAL_WRITE))
+			return zc_err(-EPERM, "the memory region is read-only but is used as a destination");
+		*out = mr->mr;
+		*ibv_access = mr->ibv_access;
 		return 0;
 	}
-	rc = zc_rcache_get(ctx->rcache, buf, len ? len : 1, entry);
-	if (rc)
-		return rc;
-	m = zc_rcache_entry_handle(*entry);
-	*lkey = m->lkey;
-	return 0;
+	/* A read-only entry may cover a range that is writable now (or in part):
+	 * drop it and register again once before giving up. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		rc = zc_rcache_get(ctx->rcache, buf, len ? len : 1, entry);
+		if (rc)
+			return rc;
+		reg = zc_rcache_entry_handle(*entry);
+		if (!write || (reg->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
+			*out = reg->mr;
+			*ibv_access = reg->ibv_access;
+			return 0;
+		}
+		zc_rcache_put(ctx->rcache, *entry);
+		*entry = NULL;
+		zc_rcache_invalidate(ctx->rcache, buf, len ? len : 1);
+	}
+	return zc_err(-EFAULT, "the destination buffer %p (%zu bytes) is not writable", buf, len);
+}
+
+int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
+		struct zc_rcache_entry **entry)
+{
+	struct ibv_mr *m;
+	int access, rc = zc_reg_for(ctx, buf, len, mr, write, &m, &access, entry);
+
+	if (!rc)
+		*lkey = m->lkey;
+	return rc;
 }
 
 void zc_entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry)

@@ -251,13 +251,18 @@ int zc_conn_fail(struct zc_conn *c, int err)
  * application with err. */
 void zc_fail_pending(struct zc_conn *c, int err)
 {
+	struct zc_item *it = zc_item_head(c);
+	/* The NIC may still write into a posted buffer with READs in flight:
+	 * that one is returned by the READs' (flush) completion, not here. */
+	uint32_t keep = it && it->reader == ZC_READER_POSTED && it->reads ? 1 : 0;
+
 	zc_rndv_fail_all(c, err);
-	while (c->posted_count) {
-		struct zc_posted *p = &c->posted[c->posted_head];
+	while (c->posted_count > keep) {
+		/* from the tail, so a kept head stays first */
+		struct zc_posted *p = &c->posted[(c->posted_head + c->posted_count - 1) % c->posted_cap];
 
 		zc_entry_put(c->ctx, p->entry);
 		zc_ctx_complete(c->ctx, c, p->token, ZC_OP_RECV, err, 0);
-		c->posted_head = (c->posted_head + 1) % c->posted_cap;
 		c->posted_count--;
 	}
 	while (c->zq_count) {

@@ -113,13 +113,17 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 	if (!e)
 		return zc_err(-ENOMEM, "zc_export: out of memory");
 	e->mr = mr;
+	zc_list_init(&e->node);
 	addr = (uintptr_t)mr->mr->addr + offset;
-	if (c->ctx->caps.mw_type2 && !c->opts.mr_fallback) {
+	if (c->ctx->caps.mw_type2 && !c->opts.mr_fallback && (mr->ibv_access & IBV_ACCESS_MW_BIND)) {
 		rc = bind_window(c, e, addr, len, access);
 	} else {
-		/* Without windows: a region of its own, exactly this range and these
-		 * rights, deregistered on revoke. */
-		e->fallback_mr = zc_reg_mr(c->ctx, (void *)addr, len, ibv_rights(access) | IBV_ACCESS_LOCAL_WRITE, &rc);
+		/* Without windows (or on read-only pages, which cannot carry one):
+		 * a region of its own, exactly this range and these rights,
+		 * deregistered on revoke. */
+		int local = access & ZC_ACCESS_REMOTE_WRITE ? IBV_ACCESS_LOCAL_WRITE : 0; /* required with remote write */
+
+		e->fallback_mr = zc_reg_mr(c->ctx, (void *)addr, len, ibv_rights(access) | local, &rc);
 		if (e->fallback_mr) {
 			e->rkey = e->fallback_mr->rkey;
 			c->ctx->stats.mr_fallbacks++;
@@ -133,10 +137,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 	}
 	desc_encode(desc, access, e->rkey, addr, len);
 	e->conn = c;
-	e->next = c->exports;
-	if (c->exports)
-		c->exports->prev = e;
-	c->exports = e;
+	zc_list_add(&c->exports, &e->node);
 	mr->exports++;
 	*out = e;
 	return 0;
@@ -156,13 +157,13 @@ static void export_release(struct zc_export *e)
 
 void zc_exports_orphan(struct zc_conn *c)
 {
-	struct zc_export *e;
+	while (!zc_list_empty(&c->exports)) {
+		struct zc_export *e = zc_list_first(&c->exports, struct zc_export, node);
 
-	for (e = c->exports; e; e = e->next) {
 		export_release(e);
 		e->conn = NULL;
+		zc_list_del(&e->node);
 	}
-	c->exports = NULL;
 }
 
 int zc_export_revoke(struct zc_export **pe)
@@ -173,14 +174,7 @@ int zc_export_revoke(struct zc_export **pe)
 		return zc_err(-EINVAL, "zc_export_revoke: no export");
 	e = *pe;
 	export_release(e);
-	if (e->conn) {
-		if (e->prev)
-			e->prev->next = e->next;
-		else
-			e->conn->exports = e->next;
-		if (e->next)
-			e->next->prev = e->prev;
-	}
+	zc_list_del(&e->node);
 	e->mr->exports--;
 	free(e);
 	*pe = NULL;
@@ -218,7 +212,7 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	if (!o || c->sreq_free_count < pieces + 1)
 		return -EAGAIN;
 	*o = (struct zc_rma_op){.busy = true, .op = (uint8_t)op, .pieces = pieces, .token = token, .len = len};
-	rc = zc_lkey_for(c->ctx, buf, len, mr, &lkey, &o->entry);
+	rc = zc_lkey_for(c->ctx, buf, len, mr, op == ZC_OP_READ, &lkey, &o->entry);
 	if (rc) {
 		o->busy = false;
 		return rc;

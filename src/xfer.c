@@ -132,18 +132,23 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 	bool window = ctx->caps.mw_type2 && !c->opts.mr_fallback;
 	struct zc_rts rts = {.addr = (uintptr_t)buf, .len = len};
 	struct zc_rndv *r;
-	struct ibv_mr *local;
-	uint32_t lkey;
-	int ri, rs, rb = -1, rc;
+	struct ibv_mr *local = NULL;
+	int ri, rs, rb = -1, rc, access = 0;
 
-	if (!zc_credit_avail(&c->cr) || c->sreq_free_count < (window ? 2u : 1u) || (ri = free_rndv(c)) < 0)
+	if (!zc_credit_avail(&c->cr) || c->sreq_free_count < 2 || (ri = free_rndv(c)) < 0)
 		return -EAGAIN;
 	r = &c->rndv[ri];
 	if (window) {
-		rc = zc_lkey_for(ctx, buf, len, mr, &lkey, &r->entry);
+		rc = zc_reg_for(ctx, buf, len, mr, false, &local, &access, &r->entry);
 		if (rc)
 			return rc;
-		local = mr ? mr->mr : zc_rcache_entry_handle(r->entry);
+		/* Read-only pages cannot carry a window: fall back for this one. */
+		if (!(access & IBV_ACCESS_MW_BIND)) {
+			rndv_release(c, r);
+			window = false;
+		}
+	}
+	if (window) {
 		if (!r->mw && !(r->mw = ibv_alloc_mw(ctx->pd, IBV_MW_TYPE_2))) {
 			rndv_release(c, r);
 			return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
@@ -168,7 +173,7 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 		rts.flags = ZC_RTS_F_INV;
 		ctx->stats.mw_binds++;
 	} else {
-		if (!ctx->logged_fallback) {
+		if (!ctx->logged_fallback && !local) {
 			fprintf(stderr, "zcrdma: %s: %s; rendezvous exposes per-transfer MRs instead of memory windows\n",
 				ctx->caps.device, c->opts.mr_fallback ? "mr_fallback requested" : "no type-2 memory windows");
 			ctx->logged_fallback = true;
@@ -328,6 +333,8 @@ static void post_reads(struct zc_conn *c, struct zc_item *it)
 {
 	uint64_t max = c->ctx->caps.max_msg_size < READ_CHUNK ? c->ctx->caps.max_msg_size : READ_CHUNK;
 
+	if (c->state == ZC_CONN_DEAD && !it->status)
+		it->status = c->err;
 	while (it->posted < it->want && c->reads_inflight < c->max_reads && c->sreq_free_count > 1 && !it->status) {
 		uint64_t n = it->want - it->posted < max ? it->want - it->posted : max;
 		struct ibv_sge sge = {.addr = (uintptr_t)(it->dst + it->posted), .length = (uint32_t)n,
@@ -352,7 +359,7 @@ static void post_reads(struct zc_conn *c, struct zc_item *it)
 int zc_item_start_read(struct zc_conn *c, struct zc_item *it, void *buf, size_t len, struct zc_mr *mr,
 		       uint8_t reader)
 {
-	int rc = zc_lkey_for(c->ctx, buf, len, mr, &it->dst_lkey, &it->dst_entry);
+	int rc = zc_lkey_for(c->ctx, buf, len, mr, true, &it->dst_lkey, &it->dst_entry);
 
 	if (rc)
 		return rc;
@@ -420,6 +427,8 @@ void zc_match_posted(struct zc_conn *c)
 {
 	struct zc_item *it;
 
+	if (c->state == ZC_CONN_DEAD)
+		return;
 	while (c->posted_count && (it = zc_item_head(c)) && it->reader == ZC_READER_NONE) {
 		struct zc_posted *p = &c->posted[c->posted_head];
 		uint64_t left = it->len - it->off;

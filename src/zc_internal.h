@@ -9,6 +9,7 @@
 
 #include "zcrdma.h"
 #include "credit.h"
+#include "list.h"
 #include "rcache.h"
 #include "wire.h"
 
@@ -39,8 +40,8 @@ struct zc_ctx {
 	struct zc_stats stats;
 	unsigned n_mrs;
 	bool logged_fallback;
-	struct zc_conn *conns;        /* every live connection, for progress and free */
-	struct zc_listener *listeners;
+	struct zc_list conns;         /* every live connection, freed with the context */
+	struct zc_list listeners;
 	struct zc_completion *done;   /* reaped by zc_poll(): a ring */
 	unsigned done_cap, done_head, done_count, zc_outstanding;
 };
@@ -49,7 +50,14 @@ struct zc_mr {
 	struct zc_ctx *ctx;
 	struct ibv_mr *mr;
 	int access;
+	int ibv_access; /* what the registration got (see zc_reg_local) */
 	unsigned exports;
+};
+
+/* A registration-cache entry's handle. */
+struct zc_reg {
+	struct ibv_mr *mr;
+	int ibv_access;
 };
 
 /* Where a message that arrived waits for the application. */
@@ -137,7 +145,7 @@ struct zc_fin {
 /* A range of a region granted to one connection's peer (rma.c). */
 struct zc_export {
 	struct zc_conn *conn; /* NULL once the connection is gone */
-	struct zc_export *next, *prev;
+	struct zc_list node;  /* on conn->exports */
 	struct zc_mr *mr;
 	struct ibv_mw *mw;
 	struct ibv_mr *fallback_mr;
@@ -151,7 +159,7 @@ enum zc_conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_DEAD };
 struct zc_conn {
 	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
 	struct zc_ctx *ctx;
-	struct zc_conn *next, *prev;
+	struct zc_list node;   /* on ctx->conns */
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
 	struct zc_conn_opts opts;
@@ -197,7 +205,7 @@ struct zc_conn {
 	struct zc_rma_op *rma;
 	uint32_t n_rma;
 	uint32_t reads_inflight, max_reads;
-	struct zc_export *exports;
+	struct zc_list exports;
 	struct zc_zsend *zq;    /* zero-copy sends queued in submission order */
 	uint32_t zq_head, zq_count, zq_cap;
 	struct zc_fin *fin_queue; /* FINs waiting for send-queue room */
@@ -213,7 +221,7 @@ struct zc_pending {
 struct zc_listener {
 	int kind; /* ZC_OBJ_LISTENER */
 	struct zc_ctx *ctx;
-	struct zc_listener *next, *prev;
+	struct zc_list node;   /* on ctx->listeners */
 	struct rdma_cm_id *id;
 	struct zc_conn_opts opts;
 	struct zc_pending *pending;
@@ -235,9 +243,17 @@ int zc_remaining_ms(int64_t deadline);
 /* mr.c */
 int zc_memlock_check(struct zc_ctx *ctx, size_t len);
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err);
-/* lkey for [buf, buf+len): from mr if given, else a cache entry (*entry). */
-int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, uint32_t *lkey,
+/* The registration for [buf, buf+len): mr if given, else a cache entry
+ * (*entry, to be put). write: the NIC will write into it. */
+int zc_reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **reg,
+	       int *ibv_access, struct zc_rcache_entry **entry);
+int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
 		struct zc_rcache_entry **entry);
+/* Registers for local use with local write and window binding where the
+ * pages allow; read-only pages (a PROT_READ file mapping) get neither, as
+ * the kernel counts window binding as write access. *ibv_access says what
+ * was granted. */
+struct ibv_mr *zc_reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv_access, int *err);
 void zc_entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry);
 
 /* cm.c */

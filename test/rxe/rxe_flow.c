@@ -12,12 +12,21 @@
  *   rxe_flow abort_server   the server aborts: the client's calls fail within 10 s
  *   rxe_flow threads        8 threads x 8 connections, each thread with its own
  *                           contexts, messages of 1 B .. 100 KB byte-verified
+ *   rxe_flow late_listen    the client connects 1 s before the server listens:
+ *                           refused attempts are retried until it does
+ *   rxe_flow rofile         a PROT_READ file mapping is sent zero-copy (cache
+ *                           and explicit region), byte-verified
+ *   rxe_flow abort_midread  the sender aborts while a posted receive is being
+ *                           RDMA-read: exactly one completion, and teardown
+ *                           returns
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,6 +261,100 @@ static void abort_client(struct pair *p)
 	zc_close(&c);
 }
 
+/* ---- late_listen, rofile, abort_midread ---- */
+
+#define BIG (8 * 1024 * 1024)
+
+static void *late_server(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn *c;
+	uint8_t *buf = malloc(BIG);
+	int i, n = !strcmp(mode, "rofile") ? 2 : 0;
+
+	if (!strcmp(mode, "late_listen")) {
+		usleep(1000000);
+		CHECK_RC(zc_listen(p->sctx, p->port, NULL, &p->l), "zc_listen");
+	}
+	CHECK_RC(zc_accept(p->l, &c, 30000), "zc_accept");
+	if (!strcmp(mode, "abort_midread")) {
+		struct zc_completion comp[4];
+		int got = 0, k;
+
+		CHECK_RC(zc_recv_zc(c, buf, BIG, NULL, 77), "zc_recv_zc");
+		for (k = 0; k < 20; k++) { /* 10 s: every completion, not just the first */
+			int m = zc_poll(p->sctx, comp, 4, 500);
+
+			CHECK_RC(m, "zc_poll");
+			got += m;
+		}
+		printf("abort_midread: %d completion(s) for the posted buffer, status %d (%s)\n", got, comp[0].status,
+		       zc_strerror(comp[0].status));
+		RXE_ASSERT(got == 1 && comp[0].token == 77, "expected exactly one completion, got %d", got);
+		CHECK_RC(zc_abort(&c), "zc_abort");
+	} else {
+		for (i = 0; i < n; i++) {
+			ssize_t m = zc_msg_recv(c, buf, BIG, 0);
+
+			CHECK_RC(m, "zc_msg_recv");
+			RXE_ASSERT(m == BIG && rxe_check(buf, BIG, 21) < 0, "message %d corrupt", i);
+		}
+		RXE_ASSERT(zc_msg_recv(c, buf, BIG, 0) == -EPIPE, "no end of stream");
+		CHECK_RC(zc_close(&c), "zc_close");
+	}
+	zc_mr_invalidate(p->sctx, buf, BIG);
+	free(buf);
+	return NULL;
+}
+
+static void late_client(struct pair *p)
+{
+	struct zc_conn *c;
+	struct zc_completion comp;
+	struct zc_mr *mr;
+	uint8_t *map, *buf;
+	char path[] = "/tmp/zc_rofile.XXXXXX";
+	int fd;
+
+	CHECK_RC(zc_connect(p->cctx, env.addr_b, p->port, NULL, &c), "zc_connect");
+	if (!strcmp(mode, "late_listen")) {
+		CHECK_RC(zc_close(&c), "zc_close");
+		return;
+	}
+	if (!strcmp(mode, "abort_midread")) {
+		buf = malloc(BIG);
+		rxe_fill(buf, BIG, 21);
+		CHECK_RC(zc_send_zc(c, buf, BIG, NULL, 1), "zc_send_zc");
+		usleep(200000); /* the READs are under way (8 MiB take seconds here) */
+		CHECK_RC(zc_abort(&c), "zc_abort");
+		zc_poll(p->cctx, &comp, 1, 0);
+		zc_mr_invalidate(p->cctx, buf, BIG);
+		free(buf);
+		return;
+	}
+	/* rofile: the pages can only be pinned read-only */
+	fd = mkstemp(path);
+	buf = malloc(BIG);
+	rxe_fill(buf, BIG, 21);
+	RXE_ASSERT(fd >= 0 && write(fd, buf, BIG) == BIG, "temp file");
+	free(buf);
+	/* MAP_PRIVATE: kernel 6.1 pins even read-only MRs with forced write
+	 * access, which a shared read-only mapping refuses (6.2 fixed that). */
+	map = mmap(NULL, BIG, PROT_READ, MAP_PRIVATE, fd, 0);
+	RXE_ASSERT(map != MAP_FAILED, "mmap");
+	CHECK_RC(zc_send_zc(c, map, BIG, NULL, 1), "zc_send_zc from a read-only mapping (cache)");
+	RXE_ASSERT(zc_poll(p->cctx, &comp, 1, 30000) == 1 && comp.status == 0, "send 1: %d", comp.status);
+	CHECK_RC(zc_mr_reg(p->cctx, map, BIG, 0, &mr), "zc_mr_reg of a read-only mapping");
+	CHECK_RC(zc_send_zc(c, map, BIG, mr, 2), "zc_send_zc from a read-only region");
+	RXE_ASSERT(zc_poll(p->cctx, &comp, 1, 30000) == 1 && comp.status == 0, "send 2: %d", comp.status);
+	CHECK_RC(zc_close(&c), "zc_close");
+	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
+	zc_mr_invalidate(p->cctx, map, BIG);
+	munmap(map, BIG);
+	close(fd);
+	unlink(path);
+}
+
 /* ---- threads ---- */
 
 #define NTHREADS 8
@@ -356,12 +459,27 @@ int main(int argc, char **argv)
 	void *(*server)(void *);
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_flow inflight|rcache|abort_client|abort_server|threads");
+		RXE_FAIL("usage: rxe_flow inflight|rcache|abort_client|abort_server|threads|late_listen|rofile|"
+			 "abort_midread");
 	mode = argv[1];
 	rxe_env_require(&env);
 	if (!strcmp(mode, "threads")) {
 		run_threads();
 		printf("rxe_flow threads: PASS\n");
+		return 0;
+	}
+	if (!strcmp(mode, "late_listen") || !strcmp(mode, "rofile") || !strcmp(mode, "abort_midread")) {
+		CHECK_RC(zc_ctx_new(env.addr_b, NULL, &p.sctx), "server zc_ctx_new");
+		CHECK_RC(zc_ctx_new(env.addr_a, NULL, &p.cctx), "client zc_ctx_new");
+		p.port = rxe_port(6);
+		p.l = NULL;
+		if (strcmp(mode, "late_listen"))
+			CHECK_RC(zc_listen(p.sctx, p.port, NULL, &p.l), "zc_listen");
+		pthread_create(&t, NULL, late_server, &p);
+		late_client(&p);
+		pthread_join(t, NULL);
+		pair_close(&p);
+		printf("rxe_flow %s: PASS\n", mode);
 		return 0;
 	}
 	server = !strcmp(mode, "inflight") ? inflight_server : !strcmp(mode, "rcache") ? rcache_server : abort_server;
