@@ -1,0 +1,484 @@
+/*
+ * zc_echo - message echo over zcrdma
+ *
+ *   server:  zc_echo -l ADDR[:PORT] [-n N] [-m MAXSIZE]
+ *   client:  zc_echo -b SRCADDR ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]
+ *
+ * The server listens on ADDR (an address of an RDMA netdev, PORT default
+ * 7471), accepts connections one after another (all of them, or N with -n)
+ * and sends every message it receives straight back with zc_msg_recv() /
+ * zc_msg_send(): small messages are copied through the library's rings,
+ * larger ones are RDMA-read into its buffer and RDMA-read back by the client.
+ * Messages up to MAXSIZE bytes (default 16 MiB) are echoed; a larger one ends
+ * that connection with an error. The server's exit status is 0 when every
+ * connection it served ended in an orderly close.
+ *
+ * The client sends COUNT (default 100) messages of SIZE bytes (default 1024,
+ * 0 allowed), one at a time, waits for each echo and checks its length; with
+ * --verify each message carries a pattern that depends on its number and the
+ * echo is compared byte for byte. It prints round-trip statistics and closes.
+ * -b SRCADDR is mandatory: zcrdma contexts are created on a local address
+ * (rxe0 is 192.168.77.1 in the rxe guest), and the API has no way to pick
+ * the source address from the route. If no echo arrives within -t SECONDS
+ * (default 30) the client gives up. Sizes take K, M, G suffixes (powers of 2).
+ *
+ * Exit status: 0 on success, 1 on any failure (one line on stderr naming the
+ * cause), 2 on bad usage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zcrdma.h>
+
+#define DEFAULT_PORT 7471
+#define MiB (1024 * 1024)
+
+static const char *prog = "zc_echo";
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: %s -l ADDR[:PORT] [-n N] [-m MAXSIZE]                    (server)\n"
+		"       %s -b SRCADDR ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]  (client)\n"
+		"  -l ADDR[:PORT]  listen on ADDR, an address of an RDMA netdev (port %d by default)\n"
+		"  -n N            serve N connections, then exit (default: forever)\n"
+		"  -m MAXSIZE      largest message echoed (default 16M)\n"
+		"  -b SRCADDR      the client's local RDMA address (required: contexts are created on it)\n"
+		"  -s SIZE         message size in bytes, K/M/G suffixes allowed (default 1024)\n"
+		"  -c COUNT        messages to send (default 100)\n"
+		"  --verify        check every echoed byte against the pattern sent\n"
+		"  -t SECONDS      client: give up when an echo takes longer (default 30)\n",
+		prog, prog, DEFAULT_PORT);
+	exit(2);
+}
+
+/* zc_strerror(rc), and the details of zc_last_error() when there are any. */
+static const char *why(long rc)
+{
+	static char buf[768];
+	const char *d = zc_last_error();
+
+	snprintf(buf, sizeof(buf), d && *d ? "%s (%s)" : "%s", zc_strerror((int)rc), d);
+	return buf;
+}
+
+/* Prints "zc_echo: WHAT: cause (details)" for a zcrdma error code. */
+static void zc_fail(const char *what, long rc)
+{
+	fprintf(stderr, "%s: %s: %s\n", prog, what, why((int)rc));
+}
+
+/* Parses a byte count with an optional K/M/G suffix; -1 if invalid. */
+static long long parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	errno = 0;
+	if (*s == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+		end++;
+	if (*end || v > (1ull << 40) >> shift)
+		return -1;
+	return (long long)(v << shift);
+}
+
+/*
+ * Splits "ADDR", "ADDR:PORT", "[V6ADDR]" or "[V6ADDR]:PORT" into host and
+ * port (a bare IPv6 address has several colons and no port). 0 or -1.
+ */
+static int parse_hostport(const char *arg, char *host, size_t hostlen, uint16_t *port, uint16_t defport)
+{
+	const char *colon = NULL, *h = arg, *hend;
+	char *end;
+	unsigned long p;
+
+	*port = defport;
+	if (*arg == '[') {
+		h = arg + 1;
+		hend = strchr(h, ']');
+		if (!hend)
+			return -1;
+		if (hend[1] == ':')
+			colon = hend + 1;
+		else if (hend[1])
+			return -1;
+	} else {
+		colon = strchr(arg, ':');
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL; /* bare IPv6 address */
+		hend = colon ? colon : arg + strlen(arg);
+	}
+	if (hend == h || (size_t)(hend - h) >= hostlen)
+		return -1;
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	if (colon) {
+		errno = 0;
+		p = strtoul(colon + 1, &end, 10);
+		if (errno || end == colon + 1 || *end || p == 0 || p > 65535)
+			return -1;
+		*port = (uint16_t)p;
+	}
+	return 0;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* Byte j of message number i; consecutive messages differ in every byte. */
+static inline uint8_t pattern(uint64_t i, size_t j)
+{
+	return (uint8_t)(j * 7 + (j >> 8) * 13 + (j >> 16) + i * 0x9d + 1);
+}
+
+static void fill(uint8_t *p, size_t len, uint64_t i)
+{
+	size_t j;
+
+	for (j = 0; j < len; j++)
+		p[j] = pattern(i, j);
+}
+
+static long check(const uint8_t *p, size_t len, uint64_t i)
+{
+	size_t j;
+
+	for (j = 0; j < len; j++)
+		if (p[j] != pattern(i, j))
+			return (long)j;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+
+/* Echoes messages until the client closes. 0 on an orderly close. */
+static int serve(struct zc_conn **conn, uint8_t *buf, size_t maxsize, uint64_t *msgs, uint64_t *bytes)
+{
+	for (;;) {
+		ssize_t n = zc_msg_recv(*conn, buf, maxsize, 0);
+
+		if (n == -EPIPE)
+			return 0; /* the client closed after its last message */
+		if (n == -EMSGSIZE) {
+			ssize_t next = zc_msg_peek(*conn, ZC_DONTWAIT);
+
+			fprintf(stderr, "%s: a message of %zd bytes exceeds -m %zu; dropping the connection\n", prog,
+				next, maxsize);
+			return -1;
+		}
+		if (n < 0) {
+			zc_fail("receive", n);
+			return -1;
+		}
+		ssize_t s = zc_msg_send(*conn, buf, (size_t)n, 0);
+
+		if (s < 0) {
+			zc_fail("send", s);
+			return -1;
+		}
+		(*msgs)++;
+		*bytes += (uint64_t)n;
+	}
+}
+
+static int server(const char *listen_arg, long long nconns, size_t maxsize)
+{
+	char host[256];
+	uint16_t port;
+	struct zc_ctx *ctx;
+	struct zc_listener *l;
+	uint8_t *buf;
+	long long served = 0;
+	int rc, failures = 0;
+
+	if (parse_hostport(listen_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
+		fprintf(stderr, "%s: bad listen address '%s' (ADDR[:PORT])\n", prog, listen_arg);
+		return 2;
+	}
+	buf = malloc(maxsize ? maxsize : 1);
+	if (!buf) {
+		fprintf(stderr, "%s: cannot allocate the %zu-byte message buffer (-m)\n", prog, maxsize);
+		return 1;
+	}
+	rc = zc_ctx_new(host, NULL, &ctx);
+	if (rc) {
+		zc_fail(host, rc);
+		free(buf);
+		return 1;
+	}
+	rc = zc_listen(ctx, port, NULL, &l);
+	if (rc) {
+		zc_fail("listen", rc);
+		zc_ctx_free(&ctx);
+		free(buf);
+		return 1;
+	}
+	fprintf(stderr, "%s: listening on %s port %u\n", prog, host, zc_listener_port(l));
+	while (nconns < 0 || served < nconns) {
+		struct zc_conn *conn;
+		uint64_t msgs = 0, bytes = 0;
+
+		rc = zc_accept(l, &conn, -1);
+		if (rc) {
+			/* A peer that is not a zcrdma endpoint is rejected; keep serving. */
+			zc_fail("accept", rc);
+			if (rc == -ZC_EVERSION || rc == -ZC_EPEERPROTO || rc == -ETIMEDOUT || rc == -ECONNRESET) {
+				failures++;
+				served++;
+				continue;
+			}
+			failures++;
+			break;
+		}
+		served++;
+		if (serve(&conn, buf, maxsize, &msgs, &bytes)) {
+			failures++;
+			zc_abort(&conn);
+		} else if ((rc = zc_close(&conn))) {
+			zc_fail("close", rc);
+			failures++;
+		}
+		fprintf(stderr, "%s: connection %lld: echoed %" PRIu64 " messages, %" PRIu64 " bytes\n", prog, served,
+			msgs, bytes);
+	}
+	zc_listener_free(&l);
+	zc_mr_invalidate(ctx, buf, maxsize ? maxsize : 1);
+	zc_ctx_free(&ctx);
+	free(buf);
+	return failures ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Client                                                              */
+
+static unsigned echo_timeout = 30;
+
+/* Every wait of the client is bounded: no echo within -t seconds ends it. */
+static void on_alarm(int sig)
+{
+	static const char msg[] = "zc_echo: no echo within the -t timeout: the server is not answering\n";
+	ssize_t w;
+
+	(void)sig;
+	w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)w;
+	_exit(1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int client(const char *src, const char *dst_arg, size_t size, long long count, int verify)
+{
+	char host[256];
+	uint16_t port;
+	struct zc_ctx *ctx = NULL;
+	struct zc_conn *conn = NULL;
+	struct zc_conn_opts opts;
+	uint8_t *sbuf = NULL, *rbuf = NULL;
+	double *rtt = NULL, t0, total = 0;
+	long long i;
+	int rc, ret = 1;
+
+	if (parse_hostport(dst_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
+		fprintf(stderr, "%s: bad server address '%s' (ADDR[:PORT])\n", prog, dst_arg);
+		return 2;
+	}
+	sbuf = malloc(size ? size : 1);
+	rbuf = malloc(size ? size : 1);
+	rtt = malloc(sizeof(*rtt) * (size_t)count);
+	if (!sbuf || !rbuf || !rtt) {
+		fprintf(stderr, "%s: out of memory for %zu-byte messages\n", prog, size);
+		goto out;
+	}
+	fill(sbuf, size, 0);
+	rc = zc_ctx_new(src, NULL, &ctx);
+	if (rc) {
+		zc_fail(src, rc);
+		goto out;
+	}
+	zc_conn_opts_init(&opts);
+	if (echo_timeout && echo_timeout * 1000ull < (unsigned)opts.timeout_ms)
+		opts.timeout_ms = (int)(echo_timeout * 1000);
+	rc = zc_connect(ctx, host, port, &opts, &conn);
+	if (rc) {
+		fprintf(stderr, "%s: connect to %s port %u: %s\n", prog, host, port, why(rc));
+		goto out;
+	}
+	signal(SIGALRM, on_alarm);
+	for (i = 0; i < count; i++) {
+		ssize_t n;
+
+		if (verify && i)
+			fill(sbuf, size, (uint64_t)i);
+		alarm(echo_timeout);
+		t0 = now_us();
+		n = zc_msg_send(conn, sbuf, size, 0);
+		if (n < 0) {
+			zc_fail("send", n);
+			goto out;
+		}
+		n = zc_msg_recv(conn, rbuf, size, 0);
+		if (n == -EMSGSIZE) {
+			fprintf(stderr, "%s: message %lld: the echo is longer than the %zu bytes sent\n", prog, i, size);
+			goto out;
+		}
+		if (n < 0) {
+			zc_fail("receive", n);
+			goto out;
+		}
+		rtt[i] = now_us() - t0;
+		total += rtt[i];
+		if ((size_t)n != size) {
+			fprintf(stderr, "%s: message %lld: echo has %zd bytes, sent %zu\n", prog, i, n, size);
+			goto out;
+		}
+		if (verify) {
+			long bad = check(rbuf, size, (uint64_t)i);
+
+			if (bad >= 0) {
+				fprintf(stderr, "%s: message %lld: echo differs at byte %ld (0x%02x, expected 0x%02x)\n",
+					prog, i, bad, rbuf[bad], pattern((uint64_t)i, (size_t)bad));
+				goto out;
+			}
+		}
+	}
+	alarm(echo_timeout);
+	rc = zc_close(&conn);
+	alarm(0);
+	if (rc) {
+		zc_fail("close", rc);
+		goto out;
+	}
+	if (count > 0) {
+		double mb = 2.0 * (double)size * (double)count / total; /* bytes per us = MB/s */
+
+		qsort(rtt, (size_t)count, sizeof(*rtt), cmp_double);
+		printf("zc_echo: %lld x %zu bytes to %s port %u%s: round trip us min %.1f avg %.1f p50 %.1f "
+		       "p99 %.1f max %.1f; %.2f MB/s both ways\n",
+		       count, size, host, port, verify ? ", verified" : "", rtt[0], total / (double)count,
+		       rtt[(size_t)(count - 1) / 2], rtt[(size_t)((double)(count - 1) * 0.99)], rtt[count - 1], mb);
+	} else {
+		printf("zc_echo: connected to %s port %u and closed (no messages)\n", host, port);
+	}
+	ret = 0;
+out:
+	alarm(0);
+	if (conn)
+		zc_abort(&conn);
+	if (ctx) {
+		zc_mr_invalidate(ctx, sbuf, size ? size : 1);
+		zc_mr_invalidate(ctx, rbuf, size ? size : 1);
+		zc_ctx_free(&ctx);
+	}
+	free(sbuf);
+	free(rbuf);
+	free(rtt);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"verify", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *listen_arg = NULL, *src = NULL;
+	long long nconns = -1, size = 1024, count = 100, maxsize = 16 * MiB, v;
+	int verify = 0, opt;
+	char *end;
+
+	while ((opt = getopt_long(argc, argv, "l:n:m:b:s:c:t:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			listen_arg = optarg;
+			break;
+		case 'b':
+			src = optarg;
+			break;
+		case 'n':
+		case 'c':
+		case 't':
+			errno = 0;
+			v = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 0 || (opt == 't' && v > 86400)) {
+				fprintf(stderr, "%s: -%c needs a non-negative number, got '%s'\n", prog, opt, optarg);
+				usage();
+			}
+			if (opt == 'n')
+				nconns = v;
+			else if (opt == 'c')
+				count = v;
+			else
+				echo_timeout = (unsigned)v;
+			break;
+		case 's':
+		case 'm':
+			v = parse_size(optarg);
+			if (v < 0) {
+				fprintf(stderr, "%s: -%c needs a byte count (K/M/G suffixes allowed), got '%s'\n", prog,
+					opt, optarg);
+				usage();
+			}
+			if (opt == 's')
+				size = v;
+			else
+				maxsize = v;
+			break;
+		case 'V':
+			verify = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (listen_arg) {
+		if (optind != argc || src) {
+			fprintf(stderr, "%s: the server takes no server address and no -b\n", prog);
+			usage();
+		}
+		return server(listen_arg, nconns, (size_t)maxsize);
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "%s: give -l ADDR[:PORT] (server) or the server's ADDR[:PORT] (client)\n", prog);
+		usage();
+	}
+	if (!src) {
+		fprintf(stderr, "%s: the client needs -b SRCADDR, the local RDMA address to connect from "
+				"(e.g. -b 192.168.77.1 for rxe0)\n", prog);
+		usage();
+	}
+	return client(src, argv[optind], (size_t)size, count, verify);
+}
