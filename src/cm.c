@@ -373,6 +373,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 		return zc_err(-EINVAL, "zc_accept: listener and output are required");
 	deadline = timeout_ms < 0 ? -1 : zc_now_ms() + timeout_ms;
 	zc_ctx_progress(l->ctx);
+	zc_cm_process(l->ctx);
 	while (!l->pending_count) {
 		int left = zc_remaining_ms(deadline);
 

@@ -329,7 +329,19 @@ int zc_ctx_poll_cq(struct zc_ctx *ctx)
 	return total;
 }
 
+/* Completions first. The CM channel costs a system call to look at, so the
+ * data path checks it only when the CQ is idle, and then only every 64th
+ * time; zc_ctx_wait() always checks before sleeping. */
 int zc_ctx_progress(struct zc_ctx *ctx)
+{
+	int total = zc_ctx_poll_cq(ctx);
+
+	if (total == 0 && (++ctx->idle_polls & 63) == 0)
+		zc_cm_process(ctx);
+	return total;
+}
+
+static int progress_all(struct zc_ctx *ctx)
 {
 	int total = zc_ctx_poll_cq(ctx);
 
@@ -375,7 +387,7 @@ int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 		if (ibv_req_notify_cq(ctx->cq, 0) == 0)
 			ctx->cq_armed = true;
 	}
-	if (zc_ctx_progress(ctx))
+	if (progress_all(ctx))
 		return 1;
 	n = epoll_wait(ctx->epfd, ev, 2, timeout_ms);
 	if (n > 0) {
@@ -387,7 +399,7 @@ int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 			ctx->cq_armed = false;
 		}
 	}
-	return zc_ctx_progress(ctx) > 0 || n > 0;
+	return progress_all(ctx) > 0 || n > 0;
 }
 
 int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeout_ms)
@@ -398,7 +410,9 @@ int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeou
 	if (!ctx || !comps || max <= 0)
 		return zc_err(-EINVAL, "zc_poll: bad arguments");
 	deadline = timeout_ms < 0 ? -1 : zc_now_ms() + timeout_ms;
-	zc_ctx_progress(ctx);
+	/* once per call, CM included: an event-loop application calls this
+	 * when the context's fd fires, whichever source made it fire */
+	progress_all(ctx);
 	while (ctx->done_count == 0) {
 		int left = zc_remaining_ms(deadline);
 

@@ -34,6 +34,7 @@ struct zc_ctx {
 	struct ibv_cq *cq;
 	int cq_reserved;
 	bool cq_armed;
+	unsigned idle_polls;
 	int epfd;
 	struct zc_caps caps;
 	struct zc_rcache *rcache;
