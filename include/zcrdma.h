@@ -186,9 +186,16 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *                  credits + 8)
  *   rnr_retry      receiver-not-ready retries (default 0: credits make RNR
  *                  impossible, so any RNR is an error)
- *   retry_count    transport retries before the connection fails (default 7)
+ *   retry_count    transport retries before the connection fails (default 6;
+ *                  7 means "retry forever" to rxe, so a dead peer would
+ *                  never be noticed)
  *   mr_fallback    if set, rendezvous exposes a per-transfer MR instead of
  *                  a memory window even when windows exist (default 0)
+ *   keepalive_ms   a blocking call that has seen nothing from the peer for
+ *                  this long probes it with a zero-length RDMA WRITE; a dead
+ *                  peer then fails the call with -ZC_ETRANSPORT once the
+ *                  transport's retries (retry_count) run out, about 5 s on
+ *                  rxe (default 2000; 0 turns probing off)
  */
 struct zc_conn_opts {
 	int timeout_ms;
@@ -198,6 +205,7 @@ struct zc_conn_opts {
 	int rnr_retry;
 	int retry_count;
 	int mr_fallback;
+	int keepalive_ms;
 };
 
 /* zc_conn_opts_init - fill opts with the defaults documented above. */

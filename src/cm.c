@@ -16,14 +16,14 @@ void zc_conn_opts_init(struct zc_conn_opts *o)
 	if (!o)
 		return;
 	*o = (struct zc_conn_opts){.timeout_ms = 10000, .credits = 64, .eager_size = 16384, .send_depth = 128,
-				   .rnr_retry = 0, .retry_count = 7, .mr_fallback = 0};
+				   .rnr_retry = 0, .retry_count = 6, .mr_fallback = 0, .keepalive_ms = 2000};
 }
 
 static int check_opts(const struct zc_conn_opts *o)
 {
 	if (o->timeout_ms < 0 || o->credits < 1 || o->credits > ZC_CREDITS_MAX || o->eager_size < 64 ||
 	    o->eager_size > ZC_SLOT_MAX - ZC_HDR_SIZE || o->send_depth < 8 || o->send_depth > 16384 ||
-	    o->rnr_retry < 0 || o->rnr_retry > 7 || o->retry_count < 0 || o->retry_count > 7)
+	    o->rnr_retry < 0 || o->rnr_retry > 7 || o->retry_count < 0 || o->retry_count > 7 || o->keepalive_ms < 0)
 		return zc_err(-EINVAL, "connection options out of range (credits 1..%d, eager_size 64..%d, "
 				       "send_depth 8..16384, retries 0..7)",
 			      ZC_CREDITS_MAX, ZC_SLOT_MAX - ZC_HDR_SIZE);
@@ -173,6 +173,16 @@ static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 		      rdma_event_str(expected), c->cm_status);
 }
 
+/* The local ACK timeout, 4.096 us * 2^14 = 67 ms per try, so that with
+ * retry_count tries a dead peer is noticed in about a second rather than
+ * whatever the path record implies. */
+static void set_ack_timeout(struct rdma_cm_id *id)
+{
+	uint8_t timeout = 14;
+
+	rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout, sizeof(timeout));
+}
+
 static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
 {
 	struct zc_priv mine;
@@ -218,6 +228,7 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 	rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, deadline);
 	if (rc)
 		return rc;
+	set_ack_timeout(c->id);
 	if (rdma_resolve_route(c->id, RESOLVE_MS))
 		return zc_err(-errno, "rdma_resolve_route: %s", strerror(errno));
 	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline);
@@ -418,6 +429,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 	param.responder_resources = (uint8_t)(c->peer.rd_atom < param.responder_resources ? c->peer.rd_atom
 											  : param.responder_resources);
 	deadline = zc_now_ms() + c->opts.timeout_ms;
+	set_ack_timeout(id);
 	rc = rdma_accept(id, &param) ? zc_err(-errno, "rdma_accept: %s", strerror(errno))
 				     : wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
 	if (rc) {
@@ -479,7 +491,7 @@ int zc_close(struct zc_conn **pc)
 				    c->opts.timeout_ms);
 			break;
 		}
-		zc_ctx_wait(c->ctx, zc_remaining_ms(deadline) > 100 ? 100 : zc_remaining_ms(deadline));
+		zc_conn_wait(c);
 	}
 	if (!rc && c->err && c->err != -ECONNRESET)
 		rc = c->err;

@@ -299,6 +299,8 @@ static void send_done(struct zc_conn *c, struct zc_sreq *s, int status)
 			zc_ctx_complete(ctx, c, op->token, op->op, op->status, op->status ? 0 : op->len);
 			op->busy = false;
 		}
+	} else if (s->wr.kind == ZC_WR_PROBE) {
+		c->probe_inflight = false;
 	} else if (s->wr.kind == ZC_WR_MW) {
 		zc_export_bound((struct zc_export *)(uintptr_t)s->token, status);
 	} else if (s->op) {
@@ -319,6 +321,7 @@ void zc_handle_wc(struct zc_ctx *ctx, const struct ibv_wc *wc)
 	if (wc->status != IBV_WC_SUCCESS && (wc->status != IBV_WC_WR_FLUSH_ERR || c->state == ZC_CONN_OPEN))
 		zc_conn_fail(c, zc_err(status, "%s completion failed on %s: %s", wr->kind == ZC_WR_RECV ? "receive" : "send",
 				       ctx->caps.device, ibv_wc_status_str(wc->status)));
+	c->activity++;
 	if (wr->kind == ZC_WR_RECV) {
 		c->rx_posted--;
 		if (!status && c->state != ZC_CONN_DEAD)
@@ -355,4 +358,43 @@ void zc_conn_drain(struct zc_conn *c, int timeout_ms)
 	if (c->rx_posted || c->sq_inflight)
 		fprintf(stderr, "zcrdma: %s: %u receive and %u send work requests not flushed within %d ms\n",
 			c->ctx->caps.device, c->rx_posted, c->sq_inflight, timeout_ms);
+}
+
+/*
+ * Waits for progress on behalf of a blocked call on c. A peer that died
+ * without a word (power loss, link down) sends nothing and acknowledges
+ * nothing, so when no completion arrived for keepalive_ms a zero-length
+ * RDMA WRITE probes it: it needs no memory on either side, and against a
+ * dead peer it fails once the transport's retries run out, failing the
+ * connection with -ZC_ETRANSPORT.
+ */
+int zc_conn_wait(struct zc_conn *c)
+{
+	int64_t now;
+
+	zc_ctx_wait(c->ctx, 100);
+	if (c->err || !c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
+		return c->err;
+	now = zc_now_ms();
+	if (c->activity != c->activity_seen || !c->quiet_since) {
+		c->activity_seen = c->activity;
+		c->quiet_since = now;
+		return 0;
+	}
+	if (now - c->quiet_since >= c->opts.keepalive_ms && !c->probe_inflight) {
+		struct ibv_send_wr wr = {.opcode = IBV_WR_RDMA_WRITE, .send_flags = IBV_SEND_SIGNALED};
+		int i = zc_sreq_get(c);
+
+		if (i < 0)
+			return 0;
+		c->sreq[i].wr.kind = ZC_WR_PROBE;
+		wr.wr_id = (uintptr_t)&c->sreq[i].wr;
+		if (zc_post_send_wr(c, &wr)) {
+			zc_sreq_put(c, (uint32_t)i);
+			return c->err;
+		}
+		c->probe_inflight = true;
+		c->quiet_since = now;
+	}
+	return 0;
 }

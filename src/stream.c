@@ -12,8 +12,7 @@ static int block(struct zc_conn *c, int flags)
 		return c->err;
 	if (flags & ZC_DONTWAIT)
 		return -EAGAIN;
-	zc_ctx_wait(c->ctx, 100);
-	return c->err;
+	return zc_conn_wait(c);
 }
 
 static int send_check(struct zc_conn *c, const void *buf, size_t len)
@@ -45,7 +44,7 @@ static ssize_t send_rndv_blocking(struct zc_conn *c, const void *buf, size_t len
 		return rc;
 	r = &c->rndv[idx];
 	while (!r->done)
-		zc_ctx_wait(c->ctx, 100);
+		zc_conn_wait(c);
 	rc = r->status;
 	r->owner = ZC_RNDV_FREE;
 	return rc ? rc : (ssize_t)len;
@@ -118,7 +117,7 @@ static int read_rts(struct zc_conn *c, struct zc_item *it, void *buf, size_t len
 		return rc;
 	/* The NIC is writing into buf: wait for it, whatever the flags. */
 	while (it->reads || (it->posted < it->want && !it->status))
-		zc_ctx_wait(c->ctx, 100);
+		zc_conn_wait(c);
 	rc = it->status;
 	zc_item_end_read(c, it);
 	return rc;

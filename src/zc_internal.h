@@ -16,7 +16,7 @@
 enum zc_obj_kind { ZC_OBJ_LISTENER = 1, ZC_OBJ_CONN };
 
 /* A work request's identity: wr_id points at one of these. */
-enum zc_wr_kind { ZC_WR_RECV = 1, ZC_WR_SEND, ZC_WR_READ, ZC_WR_RMA, ZC_WR_MW };
+enum zc_wr_kind { ZC_WR_RECV = 1, ZC_WR_SEND, ZC_WR_READ, ZC_WR_RMA, ZC_WR_MW, ZC_WR_PROBE };
 struct zc_wr {
 	struct zc_conn *conn;
 	uint8_t kind;
@@ -207,6 +207,10 @@ struct zc_conn {
 	uint32_t n_rma;
 	uint32_t reads_inflight, max_reads;
 	struct zc_list exports;
+	/* dead-peer detection: completions seen, and when that last changed */
+	uint64_t activity, activity_seen;
+	int64_t quiet_since;
+	bool probe_inflight;
 	struct zc_zsend *zq;    /* zero-copy sends queued in submission order */
 	uint32_t zq_head, zq_count, zq_cap;
 	struct zc_fin *fin_queue; /* FINs waiting for send-queue room */
@@ -273,6 +277,7 @@ void zc_handle_wc(struct zc_ctx *ctx, const struct ibv_wc *wc);
 int zc_conn_fail(struct zc_conn *conn, int err);
 int zc_conn_check(struct zc_conn *conn);
 void zc_conn_drain(struct zc_conn *conn, int timeout_ms);
+int zc_conn_wait(struct zc_conn *conn);
 
 /* xfer.c: eager and rendezvous protocols */
 int zc_send_ctl(struct zc_conn *conn, uint8_t type, uint32_t id, uint32_t inv_rkey);

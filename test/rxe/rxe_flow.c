@@ -19,6 +19,9 @@
  *   rxe_flow abort_midread  the sender aborts while a posted receive is being
  *                           RDMA-read: exactly one completion, and teardown
  *                           returns
+ *   rxe_flow silent         the link goes dark (netem 100 % loss both ways)
+ *                           under an idle blocking receive: it fails within
+ *                           10 s (keepalive probe + transport retries)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -355,6 +358,62 @@ static void late_client(struct pair *p)
 	unlink(path);
 }
 
+/* ---- silent ---- */
+
+static void netem(const char *op)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "tc qdisc %s dev va root netem loss 100%% 2>/dev/null; "
+				   "tc qdisc %s dev vb root netem loss 100%% 2>/dev/null", op, op);
+	if (system(cmd) < 0)
+		RXE_FAIL("system(tc)");
+}
+
+static void netem_off(void)
+{
+	netem("del");
+}
+
+static void *silent_server(void *arg)
+{
+	struct pair *p = arg;
+	struct zc_conn *c;
+	uint8_t buf[64];
+	double t0;
+	ssize_t n;
+
+	CHECK_RC(zc_accept(p->l, &c, 20000), "zc_accept");
+	t0 = now_s();
+	n = zc_msg_recv(c, buf, sizeof(buf), 0); /* the link dies while this waits */
+	printf("silent: the blocked receive returned %zd (%s) after %.1f s: %s\n", n, zc_strerror((int)n),
+	       now_s() - t0, zc_last_error());
+	RXE_ASSERT(n == -ZC_ETRANSPORT || n == -ECONNRESET, "expected a transport error");
+	RXE_ASSERT(now_s() - t0 < 10, "took %.1f s, more than 10", now_s() - t0);
+	zc_abort(&c);
+	return NULL;
+}
+
+static void silent(void)
+{
+	struct pair p;
+	struct zc_conn *c;
+	pthread_t t;
+
+	if (system("modprobe sch_netem && tc qdisc show >/dev/null") != 0)
+		RXE_FAIL("netem is not available");
+	atexit(netem_off);
+	pair_open(&p, 7);
+	pthread_create(&t, NULL, silent_server, &p);
+	CHECK_RC(zc_connect(p.cctx, env.addr_b, p.port, NULL, &c), "zc_connect");
+	usleep(500000);
+	netem("add");
+	pthread_join(t, NULL);
+	netem_off();
+	zc_abort(&c);
+	pair_close(&p);
+}
+
 /* ---- threads ---- */
 
 #define NTHREADS 8
@@ -460,9 +519,14 @@ int main(int argc, char **argv)
 
 	if (argc != 2)
 		RXE_FAIL("usage: rxe_flow inflight|rcache|abort_client|abort_server|threads|late_listen|rofile|"
-			 "abort_midread");
+			 "abort_midread|silent");
 	mode = argv[1];
 	rxe_env_require(&env);
+	if (!strcmp(mode, "silent")) {
+		silent();
+		printf("rxe_flow silent: PASS\n");
+		return 0;
+	}
 	if (!strcmp(mode, "threads")) {
 		run_threads();
 		printf("rxe_flow threads: PASS\n");
