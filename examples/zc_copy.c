@@ -32,14 +32,12 @@
  *   registration fails and so does zc_copy, naming the reason.
  *   Sender: INFILE is mapped and each chunk is registered (zc_mr_reg) and
  *   sent by reference with zc_send_zc(), up to 4 chunks in flight, reaped
- *   with zc_poll(). LIBRARY LIMITATION: zc_mr_reg() always asks for local
- *   write access, so a read-only mapping (PROT_READ) cannot be registered
- *   (-EFAULT). The sender therefore maps INFILE MAP_PRIVATE with
- *   PROT_READ|PROT_WRITE (never writing it, and the file needs no write
- *   permission); pinning such a mapping for writing makes the kernel give
- *   every page a private copy at registration. The payload is thus copied once
- *   by the kernel on the sending side (not by zc_copy, not on the wire, not
- *   on the receiver); MADV_DONTNEED after each chunk frees those copies again.
+ *   with zc_poll(). The sender maps INFILE read-only (MAP_PRIVATE), which
+ *   the library registers read-only. KERNEL LIMITATION: before Linux 6.2 the
+ *   RDMA core pins every registration with forced write access, which gives
+ *   each page of a private mapping a copy at registration (the guest's 6.1
+ *   does this); from 6.2 on the pages are pinned in place. MADV_DONTNEED
+ *   after each chunk frees such copies again.
  *   Chunks at most the connection's eager size (16 KiB by default: only a
  *   small file's single chunk, or the short last chunk) are copied through
  *   the library's rings.
@@ -306,31 +304,15 @@ static void progress(struct xfer *x, int final)
 		el > 0 ? mib / el : 0.0, final ? "\n" : "");
 }
 
-/*
- * Releases everything after a successful transfer. Pending zero-copy
- * operations end with the connection (zc_abort), so their regions can be
- * deregistered afterwards.
- *
- * After a failure the process is about to exit: only a partial OUTFILE is
- * removed, and the kernel reclaims the RDMA resources (the peer's rdma_cm
- * sees the disconnect). Tearing the connection down through the library
- * there is not only unnecessary but can hang today: when a connection fails
- * while a zc_recv_zc() buffer is being RDMA-read, the READ's flush
- * completion completes that buffer a second time, posted_count wraps below
- * zero, and zc_abort()/zc_close()/zc_ctx_free() then spin in
- * zc_fail_pending() for 2^32 iterations (library bug, reported with the
- * examples).
- */
+/* Releases everything; after a failure the receiver also removes its
+ * partial output file. */
 static void cleanup(struct xfer *x, int failed)
 {
 	struct zc_completion comp[DEPTH];
 	unsigned i;
 
-	if (failed) {
-		if (!x->sender && x->created)
-			unlink(x->path);
-		return;
-	}
+	if (failed && !x->sender && x->created)
+		unlink(x->path);
 	if (x->conn)
 		zc_abort(&x->conn);
 	if (x->ctx)
@@ -767,10 +749,8 @@ static int sender(struct xfer *x, const char *src, const char *dst_arg)
 	if (!x->hashes)
 		return fail(x, "out of memory");
 	if (x->size) {
-		/* PROT_WRITE only because zc_mr_reg() cannot register read-only
-		 * memory (see LIBRARY LIMITATION above); MAP_PRIVATE keeps the
-		 * file itself untouched. */
-		x->map = mmap(NULL, x->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, x->fd, 0);
+		/* Read-only and private: see KERNEL LIMITATION above. */
+		x->map = mmap(NULL, x->size, PROT_READ, MAP_PRIVATE, x->fd, 0);
 		if (x->map == MAP_FAILED) {
 			x->map = NULL;
 			return fail(x, "mmap %s: %s", x->path, strerror(errno));

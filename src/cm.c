@@ -250,6 +250,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	struct sockaddr_storage dst, src;
 	int64_t deadline;
 	struct zc_conn *c;
+	bool refused = false;
 	int rc, attempt;
 
 	if (!ctx || !addr || !out || !port)
@@ -272,6 +273,12 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		rc = connect_once(c, &src, &dst, deadline);
 		if (!rc)
 			break;
+		/* Report the refusal, not the timeout it was retried into. */
+		if (rc == -ECONNREFUSED)
+			refused = true;
+		else if (rc == -ETIMEDOUT && refused)
+			rc = zc_err(-ECONNREFUSED, "refused on every attempt for %d ms (nothing listening?)",
+				    c->opts.timeout_ms);
 		conn_reset(c);
 		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc_remaining_ms(deadline) == 0)
 			break;
