@@ -357,32 +357,29 @@ static int progress_all(struct zc_ctx *ctx)
 int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 {
 	struct epoll_event ev[2];
-	int64_t spin_until;
+	bool never_sleep = ctx->opts.busy_poll_us < 0;
+	int64_t spin_us = never_sleep ? (int64_t)timeout_ms * 1000 : ctx->opts.busy_poll_us, start;
 	int n;
 
-	if (ctx->opts.busy_poll_us != 0) {
-		spin_until = ctx->opts.busy_poll_us < 0 ? -1 : 0;
-		if (ctx->opts.busy_poll_us > 0) {
-			struct timespec ts;
+	/* Spin for busy_poll_us, or (busy_poll_us < 0) for the whole timeout
+	 * without ever sleeping; a negative timeout then spins until progress. */
+	if (spin_us != 0) {
+		struct timespec ts;
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			spin_until = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + ctx->opts.busy_poll_us;
-		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		start = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 		for (;;) {
-			struct timespec ts;
-
 			if (zc_ctx_progress(ctx))
 				return 1;
-			if (spin_until < 0) {
-				if (timeout_ms == 0)
-					return 0;
+			if (spin_us < 0)
 				continue;
-			}
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			if ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 >= spin_until)
+			if ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - start >= spin_us)
 				break;
 		}
 	}
+	if (never_sleep)
+		return progress_all(ctx) > 0;
 	if (!ctx->cq_armed) {
 		if (ibv_req_notify_cq(ctx->cq, 0) == 0)
 			ctx->cq_armed = true;
