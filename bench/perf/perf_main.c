@@ -182,17 +182,27 @@ static int run_all(struct perf_ctx *ctx, struct perf_result *res, int *nres)
 
 	perf_report_table_head(stdout, o);
 	for (i = 0; i < n; i++) {
+		struct perf_result *r = &res[*nres];
+		char why[160];
+
+		/* Both sides skip alike: the decision rests on agreed options. */
+		if (ctx->test->skip && ctx->test->skip(ctx, sizes[i], why, sizeof(why))) {
+			printf(" %-10llu not run: %s\n", (unsigned long long)sizes[i], why);
+			continue;
+		}
 		if (o->all && !ctx->is_server)
 			fprintf(stderr, "zc_perf: [%d/%d] %llu bytes\n", i + 1, n, (unsigned long long)sizes[i]);
-		rc = run_size(ctx, (uint32_t)i, sizes[i], &res[i]);
+		rc = run_size(ctx, (uint32_t)i, sizes[i], r);
 		if (rc)
 			return rc;
-		*nres = i + 1;
-		perf_report_row(stdout, o, &res[i]);
-		if (o->csv && (rc = perf_report_csv(o->csv, ctx, &res[i])))
+		(*nres)++;
+		perf_report_row(stdout, o, r);
+		if (o->csv && (rc = perf_report_csv(o->csv, ctx, r)))
 			return rc;
 	}
 	perf_report_line(stdout);
+	if (ctx->test->footer)
+		ctx->test->footer(ctx, stdout);
 	return 0;
 }
 
@@ -242,6 +252,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zc_perf: %s\n", err);
 		return 2;
 	}
+	if (!ctx.test->library && (o.copy || o.rcache || o.busy_poll_set)) {
+		fprintf(stderr, "zc_perf: %s: only the library tests (stream, msg, zc, rma, rma_read) take it\n",
+			o.copy ? "--copy" : o.fresh_reg ? "--no-rcache-reuse" : o.rcache ? "--rcache" : "--busy-poll-us");
+		return 2;
+	}
 	if (o.lat ? !ctx.test->run_lat : !ctx.test->run_bw) {
 		fprintf(stderr, "zc_perf: --test=%s has no %s mode\n", o.test, o.lat ? "latency" : "bandwidth");
 		return 2;
@@ -274,6 +289,7 @@ int main(int argc, char **argv)
 			rc = rc ? rc : jrc;
 		}
 	}
+	ctx.failed = rc != 0;
 	if (set_up && ctx.test->teardown)
 		ctx.test->teardown(&ctx);
 	perf_session_close(&ctx);

@@ -15,7 +15,8 @@ enum opt_id {
 	OPT_DEV = 1, OPT_IB_PORT, OPT_GID, OPT_SIZE, OPT_ALL, OPT_ITERS, OPT_DURATION,
 	OPT_PORT, OPT_QPS, OPT_INLINE, OPT_RDMA_CM, OPT_GBITS, OPT_TX, OPT_RX, OPT_CQ_MOD,
 	OPT_BIND, OPT_EVENTS, OPT_TEST, OPT_LAT, OPT_BW, OPT_VERIFY, OPT_JSON, OPT_CSV,
-	OPT_WAIT, OPT_HELP, OPT_VERSION,
+	OPT_WAIT, OPT_HELP, OPT_VERSION, OPT_COPY, OPT_RCACHE, OPT_NO_RCACHE_REUSE,
+	OPT_BUSY_POLL,
 };
 
 struct opt_spec {
@@ -52,6 +53,10 @@ static const struct opt_spec specs[] = {
 	{0, "wait", 1, OPT_WAIT},
 	{'h', "help", 0, OPT_HELP},
 	{'V', "version", 0, OPT_VERSION},
+	{0, "copy", 0, OPT_COPY},
+	{0, "rcache", 0, OPT_RCACHE},
+	{0, "no-rcache-reuse", 0, OPT_NO_RCACHE_REUSE},
+	{0, "busy-poll-us", 1, OPT_BUSY_POLL},
 };
 
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
@@ -245,6 +250,22 @@ static int apply(struct perf_opts *o, const struct opt_spec *sp, const char *fla
 	case OPT_VERSION:
 		o->version = 1;
 		return 0;
+	case OPT_COPY:
+		o->copy = 1;
+		return 0;
+	case OPT_RCACHE:
+		o->rcache = 1;
+		return 0;
+	case OPT_NO_RCACHE_REUSE:
+		o->fresh_reg = 1;
+		return 0;
+	case OPT_BUSY_POLL:
+		o->busy_poll_set = 1;
+		if (strcmp(val, "-1") == 0) {
+			o->busy_poll_us = -1;
+			return 0;
+		}
+		return int_arg(flag, val, 0, 60000000, &o->busy_poll_us, err, errlen);
 	}
 	return fail(err, errlen, "%s: internal error", flag);
 }
@@ -339,6 +360,8 @@ static int check_conflicts(const struct perf_opts *o, char *err, size_t errlen)
 		return fail(err, errlen, "-a and -D conflict: duration mode runs a single size");
 	if (o->duration && o->events)
 		return fail(err, errlen, "-D and -e conflict: duration mode busy-polls (like perftest)");
+	if (o->events && o->busy_poll_set)
+		return fail(err, errlen, "-e and --busy-poll-us conflict: -e means --busy-poll-us=0");
 	if (o->lat && o->qps > 1)
 		return fail(err, errlen, "-q %d: multiple QPs are for bandwidth tests only (like perftest)", o->qps);
 	return 0;
@@ -361,6 +384,11 @@ static void finish(struct perf_opts *o)
 		o->cq_mod = o->tx_depth;
 	if (!o->wait_set)
 		o->wait_s = o->server ? 0 : PERF_DEF_WAIT_S;
+	if (!o->busy_poll_set)
+		o->busy_poll_us = o->events ? 0 : -1;
+	/* Invalidating cache entries only means something with the cache. */
+	if (o->fresh_reg)
+		o->rcache = 1;
 }
 
 int perf_opts_parse(int argc, char **argv, struct perf_opts *o, char *err, size_t errlen)
@@ -443,7 +471,8 @@ void perf_opts_usage(FILE *f, const char *prog)
 		"  %s [options] SERVER   connect to a server (same options on both sides)\n"
 		"\n"
 		"Test:\n"
-		"      --test=NAME          write, read or send (raw verbs; default write)\n"
+		"      --test=NAME          write, read, send (raw verbs; default write) or\n"
+		"                           stream, msg, zc, rma, rma_read (zcrdma library)\n"
 		"      --lat                ping-pong latency instead of bandwidth\n"
 		"  -s, --size=SIZE          message size, K/M/G suffixes (default 65536, --lat 2)\n"
 		"  -a, --all                every size from 2 B to 8 MiB (powers of two)\n"
@@ -466,6 +495,16 @@ void perf_opts_usage(FILE *f, const char *prog)
 		"  -Q, --cq-mod=N           signal every Nth send (default 100; 1 above 8 KiB)\n"
 		"  -I, --inline_size=N      max inline data (default 0)\n"
 		"  -e, --events             wait on a completion channel instead of busy polling\n"
+		"                           (library tests: busy_poll_us 0 instead of -1)\n"
+		"Library tests (docs/zc_perf.md):\n"
+		"      --copy               eager_size at its maximum (1048560 B): every size up\n"
+		"                           to it goes through the copy path; larger sizes cannot\n"
+		"      --rcache             zc/rma buffers through the registration cache instead\n"
+		"                           of one zc_mr_reg region\n"
+		"      --no-rcache-reuse    zc_mr_invalidate each buffer after every completion, so\n"
+		"                           every transfer registers afresh (implies --rcache)\n"
+		"      --busy-poll-us=N     zc_ctx_opts.busy_poll_us: -1 (default: never sleep),\n"
+		"                           0 (= -e: sleep at once) or N: spin N us, then sleep\n"
 		"Output:\n"
 		"      --report_gbits       bandwidth in Gb/sec instead of MB/sec\n"
 		"      --json=FILE          write the results as JSON\n"

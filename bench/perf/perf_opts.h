@@ -61,6 +61,12 @@ struct perf_opts {
 	int wait_set;
 	int help;                      /* -h: caller prints perf_opts_usage() */
 	int version;                   /* -V */
+	/* Library tests only (stream, msg, zc, rma, rma_read; docs/zc_perf.md). */
+	int copy;                      /* --copy: eager_size at its maximum, the copy path up to it */
+	int rcache;                    /* --rcache: zero-copy buffers through the registration cache */
+	int fresh_reg;                 /* --no-rcache-reuse: invalidate after every completion (implies --rcache) */
+	int busy_poll_us;              /* --busy-poll-us: zc_ctx_opts.busy_poll_us (default -1, -e 0) */
+	int busy_poll_set;
 };
 
 /* Defaults as perftest has them for bandwidth tests (lat adjusts in parse). */

@@ -31,14 +31,18 @@ void perf_report_header(FILE *f, const struct perf_ctx *ctx)
 	else
 		snprintf(iters, sizeof(iters), "%llu", (unsigned long long)o->iters);
 	fputs(RESULT_LINE, f);
-	fprintf(f, "                    %s %s Test (zc_perf, raw verbs)\n", ctx->test->title,
-		o->lat ? "Latency" : "BW");
+	fprintf(f, "                    %s %s Test (zc_perf, %s)\n", ctx->test->title, o->lat ? "Latency" : "BW",
+		ctx->test->library ? "zcrdma library" : "raw verbs");
 	fprintf(f, " Role            : %-14s  Device         : %s\n", ctx->is_server ? "server" : "client", d->name);
 	fprintf(f, " Number of qps   : %-14d  Transport type : RC via rdma_cm%s\n", o->qps,
 		o->rdma_cm ? " (-R)" : "");
 	fprintf(f, " TX depth        : %-14d  RX depth       : %d\n", o->tx_depth, ctx->rx_depth);
-	fprintf(f, " CQ Moderation   : %-14d  Completions    : %s\n",
-		perf_opts_cq_mod(o, o->all ? 2 : o->size), o->events ? "events (-e)" : "busy poll");
+	if (ctx->test->library)
+		fprintf(f, " CQ Moderation   : %-14s  Completions    : %s\n", "library",
+			o->busy_poll_us < 0 ? "busy poll" : o->events ? "sleep on the event fd (-e)" : "spin, then sleep");
+	else
+		fprintf(f, " CQ Moderation   : %-14d  Completions    : %s\n",
+			perf_opts_cq_mod(o, o->all ? 2 : o->size), o->events ? "events (-e)" : "busy poll");
 	snprintf(mtu, sizeof(mtu), "%d[B]", d->mtu);
 	fprintf(f, " Mtu             : %-14s  Link type      : %s\n", mtu, d->link ? d->link : "?");
 	fprintf(f, " GID index       : %-14d  Max inline data: %d[B]\n", d->gid_index, ctx->inline_size);
@@ -46,6 +50,8 @@ void perf_report_header(FILE *f, const struct perf_ctx *ctx)
 	fprintf(f, " Local address   : %-22s  Clock: %s\n", d->local,
 		perf_clock_tsc ? "TSC (clocksource is slow)" : "clock_gettime");
 	fprintf(f, " Remote address  : %s\n", d->remote);
+	if (ctx->test->header)
+		ctx->test->header(ctx, f);
 	fputs(RESULT_LINE, f);
 }
 
@@ -179,6 +185,10 @@ int perf_report_json(const char *path, const struct perf_ctx *ctx, const struct 
 	json_str(f, ctx->dev.name);
 	fprintf(f, ", \"ib_port\": %d, \"mtu\": %d, \"gid_index\": %d,\n", ctx->dev.port, ctx->dev.mtu,
 		ctx->dev.gid_index);
+	if (ctx->test->library)
+		fprintf(f, "  \"library\": true, \"copy\": %s, \"registration\": \"%s\", \"busy_poll_us\": %d,\n",
+			o->copy ? "true" : "false", o->fresh_reg ? "rcache_fresh" : o->rcache ? "rcache" : "zc_mr_reg",
+			o->busy_poll_us);
 	fprintf(f,
 		"  \"qps\": %d, \"tx_depth\": %d, \"rx_depth\": %d, \"cq_mod\": %d, \"inline\": %d, \"events\": %s, "
 		"\"verify\": %s, \"iterations\": %llu, \"duration_s\": %d,\n  \"results\": [\n",

@@ -11,6 +11,10 @@
  * side of the work (or nothing, for one-sided verbs) and returns, and the
  * driver then waits for DONE. A server loop whose length the client decides
  * (duration mode) polls perf_peer_check() to learn that the client is done.
+ *
+ * Library tests (perf_lib.h) set .library and may add lines to the header
+ * and after the table; .skip leaves out sizes a mode cannot run (both sides
+ * decide alike from the options they agreed on).
  */
 #ifndef ZC_PERF_TEST_H
 #define ZC_PERF_TEST_H
@@ -18,6 +22,7 @@
 #include <infiniband/verbs.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "perf_cm.h"
 #include "perf_ctrl.h"
@@ -65,6 +70,7 @@ struct perf_ctx {
 	int rx_depth;              /* receive queue depth setup used, 0: none */
 	int peer_done;             /* DONE arrived while the server ran */
 	struct perf_msg done;
+	int failed;                /* set before teardown when the run failed */
 	void *priv;                /* the test's own state */
 };
 
@@ -83,6 +89,12 @@ struct perf_test {
 	/* Optional: --verify's payload check after a size, on each side. */
 	int (*check)(struct perf_ctx *ctx, uint64_t size);
 	void (*teardown)(struct perf_ctx *ctx);
+	int library;       /* goes through libzcrdma rather than raw verbs */
+	/* Optional: 1 (and why) to leave this size out, 0 to run it. */
+	int (*skip)(const struct perf_ctx *ctx, uint64_t size, char *why, size_t whylen);
+	/* Optional: extra header lines (after setup) and lines after the table. */
+	void (*header)(const struct perf_ctx *ctx, FILE *f);
+	void (*footer)(const struct perf_ctx *ctx, FILE *f);
 };
 
 /* NULL-terminated table, in perf_tests.c. */

@@ -51,15 +51,30 @@ void perf_clock_init(void)
 }
 #endif
 
+static volatile sig_atomic_t hard_grace_s;
+
 static void on_alarm(int sig)
 {
 	static const char msg[] = "zc_perf: watchdog expired: the peer stopped answering\n";
+	static const char stuck[] = "zc_perf: watchdog: still stuck (inside a blocking library call?); exiting\n";
 	ssize_t rc;
 
 	(void)sig;
+	if (perf_stop_flag == PERF_STOP_WATCHDOG && hard_grace_s) {
+		rc = write(STDERR_FILENO, stuck, sizeof(stuck) - 1);
+		(void)rc;
+		_exit(124);
+	}
 	perf_stop_flag = PERF_STOP_WATCHDOG;
 	rc = write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	(void)rc;
+	if (hard_grace_s)
+		alarm((unsigned int)hard_grace_s);
+}
+
+void perf_watchdog_hard(unsigned int grace_s)
+{
+	hard_grace_s = (sig_atomic_t)grace_s;
 }
 
 static void on_signal(int sig)

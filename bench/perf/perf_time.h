@@ -62,6 +62,14 @@ void perf_signals_install(void);
 /* (Re)arms the watchdog for seconds from now; 0 disarms. */
 void perf_watchdog_arm(unsigned int seconds);
 
+/*
+ * For tests whose waits happen inside blocking library calls, which never see
+ * the stop flag: once the watchdog has expired, give the run grace_s more
+ * seconds to notice, then exit the process (status 124) with a message.
+ * 0 (the default) never exits.
+ */
+void perf_watchdog_hard(unsigned int grace_s);
+
 /* Seconds a run may take before it is declared hung: generous, from -n/-D. */
 unsigned int perf_watchdog_budget(uint64_t size, uint64_t iters, int qps, int duration);
 

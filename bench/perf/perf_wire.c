@@ -15,7 +15,9 @@ void perf_hello_from_opts(const struct perf_opts *o, struct perf_hello *h)
 	h->hdr.magic = PERF_MAGIC;
 	h->hdr.version = PERF_PROTO_VERSION;
 	h->hdr.kind = PERF_PD_HELLO;
-	h->flags = (o->lat ? PERF_HELLO_LAT : 0) | (o->all ? PERF_HELLO_ALL : 0) | (o->verify ? PERF_HELLO_VERIFY : 0);
+	h->flags = (o->lat ? PERF_HELLO_LAT : 0) | (o->all ? PERF_HELLO_ALL : 0) | (o->verify ? PERF_HELLO_VERIFY : 0) |
+		   (o->copy ? PERF_HELLO_COPY : 0) | (o->rcache ? PERF_HELLO_RCACHE : 0) |
+		   (o->fresh_reg ? PERF_HELLO_FRESH_REG : 0);
 	snprintf(h->test, sizeof(h->test), "%s", o->test);
 	h->size = o->all ? 0 : o->size;
 	h->iters = o->duration ? 0 : o->iters;
@@ -82,6 +84,9 @@ int perf_hello_compare(const struct perf_hello *mine, const struct perf_hello *p
 		{PERF_HELLO_LAT, "--lat"},
 		{PERF_HELLO_ALL, "-a"},
 		{PERF_HELLO_VERIFY, "--verify"},
+		{PERF_HELLO_COPY, "--copy"},
+		{PERF_HELLO_FRESH_REG, "--no-rcache-reuse"},
+		{PERF_HELLO_RCACHE, "--rcache"},
 	};
 	size_t i;
 

@@ -34,6 +34,9 @@ struct perf_pdata_hdr {
 #define PERF_HELLO_LAT 0x1
 #define PERF_HELLO_ALL 0x2
 #define PERF_HELLO_VERIFY 0x4
+#define PERF_HELLO_COPY 0x8
+#define PERF_HELLO_RCACHE 0x10
+#define PERF_HELLO_FRESH_REG 0x20
 
 /*
  * The parameters both sides must agree on. Local choices (device, depths,
