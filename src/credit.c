@@ -45,6 +45,11 @@ uint32_t zc_credit_unadvertised(const struct zc_credit *c)
 	return c->released - c->advertised;
 }
 
+int zc_credit_peer_may_send(const struct zc_credit *c, uint32_t held)
+{
+	return held + zc_credit_unadvertised(c) < c->limit;
+}
+
 int zc_credit_update_due(const struct zc_credit *c, uint32_t held)
 {
 	uint32_t owed = zc_credit_unadvertised(c);

@@ -35,6 +35,11 @@ int zc_credit_take(struct zc_credit *c);
 int zc_credit_on_ack(struct zc_credit *c, uint32_t ack);
 /* One of the peer's data messages was consumed: its slot is free again. */
 void zc_credit_release(struct zc_credit *c);
+/* Whether the peer may send one more data message while the application
+ * holds `held` of its slots. Slots released but not yet advertised still
+ * count as occupied: the peer cannot know of them (both sides grant the
+ * same number of credits, so `limit` bounds the peer too). */
+int zc_credit_peer_may_send(const struct zc_credit *c, uint32_t held);
 /* Released slots the peer has not been told about. */
 uint32_t zc_credit_unadvertised(const struct zc_credit *c);
 /* Whether to send a stand-alone CREDIT now: a quarter of the window is

@@ -285,7 +285,7 @@ void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
 
 	if (!rc)
 		rc = zc_credit_on_ack(&c->cr, h.ack);
-	if (!rc && zc_msg_is_data(h.type) && c->held >= c->credits)
+	if (!rc && zc_msg_is_data(h.type) && !zc_credit_peer_may_send(&c->cr, c->held))
 		rc = zc_err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", c->credits);
 	if (rc) {
 		zc_conn_fail(c, rc);

@@ -19,6 +19,7 @@
  * application can read (-ZC_EPEERPROTO, -ZC_EVERSION) within 10 s, and the
  * server must stay usable: it then accepts and serves a well-behaved peer.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "zcrdma.h"
 #include "rxe_env.h"
@@ -40,6 +42,9 @@
 static struct rxe_env env;
 static uint16_t port;
 static const char *mode;
+/* overflow: the peer has posted all its sends (the server holds back until
+ * then, so none is consumed and re-advertised before the last arrives). */
+static volatile int peer_sent_all;
 
 struct raw {
 	struct rdma_event_channel *ch;
@@ -52,12 +57,12 @@ struct raw {
 	uint32_t acked; /* what we advertise: every slot is reposted at once */
 };
 
-static struct rdma_cm_event *cm_wait(struct raw *r, enum rdma_cm_event_type type)
+static struct rdma_cm_event *cm_wait(struct raw *r, enum rdma_cm_event_type type, int timeout_ms)
 {
 	struct pollfd p = {.fd = r->ch->fd, .events = POLLIN};
 	struct rdma_cm_event *ev;
 
-	RXE_ASSERT(poll(&p, 1, 10000) == 1, "no %s", rdma_event_str(type));
+	RXE_ASSERT(poll(&p, 1, timeout_ms) == 1, "no %s within %d ms", rdma_event_str(type), timeout_ms);
 	RXE_ASSERT(rdma_get_cm_event(r->ch, &ev) == 0, "rdma_get_cm_event");
 	RXE_ASSERT(ev->event == type, "got %s, expected %s", rdma_event_str(ev->event), rdma_event_str(type));
 	return ev;
@@ -94,9 +99,9 @@ static void raw_connect(struct raw *r)
 	r->ch = rdma_create_event_channel();
 	RXE_ASSERT(r->ch && rdma_create_id(r->ch, &r->id, NULL, RDMA_PS_TCP) == 0, "rdma_create_id");
 	RXE_ASSERT(rdma_resolve_addr(r->id, (struct sockaddr *)&src, (struct sockaddr *)&dst, 2000) == 0, "resolve");
-	rdma_ack_cm_event(cm_wait(r, RDMA_CM_EVENT_ADDR_RESOLVED));
+	rdma_ack_cm_event(cm_wait(r, RDMA_CM_EVENT_ADDR_RESOLVED, 10000));
 	RXE_ASSERT(rdma_resolve_route(r->id, 2000) == 0, "route");
-	rdma_ack_cm_event(cm_wait(r, RDMA_CM_EVENT_ROUTE_RESOLVED));
+	rdma_ack_cm_event(cm_wait(r, RDMA_CM_EVENT_ROUTE_RESOLVED, 10000));
 	r->pd = ibv_alloc_pd(r->id->verbs);
 	r->cq = ibv_create_cq(r->id->verbs, 256, NULL, NULL, 0);
 	qa.send_cq = qa.recv_cq = r->cq;
@@ -109,7 +114,9 @@ static void raw_connect(struct raw *r)
 		post_recv(r, i);
 	zc_priv_encode(priv, &mine);
 	RXE_ASSERT(rdma_connect(r->id, &param) == 0, "rdma_connect");
-	ev = cm_wait(r, RDMA_CM_EVENT_ESTABLISHED);
+	/* The CM resends a lost REQ or REP only after ~4 s (librdmacm's
+	 * response timeout), and an emulated guest under load can need two. */
+	ev = cm_wait(r, RDMA_CM_EVENT_ESTABLISHED, 30000);
 	RXE_ASSERT(zc_priv_decode(ev->param.conn.private_data, ev->param.conn.private_data_len, &r->peer) == 0,
 		   "server's parameters");
 	rdma_ack_cm_event(ev);
@@ -223,6 +230,8 @@ static void *server(void *arg)
 		free(buf);
 		return NULL;
 	}
+	while (!strcmp(mode, "overflow") && !peer_sent_all)
+		usleep(1000);
 	if (!strcmp(mode, "window") || !strcmp(mode, "noinv") || !strcmp(mode, "overread"))
 		n = zc_msg_send(c, buf, RNDV_LEN, 0);
 	else
@@ -297,11 +306,23 @@ static void hostile(struct raw *r)
 		zc_hdr_encode(slot(r, NRECV), &l);
 		raw_send(r, ZC_HDR_SIZE + 20, 0); /* says 100 bytes, carries 20 */
 	} else if (!strcmp(mode, "overflow")) {
+		/* Each send completes: the server is not reading yet. */
+		hostile_send = 0;
 		for (i = 0; i <= r->peer.credits; i++)
 			send_msg(r, ZC_MSG_EAGER, 8, 0, 0);
+		peer_sent_all = 1;
 	} else if (!strcmp(mode, "fakefin")) {
 		send_msg(r, ZC_MSG_FIN, 0, 0x00070003, 0);
 	}
+}
+
+static void join_server(pthread_t t)
+{
+	struct timespec end;
+
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += 20;
+	RXE_ASSERT(pthread_timedjoin_np(t, NULL, &end) == 0, "the server gave no verdict within 20 s");
 }
 
 int main(int argc, char **argv)
@@ -324,8 +345,11 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t0 = ts.tv_sec + ts.tv_nsec / 1e9;
 	hostile(&r);
-	rdma_disconnect(r.id);
-	pthread_join(t, NULL);
+	/* The verdict must come from what was sent, not from our leaving:
+	 * only the honest peer disconnects before the server is done. */
+	if (!strcmp(mode, "window"))
+		rdma_disconnect(r.id);
+	join_server(t);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	printf("%s: the server's call returned %d (%s) after %.2f s\n", mode, s.result, zc_strerror(s.result),
 	       ts.tv_sec + ts.tv_nsec / 1e9 - t0);
@@ -347,7 +371,7 @@ int main(int argc, char **argv)
 	raw_connect(&r);
 	hostile(&r);
 	rdma_disconnect(r.id);
-	pthread_join(t, NULL);
+	join_server(t);
 	RXE_ASSERT(s.result == RNDV_LEN, "the server did not recover: %d", s.result);
 	raw_free(&r);
 	zc_listener_free(&s.l);

@@ -184,6 +184,23 @@ START_TEST(test_ack_beyond_what_was_sent_is_a_protocol_error)
 }
 END_TEST
 
+START_TEST(test_peer_overflow_counts_unadvertised_slots_as_held)
+{
+	struct zc_credit c;
+
+	zc_credit_init(&c, 4);
+	ck_assert(zc_credit_peer_may_send(&c, 3));
+	ck_assert(!zc_credit_peer_may_send(&c, 4));
+	/* the application consumed two, but the peer has not been told */
+	zc_credit_release(&c);
+	zc_credit_release(&c);
+	ck_assert(!zc_credit_peer_may_send(&c, 2));
+	ck_assert_uint_eq(zc_credit_advertise(&c), 2);
+	ck_assert(zc_credit_peer_may_send(&c, 2));
+	ck_assert(!zc_credit_peer_may_send(&c, 4));
+}
+END_TEST
+
 START_TEST(test_counters_wrap_around)
 {
 	struct zc_credit c;
@@ -231,6 +248,7 @@ int main(void)
 	tcase_add_test(w, test_priv_roundtrip_and_validation);
 	tcase_add_test(cr, test_credits_run_out_and_come_back_with_acks);
 	tcase_add_test(cr, test_ack_beyond_what_was_sent_is_a_protocol_error);
+	tcase_add_test(cr, test_peer_overflow_counts_unadvertised_slots_as_held);
 	tcase_add_test(cr, test_counters_wrap_around);
 	tcase_add_test(cr, test_credit_update_due_after_a_quarter_or_when_idle);
 	suite_add_tcase(s, w);
