@@ -154,7 +154,11 @@ ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
  *
  * Readable when a completion or connection event is pending. Use it with
  * poll/epoll (POLLIN); when it fires call zc_poll(ctx, ..., 0) or the
- * ZC_DONTWAIT calls you were waiting on. The fd belongs to the context.
+ * ZC_DONTWAIT calls you were waiting on. The fd signals what happens after
+ * the library last said "nothing more": so before sleeping on it, call
+ * zc_poll(ctx, ..., 0) until it returns fewer than max, and repeat a
+ * ZC_DONTWAIT call until it returns -EAGAIN. Wake-ups without work are
+ * possible and harmless. The fd belongs to the context.
  */
 ZC_API int zc_ctx_fd(struct zc_ctx *ctx);
 

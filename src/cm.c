@@ -396,8 +396,14 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 	while (!l->pending_count) {
 		int left = zc_remaining_ms(deadline);
 
+		if (left == 0 && timeout_ms == 0) {
+			zc_ctx_rearm(l->ctx); /* the caller may now sleep on zc_ctx_fd() */
+			if (l->pending_count)
+				break;
+			return -EAGAIN;
+		}
 		if (left == 0)
-			return timeout_ms == 0 ? -EAGAIN : zc_err(-ETIMEDOUT, "no connection within %d ms", timeout_ms);
+			return zc_err(-ETIMEDOUT, "no connection within %d ms", timeout_ms);
 		zc_ctx_wait(l->ctx, left);
 	}
 	p = l->pending[l->pending_head];

@@ -326,6 +326,8 @@ int zc_ctx_poll_cq(struct zc_ctx *ctx)
 		if (n < 32)
 			break;
 	}
+	if (total && ctx->cq_armed)
+		ctx->cq_fired = true;
 	return total;
 }
 
@@ -349,11 +351,35 @@ static int progress_all(struct zc_ctx *ctx)
 	return total;
 }
 
+static void drain_cq_events(struct zc_ctx *ctx)
+{
+	struct ibv_cq *cq;
+	void *cq_ctx;
+
+	while (ibv_get_cq_event(ctx->comp_ch, &cq, &cq_ctx) == 0) {
+		ibv_ack_cq_events(cq, 1);
+		ctx->cq_armed = ctx->cq_fired = false;
+	}
+}
+
 /*
- * Waits until something may have happened: spins for busy_poll_us, then
- * sleeps on the event fd. Re-arming the CQ before sleeping, and polling once
- * more after arming, closes the race with a completion landing in between.
+ * Called before the library sleeps or tells the application "nothing yet":
+ * afterwards the context's fd becomes readable when anything new happens.
+ * Consumes a fired event, re-arms, and polls once more for completions that
+ * landed before the arm. An event still on its way keeps cq_fired set, so
+ * the call after the wake-up consumes it. Returns the events handled.
  */
+int zc_ctx_rearm(struct zc_ctx *ctx)
+{
+	if (ctx->cq_fired)
+		drain_cq_events(ctx);
+	if (!ctx->cq_armed && ibv_req_notify_cq(ctx->cq, 0) == 0)
+		ctx->cq_armed = true;
+	return progress_all(ctx);
+}
+
+/* Waits until something may have happened: spins for busy_poll_us, then
+ * sleeps on the event fd. */
 int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 {
 	struct epoll_event ev[2];
@@ -380,22 +406,11 @@ int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 	}
 	if (never_sleep)
 		return progress_all(ctx) > 0;
-	if (!ctx->cq_armed) {
-		if (ibv_req_notify_cq(ctx->cq, 0) == 0)
-			ctx->cq_armed = true;
-	}
-	if (progress_all(ctx))
+	if (zc_ctx_rearm(ctx))
 		return 1;
 	n = epoll_wait(ctx->epfd, ev, 2, timeout_ms);
-	if (n > 0) {
-		struct ibv_cq *cq;
-		void *cq_ctx;
-
-		if (ibv_get_cq_event(ctx->comp_ch, &cq, &cq_ctx) == 0) {
-			ibv_ack_cq_events(cq, 1);
-			ctx->cq_armed = false;
-		}
-	}
+	if (n > 0)
+		drain_cq_events(ctx);
 	return progress_all(ctx) > 0 || n > 0;
 }
 
@@ -410,18 +425,25 @@ int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeou
 	/* once per call, CM included: an event-loop application calls this
 	 * when the context's fd fires, whichever source made it fire */
 	progress_all(ctx);
-	while (ctx->done_count == 0) {
-		int left = zc_remaining_ms(deadline);
+	for (;;) {
+		int left;
 
-		if (left == 0)
-			break;
+		while (n < max && ctx->done_count) {
+			comps[n++] = ctx->done[ctx->done_head];
+			ctx->done_head = (ctx->done_head + 1) % ctx->done_cap;
+			ctx->done_count--;
+			ctx->zc_outstanding--;
+		}
+		if (n == max)
+			return n; /* the caller comes back for the rest */
+		left = zc_remaining_ms(deadline);
+		if (n || left == 0) {
+			/* Returning with the ring empty: the caller may sleep
+			 * on the fd next, so it must be armed. */
+			if (zc_ctx_rearm(ctx) && ctx->done_count)
+				continue;
+			return n;
+		}
 		zc_ctx_wait(ctx, left);
 	}
-	while (n < max && ctx->done_count) {
-		comps[n++] = ctx->done[ctx->done_head];
-		ctx->done_head = (ctx->done_head + 1) % ctx->done_cap;
-		ctx->done_count--;
-		ctx->zc_outstanding--;
-	}
-	return n;
 }

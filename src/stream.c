@@ -11,7 +11,7 @@ static int block(struct zc_conn *c, int flags)
 	if (c->err)
 		return c->err;
 	if (flags & ZC_DONTWAIT)
-		return -EAGAIN;
+		return zc_ctx_rearm(c->ctx) ? 0 : -EAGAIN;
 	return zc_conn_wait(c);
 }
 

@@ -33,7 +33,10 @@ struct zc_ctx {
 	struct ibv_comp_channel *comp_ch;
 	struct ibv_cq *cq;
 	int cq_reserved;
-	bool cq_armed;
+	/* CQ notification: armed, the next completion raises an event on
+	 * comp_ch; fired, a completion was polled while armed, so an event
+	 * may be (or soon be) on the channel and must be consumed. */
+	bool cq_armed, cq_fired;
 	unsigned idle_polls;
 	int epfd;
 	struct zc_caps caps;
@@ -237,6 +240,7 @@ struct zc_listener {
 int zc_ctx_progress(struct zc_ctx *ctx);
 int zc_ctx_poll_cq(struct zc_ctx *ctx);
 int zc_ctx_wait(struct zc_ctx *ctx, int timeout_ms);
+int zc_ctx_rearm(struct zc_ctx *ctx);
 int zc_ctx_reserve_cq(struct zc_ctx *ctx, int entries);
 void zc_ctx_release_cq(struct zc_ctx *ctx, int entries);
 int zc_ctx_room(struct zc_ctx *ctx);

@@ -2,13 +2,20 @@
  * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
  * one process, each with its own context. Every transfer is byte-verified.
  *
- *   rxe_lib stream|msg|zc|close|close_server|zcproof
+ *   rxe_lib stream|msg|zc|close|close_server|zcproof|evloop
+ *
+ * evloop drives both ends the way an event-loop application does: it
+ * sleeps in its own poll() on zc_ctx_fd() and then calls zc_poll(..., 0)
+ * or ZC_DONTWAIT receives. A missed wake-up fails the test (the fd must
+ * fire within 10 s while data is due), and so does a fd that stays
+ * readable with nothing to do (the wake-ups without progress are counted).
  *
  * zcproof is the zero-copy proof: after registration both ends' payload
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
  * library would fault; the NIC reaches the pinned pages regardless.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +125,68 @@ static void reap_one(struct zc_ctx *ctx, int op)
 	RXE_ASSERT(comp.op == op && comp.len == PROOF_LEN, "op %d len %zu", comp.op, comp.len);
 }
 
+static unsigned idle_wakeups;
+
+/* Sleeps on the context's fd as an application's event loop would. */
+static void evloop_sleep(struct zc_ctx *ctx)
+{
+	struct pollfd p = {.fd = zc_ctx_fd(ctx), .events = POLLIN};
+
+	RXE_ASSERT(poll(&p, 1, 10000) == 1, "zc_ctx_fd() did not fire within 10 s: a missed wake-up");
+}
+
+/* One zc_poll(..., 0) of up to 4 checked completions. */
+static int evloop_take(struct zc_ctx *ctx, int op)
+{
+	struct zc_completion comp[4];
+	int n = zc_poll(ctx, comp, 4, 0), k;
+
+	CHECK_RC(n, "zc_poll");
+	for (k = 0; k < n; k++) {
+		CHECK_RC(comp[k].status, "zero-copy completion");
+		RXE_ASSERT(comp[k].op == op, "completion op %d, expected %d", comp[k].op, op);
+	}
+	return n;
+}
+
+/* reap() for an event loop: completions only through zc_poll(..., 0),
+ * drained before each sleep as zc_ctx_fd() asks. A wake-up that yields
+ * nothing at all is counted. */
+static void evloop_reap(struct zc_ctx *ctx, int want, int op)
+{
+	int done = 0, n;
+
+	for (;;) {
+		while ((n = evloop_take(ctx, op)) == 4)
+			done += n;
+		done += n;
+		if (done == want)
+			return;
+		evloop_sleep(ctx);
+		n = evloop_take(ctx, op);
+		done += n;
+		__atomic_add_fetch(&idle_wakeups, n == 0, __ATOMIC_RELAXED);
+	}
+}
+
+/* Receives len bytes with ZC_DONTWAIT, sleeping on the fd in between. */
+static void evloop_recv(struct zc_conn *c, struct zc_ctx *ctx, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = zc_recv(c, buf + got, len - got, ZC_DONTWAIT);
+
+		if (n == -EAGAIN) {
+			evloop_sleep(ctx);
+			continue;
+		}
+		CHECK_RC(n, "zc_recv ZC_DONTWAIT");
+		RXE_ASSERT(n > 0, "end of stream after %zu of %zu bytes", got, len);
+		got += (size_t)n;
+	}
+}
+
 static void *server(void *arg)
 {
 	struct side *s = arg;
@@ -172,6 +241,24 @@ static void *server(void *arg)
 			zc_mr_invalidate(s->ctx, bufs[i] - 7, sizes[i] + 8);
 			free(bufs[i] - 7);
 		}
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream");
+	} else if (!strcmp(mode, "evloop")) {
+		uint8_t *bufs[NSIZES];
+
+		/* A blocking call first: it leaves the CQ's event consumed. */
+		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 1 && byte == 0x5a, "the go byte");
+		for (i = 0; i < NSIZES; i++) {
+			bufs[i] = alloc_buf(sizes[i] + 8) + 3;
+			CHECK_RC(zc_recv_zc(c, bufs[i], sizes[i], NULL, 100 + i), "zc_recv_zc");
+		}
+		evloop_reap(s->ctx, NSIZES, ZC_OP_RECV);
+		for (i = 0; i < NSIZES; i++) {
+			RXE_ASSERT(rxe_check(bufs[i], sizes[i], (uint32_t)i) < 0, "zc message %zu corrupt", sizes[i]);
+			zc_mr_invalidate(s->ctx, bufs[i] - 3, sizes[i] + 8);
+			free(bufs[i] - 3);
+		}
+		evloop_recv(c, s->ctx, buf, MiB + 1);
+		RXE_ASSERT(rxe_check(buf, MiB + 1, 42) < 0, "stream data corrupt");
 		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream");
 	} else if (!strcmp(mode, "zcproof")) {
 		struct zc_mr *mr;
@@ -228,6 +315,17 @@ static void client(struct zc_ctx *ctx)
 		for (i = 0; i < NSIZES; i++)
 			CHECK_RC(zc_send_zc(c, bufs[i], sizes[i], NULL, 200 + i), "zc_send_zc");
 		reap(ctx, NSIZES, ZC_OP_SEND, NULL, 200);
+	} else if (!strcmp(mode, "evloop")) {
+		uint8_t go = 0x5a, *big = alloc_buf(MiB + 1);
+
+		RXE_ASSERT(zc_send(c, &go, 1, 0) == 1, "the go byte");
+		for (i = 0; i < NSIZES; i++)
+			CHECK_RC(zc_send_zc(c, bufs[i], sizes[i], NULL, 200 + i), "zc_send_zc");
+		evloop_reap(ctx, NSIZES, ZC_OP_SEND);
+		rxe_fill(big, MiB + 1, 42);
+		RXE_ASSERT(zc_send(c, big, MiB + 1, 0) == MiB + 1, "stream send");
+		zc_mr_invalidate(ctx, big, MiB + 1);
+		free(big);
 	} else if (!strcmp(mode, "zcproof")) {
 		struct zc_mr *mr;
 		uint8_t *p = proof_buf(ctx, &mr, 0x77);
@@ -252,7 +350,7 @@ int main(int argc, char **argv)
 	pthread_t t;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|close_server|zcproof");
+		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|close_server|zcproof|evloop");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(1);
@@ -268,6 +366,10 @@ int main(int argc, char **argv)
 	       mode, (unsigned long long)st.inline_msgs, (unsigned long long)st.eager_msgs,
 	       (unsigned long long)st.rndv_msgs, (unsigned long long)st.mw_binds, (unsigned long long)st.rcache_hits,
 	       (unsigned long long)st.rcache_misses);
+	if (!strcmp(mode, "evloop")) {
+		printf("event loop: %u wake-ups without a completion\n", idle_wakeups);
+		RXE_ASSERT(idle_wakeups < 2000, "zc_ctx_fd() stays readable with nothing to do");
+	}
 	zc_listener_free(&srv.l);
 	CHECK_RC(zc_ctx_free(&srv.ctx), "zc_ctx_free");
 	CHECK_RC(zc_ctx_free(&cctx), "zc_ctx_free");
