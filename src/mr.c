@@ -56,28 +56,27 @@ int zc_memlock_check(struct zc_ctx *ctx, size_t len)
 	return 0;
 }
 
+/* The memlock limit is diagnosed only when a registration fails: reading
+ * /proc on every registration would tax the data path for nothing. */
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access, int *err)
 {
-	struct ibv_mr *mr;
-	int rc = zc_memlock_check(ctx, len);
+	struct ibv_mr *mr = ibv_reg_mr(ctx->pd, addr, len, access);
+	int e, limit;
 
-	if (rc < 0) {
-		*err = rc;
-		return NULL;
-	}
-	mr = ibv_reg_mr(ctx->pd, addr, len, access);
-	if (!mr) {
-		int e = errno;
-
-		if ((e == ENOMEM || e == EAGAIN) && rc == 0)
-			*err = zc_err(-ZC_EMEMLOCK, "ibv_reg_mr of %zu bytes failed (%s): the memlock limit is "
-						    "probably too low: raise ulimit -l or grant CAP_IPC_LOCK",
-				      len, strerror(e));
-		else
-			*err = zc_err(e == EFAULT ? -EFAULT : -(e ? e : ENOMEM), "ibv_reg_mr(%p, %zu): %s", addr,
-				      len, strerror(e));
-	}
-	return mr;
+	if (mr)
+		return mr;
+	e = errno;
+	limit = (e == ENOMEM || e == EAGAIN) ? zc_memlock_check(ctx, len) : 1;
+	if (limit < 0)
+		*err = limit;
+	else if (limit == 0)
+		*err = zc_err(-ZC_EMEMLOCK, "ibv_reg_mr of %zu bytes failed (%s): the memlock limit is probably too "
+					    "low: raise ulimit -l or grant CAP_IPC_LOCK",
+			      len, strerror(e));
+	else
+		*err = zc_err(e == EFAULT ? -EFAULT : -(e ? e : ENOMEM), "ibv_reg_mr(%p, %zu): %s", addr, len,
+			      strerror(e));
+	return NULL;
 }
 
 struct ibv_mr *zc_reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv_access, int *err)
