@@ -1,0 +1,292 @@
+/*
+ * fuzz_gen_corpus - writes the seed corpus of the fuzz targets
+ *
+ *   build-fuzz/bin/fuzz_gen_corpus test/fuzz/corpus
+ *
+ * writes DIR/wire/<name> (fuzz_wire) and DIR/blk/<name> (fuzz_blk_proto):
+ * valid messages of every kind and edge cases just inside and just outside
+ * each documented bound, built with the library's own encoders. The output
+ * depends on nothing but this file, so the committed corpus is exactly what
+ * it prints; bench/fuzz regenerates it into its work dir and warns when the
+ * two differ. The input formats are described at the top of fuzz_wire.c and
+ * fuzz_blk_proto.c.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "blk_proto.h"
+#include "rma_desc.h"
+#include "wire.h"
+
+static const char *outdir;
+static int nfiles;
+
+static void put(const char *sub, const char *name, const void *a, size_t na, const void *b, size_t nb)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", outdir, sub);
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		perror(path);
+		exit(1);
+	}
+	snprintf(path, sizeof(path), "%s/%s/%s", outdir, sub, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(a, 1, na, f) != na || (nb && fwrite(b, 1, nb, f) != nb) || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+	nfiles++;
+}
+
+/* ---- fuzz_wire: byte 0 = mode ---------------------------------------------- */
+
+enum { W_MSG, W_PRIV, W_DESC, W_ENC_MSG, W_ENC_PRIV, W_ENC_DESC };
+
+/* Mode 0: u32 eager_max, then the message. */
+static void msg(const char *name, uint32_t eager_max, const struct zc_hdr *h, const struct zc_rts *r, size_t len)
+{
+	uint8_t buf[5 + ZC_RTS_SIZE + 256] = {W_MSG};
+
+	memcpy(buf + 1, &(uint32_t){htole32(eager_max)}, 4);
+	zc_hdr_encode(buf + 5, h);
+	if (r)
+		zc_rts_encode(buf + 5 + ZC_HDR_SIZE, r);
+	else
+		for (size_t i = ZC_HDR_SIZE; i < len; i++)
+			buf[5 + i] = (uint8_t)i; /* eager payload */
+	put("wire", name, buf, 5 + len, NULL, 0);
+}
+
+static void wire_seeds(void)
+{
+	const uint32_t slot_eager = 48; /* the smallest slot (64 bytes) minus the header */
+	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .ack = 3};
+	struct zc_rts r = {.addr = 0x7f0000001000, .len = 1 << 20, .rkey = 0x1234, .flags = ZC_RTS_F_INV};
+	struct zc_priv pv = {.version = ZC_WIRE_VERSION, .credits = 64, .slot_size = 4096 + 16, .rd_atom = 16};
+	uint8_t b[64] = {0};
+	struct zc_desc d;
+
+	h.type = ZC_MSG_EAGER;
+	msg("msg-eager-0", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.len = 10;
+	msg("msg-eager-10", 4080, &h, NULL, ZC_HDR_SIZE + 10);
+	h.len = slot_eager;
+	msg("msg-eager-max", slot_eager, &h, NULL, ZC_HDR_SIZE + slot_eager);
+	h.len = slot_eager + 1;
+	msg("msg-eager-over", slot_eager, &h, NULL, ZC_HDR_SIZE + slot_eager + 1);
+	h.len = 10;
+	msg("msg-eager-short", 4080, &h, NULL, ZC_HDR_SIZE + 9);
+	h.len = 0;
+	h.type = ZC_MSG_RTS;
+	h.id = 5 | 1 << 16;
+	msg("msg-rts", 4080, &h, &r, ZC_RTS_SIZE);
+	r.len = ZC_RNDV_MAX_LEN;
+	r.addr = UINT64_MAX - r.len; /* ends at the last byte of the address space */
+	r.flags = 0;
+	msg("msg-rts-maxlen", 4080, &h, &r, ZC_RTS_SIZE);
+	r.addr++;
+	msg("msg-rts-wrap", 4080, &h, &r, ZC_RTS_SIZE);
+	r.addr = 0x1000;
+	r.len = ZC_RNDV_MAX_LEN + 1;
+	msg("msg-rts-toolong", 4080, &h, &r, ZC_RTS_SIZE);
+	r.len = 1;
+	r.flags = 2;
+	msg("msg-rts-badflags", 4080, &h, &r, ZC_RTS_SIZE);
+	h.type = ZC_MSG_FIN;
+	msg("msg-fin", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.id = 0;
+	h.type = ZC_MSG_CREDIT;
+	h.ack = UINT32_MAX;
+	msg("msg-credit", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.type = ZC_MSG_CLOSE;
+	msg("msg-close", 4080, &h, NULL, ZC_HDR_SIZE);
+	msg("msg-short", 4080, &h, NULL, ZC_HDR_SIZE - 1);
+	h.version = 2;
+	msg("msg-version2", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.version = ZC_WIRE_VERSION;
+	h.type = 6;
+	msg("msg-type6", 4080, &h, NULL, ZC_HDR_SIZE);
+
+	/* Private data: as sent, padded by rdma_cm, at the limits, broken. */
+	b[0] = W_PRIV;
+	zc_priv_encode(b + 1, &pv);
+	put("wire", "priv", b, 1 + ZC_PRIV_SIZE, NULL, 0);
+	put("wire", "priv-padded", b, 1 + 56, NULL, 0);
+	put("wire", "priv-short", b, ZC_PRIV_SIZE, NULL, 0);
+	pv = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = ZC_CREDITS_MAX, .slot_size = ZC_SLOT_MAX,
+			      .rd_atom = 65536};
+	zc_priv_encode(b + 1, &pv);
+	put("wire", "priv-max", b, 1 + ZC_PRIV_SIZE, NULL, 0);
+	pv = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = 1, .slot_size = ZC_SLOT_MIN, .rd_atom = 1};
+	zc_priv_encode(b + 1, &pv);
+	put("wire", "priv-min", b, 1 + ZC_PRIV_SIZE, NULL, 0);
+	b[1 + 12] ^= 1;
+	put("wire", "priv-badmagic", b, 1 + ZC_PRIV_SIZE, NULL, 0);
+	put("wire", "priv-null", b, 1, NULL, 0);
+
+	/* RMA descriptors. */
+	memset(b, 0, sizeof(b));
+	b[0] = W_DESC;
+	fuzz_desc_encode(&d, ZC_ACCESS_REMOTE_READ, 0xabcd, 0x7f0000002000, 8192);
+	put("wire", "desc-read", b, 1, d.bytes, sizeof(d.bytes));
+	fuzz_desc_encode(&d, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, 7, UINT64_MAX - 4096, 4096);
+	put("wire", "desc-rw-top", b, 1, d.bytes, sizeof(d.bytes));
+	d.bytes[31] = 1;
+	put("wire", "desc-reserved", b, 1, d.bytes, sizeof(d.bytes));
+	put("wire", "desc-null", b, 1, NULL, 0);
+
+	/* Encoder modes: the fields as raw host-order bytes (see fuzz_wire.c). */
+	b[0] = W_ENC_MSG;
+	put("wire", "enc-msg", b, 1, &(struct zc_hdr){.version = 1, .type = ZC_MSG_EAGER, .len = 8}, sizeof(h));
+	b[0] = W_ENC_PRIV;
+	put("wire", "enc-priv", b, 1, &(struct zc_priv){.version = 1, .credits = 8, .slot_size = 256, .rd_atom = 4},
+	    sizeof(pv));
+	b[0] = W_ENC_DESC;
+	b[1] = ZC_ACCESS_REMOTE_WRITE;
+	b[2] = 9;  /* rkey */
+	b[10] = 1; /* addr */
+	b[14] = 1; /* len */
+	put("wire", "enc-desc", b, 1 + 1 + 4 + 8 + 8, NULL, 0);
+}
+
+/* ---- fuzz_blk_proto: 17-byte prefix ------------------------------------------ */
+
+enum { B_CAPSULE, B_RESP, B_ENC_CAPSULE, B_SIZE, B_HOSTPORT };
+
+/* 1000 blocks of 512 bytes, 256 blocks per command, queue depth 8, target
+ * --queue-depth 32; flags: bit 0 read-only, bit 1 4096-byte blocks. */
+static void prefix(uint8_t *p, uint64_t capacity, uint8_t flags, uint8_t mode)
+{
+	memcpy(p, &(uint64_t){htole64(capacity)}, 8);
+	memcpy(p + 8, &(uint32_t){htole32(256)}, 4);
+	memcpy(p + 12, &(uint16_t){htole16(8)}, 2);
+	p[14] = flags;
+	p[15] = 32;
+	p[16] = mode;
+}
+
+static void capsule(const char *name, uint64_t capacity, uint8_t flags, const struct blk_capsule *c, size_t len)
+{
+	uint8_t buf[17 + BLK_CAPSULE_SIZE];
+
+	prefix(buf, capacity, flags, B_CAPSULE);
+	blk_capsule_encode(c, buf + 17);
+	put("blk", name, buf, 17 + len, NULL, 0);
+}
+
+static void str(const char *name, uint8_t mode, const char *s, int hostcap)
+{
+	uint8_t buf[17 + 1];
+
+	prefix(buf, 1000, 0, mode);
+	buf[17] = (uint8_t)hostcap;
+	put("blk", name, buf, hostcap >= 0 ? 18 : 17, s, strlen(s));
+}
+
+static void blk_seeds(void)
+{
+	struct blk_capsule c = {.version = BLK_PROTO_VERSION, .opcode = BLK_OP_HELLO, .nblocks = 32};
+	struct blk_resp r = {.version = BLK_PROTO_VERSION, .opcode = BLK_OP_HELLO, .block_size = 512,
+			     .capacity = 1000, .queue_depth = 8, .max_blocks = 256};
+	uint8_t buf[17 + BLK_CAPSULE_SIZE];
+
+	capsule("cap-hello", 1000, 0, &c, 64);
+	c.nblocks = 129;
+	capsule("cap-hello-qd129", 1000, 0, &c, 64);
+	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_READ, .tag = 7, .lba = 10,
+				 .nblocks = 8};
+	fuzz_desc_encode(&c.desc, ZC_ACCESS_REMOTE_WRITE, 0x55, 0x7f0000004000, 8 * 512);
+	capsule("cap-read", 1000, 0, &c, 64);
+	c.lba = 999;
+	c.nblocks = 1;
+	capsule("cap-read-last", 1000, 0, &c, 64);
+	c.lba = 1000;
+	capsule("cap-read-beyond", 1000, 0, &c, 64);
+	c.lba = UINT64_MAX;
+	c.nblocks = 2;
+	capsule("cap-read-wrap", UINT64_MAX, 0, &c, 64);
+	c.lba = 0;
+	c.nblocks = 257;
+	capsule("cap-read-toolarge", 1000, 0, &c, 64);
+	c.nblocks = 0;
+	capsule("cap-read-empty", 1000, 0, &c, 64);
+	c.nblocks = 8;
+	c.tag = 8;
+	capsule("cap-read-badtag", 1000, 0, &c, 64);
+	c.tag = 0;
+	c.opcode = BLK_OP_WRITE;
+	fuzz_desc_encode(&c.desc, ZC_ACCESS_REMOTE_READ, 0x56, 0x7f0000004000, 8 * 4096);
+	capsule("cap-write-4k", 1000, 2, &c, 64);
+	capsule("cap-write-ro", 1000, 1, &c, 64);
+	capsule("cap-write-short", 1000, 0, &c, 63);
+	c.flags = 1;
+	capsule("cap-write-flags", 1000, 0, &c, 64);
+	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_FLUSH, .tag = 1};
+	capsule("cap-flush", 1000, 0, &c, 64);
+	c.opcode = BLK_OP_CAPACITY;
+	capsule("cap-capacity", 1000, 1, &c, 64);
+	c.opcode = BLK_OP_DISCARD;
+	c.lba = 100;
+	c.nblocks = 900; /* to the end, not bound by max_blocks */
+	capsule("cap-discard", 1000, 0, &c, 64);
+	c.opcode = 7;
+	capsule("cap-opcode7", 1000, 0, &c, 64);
+	prefix(buf, 1000, 0, B_CAPSULE);
+	c.opcode = BLK_OP_READ;
+	blk_capsule_encode(&c, buf + 17);
+	buf[17 + 12] = 1; /* reserved */
+	put("blk", "cap-reserved", buf, sizeof(buf), NULL, 0);
+
+	prefix(buf, 1000, 0, B_RESP);
+	blk_resp_encode(&r, buf + 17);
+	put("blk", "resp-hello", buf, 17 + BLK_RESP_SIZE, NULL, 0);
+	r = (struct blk_resp){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_WRITE, .tag = 3,
+			      .status = BLK_S_IO_ERROR, .detail = 5};
+	blk_resp_encode(&r, buf + 17);
+	put("blk", "resp-ioerror", buf, 17 + BLK_RESP_SIZE, NULL, 0);
+	r = (struct blk_resp){.version = BLK_PROTO_VERSION, .tag = BLK_TAG_NONE, .status = BLK_S_MAX_};
+	blk_resp_encode(&r, buf + 17);
+	put("blk", "resp-badstatus", buf, 17 + BLK_RESP_SIZE, NULL, 0);
+
+	/* Encoder mode: opcode, u16 flags, u16 tag, u32 nblocks, u64 lba, desc. */
+	prefix(buf, 1000, 0, B_ENC_CAPSULE);
+	memset(buf + 17, 0, BLK_CAPSULE_SIZE);
+	buf[17] = BLK_OP_DISCARD;
+	buf[17 + 5] = 4;
+	buf[17 + 9] = 20;
+	put("blk", "enc-discard", buf, 17 + 17 + ZC_DESC_SIZE, NULL, 0);
+
+	str("size-4k", B_SIZE, "4k", -1);
+	str("size-1gib", B_SIZE, "1GiB", -1);
+	str("size-llmax", B_SIZE, "9223372036854775807", -1);
+	str("size-8eib", B_SIZE, "8589934592G", -1);
+	str("size-bad", B_SIZE, "12x", -1);
+	str("hostport", B_HOSTPORT, "192.168.100.2:7480", 64);
+	str("hostport-v6", B_HOSTPORT, "fe80::1:65535", 64);
+	str("hostport-noport", B_HOSTPORT, "target", 7);
+	str("hostport-full", B_HOSTPORT, "target:1", 6);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/* and DIR/blk/*)\n", argv[0]);
+		return 2;
+	}
+	outdir = argv[1];
+	if (mkdir(outdir, 0755) && errno != EEXIST) {
+		perror(outdir);
+		return 1;
+	}
+	wire_seeds();
+	blk_seeds();
+	printf("%d seeds in %s/wire and %s/blk\n", nfiles, outdir, outdir);
+	return 0;
+}
