@@ -94,6 +94,11 @@ static int query_caps(struct zc_ctx *ctx)
 	ctx->caps.max_qp_rd_atom = (uint32_t)attr.orig_attr.max_qp_rd_atom;
 	ctx->caps.mw_type2 = !!(attr.orig_attr.device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
 								  IBV_DEVICE_MEM_WINDOW_TYPE_2B));
+	/* Soft-RoCE (vendor 0xFFFFFF; measured on Linux 6.1) re-executes a completed
+	 * window bind when it retransmits an older request on the same QP; the
+	 * second bind fails and takes the QP down. A bind posted on an idle
+	 * send queue is retired before anything can be retransmitted. */
+	ctx->bind_needs_idle_sq = attr.orig_attr.vendor_id == 0xFFFFFF;
 	ctx->caps.max_msg_size = 1u << 31;
 	if (!ibv_query_port(ctx->verbs, ctx->bind_id->port_num ? ctx->bind_id->port_num : 1, &port) &&
 	    port.max_msg_sz)

@@ -66,7 +66,8 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 	e->mw = ibv_alloc_mw(c->ctx->pd, IBV_MW_TYPE_2);
 	if (!e->mw)
 		return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
-	while ((i = zc_sreq_get(c)) < 0) {
+	/* see bind_needs_idle_sq */
+	while ((c->ctx->bind_needs_idle_sq && c->sq_inflight) || (i = zc_sreq_get(c)) < 0) {
 		if (c->err)
 			return c->err;
 		zc_ctx_wait(c->ctx, 100);

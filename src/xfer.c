@@ -135,7 +135,8 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 	struct ibv_mr *local = NULL;
 	int ri, rs, rb = -1, rc, access = 0;
 
-	if (!zc_credit_avail(&c->cr) || c->sreq_free_count < 2 || (ri = free_rndv(c)) < 0)
+	if (!zc_credit_avail(&c->cr) || c->sreq_free_count < 2 || (ri = free_rndv(c)) < 0 ||
+	    (window && ctx->bind_needs_idle_sq && c->sq_inflight))
 		return -EAGAIN;
 	r = &c->rndv[ri];
 	if (window) {

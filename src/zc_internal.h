@@ -37,6 +37,7 @@ struct zc_ctx {
 	 * comp_ch; fired, a completion was polled while armed, so an event
 	 * may be (or soon be) on the channel and must be consumed. */
 	bool cq_armed, cq_fired;
+	bool bind_needs_idle_sq; /* see zc_ctx_new's device query */
 	unsigned idle_polls;
 	int epfd;
 	struct zc_caps caps;
