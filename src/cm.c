@@ -378,34 +378,17 @@ int zc_listener_free(struct zc_listener **pl)
 	return 0;
 }
 
-int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
+/* Completes the handshake of the oldest pending request. */
+static int accept_one(struct zc_listener *l, struct zc_conn **out)
 {
-	int64_t deadline;
 	struct rdma_conn_param param;
 	struct zc_pending p;
 	struct rdma_cm_id *id;
 	uint8_t priv[ZC_PRIV_SIZE];
 	struct zc_conn *c;
+	int64_t deadline;
 	int rc;
 
-	if (!l || !out)
-		return zc_err(-EINVAL, "zc_accept: listener and output are required");
-	deadline = timeout_ms < 0 ? -1 : zc_now_ms() + timeout_ms;
-	zc_ctx_progress(l->ctx);
-	zc_cm_process(l->ctx);
-	while (!l->pending_count) {
-		int left = zc_remaining_ms(deadline);
-
-		if (left == 0 && timeout_ms == 0) {
-			zc_ctx_rearm(l->ctx); /* the caller may now sleep on zc_ctx_fd() */
-			if (l->pending_count)
-				break;
-			return -EAGAIN;
-		}
-		if (left == 0)
-			return zc_err(-ETIMEDOUT, "no connection within %d ms", timeout_ms);
-		zc_ctx_wait(l->ctx, left);
-	}
 	p = l->pending[l->pending_head];
 	id = p.id;
 	l->pending_head = (l->pending_head + 1) % l->backlog;
@@ -453,6 +436,49 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 	opened(c);
 	*out = c;
 	return 0;
+}
+
+
+/* A handshake that failed on the peer's side (it gave up, vanished or sent
+ * a bad offer) is skipped, as a TCP connection that died before accept()
+ * would be; only the server's own failures end the call. */
+static bool peer_side_failure(int rc)
+{
+	return rc == -EINVAL || rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED ||
+	       rc == -ECONNABORTED || rc == -ZC_EPEERPROTO || rc == -ZC_EVERSION;
+}
+
+int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
+{
+	char skipped[160] = "";
+	int64_t deadline;
+	int rc;
+
+	if (!l || !out)
+		return zc_err(-EINVAL, "zc_accept: listener and output are required");
+	deadline = timeout_ms < 0 ? -1 : zc_now_ms() + timeout_ms;
+	zc_ctx_progress(l->ctx);
+	zc_cm_process(l->ctx);
+	for (;;) {
+		while (!l->pending_count) {
+			int left = zc_remaining_ms(deadline);
+
+			if (left == 0 && timeout_ms == 0) {
+				zc_ctx_rearm(l->ctx); /* the caller may now sleep on zc_ctx_fd() */
+				if (l->pending_count)
+					break;
+				return -EAGAIN;
+			}
+			if (left == 0)
+				return zc_err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
+					      *skipped ? "; a handshake failed: " : "", skipped);
+			zc_ctx_wait(l->ctx, left);
+		}
+		rc = accept_one(l, out);
+		if (!rc || !peer_side_failure(rc))
+			return rc;
+		snprintf(skipped, sizeof(skipped), "%s", zc_last_error());
+	}
 }
 
 static int conn_teardown(struct zc_conn *c, int rc)
