@@ -92,13 +92,15 @@ static int cm_errno(int event, int status)
 	}
 }
 
-void zc_cm_process(struct zc_ctx *ctx)
+int zc_cm_process(struct zc_ctx *ctx)
 {
 	struct rdma_cm_event *ev;
+	int handled = 0;
 
 	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
 		int *kind = ev->id->context;
 
+		handled++;
 		if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
 			struct zc_listener *l = ev->listen_id->context;
 
@@ -143,6 +145,7 @@ void zc_cm_process(struct zc_ctx *ctx)
 		}
 		rdma_ack_cm_event(ev);
 	}
+	return handled;
 }
 
 /* The connection is up; a disconnect that raced its set-up is a reset. */

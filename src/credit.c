@@ -55,7 +55,7 @@ int zc_credit_update_due(const struct zc_credit *c, uint32_t held)
 	uint32_t owed = zc_credit_unadvertised(c);
 	uint32_t quarter = c->limit / 4 ? c->limit / 4 : 1;
 
-	return owed >= quarter || (owed > 0 && held == 0);
+	return owed >= quarter || (owed > 0 && held + owed >= c->limit);
 }
 
 uint32_t zc_credit_advertise(struct zc_credit *c)

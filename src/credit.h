@@ -43,8 +43,10 @@ int zc_credit_peer_may_send(const struct zc_credit *c, uint32_t held);
 /* Released slots the peer has not been told about. */
 uint32_t zc_credit_unadvertised(const struct zc_credit *c);
 /* Whether to send a stand-alone CREDIT now: a quarter of the window is
- * waiting, or the application consumed everything it held (the peer may be
- * blocked on us). */
+ * waiting, or the peer has used every credit we told it about (held +
+ * unadvertised = limit) and can only go on once it hears from us. Anything
+ * less rides on the next header we send anyway (a reply, a FIN), so a
+ * ping-pong costs no extra message. */
 int zc_credit_update_due(const struct zc_credit *c, uint32_t held);
 /* Value for the next header's ack field; marks it advertised. */
 uint32_t zc_credit_advertise(struct zc_credit *c);

@@ -56,6 +56,24 @@ int zc_memlock_check(struct zc_ctx *ctx, size_t len)
 	return 0;
 }
 
+/* A region that cannot be deregistered (rxe refuses while a window is
+ * bound to it) stays pinned and leaks: say so instead of staying silent. */
+void zc_dereg_mr(struct ibv_mr *mr)
+{
+	int rc = ibv_dereg_mr(mr);
+
+	if (rc)
+		fprintf(stderr, "zcrdma: ibv_dereg_mr(%p, %zu): %s\n", mr->addr, mr->length, strerror(rc));
+}
+
+void zc_dealloc_mw(struct ibv_mw *mw)
+{
+	int rc = ibv_dealloc_mw(mw);
+
+	if (rc)
+		fprintf(stderr, "zcrdma: ibv_dealloc_mw(rkey %#x): %s\n", mw->rkey, strerror(rc));
+}
+
 /* The memlock limit is diagnosed only when a registration fails: reading
  * /proc on every registration would tax the data path for nothing. */
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access, int *err)
@@ -107,7 +125,7 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 	 * PROT_READ file mapping is sent without a copy. */
 	m->mr = zc_reg_local(ctx, addr, len, &m->ibv_access, &err);
 	if (m->mr && (access & ZC_ACCESS_REMOTE_WRITE) && !(m->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
-		ibv_dereg_mr(m->mr);
+		zc_dereg_mr(m->mr);
 		m->mr = NULL;
 		err = zc_err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
 	}
@@ -131,7 +149,7 @@ int zc_mr_dereg(struct zc_mr **pm)
 	m = *pm;
 	if (m->exports)
 		return zc_err(-EBUSY, "zc_mr_dereg: %u exports of this region are still live", m->exports);
-	ibv_dereg_mr(m->mr);
+	zc_dereg_mr(m->mr);
 	m->ctx->n_mrs--;
 	free(m);
 	*pm = NULL;

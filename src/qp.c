@@ -136,11 +136,11 @@ void zc_conn_release(struct zc_conn *c)
 	zc_exports_orphan(c);
 	for (i = 0; c->rndv && i < c->n_rndv; i++)
 		if (c->rndv[i].mw)
-			ibv_dealloc_mw(c->rndv[i].mw);
+			zc_dealloc_mw(c->rndv[i].mw);
 	if (c->rx_mr)
-		ibv_dereg_mr(c->rx_mr);
+		zc_dereg_mr(c->rx_mr);
 	if (c->tx_mr)
-		ibv_dereg_mr(c->tx_mr);
+		zc_dereg_mr(c->tx_mr);
 	free(c->rx_buf);
 	free(c->tx_buf);
 	free(c->rx_wr);
@@ -228,8 +228,11 @@ static int wc_error(enum ibv_wc_status st)
 	case IBV_WC_RNR_RETRY_EXC_ERR:
 		return -ZC_ERNR;
 	case IBV_WC_REM_INV_REQ_ERR:
-	case IBV_WC_REM_OP_ERR:
 		return -ZC_EPEERPROTO;
+	/* The responder's QP could not carry out the request: what a peer
+	 * being torn down answers (measured: a SIGKILLed peer), more often
+	 * than a broken rule. */
+	case IBV_WC_REM_OP_ERR:
 	default:
 		return -ECONNRESET;
 	}
@@ -361,18 +364,16 @@ void zc_conn_drain(struct zc_conn *c, int timeout_ms)
 }
 
 /*
- * Waits for progress on behalf of a blocked call on c. A peer that died
- * without a word (power loss, link down) sends nothing and acknowledges
- * nothing, so when no completion arrived for keepalive_ms a zero-length
- * RDMA WRITE probes it: it needs no memory on either side, and against a
- * dead peer it fails once the transport's retries run out, failing the
- * connection with -ZC_ETRANSPORT.
+ * A peer that died without a word (power loss, link down) sends nothing and
+ * acknowledges nothing, so when no completion arrived for keepalive_ms a
+ * zero-length RDMA WRITE probes it: it needs no memory on either side, and
+ * against a dead peer it fails once the transport's retries run out,
+ * failing the connection with -ZC_ETRANSPORT.
  */
-int zc_conn_wait(struct zc_conn *c)
+int zc_conn_keepalive(struct zc_conn *c)
 {
 	int64_t now;
 
-	zc_ctx_wait(c->ctx, 100);
 	if (c->err || !c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
 		return c->err;
 	now = zc_now_ms();
@@ -397,4 +398,11 @@ int zc_conn_wait(struct zc_conn *c)
 		c->quiet_since = now;
 	}
 	return 0;
+}
+
+/* Waits for progress on behalf of a blocked call on c. */
+int zc_conn_wait(struct zc_conn *c)
+{
+	zc_ctx_wait(c->ctx, 100);
+	return zc_conn_keepalive(c);
 }

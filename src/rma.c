@@ -132,7 +132,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 	}
 	if (rc) {
 		if (e->mw)
-			ibv_dealloc_mw(e->mw);
+			zc_dealloc_mw(e->mw);
 		free(e);
 		return rc;
 	}
@@ -149,9 +149,9 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 static void export_release(struct zc_export *e)
 {
 	if (e->mw)
-		ibv_dealloc_mw(e->mw);
+		zc_dealloc_mw(e->mw);
 	if (e->fallback_mr)
-		ibv_dereg_mr(e->fallback_mr);
+		zc_dereg_mr(e->fallback_mr);
 	e->mw = NULL;
 	e->fallback_mr = NULL;
 }
@@ -185,7 +185,7 @@ int zc_export_revoke(struct zc_export **pe)
 static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
 	       const struct zc_desc *remote, uint64_t off, uint64_t token)
 {
-	uint64_t raddr = 0, rlen = 0, piece = c ? c->ctx->caps.max_msg_size : 0, done;
+	uint64_t raddr = 0, rlen = 0, piece, done;
 	uint32_t rkey = 0, pieces, i, lkey;
 	int access = 0, rc = zc_conn_check(c);
 	struct zc_rma_op *o = NULL;
@@ -206,6 +206,7 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	rc = zc_ctx_room(c->ctx);
 	if (rc)
 		return rc;
+	piece = c->ctx->caps.max_msg_size;
 	pieces = (uint32_t)((len + piece - 1) / piece);
 	for (i = 0; i < c->n_rma && !o; i++)
 		if (!c->rma[i].busy)

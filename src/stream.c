@@ -225,6 +225,10 @@ int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr,
 	if (rc == -EAGAIN && c->zq_count < c->zq_cap) {
 		c->zq[(c->zq_head + c->zq_count++) % c->zq_cap] = z;
 		rc = 0;
+	} else if (rc == -EAGAIN) {
+		rc = zc_err(-EAGAIN, "%u zero-copy sends wait for the peer's credits and the queue (4 x send_depth) "
+				     "is full: reap completions with zc_poll() and retry",
+			    c->zq_count);
 	}
 	if (!rc)
 		c->ctx->zc_outstanding++;

@@ -6,7 +6,6 @@
 #include "error.h"
 #include "zc_internal.h"
 
-#define READ_CHUNK (1u << 20) /* RDMA READ size: large enough to stream, small enough to pipeline */
 
 static uint8_t *tx_slot(struct zc_conn *c, uint32_t i)
 {
@@ -120,7 +119,7 @@ static void rndv_release(struct zc_conn *c, struct zc_rndv *r)
 	zc_entry_put(c->ctx, r->entry);
 	r->entry = NULL;
 	if (r->fallback_mr)
-		ibv_dereg_mr(r->fallback_mr);
+		zc_dereg_mr(r->fallback_mr);
 	r->fallback_mr = NULL;
 }
 
@@ -205,6 +204,13 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 
 static void rndv_finish(struct zc_conn *c, struct zc_rndv *r, int status)
 {
+	/* Without the peer's invalidating FIN the window is still bound, and
+	 * rxe refuses to deregister a region under a bound window: revoke it
+	 * by deallocating it (a new one is allocated when needed). */
+	if (status && r->mw) {
+		zc_dealloc_mw(r->mw);
+		r->mw = NULL;
+	}
 	rndv_release(c, r);
 	if (r->owner == ZC_RNDV_USER) {
 		zc_ctx_complete(c->ctx, c, r->token, ZC_OP_SEND, status, status ? 0 : r->len);
@@ -332,7 +338,7 @@ void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
 /* Posts READ pieces of the current round while the QP has room. */
 static void post_reads(struct zc_conn *c, struct zc_item *it)
 {
-	uint64_t max = c->ctx->caps.max_msg_size < READ_CHUNK ? c->ctx->caps.max_msg_size : READ_CHUNK;
+	uint64_t max = c->ctx->read_chunk;
 
 	if (c->state == ZC_CONN_DEAD && !it->status)
 		it->status = c->err;

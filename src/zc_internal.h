@@ -38,6 +38,7 @@ struct zc_ctx {
 	 * may be (or soon be) on the channel and must be consumed. */
 	bool cq_armed, cq_fired;
 	bool bind_needs_idle_sq; /* see zc_ctx_new's device query */
+	uint64_t read_chunk;     /* largest rendezvous READ, likewise */
 	unsigned idle_polls;
 	int epfd;
 	struct zc_caps caps;
@@ -252,6 +253,8 @@ int zc_remaining_ms(int64_t deadline);
 
 /* mr.c */
 int zc_memlock_check(struct zc_ctx *ctx, size_t len);
+void zc_dereg_mr(struct ibv_mr *mr);
+void zc_dealloc_mw(struct ibv_mw *mw);
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err);
 /* The registration for [buf, buf+len): mr if given, else a cache entry
  * (*entry, to be put). write: the NIC will write into it. */
@@ -267,7 +270,8 @@ struct ibv_mr *zc_reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv
 void zc_entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry);
 
 /* cm.c */
-void zc_cm_process(struct zc_ctx *ctx);
+/* Handles every pending rdma_cm event; returns how many. */
+int zc_cm_process(struct zc_ctx *ctx);
 
 /* qp.c: the queue-pair engine */
 int zc_conn_resources(struct zc_conn *conn, const struct zc_priv *peer);
@@ -283,6 +287,7 @@ int zc_conn_fail(struct zc_conn *conn, int err);
 int zc_conn_check(struct zc_conn *conn);
 void zc_conn_drain(struct zc_conn *conn, int timeout_ms);
 int zc_conn_wait(struct zc_conn *conn);
+int zc_conn_keepalive(struct zc_conn *conn);
 
 /* xfer.c: eager and rendezvous protocols */
 int zc_send_ctl(struct zc_conn *conn, uint8_t type, uint32_t id, uint32_t inv_rkey);

@@ -215,17 +215,18 @@ START_TEST(test_counters_wrap_around)
 }
 END_TEST
 
-START_TEST(test_credit_update_due_after_a_quarter_or_when_idle)
+START_TEST(test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked)
 {
 	struct zc_credit c;
 
 	zc_credit_init(&c, 64);
 	ck_assert(!zc_credit_update_due(&c, 0));
 	zc_credit_release(&c);
-	ck_assert(!zc_credit_update_due(&c, 5)); /* the app still holds data */
-	ck_assert(zc_credit_update_due(&c, 0));  /* drained: the peer may wait */
+	ck_assert(!zc_credit_update_due(&c, 5)); /* rides on our next header */
+	ck_assert(!zc_credit_update_due(&c, 0)); /* a ping-pong: likewise */
+	ck_assert(zc_credit_update_due(&c, 63)); /* the peer has no credit left */
 	ck_assert_uint_eq(zc_credit_advertise(&c), 1);
-	ck_assert(!zc_credit_update_due(&c, 0));
+	ck_assert(!zc_credit_update_due(&c, 63));
 	for (int i = 0; i < 16; i++)
 		zc_credit_release(&c);
 	ck_assert(zc_credit_update_due(&c, 10));
@@ -250,7 +251,7 @@ int main(void)
 	tcase_add_test(cr, test_ack_beyond_what_was_sent_is_a_protocol_error);
 	tcase_add_test(cr, test_peer_overflow_counts_unadvertised_slots_as_held);
 	tcase_add_test(cr, test_counters_wrap_around);
-	tcase_add_test(cr, test_credit_update_due_after_a_quarter_or_when_idle);
+	tcase_add_test(cr, test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked);
 	suite_add_tcase(s, w);
 	suite_add_tcase(s, cr);
 	sr = srunner_create(s);
