@@ -68,7 +68,6 @@
  *   0xcbf29ce484222325: c = (c ^ h_i) * 0x100000001b3 (mod 2^64).
  */
 #define _GNU_SOURCE
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -84,6 +83,8 @@
 
 #include <zcrdma.h>
 
+#include "zc_example.h"
+
 #define DEFAULT_PORT 7472
 #define MiB (1024ull * 1024)
 #define HDR_MAGIC 0x5950435au
@@ -97,7 +98,7 @@
 #define MAX_CHUNK (1024 * MiB)
 #define DEPTH 4 /* chunks in flight per side */
 
-static const char *prog = "zc_copy";
+const char *const zc_ex_prog = "zc_copy";
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -113,7 +114,7 @@ static void usage(void)
 		"  -a SECONDS      receiver: give up if no sender connects in time (default: wait forever)\n"
 		"  -C CHUNK        sender: chunk size, a multiple of 4K (default 8M)\n"
 		"  -v              say when listening (receiver); print a summary line at the end\n",
-		prog, prog, DEFAULT_PORT);
+		zc_ex_prog, zc_ex_prog, DEFAULT_PORT);
 	exit(2);
 }
 
@@ -125,121 +126,20 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long long parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	if (*s == '-')
-		return -1;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	if (*end == 'i' && shift)
-		end++;
-	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
-		end++;
-	if (*end || v > (1ull << 40) >> shift)
-		return -1;
-	return (long long)(v << shift);
-}
-
-/* "ADDR", "ADDR:PORT", "[V6]" or "[V6]:PORT"; 0 or -1. */
-static int parse_hostport(const char *arg, char *host, size_t hostlen, uint16_t *port, uint16_t defport)
-{
-	const char *colon = NULL, *h = arg, *hend;
-	char *end;
-	unsigned long p;
-
-	*port = defport;
-	if (*arg == '[') {
-		h = arg + 1;
-		hend = strchr(h, ']');
-		if (!hend)
-			return -1;
-		if (hend[1] == ':')
-			colon = hend + 1;
-		else if (hend[1])
-			return -1;
-	} else {
-		colon = strchr(arg, ':');
-		if (colon && strchr(colon + 1, ':'))
-			colon = NULL; /* bare IPv6 address */
-		hend = colon ? colon : arg + strlen(arg);
-	}
-	if (hend == h || (size_t)(hend - h) >= hostlen)
-		return -1;
-	memcpy(host, h, (size_t)(hend - h));
-	host[hend - h] = '\0';
-	if (colon) {
-		errno = 0;
-		p = strtoul(colon + 1, &end, 10);
-		if (errno || end == colon + 1 || *end || p == 0 || p > 65535)
-			return -1;
-		*port = (uint16_t)p;
-	}
-	return 0;
-}
-
-/* zc_strerror(rc), and the details of zc_last_error() when there are any. */
-static const char *why(long rc)
-{
-	static char buf[768];
-	const char *d = zc_last_error();
-
-	snprintf(buf, sizeof(buf), d && *d ? "%s (%s)" : "%s", zc_strerror((int)rc), d);
-	return buf;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 static uint64_t chunk_hash(uint64_t idx, const uint8_t *p, size_t n)
 {
 	const uint64_t k = 0x9e3779b97f4a7c15ull;
 	uint64_t h = k ^ (idx * 0xff51afd7ed558ccdull) ^ (uint64_t)n, w;
 
 	for (; n >= 8; p += 8, n -= 8) {
-		h = (h ^ get64(p)) * k;
+		h = (h ^ zc_ex_get64(p)) * k;
 		h = h << 29 | h >> 35;
 	}
 	if (n) {
 		uint8_t tail[8] = {0};
 
 		memcpy(tail, p, n);
-		w = get64(tail);
+		w = zc_ex_get64(tail);
 		h = (h ^ w) * k;
 		h = h << 29 | h >> 35;
 	}
@@ -299,7 +199,7 @@ static void progress(struct xfer *x, int final)
 	x->t_shown = t;
 	el = (double)(t - x->t_start) / 1000.0;
 	mib = (double)x->bytes_done / (double)MiB;
-	fprintf(stderr, "\r%s: %s %.1f of %.1f MiB (%3.0f%%) %.1f MiB/s   %s", prog, x->sender ? "sent" : "received",
+	fprintf(stderr, "\r%s: %s %.1f of %.1f MiB (%3.0f%%) %.1f MiB/s   %s", zc_ex_prog, x->sender ? "sent" : "received",
 		mib, (double)x->size / (double)MiB, x->size ? 100.0 * (double)x->bytes_done / (double)x->size : 100.0,
 		el > 0 ? mib / el : 0.0, final ? "\n" : "");
 }
@@ -344,11 +244,9 @@ static int __attribute__((format(printf, 2, 3))) fail(struct xfer *x, const char
 
 	if (x->tty && x->t_shown)
 		fputc('\n', stderr);
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	zc_ex_vwarn(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	cleanup(x, 1);
 	return 1;
 }
@@ -444,7 +342,7 @@ static int submit(struct xfer *x)
 			if (rc) {
 				char reason[768];
 
-				snprintf(reason, sizeof(reason), "%s", why(rc));
+				snprintf(reason, sizeof(reason), "%s", zc_ex_why(rc));
 				if (!x->sender)
 					send_failure(x, EFAULT, "cannot register its mapping of %s: %s", x->path,
 						     reason);
@@ -458,7 +356,7 @@ static int submit(struct xfer *x)
 			return 0;
 		if (rc)
 			return fail(x, "%s chunk %" PRIu64 " %s: %s", x->sender ? "sending" : "posting", idx,
-				    where(x), why(rc));
+				    where(x), zc_ex_why(rc));
 		s->mr = x->pending;
 		x->pending = NULL;
 		s->idx = idx;
@@ -476,7 +374,7 @@ static int reap(struct xfer *x, int timeout_ms)
 	int n = zc_poll(x->ctx, comp, DEPTH, timeout_ms), i;
 
 	if (n < 0)
-		return fail(x, "zc_poll: %s", why(n));
+		return fail(x, "zc_poll: %s", zc_ex_why(n));
 	for (i = 0; i < n; i++) {
 		uint64_t idx = comp[i].token, len;
 		struct slot *s = slot_of(x, idx);
@@ -488,7 +386,7 @@ static int reap(struct xfer *x, int timeout_ms)
 		if (comp[i].status && x->sender && peer_message(x, 1))
 			return 1; /* the receiver said why */
 		if (comp[i].status)
-			return fail(x, "chunk %" PRIu64 " failed %s: %s", idx, where(x), why(comp[i].status));
+			return fail(x, "chunk %" PRIu64 " failed %s: %s", idx, where(x), zc_ex_why(comp[i].status));
 		len = chunk_len(x, idx);
 		if (comp[i].len != len)
 			return fail(x, "chunk %" PRIu64 " moved %zu bytes, expected %" PRIu64, idx, comp[i].len, len);
@@ -520,9 +418,9 @@ static void send_failure(struct xfer *x, int err, const char *fmt, ...)
 	if (!x->conn)
 		return;
 	memset(msg, 0, ACK_LEN);
-	put32(msg, ACK_MAGIC);
-	put32(msg + 4, (uint32_t)(err ? err : EIO));
-	put64(msg + 8, x->bytes_done);
+	zc_ex_put32(msg, ACK_MAGIC);
+	zc_ex_put32(msg + 4, (uint32_t)(err ? err : EIO));
+	zc_ex_put64(msg + 8, x->bytes_done);
 	va_start(ap, fmt);
 	n = vsnprintf((char *)msg + ACK_LEN, ACK_TEXT_MAX, fmt, ap);
 	va_end(ap);
@@ -544,8 +442,8 @@ static int receiver(struct xfer *x, const char *listen_arg, int accept_ms)
 	ssize_t n;
 	int rc, e;
 
-	if (parse_hostport(listen_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
-		fprintf(stderr, "%s: bad listen address '%s' (ADDR[:PORT])\n", prog, listen_arg);
+	if (zc_ex_parse_hostport(listen_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
+		zc_ex_warn("bad listen address '%s' (ADDR[:PORT])", listen_arg);
 		return 2;
 	}
 	/* Open first, so an unwritable OUTFILE fails before any network setup;
@@ -558,36 +456,36 @@ static int receiver(struct xfer *x, const char *listen_arg, int accept_ms)
 		return fail(x, "%s is not a regular file", x->path);
 	rc = zc_ctx_new(host, NULL, &x->ctx);
 	if (rc)
-		return fail(x, "%s: %s", host, why(rc));
+		return fail(x, "%s: %s", host, zc_ex_why(rc));
 	zc_conn_opts_init(&opts);
 	opts.timeout_ms = x->timeout_ms;
 	rc = zc_listen(x->ctx, port, &opts, &x->l);
 	if (rc)
-		return fail(x, "listen on %s port %u: %s", host, port, why(rc));
+		return fail(x, "listen on %s port %u: %s", host, port, zc_ex_why(rc));
 	if (x->verbose)
-		fprintf(stderr, "%s: listening on %s port %u\n", prog, host, zc_listener_port(x->l));
+		zc_ex_warn("listening on %s port %u", host, zc_listener_port(x->l));
 	rc = zc_accept(x->l, &x->conn, accept_ms);
 	if (rc)
-		return fail(x, "accept on %s port %u: %s", host, port, why(rc));
+		return fail(x, "accept on %s port %u: %s", host, port, zc_ex_why(rc));
 	zc_listener_free(&x->l);
 
 	n = recv_small(x, hdr, sizeof(hdr), x->timeout_ms);
 	if (n == -EMSGSIZE || (n >= 0 && n != HDR_LEN))
 		return fail(x, "the peer is not a zc_copy sender (its first message is not a %d-byte header)", HDR_LEN);
 	if (n < 0)
-		return fail(x, "waiting for the sender's header: %s", why((int)n));
-	if (get32(hdr) != HDR_MAGIC) {
+		return fail(x, "waiting for the sender's header: %s", zc_ex_why((int)n));
+	if (zc_ex_get32(hdr) != HDR_MAGIC) {
 		send_failure(x, EPROTO, "bad header magic");
-		return fail(x, "the peer is not a zc_copy sender (bad header magic 0x%08x)", get32(hdr));
+		return fail(x, "the peer is not a zc_copy sender (bad header magic 0x%08x)", zc_ex_get32(hdr));
 	}
-	if (get32(hdr + 4) != PROTO_VERSION) {
-		send_failure(x, EPROTO, "protocol version %u not supported (receiver speaks %d)", get32(hdr + 4),
+	if (zc_ex_get32(hdr + 4) != PROTO_VERSION) {
+		send_failure(x, EPROTO, "protocol version %u not supported (receiver speaks %d)", zc_ex_get32(hdr + 4),
 			     PROTO_VERSION);
-		return fail(x, "the sender speaks zc_copy protocol version %u, this receiver %d", get32(hdr + 4),
+		return fail(x, "the sender speaks zc_copy protocol version %u, this receiver %d", zc_ex_get32(hdr + 4),
 			    PROTO_VERSION);
 	}
-	x->size = get64(hdr + 8);
-	x->chunk = get64(hdr + 16);
+	x->size = zc_ex_get64(hdr + 8);
+	x->chunk = zc_ex_get64(hdr + 16);
 	if (x->chunk < MIN_CHUNK || x->chunk > MAX_CHUNK || x->chunk % MIN_CHUNK || x->size > (uint64_t)INT64_MAX ||
 	    x->size > SIZE_MAX) {
 		send_failure(x, EPROTO, "bad header: size %" PRIu64 ", chunk %" PRIu64, x->size, x->chunk);
@@ -645,13 +543,13 @@ static int receiver(struct xfer *x, const char *listen_arg, int accept_ms)
 	progress(x, 1);
 
 	memset(ack, 0, sizeof(ack));
-	put32(ack, ACK_MAGIC);
-	put32(ack + 4, 0);
-	put64(ack + 8, x->bytes_done);
-	put64(ack + 16, fold_hashes(x->hashes, x->nchunks));
+	zc_ex_put32(ack, ACK_MAGIC);
+	zc_ex_put32(ack + 4, 0);
+	zc_ex_put64(ack + 8, x->bytes_done);
+	zc_ex_put64(ack + 16, fold_hashes(x->hashes, x->nchunks));
 	rc = send_small(x, ack, sizeof(ack), x->timeout_ms);
 	if (rc)
-		return fail(x, "sending the confirmation: %s", why(rc));
+		return fail(x, "sending the confirmation: %s", zc_ex_why(rc));
 	/* The file is complete and on disk. The sender closes first; its end of
 	 * stream tells that it got the confirmation. */
 	n = recv_small(x, ack, sizeof(ack), x->timeout_ms);
@@ -659,13 +557,13 @@ static int receiver(struct xfer *x, const char *listen_arg, int accept_ms)
 		if (n >= 0 || n == -EMSGSIZE)
 			return fail(x, "the sender sent an unexpected message after the file");
 		return fail(x, "the file is written, but the sender did not acknowledge the confirmation: %s",
-			    why((int)n));
+			    zc_ex_why((int)n));
 	}
 	rc = zc_close(&x->conn);
 	if (rc)
-		return fail(x, "close: %s", why(rc));
+		return fail(x, "close: %s", zc_ex_why(rc));
 	if (x->verbose)
-		fprintf(stderr, "%s: received %" PRIu64 " bytes into %s in %.2f s, checksum %016" PRIx64 "\n", prog,
+		zc_ex_warn("received %" PRIu64 " bytes into %s in %.2f s, checksum %016" PRIx64 "",
 			x->size, x->path, (double)(now_ms() - x->t_start) / 1000.0, fold_hashes(x->hashes, x->nchunks));
 	cleanup(x, 0);
 	return 0;
@@ -680,9 +578,9 @@ static int check_confirm(struct xfer *x, const uint8_t *msg, ssize_t n)
 	uint64_t mine = fold_hashes(x->hashes, x->nchunks);
 	uint32_t status;
 
-	if (n < ACK_LEN || get32(msg) != ACK_MAGIC)
+	if (n < ACK_LEN || zc_ex_get32(msg) != ACK_MAGIC)
 		return fail(x, "the receiver answered something that is not a zc_copy confirmation (%zd bytes)", n);
-	status = get32(msg + 4);
+	status = zc_ex_get32(msg + 4);
 	if (status) {
 		int tl = (int)(n - ACK_LEN);
 
@@ -692,11 +590,11 @@ static int check_confirm(struct xfer *x, const uint8_t *msg, ssize_t n)
 	}
 	if (x->done < x->nchunks)
 		return fail(x, "the receiver confirmed before the file was sent %s", where(x));
-	if (get64(msg + 8) != x->size)
-		return fail(x, "the receiver wrote %" PRIu64 " bytes, the file has %" PRIu64, get64(msg + 8), x->size);
-	if (get64(msg + 16) != mine)
+	if (zc_ex_get64(msg + 8) != x->size)
+		return fail(x, "the receiver wrote %" PRIu64 " bytes, the file has %" PRIu64, zc_ex_get64(msg + 8), x->size);
+	if (zc_ex_get64(msg + 16) != mine)
 		return fail(x, "checksum mismatch: the receiver has %016" PRIx64 ", the file %016" PRIx64,
-			    get64(msg + 16), mine);
+			    zc_ex_get64(msg + 16), mine);
 	return 0;
 }
 
@@ -718,7 +616,7 @@ static int peer_message(struct xfer *x, int quiet)
 		return fail(x, "the receiver closed the connection %s", where(x));
 	if (n == -EMSGSIZE)
 		return fail(x, "the receiver sent an oversized message %s", where(x));
-	return fail(x, "connection lost %s: %s", where(x), why((int)n));
+	return fail(x, "connection lost %s: %s", where(x), zc_ex_why((int)n));
 }
 
 static int sender(struct xfer *x, const char *src, const char *dst_arg)
@@ -732,8 +630,8 @@ static int sender(struct xfer *x, const char *src, const char *dst_arg)
 	ssize_t n;
 	int rc;
 
-	if (parse_hostport(dst_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
-		fprintf(stderr, "%s: bad receiver address '%s' (ADDR[:PORT])\n", prog, dst_arg);
+	if (zc_ex_parse_hostport(dst_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
+		zc_ex_warn("bad receiver address '%s' (ADDR[:PORT])", dst_arg);
 		return 2;
 	}
 	x->fd = open(x->path, O_RDONLY | O_CLOEXEC);
@@ -758,21 +656,21 @@ static int sender(struct xfer *x, const char *src, const char *dst_arg)
 	}
 	rc = zc_ctx_new(src, NULL, &x->ctx);
 	if (rc)
-		return fail(x, "%s: %s", src, why(rc));
+		return fail(x, "%s: %s", src, zc_ex_why(rc));
 	zc_conn_opts_init(&opts);
 	opts.timeout_ms = x->timeout_ms;
 	rc = zc_connect(x->ctx, host, port, &opts, &x->conn);
 	if (rc)
-		return fail(x, "connect to %s port %u: %s", host, port, why(rc));
+		return fail(x, "connect to %s port %u: %s", host, port, zc_ex_why(rc));
 
 	memset(hdr, 0, sizeof(hdr));
-	put32(hdr, HDR_MAGIC);
-	put32(hdr + 4, PROTO_VERSION);
-	put64(hdr + 8, x->size);
-	put64(hdr + 16, x->chunk);
+	zc_ex_put32(hdr, HDR_MAGIC);
+	zc_ex_put32(hdr + 4, PROTO_VERSION);
+	zc_ex_put64(hdr + 8, x->size);
+	zc_ex_put64(hdr + 16, x->chunk);
 	rc = send_small(x, hdr, sizeof(hdr), x->timeout_ms);
 	if (rc)
-		return fail(x, "sending the header: %s", why(rc));
+		return fail(x, "sending the header: %s", zc_ex_why(rc));
 
 	x->t_start = x->t_progress = now_ms();
 	while (x->done < x->nchunks) {
@@ -794,17 +692,17 @@ static int sender(struct xfer *x, const char *src, const char *dst_arg)
 	if (n == -EMSGSIZE)
 		return fail(x, "the receiver sent an oversized message instead of the confirmation");
 	if (n < 0)
-		return fail(x, "waiting for the receiver's confirmation: %s", why((int)n));
+		return fail(x, "waiting for the receiver's confirmation: %s", zc_ex_why((int)n));
 	if (check_confirm(x, msg, n))
 		return 1;
 	rc = zc_close(&x->conn);
 	if (rc)
-		return fail(x, "close: %s", why(rc));
+		return fail(x, "close: %s", zc_ex_why(rc));
 	if (x->verbose) {
 		double s = (double)(now_ms() - x->t_start) / 1000.0;
 
-		fprintf(stderr, "%s: sent %" PRIu64 " bytes in %.2f s (%.1f MiB/s), confirmed, checksum %016" PRIx64 "\n",
-			prog, x->size, s, s > 0 ? (double)x->size / (double)MiB / s : 0.0,
+		zc_ex_warn("sent %" PRIu64 " bytes in %.2f s (%.1f MiB/s), confirmed, checksum %016" PRIx64 "",
+			x->size, s, s > 0 ? (double)x->size / (double)MiB / s : 0.0,
 			fold_hashes(x->hashes, x->nchunks));
 	}
 	cleanup(x, 0);
@@ -832,7 +730,7 @@ int main(int argc, char **argv)
 			errno = 0;
 			v = strtoll(optarg, &end, 10);
 			if (errno || end == optarg || *end || v < 1 || v > 86400) {
-				fprintf(stderr, "%s: -%c needs seconds (1..86400), got '%s'\n", prog, opt, optarg);
+				zc_ex_warn("-%c needs seconds (1..86400), got '%s'", opt, optarg);
 				usage();
 			}
 			if (opt == 't')
@@ -841,9 +739,9 @@ int main(int argc, char **argv)
 				accept_s = v;
 			break;
 		case 'C':
-			v = parse_size(optarg);
+			v = zc_ex_parse_size(optarg);
 			if (v < (long long)MIN_CHUNK || v > (long long)MAX_CHUNK || v % (long long)MIN_CHUNK) {
-				fprintf(stderr, "%s: -C needs a multiple of 4K between 4K and 1G, got '%s'\n", prog, optarg);
+				zc_ex_warn("-C needs a multiple of 4K between 4K and 1G, got '%s'", optarg);
 				usage();
 			}
 			x.chunk = (uint64_t)v;
@@ -858,19 +756,19 @@ int main(int argc, char **argv)
 	x.tty = isatty(STDERR_FILENO);
 	if (listen_arg) {
 		if (optind != argc - 1 || src) {
-			fprintf(stderr, "%s: the receiver takes -l ADDR[:PORT] and OUTFILE (no -b)\n", prog);
+			zc_ex_warn("the receiver takes -l ADDR[:PORT] and OUTFILE (no -b)");
 			usage();
 		}
 		x.path = argv[optind];
 		return receiver(&x, listen_arg, accept_s < 0 ? -1 : (int)(accept_s * 1000));
 	}
 	if (optind != argc - 2) {
-		fprintf(stderr, "%s: give -l ADDR[:PORT] OUTFILE (receiver) or INFILE ADDR[:PORT] (sender)\n", prog);
+		zc_ex_warn("give -l ADDR[:PORT] OUTFILE (receiver) or INFILE ADDR[:PORT] (sender)");
 		usage();
 	}
 	if (!src) {
-		fprintf(stderr, "%s: the sender needs -b SRCADDR, the local RDMA address to connect from "
-				"(e.g. -b 192.168.77.1 for rxe0)\n", prog);
+		zc_ex_warn("the sender needs -b SRCADDR, the local RDMA address to connect from "
+				"(e.g. -b 192.168.77.1 for rxe0)");
 		usage();
 	}
 	x.sender = 1;

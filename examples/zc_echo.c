@@ -38,10 +38,13 @@
 
 #include <zcrdma.h>
 
+#include "zc_example.h"
+
 #define DEFAULT_PORT 7471
 #define MiB (1024 * 1024)
+#define MAX_SIZE (1ll << 40) /* -s and -m */
 
-static const char *prog = "zc_echo";
+const char *const zc_ex_prog = "zc_echo";
 
 static void usage(void)
 {
@@ -56,91 +59,14 @@ static void usage(void)
 		"  -c COUNT        messages to send (default 100)\n"
 		"  --verify        check every echoed byte against the pattern sent\n"
 		"  -t SECONDS      client: give up when an echo takes longer (default 30)\n",
-		prog, prog, DEFAULT_PORT);
+		zc_ex_prog, zc_ex_prog, DEFAULT_PORT);
 	exit(2);
-}
-
-/* zc_strerror(rc), and the details of zc_last_error() when there are any. */
-static const char *why(long rc)
-{
-	static char buf[768];
-	const char *d = zc_last_error();
-
-	snprintf(buf, sizeof(buf), d && *d ? "%s (%s)" : "%s", zc_strerror((int)rc), d);
-	return buf;
 }
 
 /* Prints "zc_echo: WHAT: cause (details)" for a zcrdma error code. */
 static void zc_fail(const char *what, long rc)
 {
-	fprintf(stderr, "%s: %s: %s\n", prog, what, why((int)rc));
-}
-
-/* Parses a byte count with an optional K/M/G suffix; -1 if invalid. */
-static long long parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	if (*s == '-')
-		return -1;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	if (*end == 'i' && shift)
-		end++;
-	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
-		end++;
-	if (*end || v > (1ull << 40) >> shift)
-		return -1;
-	return (long long)(v << shift);
-}
-
-/*
- * Splits "ADDR", "ADDR:PORT", "[V6ADDR]" or "[V6ADDR]:PORT" into host and
- * port (a bare IPv6 address has several colons and no port). 0 or -1.
- */
-static int parse_hostport(const char *arg, char *host, size_t hostlen, uint16_t *port, uint16_t defport)
-{
-	const char *colon = NULL, *h = arg, *hend;
-	char *end;
-	unsigned long p;
-
-	*port = defport;
-	if (*arg == '[') {
-		h = arg + 1;
-		hend = strchr(h, ']');
-		if (!hend)
-			return -1;
-		if (hend[1] == ':')
-			colon = hend + 1;
-		else if (hend[1])
-			return -1;
-	} else {
-		colon = strchr(arg, ':');
-		if (colon && strchr(colon + 1, ':'))
-			colon = NULL; /* bare IPv6 address */
-		hend = colon ? colon : arg + strlen(arg);
-	}
-	if (hend == h || (size_t)(hend - h) >= hostlen)
-		return -1;
-	memcpy(host, h, (size_t)(hend - h));
-	host[hend - h] = '\0';
-	if (colon) {
-		errno = 0;
-		p = strtoul(colon + 1, &end, 10);
-		if (errno || end == colon + 1 || *end || p == 0 || p > 65535)
-			return -1;
-		*port = (uint16_t)p;
-	}
-	return 0;
+	zc_ex_warn("%s: %s", what, zc_ex_why((int)rc));
 }
 
 static double now_us(void)
@@ -189,7 +115,7 @@ static int serve(struct zc_conn **conn, uint8_t *buf, size_t maxsize, uint64_t *
 		if (n == -EMSGSIZE) {
 			ssize_t next = zc_msg_peek(*conn, ZC_DONTWAIT);
 
-			fprintf(stderr, "%s: a message of %zd bytes exceeds -m %zu; dropping the connection\n", prog,
+			zc_ex_warn("a message of %zd bytes exceeds -m %zu; dropping the connection",
 				next, maxsize);
 			return -1;
 		}
@@ -218,13 +144,13 @@ static int server(const char *listen_arg, long long nconns, size_t maxsize)
 	long long served = 0;
 	int rc, failures = 0;
 
-	if (parse_hostport(listen_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
-		fprintf(stderr, "%s: bad listen address '%s' (ADDR[:PORT])\n", prog, listen_arg);
+	if (zc_ex_parse_hostport(listen_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
+		zc_ex_warn("bad listen address '%s' (ADDR[:PORT])", listen_arg);
 		return 2;
 	}
 	buf = malloc(maxsize ? maxsize : 1);
 	if (!buf) {
-		fprintf(stderr, "%s: cannot allocate the %zu-byte message buffer (-m)\n", prog, maxsize);
+		zc_ex_warn("cannot allocate the %zu-byte message buffer (-m)", maxsize);
 		return 1;
 	}
 	rc = zc_ctx_new(host, NULL, &ctx);
@@ -240,7 +166,7 @@ static int server(const char *listen_arg, long long nconns, size_t maxsize)
 		free(buf);
 		return 1;
 	}
-	fprintf(stderr, "%s: listening on %s port %u\n", prog, host, zc_listener_port(l));
+	zc_ex_warn("listening on %s port %u", host, zc_listener_port(l));
 	while (nconns < 0 || served < nconns) {
 		struct zc_conn *conn;
 		uint64_t msgs = 0, bytes = 0;
@@ -265,7 +191,7 @@ static int server(const char *listen_arg, long long nconns, size_t maxsize)
 			zc_fail("close", rc);
 			failures++;
 		}
-		fprintf(stderr, "%s: connection %lld: echoed %" PRIu64 " messages, %" PRIu64 " bytes\n", prog, served,
+		zc_ex_warn("connection %lld: echoed %" PRIu64 " messages, %" PRIu64 " bytes", served,
 			msgs, bytes);
 	}
 	zc_listener_free(&l);
@@ -311,15 +237,15 @@ static int client(const char *src, const char *dst_arg, size_t size, long long c
 	long long i;
 	int rc, ret = 1;
 
-	if (parse_hostport(dst_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
-		fprintf(stderr, "%s: bad server address '%s' (ADDR[:PORT])\n", prog, dst_arg);
+	if (zc_ex_parse_hostport(dst_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
+		zc_ex_warn("bad server address '%s' (ADDR[:PORT])", dst_arg);
 		return 2;
 	}
 	sbuf = malloc(size ? size : 1);
 	rbuf = malloc(size ? size : 1);
 	rtt = malloc(sizeof(*rtt) * (size_t)count);
 	if (!sbuf || !rbuf || !rtt) {
-		fprintf(stderr, "%s: out of memory for %zu-byte messages\n", prog, size);
+		zc_ex_warn("out of memory for %zu-byte messages", size);
 		goto out;
 	}
 	fill(sbuf, size, 0);
@@ -333,7 +259,7 @@ static int client(const char *src, const char *dst_arg, size_t size, long long c
 		opts.timeout_ms = (int)(echo_timeout * 1000);
 	rc = zc_connect(ctx, host, port, &opts, &conn);
 	if (rc) {
-		fprintf(stderr, "%s: connect to %s port %u: %s\n", prog, host, port, why(rc));
+		zc_ex_warn("connect to %s port %u: %s", host, port, zc_ex_why(rc));
 		goto out;
 	}
 	signal(SIGALRM, on_alarm);
@@ -351,7 +277,7 @@ static int client(const char *src, const char *dst_arg, size_t size, long long c
 		}
 		n = zc_msg_recv(conn, rbuf, size, 0);
 		if (n == -EMSGSIZE) {
-			fprintf(stderr, "%s: message %lld: the echo is longer than the %zu bytes sent\n", prog, i, size);
+			zc_ex_warn("message %lld: the echo is longer than the %zu bytes sent", i, size);
 			goto out;
 		}
 		if (n < 0) {
@@ -361,15 +287,15 @@ static int client(const char *src, const char *dst_arg, size_t size, long long c
 		rtt[i] = now_us() - t0;
 		total += rtt[i];
 		if ((size_t)n != size) {
-			fprintf(stderr, "%s: message %lld: echo has %zd bytes, sent %zu\n", prog, i, n, size);
+			zc_ex_warn("message %lld: echo has %zd bytes, sent %zu", i, n, size);
 			goto out;
 		}
 		if (verify) {
 			long bad = check(rbuf, size, (uint64_t)i);
 
 			if (bad >= 0) {
-				fprintf(stderr, "%s: message %lld: echo differs at byte %ld (0x%02x, expected 0x%02x)\n",
-					prog, i, bad, rbuf[bad], pattern((uint64_t)i, (size_t)bad));
+				zc_ex_warn("message %lld: echo differs at byte %ld (0x%02x, expected 0x%02x)",
+					i, bad, rbuf[bad], pattern((uint64_t)i, (size_t)bad));
 				goto out;
 			}
 		}
@@ -434,7 +360,7 @@ int main(int argc, char **argv)
 			errno = 0;
 			v = strtoll(optarg, &end, 10);
 			if (errno || end == optarg || *end || v < 0 || (opt == 't' && v > 86400)) {
-				fprintf(stderr, "%s: -%c needs a non-negative number, got '%s'\n", prog, opt, optarg);
+				zc_ex_warn("-%c needs a non-negative number, got '%s'", opt, optarg);
 				usage();
 			}
 			if (opt == 'n')
@@ -446,10 +372,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 		case 'm':
-			v = parse_size(optarg);
-			if (v < 0) {
-				fprintf(stderr, "%s: -%c needs a byte count (K/M/G suffixes allowed), got '%s'\n", prog,
-					opt, optarg);
+			v = zc_ex_parse_size(optarg);
+			if (v < 0 || v > MAX_SIZE) {
+				zc_ex_warn("-%c needs a byte count (K/M/G suffixes allowed), got '%s'", opt, optarg);
 				usage();
 			}
 			if (opt == 's')
@@ -466,18 +391,18 @@ int main(int argc, char **argv)
 	}
 	if (listen_arg) {
 		if (optind != argc || src) {
-			fprintf(stderr, "%s: the server takes no server address and no -b\n", prog);
+			zc_ex_warn("the server takes no server address and no -b");
 			usage();
 		}
 		return server(listen_arg, nconns, (size_t)maxsize);
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "%s: give -l ADDR[:PORT] (server) or the server's ADDR[:PORT] (client)\n", prog);
+		zc_ex_warn("give -l ADDR[:PORT] (server) or the server's ADDR[:PORT] (client)");
 		usage();
 	}
 	if (!src) {
-		fprintf(stderr, "%s: the client needs -b SRCADDR, the local RDMA address to connect from "
-				"(e.g. -b 192.168.77.1 for rxe0)\n", prog);
+		zc_ex_warn("the client needs -b SRCADDR, the local RDMA address to connect from "
+				"(e.g. -b 192.168.77.1 for rxe0)");
 		usage();
 	}
 	return client(src, argv[optind], (size_t)size, count, verify);

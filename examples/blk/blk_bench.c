@@ -26,8 +26,9 @@
 #include <zcrdma.h>
 
 #include "blk_initiator.h"
+#include "zc_example.h"
 
-static const char *prog = "zc_blk_bench";
+const char *const zc_ex_prog = "zc_blk_bench";
 
 static void usage(void)
 {
@@ -42,7 +43,7 @@ static void usage(void)
 		"  --size SIZE  only the first SIZE bytes of the device (default all)\n"
 		"  --json FILE  also write the results as JSON\n"
 		"  -e, --export M  how buffers are exported: auto (default), window, mr\n",
-		prog);
+		zc_ex_prog);
 	exit(2);
 }
 
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'b': src = optarg; break;
 		case 'r': rw = optarg; break;
-		case 's': bs = blk_parse_size(optarg); if (bs <= 0) usage(); break;
+		case 's': bs = zc_ex_parse_size(optarg); if (bs <= 0) usage(); break;
 		case 'q':
 			v = atoll(optarg);
 			if (v < 1 || v > BLK_MAX_QD)
@@ -133,7 +134,7 @@ int main(int argc, char **argv)
 			qd = (int)v;
 			break;
 		case 't': seconds = atof(optarg); if (seconds <= 0) usage(); break;
-		case 'S': size = blk_parse_size(optarg); if (size <= 0) usage(); break;
+		case 'S': size = zc_ex_parse_size(optarg); if (size <= 0) usage(); break;
 		case 'j': json = optarg; break;
 		case 'e':
 			export_mode = blk_export_mode_parse(optarg);
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!src || optind != argc - 1 ||
-	    blk_parse_hostport(argv[optind], host, sizeof(host), &port, BLK_DEFAULT_PORT))
+	    zc_ex_parse_hostport(argv[optind], host, sizeof(host), &port, BLK_DEFAULT_PORT))
 		usage();
 	write = !strcmp(rw, "write") || !strcmp(rw, "randwrite");
 	rnd = !strncmp(rw, "rand", 4);
@@ -158,8 +159,7 @@ int main(int argc, char **argv)
 
 	rc = zc_ctx_new(src, NULL, &ctx);
 	if (rc) {
-		fprintf(stderr, "%s: cannot open the RDMA device of %s: %s (%s)\n", prog, src, zc_strerror(rc),
-			zc_last_error());
+		zc_ex_warn("cannot open the RDMA device of %s: %s", src, zc_ex_why(rc));
 		return 1;
 	}
 	blk_init_opts_init(&bo);
@@ -167,43 +167,43 @@ int main(int argc, char **argv)
 	bo.export_mode = export_mode;
 	rc = blk_init_connect(ctx, host, port, &bo, &bi);
 	if (rc) {
-		fprintf(stderr, "%s: cannot connect to %s:%u: %s\n", prog, host, port, blk_init_last_error());
+		zc_ex_warn("cannot connect to %s:%u: %s", host, port, blk_init_last_error());
 		goto out;
 	}
 	g = blk_init_geom(bi);
 	if (g->queue_depth < qd) {
-		fprintf(stderr, "%s: the target granted queue depth %u of %d; running with %u\n", prog,
+		zc_ex_warn("the target granted queue depth %u of %d; running with %u",
 			g->queue_depth, qd, g->queue_depth);
 		qd = g->queue_depth;
 	}
 	if (bs % g->block_size || bs / g->block_size > g->max_blocks) {
-		fprintf(stderr, "%s: --bs must be a multiple of %u bytes and at most %llu\n", prog, g->block_size,
+		zc_ex_warn("--bs must be a multiple of %u bytes and at most %llu", g->block_size,
 			(unsigned long long)g->max_blocks * g->block_size);
 		goto out;
 	}
 	if (write && g->read_only) {
-		fprintf(stderr, "%s: the target is read-only\n", prog);
+		zc_ex_warn("the target is read-only");
 		goto out;
 	}
 	nblocks = (uint32_t)(bs / g->block_size);
 	slots = (size && (uint64_t)size / g->block_size < g->capacity ? (uint64_t)size / g->block_size
 								      : g->capacity) / nblocks;
 	if (!slots) {
-		fprintf(stderr, "%s: the device is smaller than one %lld-byte command\n", prog, bs);
+		zc_ex_warn("the device is smaller than one %lld-byte command", bs);
 		goto out;
 	}
 	buf = aligned_alloc(4096, (size_t)bs * (size_t)qd);
 	free_slot = calloc((size_t)qd, sizeof(int));
 	start_ns = calloc((size_t)qd, sizeof(uint64_t));
 	if (!buf || !free_slot || !start_ns) {
-		fprintf(stderr, "%s: out of memory\n", prog);
+		zc_ex_warn("out of memory");
 		goto out;
 	}
 	for (k = 0; k < (uint64_t)bs * (uint64_t)qd; k++)
 		buf[k] = (uint8_t)next_rand();
 	rc = zc_mr_reg(ctx, buf, (size_t)bs * (size_t)qd, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &mr);
 	if (rc) {
-		fprintf(stderr, "%s: zc_mr_reg: %s (%s)\n", prog, zc_strerror(rc), zc_last_error());
+		zc_ex_warn("zc_mr_reg: %s", zc_ex_why(rc));
 		goto out;
 	}
 	for (i = qd - 1; i >= 0; i--)
@@ -222,14 +222,14 @@ int main(int argc, char **argv)
 			if (rc == -EBUSY)
 				break;
 			if (rc) {
-				fprintf(stderr, "%s: submit: %s\n", prog, blk_init_last_error());
+				zc_ex_warn("submit: %s", blk_init_last_error());
 				goto out;
 			}
 			n_free--;
 		}
 		n = blk_init_poll(bi, cpl, 64, 100);
 		if (n < 0) {
-			fprintf(stderr, "%s: the connection failed: %s\n", prog, zc_strerror(n));
+			zc_ex_warn("the connection failed: %s", zc_strerror(n));
 			goto out;
 		}
 		t1 = now_ns();
@@ -238,7 +238,7 @@ int main(int argc, char **argv)
 				continue;
 			if (cpl[i].resp.status != BLK_S_OK) {
 				if (!errors++)
-					fprintf(stderr, "%s: command failed: %s (detail %u)\n", prog,
+					zc_ex_warn("command failed: %s (detail %u)",
 						blk_status_str(cpl[i].resp.status), cpl[i].resp.detail);
 			}
 			if (nlat == cap_lat) {
@@ -247,7 +247,7 @@ int main(int argc, char **argv)
 				cap_lat = cap_lat ? 2 * cap_lat : 65536;
 				nl = realloc(lat, cap_lat * sizeof(*lat));
 				if (!nl) {
-					fprintf(stderr, "%s: out of memory\n", prog);
+					zc_ex_warn("out of memory");
 					goto out;
 				}
 				lat = nl;
@@ -266,14 +266,14 @@ int main(int argc, char **argv)
 		qsort(lat, nlat, sizeof(*lat), cmp_u64);
 		printf("%s: %s bs=%lld qd=%d: %llu ops in %.2f s: %.0f IOPS, %.2f MB/s, latency us: "
 		       "p50 %.1f p99 %.1f p99.9 %.1f mean %.1f max %.1f\n",
-		       prog, rw, bs, qd, (unsigned long long)nlat, secs, iops, mbs, pct(lat, nlat, 50),
+		       zc_ex_prog, rw, bs, qd, (unsigned long long)nlat, secs, iops, mbs, pct(lat, nlat, 50),
 		       pct(lat, nlat, 99), pct(lat, nlat, 99.9), sum / (double)nlat / 1000.0,
 		       (double)lat[nlat - 1] / 1000.0);
 		if (json) {
 			FILE *f = fopen(json, "w");
 
 			if (!f) {
-				fprintf(stderr, "%s: cannot write %s: %s\n", prog, json, strerror(errno));
+				zc_ex_warn("cannot write %s: %s", json, strerror(errno));
 				goto out;
 			}
 			fprintf(f,
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
 		}
 		status = 0;
 	} else if (!errors) {
-		fprintf(stderr, "%s: no command completed\n", prog);
+		zc_ex_warn("no command completed");
 	}
 out:
 	if (bi)

@@ -32,7 +32,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +47,13 @@
 #include <zcrdma.h>
 
 #include "blk_initiator.h"
+#include "zc_example.h"
 
 #define BOUNCE_BYTES (32u << 20) /* the kernel's largest NBD request (max_hw_sectors 65536) */
 #define NBD_HDR 28
 #define NBD_REPLY 16
 
-static const char *prog = "zc_blk_nbd";
+const char *const zc_ex_prog = "zc_blk_nbd";
 static volatile sig_atomic_t stop, dump;
 
 /* One NBD request from the kernel. */
@@ -103,31 +103,6 @@ struct bridge {
 	char dev[64];
 };
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -136,7 +111,7 @@ static void usage(void)
 		"  -b SRCADDR  local RDMA address (default: the source of the route to ADDR)\n"
 		"  -q QD       commands in flight at the target (default 32)\n"
 		"  -e MODE     how buffers are exported: auto (default: MRs on rxe), window, mr\n",
-		prog, prog);
+		zc_ex_prog, zc_ex_prog);
 	exit(2);
 }
 
@@ -235,12 +210,12 @@ static void *reader(void *arg)
 		memcpy(&from, h + 16, 8);
 		memcpy(&len, h + 24, 4);
 		if (ntohl(magic) != NBD_REQUEST_MAGIC) {
-			note("bad request magic 0x%08x from the kernel: stopping", ntohl(magic));
+			zc_ex_warn("bad request magic 0x%08x from the kernel: stopping", ntohl(magic));
 			break;
 		}
 		r = calloc(1, sizeof(*r));
 		if (!r) {
-			note("out of memory");
+			zc_ex_warn("out of memory");
 			break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &r->t0);
@@ -261,7 +236,7 @@ static void *reader(void *arg)
 			} else {
 				r->slots = calloc((size_t)r->nslots, sizeof(int));
 				if (!r->slots) {
-					note("out of memory");
+					zc_ex_warn("out of memory");
 					free(r);
 					break;
 				}
@@ -326,7 +301,7 @@ static void *doit(void *arg)
 	uint64_t one = 1;
 
 	if (ioctl(b->nbd, NBD_DO_IT) < 0 && errno != EPIPE && errno != 0)
-		note("NBD_DO_IT ended: %s", strerror(errno));
+		zc_ex_warn("NBD_DO_IT ended: %s", strerror(errno));
 	ioctl(b->nbd, NBD_CLEAR_QUE);
 	ioctl(b->nbd, NBD_CLEAR_SOCK);
 	b->doit_done = 1;
@@ -370,7 +345,7 @@ static void reply(struct bridge *b, struct nreq *r)
 	int cnt = 1, i;
 
 	if (!iov) {
-		note("out of memory for a reply");
+		zc_ex_warn("out of memory for a reply");
 		return;
 	}
 
@@ -389,7 +364,7 @@ static void reply(struct bridge *b, struct nreq *r)
 		}
 	}
 	if (writev_full(b->sock, iov, cnt) && !b->reply_failed++)
-		note("reply to the kernel failed: %s", strerror(errno));
+		zc_ex_warn("reply to the kernel failed: %s", strerror(errno));
 	if (r->t_done) {
 		b->n_timed++;
 		b->ns_queue += r->t_submit - ns_of(&r->t0);
@@ -475,7 +450,7 @@ static int submit_pending(struct bridge *b)
 			if (rc == -EBUSY)
 				return 0; /* no tag: wait for completions */
 			if (rc) {
-				note("submitting to the target failed: %s", blk_init_last_error());
+				zc_ex_warn("submitting to the target failed: %s", blk_init_last_error());
 				b->broken = 1;
 				return -1;
 			}
@@ -532,7 +507,7 @@ static void on_cpl(struct bridge *b, const struct blk_cpl *c)
 		return;
 	if (c->resp.status && !r->err) {
 		r->err = status_errno(&c->resp);
-		note("%s at LBA %llu failed: %s (detail %u)", blk_opcode_str(c->resp.opcode),
+		zc_ex_warn("%s at LBA %llu failed: %s (detail %u)", blk_opcode_str(c->resp.opcode),
 		     (unsigned long long)(r->from / b->g->block_size), blk_status_str(c->resp.status), c->resp.detail);
 	}
 	if (++r->done_chunks == r->chunks) {
@@ -550,7 +525,7 @@ static void *disconnect_thread(void *arg)
 	struct bridge *b = arg;
 
 	if (ioctl(b->nbd, NBD_DISCONNECT) < 0)
-		note("NBD_DISCONNECT: %s", strerror(errno));
+		zc_ex_warn("NBD_DISCONNECT: %s", strerror(errno));
 	ioctl(b->nbd, NBD_CLEAR_SOCK);
 	return NULL;
 }
@@ -566,7 +541,7 @@ static void on_signal(int sig)
 static void print_times(struct bridge *b)
 {
 	if (b->n_timed)
-		note("%llu requests; mean us from the kernel's request to the first command %.0f, at the target "
+		zc_ex_warn("%llu requests; mean us from the kernel's request to the first command %.0f, at the target "
 		     "%.0f, reply written %.0f", (unsigned long long)b->n_timed,
 		     (double)b->ns_queue / 1e3 / (double)b->n_timed, (double)b->ns_target / 1e3 / (double)b->n_timed,
 		     (double)b->ns_reply / 1e3 / (double)b->n_timed);
@@ -582,12 +557,12 @@ static void dump_state(struct bridge *b)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (r = b->p_head; r; r = r->next)
 		pending++;
-	note("state: %d requests at the target (%d commands, %d tags free), %d waiting for tags, %d of %d bounce "
+	zc_ex_warn("state: %d requests at the target (%d commands, %d tags free), %d waiting for tags, %d of %d bounce "
 	     "slots free%s", b->inflight, blk_init_inflight(b->bi), blk_init_free_tags(b->bi), pending, b->n_free,
 	     b->n_slots, b->broken ? ", target connection broken" : "");
 	print_times(b);
 	for (r = b->i_head; r; r = r->inext)
-		note("  type %u at %llu, %u bytes: %u of %u chunks sent, %u done, %lld ms old", r->type,
+		zc_ex_warn("  type %u at %llu, %u bytes: %u of %u chunks sent, %u done, %lld ms old", r->type,
 		     (unsigned long long)r->from, r->len, r->next_chunk, r->chunks, r->done_chunks,
 		     (long long)((now.tv_sec - r->t0.tv_sec) * 1000 + (now.tv_nsec - r->t0.tv_nsec) / 1000000));
 }
@@ -618,9 +593,9 @@ static int detach(const char *dev)
 	int fd = open(dev, O_RDWR);
 
 	if (fd < 0)
-		die("cannot open %s: %s", dev, strerror(errno));
+		zc_ex_die("cannot open %s: %s", dev, strerror(errno));
 	if (ioctl(fd, NBD_DISCONNECT) < 0)
-		die("NBD_DISCONNECT on %s: %s", dev, strerror(errno));
+		zc_ex_die("NBD_DISCONNECT on %s: %s", dev, strerror(errno));
 	ioctl(fd, NBD_CLEAR_SOCK);
 	close(fd);
 	return 0;
@@ -683,12 +658,12 @@ int main(int argc, char **argv)
 			usage();
 		return detach(detach_dev);
 	}
-	if (optind != argc - 2 || blk_parse_hostport(argv[optind], host, sizeof(host), &port, BLK_DEFAULT_PORT))
+	if (optind != argc - 2 || zc_ex_parse_hostport(argv[optind], host, sizeof(host), &port, BLK_DEFAULT_PORT))
 		usage();
 	snprintf(b.dev, sizeof(b.dev), "%s", argv[optind + 1]);
 	if (!src) {
 		if (route_source(host, port, srcbuf, sizeof(srcbuf)))
-			die("no route to %s: give the local RDMA address with -b", host);
+			zc_ex_die("no route to %s: give the local RDMA address with -b", host);
 		src = srcbuf;
 	}
 
@@ -701,13 +676,13 @@ int main(int argc, char **argv)
 
 	b.nbd = open(b.dev, O_RDWR | O_CLOEXEC);
 	if (b.nbd < 0)
-		die("cannot open %s: %s%s", b.dev, strerror(errno), errno == ENOENT ? " (modprobe nbd?)" : "");
+		zc_ex_die("cannot open %s: %s%s", b.dev, strerror(errno), errno == ENOENT ? " (modprobe nbd?)" : "");
 	rc = zc_ctx_new(src, NULL, &b.ctx);
 	if (rc)
-		die("cannot open the RDMA device of %s: %s (%s)", src, zc_strerror(rc), zc_last_error());
+		zc_ex_die("cannot open the RDMA device of %s: %s", src, zc_ex_why(rc));
 	rc = blk_init_connect(b.ctx, host, port, &bo, &b.bi);
 	if (rc)
-		die("cannot connect to %s:%u: %s", host, port, blk_init_last_error());
+		zc_ex_die("cannot connect to %s:%u: %s", host, port, blk_init_last_error());
 	b.g = blk_init_geom(b.bi);
 	b.slot_size = (size_t)b.g->max_blocks * b.g->block_size;
 	b.n_slots = (int)(BOUNCE_BYTES / b.slot_size);
@@ -716,43 +691,43 @@ int main(int argc, char **argv)
 	b.pool = mmap(NULL, b.slot_size * (size_t)b.n_slots, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	b.free_slots = calloc((size_t)b.n_slots, sizeof(int));
 	if (b.pool == MAP_FAILED || !b.free_slots)
-		die("out of memory for the %d x %zu-byte bounce pool", b.n_slots, b.slot_size);
+		zc_ex_die("out of memory for the %d x %zu-byte bounce pool", b.n_slots, b.slot_size);
 	rc = zc_mr_reg(b.ctx, b.pool, b.slot_size * (size_t)b.n_slots, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE,
 		       &b.mr);
 	if (rc)
-		die("cannot register the bounce pool: %s (%s)", zc_strerror(rc), zc_last_error());
+		zc_ex_die("cannot register the bounce pool: %s", zc_ex_why(rc));
 	for (i = b.n_slots - 1; i >= 0; i--)
 		b.free_slots[b.n_free++] = i;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		die("socketpair: %s", strerror(errno));
+		zc_ex_die("socketpair: %s", strerror(errno));
 	b.sock = sv[0];
 	b.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b.efd < 0)
-		die("eventfd: %s", strerror(errno));
+		zc_ex_die("eventfd: %s", strerror(errno));
 	flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | (b.g->read_only ? NBD_FLAG_READ_ONLY : NBD_FLAG_SEND_TRIM);
 	if (ioctl(b.nbd, NBD_SET_BLKSIZE, (unsigned long)b.g->block_size) < 0 ||
 	    ioctl(b.nbd, NBD_SET_SIZE_BLOCKS, (unsigned long)b.g->capacity) < 0 ||
 	    ioctl(b.nbd, NBD_SET_FLAGS, (unsigned long)flags) < 0)
-		die("configuring %s: %s", b.dev, strerror(errno));
+		zc_ex_die("configuring %s: %s", b.dev, strerror(errno));
 	if (ioctl(b.nbd, NBD_SET_SOCK, (unsigned long)sv[1]) < 0)
-		die("NBD_SET_SOCK on %s: %s%s", b.dev, strerror(errno),
+		zc_ex_die("NBD_SET_SOCK on %s: %s%s", b.dev, strerror(errno),
 		    errno == EBUSY ? " (already attached? detach with -d)" : "");
 
 	/* Helper threads never take the signals: they go to this thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&t_doit, NULL, doit, &b) || pthread_create(&t_reader, NULL, reader, &b))
-		die("cannot start threads");
+		zc_ex_die("cannot start threads");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (wait_started(&b, 10000) == 0) {
 
-		printf("%s: %s attached to %s:%u (%llu blocks of %u bytes%s, queue depth %u)\n", prog, b.dev, host,
+		printf("%s: %s attached to %s:%u (%llu blocks of %u bytes%s, queue depth %u)\n", zc_ex_prog, b.dev, host,
 		       port, (unsigned long long)b.g->capacity, b.g->block_size, b.g->read_only ? ", read-only" : "",
 		       b.g->queue_depth);
 		fflush(stdout);
 	} else {
-		note("the kernel did not start %s", b.dev);
+		zc_ex_warn("the kernel did not start %s", b.dev);
 		status = 1;
 		stop = 1;
 	}
@@ -770,7 +745,7 @@ int main(int argc, char **argv)
 			disconnecting = 1;
 			pthread_sigmask(SIG_BLOCK, &all, &old);
 			if (pthread_create(&t_disc, NULL, disconnect_thread, &b))
-				die("cannot start a thread");
+				zc_ex_die("cannot start a thread");
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 		}
 		pthread_mutex_lock(&b.lock);
@@ -796,7 +771,7 @@ int main(int argc, char **argv)
 		if (b.inflight) {
 			n = blk_init_poll(b.bi, cpl, 64, 1);
 			if (n < 0) {
-				note("%s; failing every request", blk_init_last_error());
+				zc_ex_warn("%s; failing every request", blk_init_last_error());
 				b.broken = 1;
 				status = 1;
 				stop = 1;
@@ -833,6 +808,6 @@ int main(int argc, char **argv)
 	free(b.free_slots);
 	close(b.efd);
 	print_times(&b);
-	note("%s detached%s", b.dev, status ? " after an error" : "");
+	zc_ex_warn("%s detached%s", b.dev, status ? " after an error" : "");
 	return status;
 }

@@ -1,11 +1,6 @@
 /* The zcrdma block protocol: encoding, decoding and validation (pure code). */
 #include "blk_proto.h"
 
-#include <ctype.h>
-#include <endian.h>
-#include <errno.h>
-#include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -18,48 +13,6 @@
  *   8 u32 detail   12 u32 block_size   16 u64 capacity
  *   24 u16 queue_depth   26 u16 reserved   28 u32 max_blocks
  */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
 
 static int all_zero(const uint8_t *p, size_t n)
 {
@@ -74,10 +27,10 @@ void blk_capsule_encode(const struct blk_capsule *c, uint8_t out[BLK_CAPSULE_SIZ
 	memset(out, 0, BLK_CAPSULE_SIZE);
 	out[0] = c->version;
 	out[1] = c->opcode;
-	put16(out + 2, c->flags);
-	put16(out + 4, c->tag);
-	put32(out + 8, c->nblocks);
-	put64(out + 16, c->lba);
+	zc_ex_put16(out + 2, c->flags);
+	zc_ex_put16(out + 4, c->tag);
+	zc_ex_put32(out + 8, c->nblocks);
+	zc_ex_put64(out + 16, c->lba);
 	memcpy(out + 32, c->desc.bytes, ZC_DESC_SIZE);
 }
 
@@ -90,17 +43,17 @@ int blk_capsule_decode(const void *buf, size_t len, struct blk_capsule *c, uint1
 	if (!p)
 		return BLK_S_MALFORMED;
 	if (len >= 6)
-		*tag = get16(p + 4);
+		*tag = zc_ex_get16(p + 4);
 	if (len != BLK_CAPSULE_SIZE || p[0] != BLK_PROTO_VERSION) {
 		*tag = BLK_TAG_NONE; /* not a capsule: its bytes mean nothing */
 		return BLK_S_MALFORMED;
 	}
 	c->version = p[0];
 	c->opcode = p[1];
-	c->flags = get16(p + 2);
-	c->tag = get16(p + 4);
-	c->nblocks = get32(p + 8);
-	c->lba = get64(p + 16);
+	c->flags = zc_ex_get16(p + 2);
+	c->tag = zc_ex_get16(p + 4);
+	c->nblocks = zc_ex_get32(p + 8);
+	c->lba = zc_ex_get64(p + 16);
 	memcpy(c->desc.bytes, p + 32, ZC_DESC_SIZE);
 	if (!all_zero(p + 6, 2) || !all_zero(p + 12, 4) || !all_zero(p + 24, 8))
 		return BLK_S_BAD_FIELD;
@@ -158,14 +111,14 @@ void blk_resp_encode(const struct blk_resp *r, uint8_t out[BLK_RESP_SIZE])
 	memset(out, 0, BLK_RESP_SIZE);
 	out[0] = r->version;
 	out[1] = r->opcode;
-	put16(out + 2, r->tag);
-	put16(out + 4, r->status);
-	put16(out + 6, r->dev_flags);
-	put32(out + 8, r->detail);
-	put32(out + 12, r->block_size);
-	put64(out + 16, r->capacity);
-	put16(out + 24, r->queue_depth);
-	put32(out + 28, r->max_blocks);
+	zc_ex_put16(out + 2, r->tag);
+	zc_ex_put16(out + 4, r->status);
+	zc_ex_put16(out + 6, r->dev_flags);
+	zc_ex_put32(out + 8, r->detail);
+	zc_ex_put32(out + 12, r->block_size);
+	zc_ex_put64(out + 16, r->capacity);
+	zc_ex_put16(out + 24, r->queue_depth);
+	zc_ex_put32(out + 28, r->max_blocks);
 }
 
 int blk_resp_decode(const void *buf, size_t len, struct blk_resp *r)
@@ -177,14 +130,14 @@ int blk_resp_decode(const void *buf, size_t len, struct blk_resp *r)
 		return -1;
 	r->version = p[0];
 	r->opcode = p[1];
-	r->tag = get16(p + 2);
-	r->status = get16(p + 4);
-	r->dev_flags = get16(p + 6);
-	r->detail = get32(p + 8);
-	r->block_size = get32(p + 12);
-	r->capacity = get64(p + 16);
-	r->queue_depth = get16(p + 24);
-	r->max_blocks = get32(p + 28);
+	r->tag = zc_ex_get16(p + 2);
+	r->status = zc_ex_get16(p + 4);
+	r->dev_flags = zc_ex_get16(p + 6);
+	r->detail = zc_ex_get32(p + 8);
+	r->block_size = zc_ex_get32(p + 12);
+	r->capacity = zc_ex_get64(p + 16);
+	r->queue_depth = zc_ex_get16(p + 24);
+	r->max_blocks = zc_ex_get32(p + 28);
 	if (r->status >= BLK_S_MAX_)
 		return -1;
 	return 0;
@@ -226,61 +179,4 @@ const char *blk_opcode_str(int opcode)
 	case BLK_OP_CAPACITY: return "CAPACITY";
 	default: return "?";
 	}
-}
-
-int blk_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port, uint16_t default_port)
-{
-	const char *colon;
-	size_t n;
-
-	if (!s || !*s)
-		return -1;
-	colon = strrchr(s, ':');
-	n = colon ? (size_t)(colon - s) : strlen(s);
-	if (n == 0 || n >= hostcap)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = 0;
-	*port = default_port;
-	if (colon) {
-		char *end;
-		unsigned long v;
-
-		if (!isdigit((unsigned char)colon[1]))
-			return -1;
-		errno = 0;
-		v = strtoul(colon + 1, &end, 10);
-		if (errno || *end || v == 0 || v > 65535)
-			return -1;
-		*port = (uint16_t)v;
-	}
-	return 0;
-}
-
-long long blk_parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -1;
-	switch (*end) {
-	case 0: break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: return -1;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if ((*end == 'b' || *end == 'B') && shift)
-		end++;
-	if (*end || v > (unsigned long long)(LLONG_MAX >> shift))
-		return -1;
-	return (long long)(v << shift);
 }

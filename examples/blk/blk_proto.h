@@ -18,6 +18,8 @@
 
 #include <zcrdma.h>
 
+#include "zc_example.h"
+
 #define BLK_PROTO_VERSION 1
 #define BLK_CAPSULE_SIZE 64
 #define BLK_RESP_SIZE 32
@@ -128,10 +130,14 @@ static inline uint64_t blk_xfer_bytes(const struct blk_capsule *c, uint32_t bloc
 const char *blk_status_str(int status);
 const char *blk_opcode_str(int opcode);
 
-/* "ADDR[:PORT]" -> host (copied into host, hostcap bytes) and *port. 0 or -1. */
-int blk_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port, uint16_t default_port);
-
-/* "123", "4k", "64M", "1G" (powers of 2) -> bytes; -1 if invalid. */
-long long blk_parse_size(const char *s);
+/*
+ * The old name of zc_ex_parse_hostport() (examples/common/zc_example.h),
+ * still called by test/rxe/blk_check.c; new code calls zc_ex_parse_hostport.
+ */
+static inline int blk_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port,
+				     uint16_t default_port)
+{
+	return zc_ex_parse_hostport(s, host, hostcap, port, default_port);
+}
 
 #endif

@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +36,13 @@
 #include <zcrdma.h>
 
 #include "blk_proto.h"
+#include "zc_example.h"
 
 #define SPARE_REQS 4   /* requests beyond the queue depth: room to reject a misbehaving initiator */
 #define RX_BUF 128     /* a capsule is 64 bytes; longer junk is seen as such */
 #define POLL_BATCH 64
 
-static const char *prog = "zc_blk_target";
+const char *const zc_ex_prog = "zc_blk_target";
 static volatile sig_atomic_t stop, dump;
 
 enum req_state {
@@ -122,27 +122,6 @@ struct target {
 	uint64_t epoch;         /* completion-ring drains started */
 };
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static const char *why(int rc)
-{
-	static char buf[768];
-	const char *d = zc_last_error();
-
-	snprintf(buf, sizeof(buf), d && *d ? "%s (%s)" : "%s", zc_strerror(rc), d);
-	return buf;
-}
-
 static void list_push(struct list *l, struct req *r)
 {
 	r->next = NULL;
@@ -202,16 +181,16 @@ static void dump_state(struct target *t)
 
 	for (r = t->wait_head; r; r = r->pnext)
 		waiting++;
-	logf_("state: pool %d of %d buffers free, %d requests waiting for one", t->n_free, t->n_bufs, waiting);
+	zc_ex_warn("state: pool %d of %d buffers free, %d requests waiting for one", t->n_free, t->n_bufs, waiting);
 	for (c = t->conns; c; c = c->next) {
-		logf_("  connection %u: %s, queue depth %u, %d active, %d zero-copy operations outstanding, %llu answered",
+		zc_ex_warn("  connection %u: %s, queue depth %u, %d active, %d zero-copy operations outstanding, %llu answered",
 		      c->id, c->state == C_HELLO ? "HELLO" : c->state == C_ACTIVE ? "ACTIVE" : "DEAD", c->qd, c->active,
 		      c->outstanding, (unsigned long long)c->cmds);
 		for (i = 0; i < c->n_reqs; i++) {
 			r = &c->reqs[i];
 			if (r->state == REQ_FREE)
 				continue;
-			logf_("    request %d: %s tag %u %s LBA %llu x %u, rma posted %d done %d, listed %d, %lld ms old", i,
+			zc_ex_warn("    request %d: %s tag %u %s LBA %llu x %u, rma posted %d done %d, listed %d, %lld ms old", i,
 			      blk_opcode_str(r->cap.opcode), r->tag, state_names[r->state],
 			      (unsigned long long)r->cap.lba, r->cap.nblocks, r->rma_posted, r->rma_done, r->listed,
 			      (long long)(now - r->t_new));
@@ -287,10 +266,10 @@ static void conn_fail(struct target *t, struct tconn *c, int rc)
 	if (c->state == C_DEAD)
 		return;
 	if (rc)
-		logf_("connection %u failed after %llu commands: %s (%s)", c->id, (unsigned long long)c->cmds,
-		      zc_strerror(rc), zc_last_error());
+		zc_ex_warn("connection %u failed after %llu commands: %s", c->id, (unsigned long long)c->cmds,
+			   zc_ex_why(rc));
 	else
-		logf_("connection %u closed by the initiator after %llu commands", c->id,
+		zc_ex_warn("connection %u closed by the initiator after %llu commands", c->id,
 		      (unsigned long long)c->cmds);
 	c->state = C_DEAD;
 	c->dead_epoch = t->epoch;
@@ -321,7 +300,7 @@ static void conn_add(struct target *t, struct zc_conn *zc)
 	if (c)
 		c->reqs = calloc((size_t)t->geom.queue_depth + SPARE_REQS, sizeof(*c->reqs));
 	if (!c || !c->reqs) {
-		logf_("out of memory for a connection: dropped");
+		zc_ex_warn("out of memory for a connection: dropped");
 		free(c);
 		zc_abort(&zc);
 		return;
@@ -338,7 +317,7 @@ static void conn_add(struct target *t, struct zc_conn *zc)
 		if (c->state != C_DEAD)
 			post_rx(t, &c->reqs[i]);
 	}
-	logf_("connection %u accepted", c->id);
+	zc_ex_warn("connection %u accepted", c->id);
 }
 
 static void conn_free(struct target *t, struct tconn *c)
@@ -367,7 +346,7 @@ static void sweep_dead(struct target *t)
 		if (c->state != C_DEAD || c->dead_epoch >= t->epoch)
 			continue;
 		if (c->outstanding) {
-			logf_("connection %u: %d operations never completed; releasing them", c->id, c->outstanding);
+			zc_ex_warn("connection %u: %d operations never completed; releasing them", c->id, c->outstanding);
 			for (i = 0; i < c->n_reqs; i++) {
 				struct req *r = &c->reqs[i];
 
@@ -434,7 +413,7 @@ static enum req_state on_new(struct target *t, struct req *r)
 		if (st == BLK_S_OK) {
 			c->qd = qd;
 			c->state = C_ACTIVE;
-			logf_("connection %u: HELLO, queue depth %u granted", c->id, qd);
+			zc_ex_warn("connection %u: HELLO, queue depth %u granted", c->id, qd);
 		}
 		r->status = st;
 		return REQ_RESPONDING;
@@ -656,14 +635,14 @@ static void on_completion(struct target *t, const struct zc_completion *zc)
 	}
 	/* ZC_OP_READ / ZC_OP_WRITE */
 	if (r->state != REQ_TRANSFERRING || !r->rma_posted) {
-		logf_("connection %u: unexpected transfer completion in state %s", c->id, state_names[r->state]);
+		zc_ex_warn("connection %u: unexpected transfer completion in state %s", c->id, state_names[r->state]);
 		return;
 	}
 	r->rma_done = 1;
 	r->rma_status = zc->status;
 	if (zc->status) {
 		if (c->state != C_DEAD)
-			logf_("connection %u: RDMA %s for %s tag %u (LBA %llu, %u blocks) failed: %s", c->id,
+			zc_ex_warn("connection %u: RDMA %s for %s tag %u (LBA %llu, %u blocks) failed: %s", c->id,
 			      zc->op == ZC_OP_READ ? "READ" : "WRITE", blk_opcode_str(r->cap.opcode), r->tag,
 			      (unsigned long long)r->cap.lba, r->cap.nblocks, zc_strerror(zc->status));
 		conn_fail(t, c, zc->status); /* RDMA: a failed transfer ends the connection */
@@ -704,7 +683,7 @@ static void usage(void)
 		"  --read-only           refuse WRITE and DISCARD\n"
 		"  --pool N              registered buffers shared by all initiators (default 64)\n"
 		"  --max-io SIZE         largest READ/WRITE (default 128K, a multiple of the block size)\n",
-		prog, BLK_DEFAULT_PORT, BLK_MAX_QD);
+		zc_ex_prog, BLK_DEFAULT_PORT, BLK_MAX_QD);
 	exit(2);
 }
 
@@ -715,12 +694,12 @@ static int open_store(struct target *t, const char *file, long long memsize)
 
 		t->fd = open(file, (t->geom.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (t->fd < 0) {
-			logf_("cannot open %s: %s%s", file, strerror(errno),
+			zc_ex_warn("cannot open %s: %s%s", file, strerror(errno),
 			      errno == ENOENT ? " (create it first, e.g. truncate -s 256M FILE)" : "");
 			return -1;
 		}
 		if (fstat(t->fd, &st)) {
-			logf_("cannot stat %s: %s", file, strerror(errno));
+			zc_ex_warn("cannot stat %s: %s", file, strerror(errno));
 			return -1;
 		}
 		t->bytes = (uint64_t)st.st_size;
@@ -730,13 +709,13 @@ static int open_store(struct target *t, const char *file, long long memsize)
 		t->mem = mmap(NULL, t->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (t->mem == MAP_FAILED) {
 			t->mem = NULL;
-			logf_("cannot allocate %llu bytes: %s", (unsigned long long)t->bytes, strerror(errno));
+			zc_ex_warn("cannot allocate %llu bytes: %s", (unsigned long long)t->bytes, strerror(errno));
 			return -1;
 		}
 	}
 	t->geom.capacity = t->bytes / t->geom.block_size;
 	if (!t->geom.capacity) {
-		logf_("the device is smaller than one %u-byte block", t->geom.block_size);
+		zc_ex_warn("the device is smaller than one %u-byte block", t->geom.block_size);
 		return -1;
 	}
 	return 0;
@@ -770,7 +749,7 @@ int main(int argc, char **argv)
 		case 'l': listen_arg = optarg; break;
 		case 'f': file = optarg; break;
 		case 'm':
-			memsize = blk_parse_size(optarg);
+			memsize = zc_ex_parse_size(optarg);
 			if (memsize <= 0)
 				usage();
 			break;
@@ -794,7 +773,7 @@ int main(int argc, char **argv)
 			t.n_bufs = (int)v;
 			break;
 		case 'x':
-			max_io = blk_parse_size(optarg);
+			max_io = zc_ex_parse_size(optarg);
 			if (max_io <= 0 || max_io > (64ll << 20))
 				usage();
 			break;
@@ -802,10 +781,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || !listen_arg || !file == (memsize < 0) ||
-	    blk_parse_hostport(listen_arg, host, sizeof(host), &port, BLK_DEFAULT_PORT))
+	    zc_ex_parse_hostport(listen_arg, host, sizeof(host), &port, BLK_DEFAULT_PORT))
 		usage();
 	if (max_io % t.geom.block_size) {
-		logf_("--max-io must be a multiple of the block size (%u)", t.geom.block_size);
+		zc_ex_warn("--max-io must be a multiple of the block size (%u)", t.geom.block_size);
 		return 2;
 	}
 	t.geom.max_blocks = (uint32_t)(max_io / t.geom.block_size);
@@ -824,19 +803,19 @@ int main(int argc, char **argv)
 	xo.cq_depth = 16384;
 	rc = zc_ctx_new(host, &xo, &t.ctx);
 	if (rc) {
-		logf_("cannot open the RDMA device of %s: %s", host, why(rc));
+		zc_ex_warn("cannot open the RDMA device of %s: %s", host, zc_ex_why(rc));
 		goto out;
 	}
 	t.pool = mmap(NULL, t.buf_size * (size_t)t.n_bufs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	t.free_bufs = calloc((size_t)t.n_bufs, sizeof(int));
 	if (t.pool == MAP_FAILED || !t.free_bufs) {
 		t.pool = NULL;
-		logf_("out of memory for the buffer pool");
+		zc_ex_warn("out of memory for the buffer pool");
 		goto out;
 	}
 	rc = zc_mr_reg(t.ctx, t.pool, t.buf_size * (size_t)t.n_bufs, 0, &t.pool_mr);
 	if (rc) {
-		logf_("cannot register the %d x %zu-byte buffer pool: %s", t.n_bufs, t.buf_size, why(rc));
+		zc_ex_warn("cannot register the %d x %zu-byte buffer pool: %s", t.n_bufs, t.buf_size, zc_ex_why(rc));
 		goto out;
 	}
 	for (i = 0; i < t.n_bufs; i++)
@@ -847,10 +826,10 @@ int main(int argc, char **argv)
 	co.send_depth = 2 * credits + 16;
 	rc = zc_listen(t.ctx, port, &co, &t.lis);
 	if (rc) {
-		logf_("cannot listen on %s:%u: %s", host, port, why(rc));
+		zc_ex_warn("cannot listen on %s:%u: %s", host, port, zc_ex_why(rc));
 		goto out;
 	}
-	logf_("listening on %s:%u: %s%s, %llu blocks of %u bytes, queue depth %u, pool %d x %zu bytes%s", host,
+	zc_ex_warn("listening on %s:%u: %s%s, %llu blocks of %u bytes, queue depth %u, pool %d x %zu bytes%s", host,
 	      zc_listener_port(t.lis), file ? "file " : "memory", file ? file : "",
 	      (unsigned long long)t.geom.capacity, t.geom.block_size, t.geom.queue_depth, t.n_bufs, t.buf_size,
 	      t.geom.read_only ? ", read-only" : "");
@@ -861,7 +840,7 @@ int main(int argc, char **argv)
 
 		while ((rc = zc_accept(t.lis, &zc, 0)) != -EAGAIN) {
 			if (rc) {
-				logf_("accept failed: %s", why(rc));
+				zc_ex_warn("accept failed: %s", zc_ex_why(rc));
 				break;
 			}
 			conn_add(&t, zc);
@@ -887,7 +866,7 @@ int main(int argc, char **argv)
 			dump_state(&t);
 		}
 	}
-	logf_("stopping");
+	zc_ex_warn("stopping");
 	status = 0;
 out:
 	/* Abort everyone, then let every request run to DONE (bounded). */

@@ -1,6 +1,7 @@
 /*
  * fuzz_blk_proto - libFuzzer target for the block protocol's parsers
- * (examples/blk/blk_proto.c, docs/blk-protocol.md)
+ * (examples/blk/blk_proto.c, docs/blk-protocol.md) and the size and address
+ * parsers its programs take from the command line (examples/common/zc_parse.c)
  *
  * Input: a 17-byte prefix, then the payload.
  *   0..7   u64 capacity (blocks)        \
@@ -12,8 +13,8 @@
  *          0  a received capsule: decode, then HELLO and command validation
  *          1  a received response: decode
  *          2  capsule fields -> blk_capsule_encode -> decode -> validate
- *          3  a size string for blk_parse_size
- *          4  u8 hostcap, then an ADDR[:PORT] string for blk_parse_hostport
+ *          3  a size string for zc_ex_parse_size
+ *          4  u8 hostcap, then an ADDR[:PORT] string for zc_ex_parse_hostport
  *
  * Every decode and validation must return exactly what docs/blk-protocol.md
  * §2, §3 and §5 (checks 1-10) say, computed here independently; what is
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "blk_proto.h"
+#include "zc_example.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -236,13 +238,14 @@ static void resp_check(const uint8_t *p, size_t n)
 
 /* ---- option strings ------------------------------------------------------ */
 
-/* "123", "4k", "64M", "1G", "2GiB", "8kb": digits, then optionally k/m/g with
- * an optional i and b after it; the value must fit a long long. */
+/* "123", "4k", "64M", "1G", "2GiB", "8kb", "512b": digits, then optionally
+ * k/m/g with an optional i after it, then an optional b; the value must fit a
+ * long long. Anything else is -1. */
 static void size_check(const char *s)
 {
-	long long v = blk_parse_size(s), back;
+	long long v = zc_ex_parse_size(s), back;
 	unsigned __int128 digits = 0, mult = 1;
-	const char *q = s;
+	const char *q = s, *dend;
 	char buf[32];
 	int documented;
 
@@ -252,46 +255,106 @@ static void size_check(const char *s)
 			digits = digits * 10 + (unsigned)(*q - '0');
 		q++;
 	}
+	dend = q;
 	switch (*q) {
 	case 'k': case 'K': mult = 1u << 10; break;
 	case 'm': case 'M': mult = 1u << 20; break;
 	case 'g': case 'G': mult = 1u << 30; break;
 	}
-	documented = q > s && (*q == 0 || (mult > 1 && (q[1] == 0 || ((q[1] == 'b' || q[1] == 'B') && q[2] == 0) ||
-						       ((q[1] == 'i' || q[1] == 'I') &&
-							(q[2] == 0 || ((q[2] == 'b' || q[2] == 'B') && q[3] == 0))))));
+	if (mult > 1) {
+		q++;
+		if (*q == 'i' || *q == 'I')
+			q++;
+	}
+	if (*q == 'b' || *q == 'B')
+		q++;
+	documented = dend > s && *q == 0;
 	if (documented && digits * mult <= (unsigned __int128)INT64_MAX)
 		CHECK(v == (long long)(digits * mult));
+	else
+		CHECK(v == -1);
 	if (v < 0)
 		return;
-	CHECK(q > s && (unsigned __int128)v == digits * mult);
+	CHECK((unsigned __int128)v == digits * mult);
 	snprintf(buf, sizeof(buf), "%lld", v);
-	back = blk_parse_size(buf);
+	back = zc_ex_parse_size(buf);
 	CHECK(back == v);
+}
+
+/*
+ * The address grammar, computed here independently: "[" HOST "]" [":" PORT],
+ * or HOST ":" PORT with a single colon, or HOST alone (an unbracketed HOST
+ * with two or more colons is a bare IPv6 address without a port). HOST is
+ * not empty and shorter than hostcap; PORT is digits only, 1..65535.
+ * Returns 0 with *h, *hn and *port set, or -1.
+ */
+static int hostport_spec(const char *s, size_t hostcap, const char **h, size_t *hn, uint16_t *port)
+{
+	const char *colon = NULL, *close, *first = strchr(s, ':'), *d;
+	unsigned long v = 0;
+
+	*h = s;
+	if (s[0] == '[') {
+		close = strchr(s, ']');
+		if (!close)
+			return -1;
+		*h = s + 1;
+		*hn = (size_t)(close - s - 1);
+		if (close[1] == ':')
+			colon = close + 1;
+		else if (close[1])
+			return -1;
+	} else if (first && !strchr(first + 1, ':')) {
+		colon = first;
+		*hn = (size_t)(first - s);
+	} else {
+		*hn = strlen(s);
+	}
+	if (*hn == 0 || *hn >= hostcap)
+		return -1;
+	*port = BLK_DEFAULT_PORT;
+	if (!colon)
+		return 0;
+	d = colon + 1;
+	if (*d == 0)
+		return -1;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		if (v <= 65535)
+			v = v * 10 + (unsigned long)(*d - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
 }
 
 static void hostport_check(const char *s, size_t hostcap)
 {
 	char *host = malloc(hostcap), *host2, *re; /* exactly hostcap bytes: ASan sees a write past them */
-	const char *colon = strrchr(s, ':');
-	size_t n = colon ? (size_t)(colon - s) : strlen(s);
-	uint16_t port = 0, port2 = 0;
-	int rc;
+	const char *want_h = NULL;
+	size_t n = 0, relen;
+	uint16_t port = 0, port2 = 0, want_port = 0;
+	int rc, want;
 
 	CHECK(host || hostcap == 0);
-	rc = blk_parse_hostport(s, host, hostcap, &port, BLK_DEFAULT_PORT);
-	CHECK(rc == 0 || rc == -1);
-	if (n == 0 || n >= hostcap)
-		CHECK(rc == -1);
+	want = hostport_spec(s, hostcap, &want_h, &n, &want_port);
+	rc = zc_ex_parse_hostport(s, host, hostcap, &port, BLK_DEFAULT_PORT);
+	CHECK(rc == want);
 	if (rc == 0) {
-		CHECK(strlen(host) == n && n < hostcap && memcmp(host, s, n) == 0);
-		CHECK(colon ? port != 0 : port == BLK_DEFAULT_PORT);
-		/* ADDR:PORT printed back parses to the same. */
-		re = malloc(n + 8);
+		CHECK(strlen(host) == n && n < hostcap && memcmp(host, want_h, n) == 0);
+		CHECK(port == want_port && port != 0);
+	}
+	if (rc == 0 && !(strchr(host, ':') && strchr(host, ']'))) {
+		/* ADDR:PORT printed back (bracketed where it must be) parses to the same;
+		 * a bare IPv6 address holding a ']' has no such form. */
+		relen = n + 10;
+		re = malloc(relen);
 		host2 = malloc(hostcap);
 		CHECK(re && host2);
-		snprintf(re, n + 8, "%s:%u", host, port);
-		CHECK(blk_parse_hostport(re, host2, hostcap, &port2, 1) == 0);
+		snprintf(re, relen, strchr(host, ':') || host[0] == '[' ? "[%s]:%u" : "%s:%u", host, port);
+		CHECK(zc_ex_parse_hostport(re, host2, hostcap, &port2, 1) == 0);
 		CHECK(strcmp(host, host2) == 0 && port2 == port);
 		free(re);
 		free(host2);

@@ -270,6 +270,7 @@ static void blk_seeds(void)
 	str("size-bad", B_SIZE, "12x", -1);
 	str("hostport", B_HOSTPORT, "192.168.100.2:7480", 64);
 	str("hostport-v6", B_HOSTPORT, "fe80::1:65535", 64);
+	str("hostport-v6-port", B_HOSTPORT, "[fe80::1]:65535", 64);
 	str("hostport-noport", B_HOSTPORT, "target", 7);
 	str("hostport-full", B_HOSTPORT, "target:1", 6);
 }

@@ -1,11 +1,13 @@
 /* The block protocol (examples/blk/blk_proto.c): encoding, decoding and
- * validation of capsules and responses. Pure logic, no RDMA. */
+ * validation of capsules and responses; and the examples' command-line
+ * parsers its programs use (examples/common/zc_parse.c). Pure logic, no RDMA. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blk_proto.h"
+#include "zc_example.h"
 
 /* 1000 blocks of 512 bytes, 256 blocks per command, queue depth 8. */
 static const struct blk_geom geom = {.block_size = 512, .capacity = 1000, .max_blocks = 256, .queue_depth = 8};
@@ -295,22 +297,35 @@ START_TEST(test_parsers)
 	char host[64];
 	uint16_t port;
 
-	ck_assert_int_eq(blk_parse_hostport("192.168.77.2:7500", host, sizeof(host), &port, 1), 0);
+	ck_assert_int_eq(zc_ex_parse_hostport("192.168.77.2:7500", host, sizeof(host), &port, 1), 0);
 	ck_assert_str_eq(host, "192.168.77.2");
 	ck_assert_uint_eq(port, 7500);
-	ck_assert_int_eq(blk_parse_hostport("10.0.0.1", host, sizeof(host), &port, 1), 0);
+	ck_assert_int_eq(zc_ex_parse_hostport("10.0.0.1", host, sizeof(host), &port, 1), 0);
 	ck_assert_uint_eq(port, 1);
-	ck_assert_int_eq(blk_parse_hostport("h:0", host, sizeof(host), &port, 1), -1);
-	ck_assert_int_eq(blk_parse_hostport("h:65536", host, sizeof(host), &port, 1), -1);
-	ck_assert_int_eq(blk_parse_hostport("h:x", host, sizeof(host), &port, 1), -1);
-	ck_assert_int_eq(blk_parse_hostport(":5", host, sizeof(host), &port, 1), -1);
-	ck_assert_int_eq(blk_parse_size("4096"), 4096);
-	ck_assert_int_eq(blk_parse_size("4k"), 4096);
-	ck_assert_int_eq(blk_parse_size("256M"), 256ll << 20);
-	ck_assert_int_eq(blk_parse_size("1GiB"), 1ll << 30);
-	ck_assert_int_eq(blk_parse_size("1x"), -1);
-	ck_assert_int_eq(blk_parse_size("-1"), -1);
-	ck_assert_int_eq(blk_parse_size(""), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport("h:0", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport("h:65536", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport("h:x", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport(":5", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport("[fe80::1]:7500", host, sizeof(host), &port, 1), 0);
+	ck_assert_str_eq(host, "fe80::1");
+	ck_assert_uint_eq(port, 7500);
+	ck_assert_int_eq(zc_ex_parse_hostport("fe80::1", host, sizeof(host), &port, 1), 0); /* bare IPv6: no port */
+	ck_assert_str_eq(host, "fe80::1");
+	ck_assert_uint_eq(port, 1);
+	ck_assert_int_eq(zc_ex_parse_hostport("[fe80::1]x", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport("[]:5", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_hostport("h: 5", host, sizeof(host), &port, 1), -1);
+	ck_assert_int_eq(zc_ex_parse_size("4096"), 4096);
+	ck_assert_int_eq(zc_ex_parse_size("4k"), 4096);
+	ck_assert_int_eq(zc_ex_parse_size("256M"), 256ll << 20);
+	ck_assert_int_eq(zc_ex_parse_size("1GiB"), 1ll << 30);
+	ck_assert_int_eq(zc_ex_parse_size("1x"), -1);
+	ck_assert_int_eq(zc_ex_parse_size("-1"), -1);
+	ck_assert_int_eq(zc_ex_parse_size(""), -1);
+	ck_assert_int_eq(zc_ex_parse_size("8kb"), 8192);
+	ck_assert_int_eq(zc_ex_parse_size("512B"), 512);
+	ck_assert_int_eq(zc_ex_parse_size(" 1"), -1);
+	ck_assert_int_eq(zc_ex_parse_size("8589934592G"), -1); /* beyond LLONG_MAX */
 }
 END_TEST
 
