@@ -130,14 +130,4 @@ static inline uint64_t blk_xfer_bytes(const struct blk_capsule *c, uint32_t bloc
 const char *blk_status_str(int status);
 const char *blk_opcode_str(int opcode);
 
-/*
- * The old name of zc_ex_parse_hostport() (examples/common/zc_example.h),
- * still called by test/rxe/blk_check.c; new code calls zc_ex_parse_hostport.
- */
-static inline int blk_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port,
-				     uint16_t default_port)
-{
-	return zc_ex_parse_hostport(s, host, hostcap, port, default_port);
-}
-
 #endif

@@ -27,6 +27,7 @@
 #include <zcrdma.h>
 
 #include "blk_initiator.h"
+#include "zc_example.h"
 
 #define QD 8
 #define TIMEOUT_MS 30000
@@ -515,7 +516,7 @@ int main(int argc, char **argv)
 	if (argc < 4)
 		goto usage;
 	src = argv[2];
-	if (blk_parse_hostport(argv[3], h, sizeof(h), &port, BLK_DEFAULT_PORT))
+	if (zc_ex_parse_hostport(argv[3], h, sizeof(h), &port, BLK_DEFAULT_PORT))
 		goto usage;
 	host = h;
 	setvbuf(stdout, NULL, _IOLBF, 0);
