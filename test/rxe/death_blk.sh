@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# rxe test: SIGKILL in the block example (examples/blk), both roles and both
+# directions (randwrite: the target RDMA-READs from the initiator; randread:
+# it RDMA-WRITEs into it).
+#   1. zc_blk_target is killed while zc_blk_bench runs: the bench must exit
+#      non-zero with a reason within ZC_DEATH_BOUND_S seconds (default 5) of
+#      the kill; a new target then serves a new bench run.
+#   2. zc_blk_bench, then a blk_check initiator, is killed while the target
+#      serves it: the target must log the connection's failure within the
+#      bound, keep running, and serve a new initiator that writes, reads back
+#      and verifies its region (blk_check io); it exits 0 on SIGTERM at the end.
+# The measured times are printed.
+#
+#   death_blk.sh BINDIR     (the directory holding zc_blk_target, zc_blk_bench, blk_check)
+set -u
+
+if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
+	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
+	exit 77
+fi
+bin=${1:?usage: death_blk.sh BINDIR}
+bound=${ZC_DEATH_BOUND_S:-5}
+port=$((7760 + ($$ % 40) * 4))
+work=$(mktemp -d "${TMPDIR:-/tmp}/death_blk.XXXXXX")
+tgt= ini=
+trap 'for p in $tgt $ini; do kill -9 "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+failed=0 runs=0
+
+bad() {
+	failed=$((failed + 1))
+	echo "FAIL: $*"
+}
+
+show() { # show NAME FILE: a log, indented
+	echo "--- $1:"
+	sed 's/^/    /' "$2"
+}
+
+now() { date +%s.%N; }
+elapsed() { awk "BEGIN { printf \"%.2f\", $2 - $1 }"; }
+within() { awk "BEGIN { exit !($1 < $bound) }"; }
+
+# wait_for LOG PATTERN PID SECONDS: until PATTERN is in LOG (0), PID died or time ran out (1).
+wait_for() {
+	local i
+	for i in $(seq $(($4 * 50))); do
+		grep -q "$2" "$1" && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.02
+	done
+	return 1
+}
+
+# Not under timeout(1): the kill must reach the target itself.
+start_target() { # start_target LOG PORT
+	"$bin/zc_blk_target" --listen "$ZC_ADDR_B:$2" --memory 32M --queue-depth 16 --pool 16 >"$1" 2>&1 &
+	tgt=$!
+	wait_for "$1" "listening on" "$tgt" 60 || { bad "the target did not start"; show target "$1"; exit 1; }
+}
+
+bench() { # bench PORT RW SECONDS OUT: in the background, pid in $ini
+	"$bin/zc_blk_bench" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$1" --rw "$2" --bs 64k --qd 8 --time "$3" --size 16M \
+		>"$4" 2>&1 &
+	ini=$!
+}
+
+# 1. The target dies under a running benchmark.
+target_killed() {
+	local rw=$1 t0 t1 rc
+	runs=$((runs + 1))
+	port=$((port + 1))
+	start_target "$work/t1.log" $port
+	bench $port "$rw" 120 "$work/b1.out"
+	wait_for "$work/t1.log" "HELLO" "$tgt" 60 || { bad "the bench never connected"; show target "$work/t1.log"; }
+	sleep 1 # commands in flight
+	t0=$(now)
+	kill -9 "$tgt"
+	wait "$tgt" 2>/dev/null
+	tgt=
+	wait "$ini"
+	rc=$?
+	t1=$(now)
+	ini=
+	if [ $rc -ne 0 ] && [ $rc -ne 137 ] && within "$(elapsed "$t0" "$t1")"; then
+		echo "ok: target killed under a $rw bench: the bench exited $rc after $(elapsed "$t0" "$t1") s:" \
+			"$(grep -m1 zc_blk_bench "$work/b1.out")"
+	else
+		bad "target killed under a $rw bench: bench exit $rc after $(elapsed "$t0" "$t1") s (bound $bound s)"
+		show bench "$work/b1.out"
+	fi
+	# A new target, a new bench.
+	runs=$((runs + 1))
+	port=$((port + 1))
+	start_target "$work/t2.log" $port
+	timeout 60 "$bin/zc_blk_bench" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" --rw "$rw" --bs 64k --qd 8 --time 1 \
+		--size 16M >"$work/b2.out" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "ok: a new target served a new bench: $(head -n1 "$work/b2.out")"
+	else
+		bad "new bench after the target's death: exit $rc"; show bench "$work/b2.out"
+	fi
+	kill -TERM "$tgt"; wait "$tgt"; tgt=
+}
+
+# 2. An initiator dies while the target serves it: the target goes on.
+initiator_killed() { # initiator_killed WHAT
+	local what=$1 t0 t1 n
+	runs=$((runs + 1))
+	n=$(grep -c "failed after" "$work/t3.log")
+	if [ "$what" = blk_check ]; then
+		"$bin/blk_check" io "$ZC_ADDR_A" "$ZC_ADDR_B:$port" 0 32768 7 >"$work/i.out" 2>&1 &
+		ini=$!
+	else
+		bench $port "$what" 120 "$work/i.out"
+	fi
+	# connected and transferring: the target logs its HELLO, then 1 s more
+	local hellos i
+	hellos=$(grep -c "HELLO" "$work/t3.log")
+	for i in $(seq 3000); do
+		[ "$(grep -c "HELLO" "$work/t3.log")" -gt "$hellos" ] && break
+		sleep 0.02
+	done
+	sleep 1
+	t0=$(now)
+	kill -9 "$ini"
+	wait "$ini" 2>/dev/null
+	ini=
+	while [ "$(grep -c "failed after" "$work/t3.log")" -le "$n" ] && within "$(elapsed "$t0" "$(now)")"; do
+		sleep 0.02
+	done
+	t1=$(now)
+	if [ "$(grep -c "failed after" "$work/t3.log")" -gt "$n" ] && kill -0 "$tgt" 2>/dev/null; then
+		echo "ok: $what initiator killed: the target noticed after $(elapsed "$t0" "$t1") s:" \
+			"$(grep "failed after" "$work/t3.log" | tail -n1)"
+	else
+		bad "$what initiator killed: the target did not report the failure within $bound s"
+		show target "$work/t3.log"; show initiator "$work/i.out"
+	fi
+	runs=$((runs + 1))
+	if timeout 120 "$bin/blk_check" io "$ZC_ADDR_A" "$ZC_ADDR_B:$port" 32768 4096 $((runs)) >"$work/v.out" 2>&1; then
+		echo "ok: then a new initiator wrote and verified its region"
+	else
+		bad "the target did not serve a new initiator after the $what initiator was killed"
+		show check "$work/v.out"; show target "$work/t3.log"
+	fi
+}
+
+target_killed randwrite
+target_killed randread
+
+port=$((port + 1))
+start_target "$work/t3.log" $port
+initiator_killed randwrite
+initiator_killed randread
+initiator_killed blk_check
+runs=$((runs + 1))
+kill -TERM "$tgt"
+wait "$tgt"
+rc=$?
+tgt=
+if [ $rc -eq 0 ]; then
+	echo "ok: the target exited 0 on SIGTERM after three killed initiators"
+else
+	bad "target exit status $rc after SIGTERM"; show target "$work/t3.log"
+fi
+
+echo "death_blk: $((runs - failed)) of $runs runs passed"
+[ $failed -eq 0 ]
