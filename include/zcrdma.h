@@ -235,12 +235,13 @@ ZC_API uint16_t zc_listener_port(struct zc_listener *listener);
  *
  * Waits up to timeout_ms (-1: forever, 0: don't wait) for a peer.
  * Returns 0 and sets *conn, or -EAGAIN (timeout_ms 0, nothing pending),
- * -ETIMEDOUT, -ENOSPC (completion queue full), -ENOMEM. A request whose
- * handshake fails on the peer's side (it is not a compatible zcrdma
- * endpoint, gave up or vanished) is rejected and skipped, as TCP never
- * hands a connection that died in its handshake to accept(); the
- * -ETIMEDOUT message then names the last such failure. The handshake of a
- * request already pending may take up to the connection's timeout_ms.
+ * -ETIMEDOUT, -ZC_EVERSION / -ZC_EPEERPROTO (the peer is not a compatible
+ * zcrdma endpoint; it is rejected), -ENOSPC (completion queue full),
+ * -ENOMEM. A request whose peer abandons the handshake (gives up, vanishes
+ * or disconnects) is skipped, as TCP never hands accept() a connection that
+ * died in its handshake; the -ETIMEDOUT message then names the last such
+ * failure. The handshake of a pending request may take up to the
+ * connection's timeout_ms.
  */
 ZC_API int zc_accept(struct zc_listener *listener, struct zc_conn **conn, int timeout_ms);
 

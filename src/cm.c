@@ -442,13 +442,14 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 }
 
 
-/* A handshake that failed on the peer's side (it gave up, vanished or sent
- * a bad offer) is skipped, as a TCP connection that died before accept()
- * would be; only the server's own failures end the call. */
-static bool peer_side_failure(int rc)
+/* A handshake the peer abandoned (it gave up, vanished or disconnected) is
+ * skipped, as TCP never hands accept() a connection that died in its
+ * handshake. A peer that is not a compatible endpoint (-ZC_EVERSION,
+ * -ZC_EPEERPROTO) and the server's own failures end the call. */
+static bool peer_abandoned(int rc)
 {
 	return rc == -EINVAL || rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED ||
-	       rc == -ECONNABORTED || rc == -ZC_EPEERPROTO || rc == -ZC_EVERSION;
+	       rc == -ECONNABORTED;
 }
 
 int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
@@ -478,7 +479,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 			zc_ctx_wait(l->ctx, left);
 		}
 		rc = accept_one(l, out);
-		if (!rc || !peer_side_failure(rc))
+		if (!rc || !peer_abandoned(rc))
 			return rc;
 		snprintf(skipped, sizeof(skipped), "%s", zc_last_error());
 	}
