@@ -135,11 +135,6 @@ static int progress(struct perf_ctrl *c, int slice_ms)
 	pfd[1].events = POLLIN;
 	if (poll(pfd, 2, slice_ms) < 0 && errno != EINTR)
 		return perf_err(errno, "control: poll: %s", strerror(errno));
-	if (pfd[1].revents & POLLIN) {
-		rc = perf_cm_check(c->cm, perf_errbuf(), PERF_ERR_LEN);
-		if (rc)
-			return rc;
-	}
 	if (pfd[0].revents & POLLIN) {
 		struct ibv_cq *cq;
 		void *cq_ctx;
@@ -149,7 +144,12 @@ static int progress(struct perf_ctrl *c, int slice_ms)
 			c->armed = 0;
 		}
 	}
-	return reap(c, &got);
+	/* Messages first: a peer that answers and leaves at once (the server
+	 * after its last ACK) makes both fds ready, and its answer counts. */
+	rc = reap(c, &got);
+	if (rc || got || !(pfd[1].revents & POLLIN))
+		return rc;
+	return perf_cm_check(c->cm, perf_errbuf(), PERF_ERR_LEN);
 }
 
 static int wait_step(uint64_t deadline, const char *what)
