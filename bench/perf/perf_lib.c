@@ -141,8 +141,12 @@ int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
 	if ((uint64_t)L->nbuf * L->stride > PERF_LIB_POOL_BYTES)
 		L->nbuf = (int)(PERF_LIB_POOL_BYTES / L->stride) > 0 ? (int)(PERF_LIB_POOL_BYTES / L->stride) : 1;
 
-	credits = clamp(o->tx_depth, 1, 4096);
 	zc_conn_opts_init(&L->copts);
+	/* Credits are the receive window. A ping-pong has one message in
+	 * flight whatever the window, and with a window of one every message
+	 * needs its own CREDIT back: --lat keeps the library's default window,
+	 * as an application would. */
+	credits = o->lat ? L->copts.credits : clamp(o->tx_depth, 1, 4096);
 	L->copts.credits = credits;
 	L->copts.send_depth = clamp(2 * credits + 8, 8, 16384);
 	if (o->copy)
