@@ -1,4 +1,5 @@
 /* Error strings and the per-thread detail message. */
+#define _GNU_SOURCE /* strerrordesc_np */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,12 @@ const char *zc_strerror(int err)
 	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i].code == err)
 			return texts[i].text;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+	/* Other errno values (e.g. passed through from the OS): the C library's
+	 * text, which unlike strerror() is thread-safe. */
+	if (err && strerrordesc_np(err))
+		return strerrordesc_np(err);
+#endif
 	return "unknown error";
 }
 

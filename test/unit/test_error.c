@@ -37,6 +37,14 @@ START_TEST(test_strerror_unknown_code)
 }
 END_TEST
 
+START_TEST(test_strerror_other_errno_has_text)
+{
+	/* not in the library's table: the C library's description */
+	ck_assert_str_ne(zc_strerror(-ESHUTDOWN), "unknown error");
+	ck_assert_str_eq(zc_strerror(-ESHUTDOWN), zc_strerror(ESHUTDOWN));
+}
+END_TEST
+
 START_TEST(test_err_records_detail_and_negates)
 {
 	ck_assert_int_eq(zc_err(EINVAL, "port %d out of range", 70000), -EINVAL);
@@ -56,6 +64,7 @@ int main(void)
 	tcase_add_test(tc, test_strerror_memlock_names_the_fix);
 	tcase_add_test(tc, test_strerror_covers_every_library_code);
 	tcase_add_test(tc, test_strerror_unknown_code);
+	tcase_add_test(tc, test_strerror_other_errno_has_text);
 	tcase_add_test(tc, test_err_records_detail_and_negates);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
