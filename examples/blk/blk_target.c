@@ -265,7 +265,10 @@ static void conn_fail(struct target *t, struct tconn *c, int rc)
 
 	if (c->state == C_DEAD)
 		return;
-	if (rc)
+	if (rc == -ESHUTDOWN)
+		zc_ex_warn("connection %u closed after %llu commands: the target is stopping", c->id,
+			   (unsigned long long)c->cmds);
+	else if (rc)
 		zc_ex_warn("connection %u failed after %llu commands: %s", c->id, (unsigned long long)c->cmds,
 			   zc_ex_why(rc));
 	else
