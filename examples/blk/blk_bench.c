@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 		}
 		n = blk_init_poll(bi, cpl, 64, 100);
 		if (n < 0) {
-			zc_ex_warn("the connection failed: %s", zc_strerror(n));
+			zc_ex_warn("%s", blk_init_last_error());
 			goto out;
 		}
 		t1 = now_ns();
@@ -269,6 +269,9 @@ int main(int argc, char **argv)
 		       zc_ex_prog, rw, bs, qd, (unsigned long long)nlat, secs, iops, mbs, pct(lat, nlat, 50),
 		       pct(lat, nlat, 99), pct(lat, nlat, 99.9), sum / (double)nlat / 1000.0,
 		       (double)lat[nlat - 1] / 1000.0);
+		if (blk_init_reconnects(bi))
+			printf("%s: the connection was re-established %u time(s)\n", zc_ex_prog,
+			       blk_init_reconnects(bi));
 		if (json) {
 			FILE *f = fopen(json, "w");
 

@@ -10,6 +10,13 @@
  * capsule, and revokes the export when the response arrives. The data never
  * passes through the initiator's CPU.
  *
+ * When the connection fails (not when the target breaks the protocol), the
+ * initiator connects again for up to reconnect_ms and resends every command
+ * in flight: block commands are idempotent, so one may run twice. The caller
+ * sees only the delay; blk_init_reconnects() counts them. It gives up when
+ * the target refuses connections for 2 s (nobody listens), and after four
+ * reconnects in a row during which no command was answered.
+ *
  * Not thread-safe: like the context, one thread at a time.
  */
 #ifndef ZC_BLK_INITIATOR_H
@@ -40,6 +47,7 @@ enum blk_export_mode { BLK_EXPORT_AUTO, BLK_EXPORT_WINDOW, BLK_EXPORT_MR };
 struct blk_init_opts {
 	int queue_depth; /* requested; the target may grant less (default 32) */
 	int timeout_ms;  /* connect and HELLO bound (default 10000) */
+	int reconnect_ms;/* how long to try to reconnect after a failure; 0: never (default 10000) */
 	int export_mode; /* enum blk_export_mode (default AUTO) */
 	int no_hello;    /* tests only: connect without the HELLO exchange */
 };
@@ -91,12 +99,17 @@ int blk_init_send_raw(struct blk_init *bi, const void *buf, size_t len);
  * blk_init_poll - reap finished commands
  *
  * Waits up to timeout_ms (-1 forever) for at least one; returns how many were
- * stored, 0 on timeout, or a negative code when the connection failed.
+ * stored, 0 on timeout, or a negative code when the connection failed and
+ * could not be re-established (commands still in flight are lost then:
+ * blk_init_close() revokes their exports).
  */
 int blk_init_poll(struct blk_init *bi, struct blk_cpl *out, int max, int timeout_ms);
 
 /* Sends CAPACITY and waits for its response (other completions are kept). */
 int blk_init_capacity(struct blk_init *bi, struct blk_resp *out, int timeout_ms);
+
+/* Connections re-established after a failure so far. */
+unsigned blk_init_reconnects(const struct blk_init *bi);
 
 /* Revokes exports of commands still in flight, closes the connection. */
 int blk_init_close(struct blk_init **bi);

@@ -4,7 +4,8 @@
  *   blk_check io SRCADDR ADDR:PORT FIRST_LBA BLOCKS SEED [verify]
  *       write BLOCKS blocks from FIRST_LBA with a pattern of SEED in mixed
  *       command sizes, QD 8, read them back in other sizes and verify every
- *       byte; FLUSH; DISCARD the last quarter and read zeros back. With
+ *       byte; FLUSH; DISCARD the last quarter and read zeros back. Failed
+ *       connections are re-established (the count is printed). With
  *       "verify": only read and verify (data another initiator wrote).
  *   blk_check errors SRCADDR ADDR:PORT
  *       raw capsules the target must answer with the right error: out-of-range
@@ -71,7 +72,9 @@ struct session {
 	const struct blk_geom *g;
 };
 
-static void open_session(struct session *s, int no_hello, size_t buflen)
+/* reconnect: recover from connection failures (blk_init_opts.reconnect_ms);
+ * off where a test expects the target to end the connection. */
+static void open_session(struct session *s, int no_hello, int reconnect, size_t buflen)
 {
 	struct blk_init_opts o;
 	int rc;
@@ -83,6 +86,8 @@ static void open_session(struct session *s, int no_hello, size_t buflen)
 	blk_init_opts_init(&o);
 	o.queue_depth = QD;
 	o.no_hello = no_hello;
+	if (!reconnect)
+		o.reconnect_ms = 0;
 	rc = blk_init_connect(s->ctx, host, port, &o, &s->bi);
 	if (rc)
 		fatal("connect to %s:%u: %s", host, port, blk_init_last_error());
@@ -185,7 +190,7 @@ static void sweep(struct session *s, int opcode, uint64_t first, uint64_t blocks
 		}
 		n = blk_init_poll(s->bi, c, 16, TIMEOUT_MS);
 		if (n <= 0)
-			fatal("no completion (%d: %s)", n, n ? zc_strerror(n) : "timeout");
+			fatal("no completion (%d: %s): %s", n, n ? zc_strerror(n) : "timeout", blk_init_last_error());
 		for (i = 0; i < n; i++) {
 			struct op *o;
 
@@ -242,7 +247,7 @@ static int do_io(uint64_t first, uint64_t blocks, uint64_t seed, int verify_only
 	struct blk_resp cap;
 	int rc;
 
-	open_session(&s, 0, (size_t)QD * 128 * 1024);
+	open_session(&s, 0, 1, (size_t)QD * 128 * 1024);
 	if ((size_t)s.g->max_blocks * s.g->block_size > 128 * 1024)
 		fatal("target max transfer larger than this test's slots");
 	printf("ok: connected: %llu blocks of %u bytes, max %u blocks per command, queue depth %u\n",
@@ -277,6 +282,7 @@ static int do_io(uint64_t first, uint64_t blocks, uint64_t seed, int verify_only
 		/* Put the pattern back so another initiator can verify the whole region. */
 		sweep(&s, BLK_OP_WRITE, first + blocks - blocks / 4, blocks / 4, wsizes, 9, seed, 0);
 	}
+	printf("ok: done; the connection was re-established %u time(s)\n", blk_init_reconnects(s.bi));
 	close_session(&s);
 	return failures ? 1 : 0;
 }
@@ -346,7 +352,7 @@ static int do_errors(void)
 	int attempt, got_ok, got_dup, i, n;
 
 	/* Before HELLO. */
-	open_session(&s, 1, 1 << 20);
+	open_session(&s, 1, 0, 1 << 20);
 	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_CAPACITY, .tag = 3};
 	expect("CAPACITY before HELLO", raw_cmd(&s, &c), BLK_S_NO_HELLO, 3);
 	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_HELLO, .nblocks = 0};
@@ -362,7 +368,7 @@ static int do_errors(void)
 	expect("a second HELLO", raw_cmd(&s, &c), BLK_S_BAD_OPCODE, 0);
 	close_session(&s);
 
-	open_session(&s, 0, 1 << 20);
+	open_session(&s, 0, 0, 1 << 20);
 	bs = s.g->block_size;
 	maxb = s.g->max_blocks;
 	cap = s.g->capacity;
@@ -467,7 +473,7 @@ static int do_errors(void)
 			printf("ok: READ into a revoked export ends the connection (%s)\n", zc_strerror(n));
 	}
 	close_session(&s);
-	open_session(&s, 0, 1 << 20);
+	open_session(&s, 0, 0, 1 << 20);
 	io_still_works(&s, 12);
 	printf("ok: the target serves a new connection after that\n");
 	close_session(&s);
@@ -479,7 +485,7 @@ static int do_readonly(void)
 	struct session s;
 	int st;
 
-	open_session(&s, 0, 1 << 20);
+	open_session(&s, 0, 0, 1 << 20);
 	if (!s.g->read_only)
 		fail("HELLO does not say read-only");
 	st = simple(&s, BLK_OP_DISCARD, 0, 1);
