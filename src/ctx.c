@@ -86,19 +86,21 @@ static int query_caps(struct zc_ctx *ctx)
 	struct ibv_device_attr_ex attr;
 	struct ibv_port_attr port;
 	struct rlimit rl;
+	bool soft_roce;
 
 	if (ibv_query_device_ex(ctx->verbs, NULL, &attr))
 		return zc_err(-errno, "ibv_query_device_ex: %s", strerror(errno));
+	soft_roce = attr.orig_attr.vendor_id == 0xFFFFFF; /* rxe's vendor id */
 	snprintf(ctx->caps.device, sizeof(ctx->caps.device), "%s", ibv_get_device_name(ctx->verbs->device));
 	ctx->caps.max_sge = (uint32_t)attr.orig_attr.max_sge;
 	ctx->caps.max_qp_rd_atom = (uint32_t)attr.orig_attr.max_qp_rd_atom;
 	ctx->caps.mw_type2 = !!(attr.orig_attr.device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
 								  IBV_DEVICE_MEM_WINDOW_TYPE_2B));
-	/* Soft-RoCE (vendor 0xFFFFFF; measured on Linux 6.1) re-executes a completed
+	/* Soft-RoCE (measured on Linux 6.1) re-executes a completed
 	 * window bind when it retransmits an older request on the same QP; the
 	 * second bind fails and takes the QP down. A bind posted on an idle
 	 * send queue is retired before anything can be retransmitted. */
-	ctx->bind_needs_idle_sq = attr.orig_attr.vendor_id == 0xFFFFFF;
+	ctx->bind_needs_idle_sq = soft_roce;
 	ctx->caps.max_msg_size = 1u << 31;
 	if (!ibv_query_port(ctx->verbs, ctx->bind_id->port_num ? ctx->bind_id->port_num : 1, &port) &&
 	    port.max_msg_sz)
@@ -108,7 +110,7 @@ static int query_caps(struct zc_ctx *ctx)
 	 * completes and spends a try per lost response packet, so a 1 MiB READ
 	 * (256 packets) dies at a few percent of loss; 64 KiB ones survive 5 %
 	 * (test/rxe/lossy.sh). */
-	ctx->read_chunk = attr.orig_attr.vendor_id == 0xFFFFFF ? 64 << 10 : 1 << 20;
+	ctx->read_chunk = soft_roce ? 64 << 10 : 1 << 20;
 	if (ctx->read_chunk > ctx->caps.max_msg_size)
 		ctx->read_chunk = ctx->caps.max_msg_size;
 	/* Inline capacity is only known per QP; probe it once. */
