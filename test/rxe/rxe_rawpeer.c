@@ -14,10 +14,17 @@
  *   rxe_rawpeer noinv      a FIN that does not invalidate the window
  *   rxe_rawpeer overread   a READ beyond the range the RTS offered (see the
  *                          note in hostile() on what rxe 6.1 enforces)
+ *   rxe_rawpeer forgedkey  an RTS whose rkey names a real region of ours but
+ *                          with a made-up key byte
+ *   rxe_rawpeer stalekey   an RTS with the rkey of a region we deregistered
+ *   rxe_rawpeer bigrts     an RTS for 4x more than the receiver posted
  *
  * Every hostile case must end the server's connection with the error the
- * application can read (-ZC_EPEERPROTO, -ZC_EVERSION) within 10 s, and the
- * server must stay usable: it then accepts and serves a well-behaved peer.
+ * application can read (-ZC_EPEERPROTO, -ZC_EVERSION, -ZC_EREMOTEACCESS)
+ * within 10 s, and the server must stay usable: it then accepts and serves a
+ * well-behaved peer. bigrts is not a breach (a sender cannot know what the
+ * receiver posted): the posted buffer completes with -EMSGSIZE, nothing is
+ * read, and the connection carries the next message.
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <arpa/inet.h>
@@ -52,6 +59,7 @@ struct raw {
 	struct ibv_pd *pd;
 	struct ibv_cq *cq;
 	struct ibv_mr *mr;
+	struct ibv_mr *extra; /* the READ target offered for remote reads, if it is */
 	uint8_t *buf; /* NRECV receive slots, then one send slot, then a READ target */
 	struct zc_priv peer;
 	uint32_t acked; /* what we advertise: every slot is reposted at once */
@@ -126,6 +134,8 @@ static void raw_free(struct raw *r)
 {
 	rdma_disconnect(r->id);
 	rdma_destroy_qp(r->id);
+	if (r->extra)
+		ibv_dereg_mr(r->extra);
 	ibv_dereg_mr(r->mr);
 	ibv_destroy_cq(r->cq);
 	ibv_dealloc_pd(r->pd);
@@ -175,8 +185,8 @@ static void send_msg(struct raw *r, uint8_t type, uint32_t len, uint32_t id, uin
 	raw_send(r, ZC_HDR_SIZE + len, inv);
 }
 
-/* Waits for the server's RTS, skipping credit messages. */
-static void wait_rts(struct raw *r, struct zc_hdr *h, struct zc_rts *rts)
+/* Waits for the server's message of this type, skipping credit messages. */
+static void wait_msg(struct raw *r, uint8_t type, struct zc_hdr *h, struct zc_rts *rts)
 {
 	for (;;) {
 		struct ibv_wc wc = wait_wc(r);
@@ -186,9 +196,30 @@ static void wait_rts(struct raw *r, struct zc_hdr *h, struct zc_rts *rts)
 		RXE_ASSERT(zc_msg_decode(slot(r, (int)wc.wr_id), wc.byte_len, SLOT - ZC_HDR_SIZE, h, rts) == 0,
 			   "the library sent something invalid: %s", zc_last_error());
 		post_recv(r, (int)wc.wr_id);
-		if (h->type == ZC_MSG_RTS)
+		if (h->type == type)
 			return;
 	}
+}
+
+/* Offers our READ-target area to the server in an RTS for len bytes. */
+static void send_rts(struct raw *r, uint64_t len, uint32_t rkey)
+{
+	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_RTS, .id = 1, .ack = r->acked};
+	struct zc_rts rts = {.addr = (uintptr_t)slot(r, NRECV + 1), .len = len, .rkey = rkey};
+
+	zc_hdr_encode(slot(r, NRECV), &h);
+	zc_rts_encode(slot(r, NRECV) + ZC_HDR_SIZE, &rts);
+	raw_send(r, ZC_RTS_SIZE, 0);
+}
+
+/* The READ-target area registered for remote reads, as an honest sender offers it. */
+static struct ibv_mr *offer(struct raw *r)
+{
+	struct ibv_mr *mr = ibv_reg_mr(r->pd, slot(r, NRECV + 1), RNDV_LEN,
+				       IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+
+	RXE_ASSERT(mr, "ibv_reg_mr (offer)");
+	return mr;
 }
 
 /* RDMA READ of len bytes at addr with rkey; returns the completion status. */
@@ -212,7 +243,29 @@ struct server {
 	struct zc_ctx *ctx;
 	struct zc_listener *l;
 	int result; /* what the hostile session's call returned */
+	volatile int verdict; /* result is set */
 };
+
+/* bigrts: a posted buffer smaller than the offered message, then one for
+ * the next (eager, 8-byte) message: the first's status is the result. */
+static int recv_posted(struct server *s, struct zc_conn *c, uint8_t *buf)
+{
+	struct zc_completion cp;
+	int i, n, first = 0;
+
+	for (i = 0; i < 2; i++) {
+		n = zc_recv_zc(c, buf, RNDV_LEN, NULL, (uint64_t)i);
+		if (!n)
+			n = zc_poll(s->ctx, &cp, 1, 15000);
+		if (n != 1)
+			return n < 0 ? n : -ETIMEDOUT;
+		if (i == 0)
+			first = cp.status;
+		else if (cp.status || cp.len != 8)
+			return cp.status ? cp.status : -EPROTO;
+	}
+	return first;
+}
 
 static void *server(void *arg)
 {
@@ -234,10 +287,13 @@ static void *server(void *arg)
 		usleep(1000);
 	if (!strcmp(mode, "window") || !strcmp(mode, "noinv") || !strcmp(mode, "overread"))
 		n = zc_msg_send(c, buf, RNDV_LEN, 0);
+	else if (!strcmp(mode, "bigrts"))
+		n = recv_posted(s, c, buf);
 	else
 		while ((n = zc_msg_recv(c, buf, RNDV_LEN, 0)) >= 0)
 			;
 	s->result = (int)n;
+	s->verdict = 1;
 	/* Stay until the peer leaves, so its probes hit a live QP. */
 	while (zc_msg_recv(c, buf, RNDV_LEN, 0) >= 0)
 		;
@@ -254,7 +310,7 @@ static void hostile(struct raw *r)
 	uint32_t i;
 
 	if (!strcmp(mode, "window") || !strcmp(mode, "noinv") || !strcmp(mode, "overread")) {
-		wait_rts(r, &h, &rts);
+		wait_msg(r, ZC_MSG_RTS, &h, &rts);
 		RXE_ASSERT(rts.len == RNDV_LEN && (rts.flags & ZC_RTS_F_INV), "RTS: len %llu flags %u",
 			   (unsigned long long)rts.len, rts.flags);
 		if (!strcmp(mode, "overread")) {
@@ -313,6 +369,21 @@ static void hostile(struct raw *r)
 		peer_sent_all = 1;
 	} else if (!strcmp(mode, "fakefin")) {
 		send_msg(r, ZC_MSG_FIN, 0, 0x00070003, 0);
+	} else if (!strcmp(mode, "forgedkey")) {
+		r->extra = offer(r); /* stays registered: only the key byte is made up */
+		send_rts(r, 4096, r->extra->rkey ^ 0x5a);
+	} else if (!strcmp(mode, "stalekey")) {
+		struct ibv_mr *mr = offer(r);
+		uint32_t rkey = mr->rkey;
+
+		RXE_ASSERT(ibv_dereg_mr(mr) == 0, "ibv_dereg_mr");
+		send_rts(r, 4096, rkey);
+	} else if (!strcmp(mode, "bigrts")) {
+		hostile_send = 0;
+		r->extra = offer(r);
+		send_rts(r, 4 * RNDV_LEN, r->extra->rkey);
+		wait_msg(r, ZC_MSG_FIN, &h, &rts); /* given up without a READ */
+		send_msg(r, ZC_MSG_EAGER, 8, 0, 0);
 	}
 }
 
@@ -334,7 +405,7 @@ int main(int argc, char **argv)
 	struct timespec ts;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|lie|overflow|fakefin|noinv|overread");
+		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|lie|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(5);
@@ -347,7 +418,10 @@ int main(int argc, char **argv)
 	hostile(&r);
 	/* The verdict must come from what was sent, not from our leaving:
 	 * only the honest peer disconnects before the server is done. */
-	if (!strcmp(mode, "window"))
+	if (!strcmp(mode, "bigrts"))
+		for (int i = 0; i < 2000 && !s.verdict; i++)
+			usleep(10000);
+	if (!strcmp(mode, "window") || !strcmp(mode, "bigrts"))
 		rdma_disconnect(r.id);
 	join_server(t);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -359,6 +433,10 @@ int main(int argc, char **argv)
 		RXE_ASSERT(s.result == -ZC_EVERSION, "expected -ZC_EVERSION");
 	else if (!strcmp(mode, "overread"))
 		RXE_ASSERT(s.result < 0, "the server's send succeeded after an illegal READ");
+	else if (!strcmp(mode, "forgedkey") || !strcmp(mode, "stalekey"))
+		RXE_ASSERT(s.result == -ZC_EREMOTEACCESS, "expected -ZC_EREMOTEACCESS");
+	else if (!strcmp(mode, "bigrts"))
+		RXE_ASSERT(s.result == -EMSGSIZE, "expected -EMSGSIZE for the oversized message, then the next one");
 	else
 		RXE_ASSERT(s.result == -ZC_EPEERPROTO, "expected -ZC_EPEERPROTO");
 	RXE_ASSERT(ts.tv_sec + ts.tv_nsec / 1e9 - t0 < 10, "took too long");
