@@ -170,6 +170,7 @@ struct zc_stats {
 	uint64_t rcache_entries, rcache_bytes;  /* currently cached */
 	uint64_t eager_msgs, inline_msgs, rndv_msgs, rndv_bytes;
 	uint64_t credit_msgs, mw_binds, mr_fallbacks;
+	uint64_t regs, deregs, reg_ns; /* ibv_reg_mr/ibv_dereg_mr calls, and the time spent in them */
 };
 
 /* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */

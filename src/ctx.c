@@ -15,10 +15,15 @@
 
 int64_t zc_now_ms(void)
 {
+	return zc_now_ns() / 1000000;
+}
+
+int64_t zc_now_ns(void)
+{
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* deadline < 0 means forever; returns a poll()-style timeout. */
@@ -76,8 +81,7 @@ static void rcache_dereg(void *arg, void *handle)
 {
 	struct zc_reg *reg = handle;
 
-	(void)arg;
-	zc_dereg_mr(reg->mr);
+	zc_dereg_mr(arg, reg->mr);
 	free(reg);
 }
 

@@ -58,10 +58,13 @@ int zc_memlock_check(struct zc_ctx *ctx, size_t len)
 
 /* A region that cannot be deregistered (rxe refuses while a window is
  * bound to it) stays pinned and leaks: say so instead of staying silent. */
-void zc_dereg_mr(struct ibv_mr *mr)
+void zc_dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr)
 {
+	int64_t t0 = zc_now_ns();
 	int rc = ibv_dereg_mr(mr);
 
+	ctx->stats.deregs++;
+	ctx->stats.reg_ns += (uint64_t)(zc_now_ns() - t0);
 	if (rc)
 		fprintf(stderr, "zcrdma: ibv_dereg_mr(%p, %zu): %s\n", mr->addr, mr->length, strerror(rc));
 }
@@ -78,9 +81,12 @@ void zc_dealloc_mw(struct ibv_mw *mw)
  * /proc on every registration would tax the data path for nothing. */
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access, int *err)
 {
+	int64_t t0 = zc_now_ns();
 	struct ibv_mr *mr = ibv_reg_mr(ctx->pd, addr, len, access);
 	int e, limit;
 
+	ctx->stats.regs++;
+	ctx->stats.reg_ns += (uint64_t)(zc_now_ns() - t0);
 	if (mr)
 		return mr;
 	e = errno;
@@ -125,7 +131,7 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 	 * PROT_READ file mapping is sent without a copy. */
 	m->mr = zc_reg_local(ctx, addr, len, &m->ibv_access, &err);
 	if (m->mr && (access & ZC_ACCESS_REMOTE_WRITE) && !(m->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
-		zc_dereg_mr(m->mr);
+		zc_dereg_mr(m->ctx, m->mr);
 		m->mr = NULL;
 		err = zc_err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
 	}
@@ -149,7 +155,7 @@ int zc_mr_dereg(struct zc_mr **pm)
 	m = *pm;
 	if (m->exports)
 		return zc_err(-EBUSY, "zc_mr_dereg: %u exports of this region are still live", m->exports);
-	zc_dereg_mr(m->mr);
+	zc_dereg_mr(m->ctx, m->mr);
 	m->ctx->n_mrs--;
 	free(m);
 	*pm = NULL;

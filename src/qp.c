@@ -138,9 +138,9 @@ void zc_conn_release(struct zc_conn *c)
 		if (c->rndv[i].mw)
 			zc_dealloc_mw(c->rndv[i].mw);
 	if (c->rx_mr)
-		zc_dereg_mr(c->rx_mr);
+		zc_dereg_mr(c->ctx, c->rx_mr);
 	if (c->tx_mr)
-		zc_dereg_mr(c->tx_mr);
+		zc_dereg_mr(c->ctx, c->tx_mr);
 	free(c->rx_buf);
 	free(c->tx_buf);
 	free(c->rx_wr);

@@ -151,7 +151,7 @@ static void export_release(struct zc_export *e)
 	if (e->mw)
 		zc_dealloc_mw(e->mw);
 	if (e->fallback_mr)
-		zc_dereg_mr(e->fallback_mr);
+		zc_dereg_mr(e->mr->ctx, e->fallback_mr);
 	e->mw = NULL;
 	e->fallback_mr = NULL;
 }

@@ -119,7 +119,7 @@ static void rndv_release(struct zc_conn *c, struct zc_rndv *r)
 	zc_entry_put(c->ctx, r->entry);
 	r->entry = NULL;
 	if (r->fallback_mr)
-		zc_dereg_mr(r->fallback_mr);
+		zc_dereg_mr(c->ctx, r->fallback_mr);
 	r->fallback_mr = NULL;
 }
 

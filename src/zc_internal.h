@@ -248,12 +248,13 @@ void zc_ctx_release_cq(struct zc_ctx *ctx, int entries);
 int zc_ctx_room(struct zc_ctx *ctx);
 int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
 int64_t zc_now_ms(void);
+int64_t zc_now_ns(void);
 int zc_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss);
 int zc_remaining_ms(int64_t deadline);
 
 /* mr.c */
 int zc_memlock_check(struct zc_ctx *ctx, size_t len);
-void zc_dereg_mr(struct ibv_mr *mr);
+void zc_dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr);
 void zc_dealloc_mw(struct ibv_mw *mw);
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err);
 /* The registration for [buf, buf+len): mr if given, else a cache entry

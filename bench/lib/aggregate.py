@@ -131,11 +131,15 @@ def parse_zcperf(d, test, size, args):
         m["cpu_us_per_op"] = (m["cpu_user_s_per_gb"] + m["cpu_sys_s_per_gb"]) * gb / iters * 1e6
     iters = r["iterations"] or 1
     m["wall_us_per_op"] = r["seconds"] / iters * 1e6
+    if "reg_s" in r:  # time inside ibv_reg_mr/ibv_dereg_mr, both sides (zc_stats reg_ns)
+        m["reg_us_per_op"] = (r["reg_s"] + r["peer_reg_s"]) / iters * 1e6
+        m["reg_calls_per_op"] = (r["reg_calls"] + r["peer_reg_calls"]) / iters
     if j.get("library"):
-        # zc_ctx_stats per side: rc_hits rc_misses rc_evict rc_inval rc_live mw_binds eager inline rndv credit mr_fallbk
+        # zc_ctx_stats per side: rc_hits rc_misses rc_evict rc_inval rc_live mw_binds eager inline rndv credit
+        # mr_fallbk reg+dereg reg_ms
         credit = 0
         for side in ("client", "server"):
-            rows = [x for x in table_rows(read(os.path.join(d, side + ".out")) or "") if len(x) == 12]
+            rows = [x for x in table_rows(read(os.path.join(d, side + ".out")) or "") if len(x) == 14]
             if rows:
                 c = rows[-1]
                 credit += c[10]

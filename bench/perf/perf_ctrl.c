@@ -10,6 +10,8 @@
 #include "perf_err.h"
 #include "perf_time.h"
 
+_Static_assert(sizeof(struct perf_msg) <= PERF_CTRL_SLOT, "a control message must fit its slot");
+
 #define SLICE_MS 200
 #define SEND_WR_ID ((uint64_t)PERF_CTRL_SLOTS)
 

@@ -258,21 +258,35 @@ void perf_lib_footer(const struct perf_ctx *ctx, FILE *f)
 	if (!L || !L->nstats)
 		return;
 	fprintf(f, " zcrdma counters on this side, per size (zc_ctx_stats):\n");
-	fprintf(f, " %-10s %-10s %-10s %-8s %-8s %-8s %-9s %-10s %-10s %-9s %-9s %-9s\n", "#bytes", "rc_hits",
-		"rc_misses", "rc_evict", "rc_inval", "rc_live", "mw_binds", "eager", "inline", "rndv", "credit",
-		"mr_fallbk");
+	fprintf(f, " %-10s %-10s %-10s %-8s %-8s %-8s %-9s %-10s %-10s %-9s %-9s %-9s %-9s %-9s\n", "#bytes",
+		"rc_hits", "rc_misses", "rc_evict", "rc_inval", "rc_live", "mw_binds", "eager", "inline", "rndv",
+		"credit", "mr_fallbk", "reg+dereg", "reg_ms");
 	for (i = 0; i < L->nstats; i++) {
 		const struct zc_stats *d = &L->stats[i].d;
 
-		fprintf(f, " %-10llu %-10llu %-10llu %-8llu %-8llu %-8llu %-9llu %-10llu %-10llu %-9llu %-9llu %-9llu\n",
+		fprintf(f,
+			" %-10llu %-10llu %-10llu %-8llu %-8llu %-8llu %-9llu %-10llu %-10llu %-9llu %-9llu %-9llu %-9llu "
+			"%-9.3f\n",
 			(unsigned long long)L->stats[i].size, (unsigned long long)d->rcache_hits,
 			(unsigned long long)d->rcache_misses, (unsigned long long)d->rcache_evictions,
 			(unsigned long long)d->rcache_invalidations, (unsigned long long)d->rcache_entries,
 			(unsigned long long)d->mw_binds, (unsigned long long)d->eager_msgs,
 			(unsigned long long)d->inline_msgs, (unsigned long long)d->rndv_msgs,
-			(unsigned long long)d->credit_msgs, (unsigned long long)d->mr_fallbacks);
+			(unsigned long long)d->credit_msgs, (unsigned long long)d->mr_fallbacks,
+			(unsigned long long)(d->regs + d->deregs), (double)d->reg_ns / 1e6);
 	}
 	fputs("---------------------------------------------------------------------------------------\n", f);
+}
+
+int perf_lib_reg_counters(const struct perf_ctx *ctx, uint64_t *calls, uint64_t *ns)
+{
+	struct zc_stats s;
+
+	if (!ctx->test->library || !ctx->priv || zc_ctx_stats(perf_lib_of(ctx)->zctx, &s))
+		return 0;
+	*calls = s.regs + s.deregs;
+	*ns = s.reg_ns;
+	return 1;
 }
 
 int perf_lib_verify_size(struct perf_lib *L, uint64_t size, int first, int count, int dir)
@@ -399,6 +413,9 @@ void perf_lib_stats_end(struct perf_lib *L, uint64_t size)
 	DIFF(credit_msgs);
 	DIFF(mw_binds);
 	DIFF(mr_fallbacks);
+	DIFF(regs);
+	DIFF(deregs);
+	DIFF(reg_ns);
 #undef DIFF
 	d->rcache_entries = a.rcache_entries;
 	d->rcache_bytes = a.rcache_bytes;

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "perf_err.h"
+#include "perf_lib.h"
 #include "perf_report.h"
 #include "perf_session.h"
 #include "perf_time.h"
@@ -80,6 +81,8 @@ static int client_finish(struct perf_ctx *ctx, uint32_t seq, uint64_t size, stru
 	msg_from_result(&m, r);
 	m.cpu_user = r->cpu_user;
 	m.cpu_sys = r->cpu_sys;
+	m.regs = r->regs;
+	m.reg_s = r->reg_s;
 	rc = perf_ctrl_send(&ctx->ctrl, &m);
 	if (rc)
 		return rc;
@@ -97,6 +100,8 @@ static int client_finish(struct perf_ctx *ctx, uint32_t seq, uint64_t size, stru
 	r->has_peer_cpu = 1;
 	r->peer_cpu_user = m.cpu_user;
 	r->peer_cpu_sys = m.cpu_sys;
+	r->peer_regs = m.regs;
+	r->peer_reg_s = m.reg_s;
 	return 0;
 }
 
@@ -126,6 +131,8 @@ static int server_finish(struct perf_ctx *ctx, uint32_t seq, uint64_t size, stru
 	r->has_peer_cpu = 1;
 	r->peer_cpu_user = m.cpu_user;
 	r->peer_cpu_sys = m.cpu_sys;
+	r->peer_regs = m.regs;
+	r->peer_reg_s = m.reg_s;
 	if (ctx->o->verify && t->check)
 		vrc = t->check(ctx, size);
 	memset(&m, 0, sizeof(m));
@@ -134,6 +141,8 @@ static int server_finish(struct perf_ctx *ctx, uint32_t seq, uint64_t size, stru
 	m.status = (int16_t)vrc;
 	m.cpu_user = r->cpu_user;
 	m.cpu_sys = r->cpu_sys;
+	m.regs = r->regs;
+	m.reg_s = r->reg_s;
 	if (vrc)
 		snprintf(m.text, sizeof(m.text), "%s", perf_errmsg());
 	rc = perf_ctrl_send(&ctx->ctrl, &m);
@@ -145,6 +154,7 @@ static int run_size(struct perf_ctx *ctx, uint32_t seq, uint64_t size, struct pe
 	const struct perf_opts *o = ctx->o;
 	const struct perf_test *t = ctx->test;
 	double u0, s0, u1, s1;
+	uint64_t calls0 = 0, ns0 = 0, calls1, ns1;
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -161,10 +171,16 @@ static int run_size(struct perf_ctx *ctx, uint32_t seq, uint64_t size, struct pe
 		return rc;
 	ctx->peer_done = 0;
 	cpu_now(&u0, &s0);
+	perf_lib_reg_counters(ctx, &calls0, &ns0);
 	rc = o->lat ? t->run_lat(ctx, size, r) : t->run_bw(ctx, size, r);
 	if (rc) {
 		perf_ctrl_abort(&ctx->ctrl, rc, perf_errmsg());
 		return rc;
+	}
+	if (perf_lib_reg_counters(ctx, &calls1, &ns1)) {
+		r->has_reg = 1;
+		r->regs = calls1 - calls0;
+		r->reg_s = (double)(ns1 - ns0) / 1e9;
 	}
 	if (ctx->is_server)
 		return server_finish(ctx, seq, size, r, u0, s0);

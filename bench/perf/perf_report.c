@@ -154,6 +154,9 @@ static void json_result(FILE *f, const struct perf_opts *o, const struct perf_re
 	if (r->has_peer_cpu)
 		fprintf(f, ", \"peer_cpu_user_s_per_gb\": %.4f, \"peer_cpu_sys_s_per_gb\": %.4f",
 			perf_cpu_per_gb(r->peer_cpu_user, r->bytes), perf_cpu_per_gb(r->peer_cpu_sys, r->bytes));
+	if (r->has_reg)
+		fprintf(f, ", \"reg_calls\": %llu, \"reg_s\": %.6f, \"peer_reg_calls\": %llu, \"peer_reg_s\": %.6f",
+			(unsigned long long)r->regs, r->reg_s, (unsigned long long)r->peer_regs, r->peer_reg_s);
 	fputc('}', f);
 }
 

@@ -52,6 +52,9 @@ struct perf_result {
 	double cpu_user, cpu_sys;           /* this side, seconds */
 	int has_peer_cpu;
 	double peer_cpu_user, peer_cpu_sys; /* the other side's, from the control exchange */
+	int has_reg;                        /* library tests: registration work in the interval */
+	uint64_t regs, peer_regs;           /* registrations + deregistrations, this side / the other */
+	double reg_s, peer_reg_s;           /* seconds spent in them */
 };
 
 struct perf_test;

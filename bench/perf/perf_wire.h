@@ -102,6 +102,8 @@ struct perf_msg {
 	double lat[7];    /* usec: min max typical avg stdev p99 p99.9 */
 	double cpu_user;  /* seconds */
 	double cpu_sys;
+	double reg_s;     /* seconds in memory (de)registration, library tests */
+	uint64_t regs;    /* registrations + deregistrations */
 	char text[PERF_MSG_TEXT];
 };
 
