@@ -11,10 +11,7 @@
 # ZC_BLK_KEEP=DIR writes the target's and the bridge's logs there (kept).
 set -u
 
-if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
-	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 bin=${1:?usage: blk_fs.sh BINDIR}
 port=$((7600 + ($$ % 40) * 2))
 dev=/dev/nbd0

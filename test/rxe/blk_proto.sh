@@ -15,27 +15,12 @@
 #   blk_proto.sh BINDIR     (the directory holding zc_blk_target and blk_check)
 set -u
 
-if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
-	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 bin=${1:?usage: blk_proto.sh BINDIR}
 port=$((7680 + ($$ % 40) * 2))
 work=$(mktemp -d "${TMPDIR:-/tmp}/blk_proto.XXXXXX")
 tgt=
 trap '[ -n "$tgt" ] && kill "$tgt" 2>/dev/null; rm -rf "$work"' EXIT
-failed=0 runs=0
-
-bad() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-
-show() { # show NAME FILE: a log, indented
-	echo "--- $1:"
-	sed 's/^/    /' "$2"
-}
-
 # start_target LOG ARGS...: in the background; waits until it listens.
 start_target() {
 	local log=$1 i

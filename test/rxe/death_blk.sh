@@ -14,42 +14,16 @@
 #   death_blk.sh BINDIR     (the directory holding zc_blk_target, zc_blk_bench, blk_check)
 set -u
 
-if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
-	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 bin=${1:?usage: death_blk.sh BINDIR}
 bound=${ZC_DEATH_BOUND_S:-5}
 port=$((7760 + ($$ % 40) * 4))
 work=$(mktemp -d "${TMPDIR:-/tmp}/death_blk.XXXXXX")
 tgt= ini=
 trap 'for p in $tgt $ini; do kill -9 "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
-failed=0 runs=0
-
-bad() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-
-show() { # show NAME FILE: a log, indented
-	echo "--- $1:"
-	sed 's/^/    /' "$2"
-}
-
 now() { date +%s.%N; }
 elapsed() { awk "BEGIN { printf \"%.2f\", $2 - $1 }"; }
 within() { awk "BEGIN { exit !($1 < $bound) }"; }
-
-# wait_for LOG PATTERN PID SECONDS: until PATTERN is in LOG (0), PID died or time ran out (1).
-wait_for() {
-	local i
-	for i in $(seq $(($4 * 50))); do
-		grep -q "$2" "$1" && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
 
 # Not under timeout(1): the kill must reach the target itself.
 start_target() { # start_target LOG PORT

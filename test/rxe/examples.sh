@@ -12,41 +12,12 @@
 #   examples.sh BINDIR     (the directory holding zc_echo and zc_copy)
 set -u
 
-if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
-	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 bin=${1:?usage: examples.sh BINDIR}
 port=$((7400 + $$ % 100))
 work=$(mktemp -d "${TMPDIR:-/tmp}/zc_examples.XXXXXX")
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"' EXIT
-failed=0 runs=0
-
-bad() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-
-show() { # show NAME FILE: a log, indented
-	echo "--- $1:"
-	sed 's/^/    /' "$2"
-}
-
-# wait_listening LOG PID: until the server says it listens (at most 60 s).
-# zc_connect() does not retry a refused attempt today (the failed attempt
-# leaves the connection ZC_CONN_DEAD with err -ECONNABORTED), so a client
-# must not race its server's start.
-wait_listening() {
-	local i
-	for i in $(seq 600); do
-		grep -q "listening on" "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
 # echo_run SIZE COUNT: one server connection, one verifying client.
 echo_run() {
 	local size=$1 count=$2 cli_rc srv_rc

@@ -13,17 +13,13 @@
 #   lossy.sh BINDIR [LOSS...]      (default losses: 1% 5%; BINDIR holds
 #                                  zc_copy, rxe_lib, zc_blk_target, blk_check)
 set -u
-if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
-	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 bin=${1:?usage: lossy.sh BINDIR [LOSS...]}
 shift
 losses=("${@:-1%}")
 [ $# -eq 0 ] && losses=(1% 5%)
 work=$(mktemp -d "${TMPDIR:-/tmp}/lossy.XXXXXX")
 port=$((17300 + $$ % 100 * 4))
-failed=0
 
 netem_off() { tc qdisc del dev va root 2>/dev/null; tc qdisc del dev vb root 2>/dev/null; }
 trap 'netem_off; kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
@@ -32,7 +28,6 @@ head -c $((64 << 20)) /dev/urandom >"$work/in"
 sum_in=$(sha256sum <"$work/in" | cut -d' ' -f1)
 
 ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 # run NAME LIMIT CMD...: a foreground step with its own bound and timing
 run() {
 	local name=$1 limit=$2 t0=$SECONDS rc
