@@ -10,37 +10,16 @@
 #   valgrind_examples.sh BINDIR SUPPFILE
 set -u
 
-if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
-	echo "SKIPPED: ZC_ADDR_A/ZC_ADDR_B are not set; run in the rxe guest (scripts/rxe-guest)" >&2
-	exit 77
-fi
+. "$(dirname "$0")/lib.sh"
 bin=${1:?usage: valgrind_examples.sh BINDIR SUPPFILE}
 supp=${2:?usage: valgrind_examples.sh BINDIR SUPPFILE}
 port=$((7860 + ($$ % 40) * 4))
 work=$(mktemp -d "${TMPDIR:-/tmp}/zc_valgrind.XXXXXX")
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"' EXIT
-failed=0 runs=0
 vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
 	--show-leak-kinds=definite,indirect
 	--suppressions="$supp" --track-fds=no)
-
-bad() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-
-show() { sed "s/^/    $1: /" "$2"; }
-
-wait_listening() { # LOG PID
-	local i
-	for i in $(seq 1200); do
-		grep -q "listening on" "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
 
 # result NAME RC LOG...: pass if RC is 0 and no log has a valgrind report.
 result() {
@@ -74,7 +53,7 @@ result "zc_echo (server, clients of 1000 B and 300000 B)" $((rc | rc1 | rc2)) "$
 # zc_copy of a 4 MiB file.
 port=$((port + 1))
 head -c 4M /dev/urandom >"$work/in"
-timeout 600 "${vg[@]}" "$bin/zc_copy" -l "$ZC_ADDR_B:$port" -a 300 "$work/out" >"$work/cr.out" 2>"$work/cr.err" &
+timeout 600 "${vg[@]}" "$bin/zc_copy" -l "$ZC_ADDR_B:$port" -a 300 -v "$work/out" >"$work/cr.out" 2>"$work/cr.err" &
 srv=$!
 wait_listening "$work/cr.err" $srv
 timeout 300 "${vg[@]}" "$bin/zc_copy" -b "$ZC_ADDR_A" -t 120 "$work/in" "$ZC_ADDR_B:$port" >"$work/cs.out" 2>"$work/cs.err"
