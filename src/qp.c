@@ -376,9 +376,15 @@ int zc_conn_keepalive(struct zc_conn *c)
 
 	if (c->err || !c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
 		return c->err;
-	now = zc_now_ms();
-	if (c->activity != c->activity_seen || !c->quiet_since) {
+	/* A busy connection costs no clock read: its quiet time starts at
+	 * the first check that finds it idle. */
+	if (c->activity != c->activity_seen) {
 		c->activity_seen = c->activity;
+		c->quiet_since = 0;
+		return 0;
+	}
+	now = zc_now_ms();
+	if (!c->quiet_since) {
 		c->quiet_since = now;
 		return 0;
 	}
