@@ -17,7 +17,7 @@ int zc_sreq_get(struct zc_conn *conn) { (void)conn; abort(); }
 void zc_sreq_put(struct zc_conn *conn, uint32_t i) { (void)conn; (void)i; abort(); }
 int zc_post_send_wr(struct zc_conn *conn, struct ibv_send_wr *wr) { (void)conn; (void)wr; abort(); }
 int ibv_dereg_mr(struct ibv_mr *mr) { (void)mr; abort(); }
-void zc_dereg_mr(struct ibv_mr *mr) { (void)mr; abort(); }
+void zc_dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr) { (void)ctx; (void)mr; abort(); }
 void zc_dealloc_mw(struct ibv_mw *mw) { (void)mw; abort(); }
 
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err)
