@@ -33,7 +33,6 @@ struct blk_init {
 	char *addr;
 	uint16_t port;
 	struct zc_conn_opts co;
-	int timeout_ms;       /* connect and HELLO bound */
 	int reconnect_ms;     /* 0: a failed connection is final */
 	unsigned reconnects;
 	int fruitless;        /* reconnects since a command was last answered */
@@ -432,7 +431,6 @@ int blk_init_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const 
 	bi->ctx = ctx;
 	bi->addr = strdup(addr);
 	bi->port = port;
-	bi->timeout_ms = o->timeout_ms;
 	bi->reconnect_ms = o->reconnect_ms;
 	bi->tags = calloc(BLK_MAX_QD, sizeof(*bi->tags));
 	bi->free_tags = calloc(BLK_MAX_QD, sizeof(*bi->free_tags));
