@@ -278,14 +278,16 @@ void perf_lib_footer(const struct perf_ctx *ctx, FILE *f)
 	fputs("---------------------------------------------------------------------------------------\n", f);
 }
 
-int perf_lib_reg_counters(const struct perf_ctx *ctx, uint64_t *calls, uint64_t *ns)
+int perf_lib_reg_delta(const struct perf_ctx *ctx, uint64_t size, uint64_t *calls, uint64_t *ns)
 {
-	struct zc_stats s;
+	const struct perf_lib *L = ctx->test->library ? perf_lib_of(ctx) : NULL;
+	const struct zc_stats *d;
 
-	if (!ctx->test->library || !ctx->priv || zc_ctx_stats(perf_lib_of(ctx)->zctx, &s))
+	if (!L || !L->nstats || L->stats[L->nstats - 1].size != size)
 		return 0;
-	*calls = s.regs + s.deregs;
-	*ns = s.reg_ns;
+	d = &L->stats[L->nstats - 1].d;
+	*calls = d->regs + d->deregs;
+	*ns = d->reg_ns;
 	return 1;
 }
 

@@ -103,9 +103,10 @@ int perf_lib_skip(const struct perf_ctx *ctx, uint64_t size, char *why, size_t w
 /* Common header lines and footer (the library's counters per size). */
 void perf_lib_header(const struct perf_ctx *ctx, FILE *f);
 void perf_lib_footer(const struct perf_ctx *ctx, FILE *f);
-/* This side's registration work so far (zc_stats regs + deregs, reg_ns):
- * 1 and the counters for a library test, 0 otherwise. */
-int perf_lib_reg_counters(const struct perf_ctx *ctx, uint64_t *calls, uint64_t *ns);
+/* This side's registration work during the run of size (regs + deregs and
+ * reg_ns from the counters perf_lib_stats_end() kept): 1 and the figures for
+ * a library test, 0 otherwise. */
+int perf_lib_reg_delta(const struct perf_ctx *ctx, uint64_t size, uint64_t *calls, uint64_t *ns);
 
 /*
  * --verify. Direction 0 is client -> server, 1 server -> client; each has

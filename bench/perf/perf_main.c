@@ -154,7 +154,7 @@ static int run_size(struct perf_ctx *ctx, uint32_t seq, uint64_t size, struct pe
 	const struct perf_opts *o = ctx->o;
 	const struct perf_test *t = ctx->test;
 	double u0, s0, u1, s1;
-	uint64_t calls0 = 0, ns0 = 0, calls1, ns1;
+	uint64_t calls, ns;
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -171,16 +171,15 @@ static int run_size(struct perf_ctx *ctx, uint32_t seq, uint64_t size, struct pe
 		return rc;
 	ctx->peer_done = 0;
 	cpu_now(&u0, &s0);
-	perf_lib_reg_counters(ctx, &calls0, &ns0);
 	rc = o->lat ? t->run_lat(ctx, size, r) : t->run_bw(ctx, size, r);
 	if (rc) {
 		perf_ctrl_abort(&ctx->ctrl, rc, perf_errmsg());
 		return rc;
 	}
-	if (perf_lib_reg_counters(ctx, &calls1, &ns1)) {
+	if (perf_lib_reg_delta(ctx, size, &calls, &ns)) {
 		r->has_reg = 1;
-		r->regs = calls1 - calls0;
-		r->reg_s = (double)(ns1 - ns0) / 1e9;
+		r->regs = calls;
+		r->reg_s = (double)ns / 1e9;
 	}
 	if (ctx->is_server)
 		return server_finish(ctx, seq, size, r, u0, s0);
