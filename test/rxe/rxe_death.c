@@ -240,6 +240,17 @@ static int reap(struct run *r, int timeout_ms, void (*done)(struct run *, const 
 	return n;
 }
 
+/* After the error every pending operation must complete too (with an
+ * error, or successfully if it had finished on the wire), within the bound. */
+static void reap_rest(struct run *r, const char *what, void (*done)(struct run *, const struct zc_completion *, void *),
+		      void *arg)
+{
+	while (r->outstanding && now_s() - r->t_err < bound_s)
+		reap(r, 100, done, arg);
+	RXE_ASSERT(r->outstanding == 0, "%s: %d %s operations still pending %.1f s after the error", r->who,
+		   r->outstanding, what, bound_s);
+}
+
 struct zc_state {
 	uint8_t *buf[WIN];
 	int busy[WIN];
@@ -310,12 +321,7 @@ static int zc_run(struct run *r, int send)
 		}
 		reap(r, 1000, zc_done, &s);
 	}
-	/* After the error every pending operation must complete too (with an
-	 * error, or successfully if it had finished on the wire). */
-	while (r->outstanding && now_s() - r->t_err < bound_s)
-		reap(r, 100, zc_done, &s);
-	RXE_ASSERT(r->outstanding == 0, "%s: %d zero-copy operations still pending %.1f s after the error", r->who,
-		   r->outstanding, bound_s);
+	reap_rest(r, "zero-copy", zc_done, &s);
 	for (slot = 0; slot < WIN; slot++) {
 		zc_mr_invalidate(r->ctx, s.buf[slot], MAXCH);
 		free(s.buf[slot]);
@@ -416,10 +422,7 @@ static int rma_ops(struct run *r, const struct zc_desc *d)
 		}
 		reap(r, 1000, rma_done, &s);
 	}
-	while (r->outstanding && now_s() - r->t_err < bound_s)
-		reap(r, 100, rma_done, &s);
-	RXE_ASSERT(r->outstanding == 0, "%s: %d RMA operations still pending %.1f s after the error", r->who,
-		   r->outstanding, bound_s);
+	reap_rest(r, "RMA", rma_done, &s);
 	zc_mr_invalidate(r->ctx, s.buf, (size_t)WIN * PIECE);
 	free(s.buf);
 	return s.err;
