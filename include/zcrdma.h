@@ -100,12 +100,27 @@ struct zc_export;
  *                     at once, -1 never sleeps).
  *   rcache_entries    registration-cache bound on unused entries (default 256)
  *   rcache_bytes      ... and on their bytes (default 1 GiB)
+ *   log_fn, log_arg   where the library's log messages go: log_fn(log_arg,
+ *                     level, message) is called from inside zcrdma calls on
+ *                     this context, in the calling thread (default NULL: the
+ *                     library is silent; it never writes to stdout/stderr)
+ *   log_level         the most verbose level passed to log_fn (default
+ *                     ZC_LOG_WARN)
  */
+enum zc_log_level {
+	ZC_LOG_ERR = 1,  /* a resource leaked or a peer broke a rule */
+	ZC_LOG_WARN,     /* a degraded mode, e.g. no memory windows on the device */
+	ZC_LOG_INFO,     /* connection set-up and teardown */
+	ZC_LOG_DEBUG,
+};
 struct zc_ctx_opts {
 	int cq_depth;
 	int busy_poll_us;
 	unsigned rcache_entries;
 	size_t rcache_bytes;
+	void (*log_fn)(void *log_arg, int level, const char *msg);
+	void *log_arg;
+	int log_level;
 };
 
 /* zc_ctx_opts_init - fill opts with the defaults documented above. */
@@ -269,7 +284,9 @@ ZC_API int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const
  * delivered, tells the peer that no more data follows (its receives return 0
  * once it has consumed what came before), disconnects, reclaims every
  * outstanding work request and frees the connection. Zero-copy operations
- * still pending complete with -ECONNABORTED. Sets *conn to NULL.
+ * still pending complete with -ECONNABORTED: their completions are reaped
+ * with zc_poll() after the connection is gone, so they carry conn NULL and
+ * the connection's user data (zc_conn_set_data()). Sets *conn to NULL.
  *
  * Returns 0, or the error that made the close unclean (the connection is
  * freed either way).
@@ -280,9 +297,19 @@ ZC_API int zc_close(struct zc_conn **conn);
  * zc_abort - close at once
  *
  * Disconnects without waiting for pending data; the peer's calls fail with
- * -ECONNRESET. Frees the connection and sets *conn to NULL.
+ * -ECONNRESET. Pending zero-copy operations complete with -ECONNABORTED, as
+ * for zc_close(). Frees the connection and sets *conn to NULL.
  */
 ZC_API int zc_abort(struct zc_conn **conn);
+
+/*
+ * zc_conn_set_data, zc_conn_data - the application's pointer for a connection
+ *
+ * Every completion of the connection carries it (zc_completion.data), even
+ * one reaped after the connection was closed. NULL until set.
+ */
+ZC_API void zc_conn_set_data(struct zc_conn *conn, void *data);
+ZC_API void *zc_conn_data(const struct zc_conn *conn);
 
 /* ------------------------------------------------------------------ */
 /* Stream and message transfers                                        */
@@ -355,14 +382,28 @@ enum zc_op {
 /*
  * struct zc_completion - one finished zero-copy operation
  *
- *   conn    the connection it ran on
+ *   conn    the connection it ran on; NULL once that connection has been
+ *           closed or aborted (its pending operations complete with
+ *           -ECONNABORTED after it is gone: never a dangling pointer)
+ *   data    the connection's user data (zc_conn_set_data()) when the
+ *           operation finished
  *   token   the caller's token given at submission
  *   op      enum zc_op
  *   status  0 or a negative error code
  *   len     bytes moved (for ZC_OP_RECV, the message length)
+ *
+ * ORDERING
+ *   RDMA orders neither way between a completion of this side and a
+ *   message the peer sends in reaction to the transfer: the peer may read a
+ *   zc_send_zc() message, answer it, and that answer may be received here
+ *   before the ZC_OP_SEND completion is reaped. Completions of one
+ *   connection are reaped in the order their operations finished, which for
+ *   sends is submission order; a reply proves delivery, not that the
+ *   completion was reaped.
  */
 struct zc_completion {
 	struct zc_conn *conn;
+	void *data;
 	uint64_t token;
 	int op;
 	int status;
@@ -542,7 +583,10 @@ ZC_API const char *zc_strerror(int err);
  * function returned in this thread, with specifics (e.g. "registering 16 MiB
  * needs 16388 KiB of locked memory but ulimit -l is 64 KiB: raise ulimit -l
  * or grant CAP_IPC_LOCK"). Empty when nothing failed yet. Valid until the next
- * zcrdma call in the same thread.
+ * zcrdma call in the same thread. A call's own failure is what it describes:
+ * failures the call noticed on other connections while making progress
+ * (a peer that vanished) are kept with those connections, and the calls
+ * that later report them there restore their details.
  */
 ZC_API const char *zc_last_error(void);
 

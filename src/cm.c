@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "error.h"
 #include "zc_internal.h"
@@ -74,6 +73,7 @@ static void conn_reset(struct zc_conn *c)
 static void conn_destroy(struct zc_conn *c)
 {
 	conn_reset(c);
+	zc_ctx_forget_conn(c->ctx, c);
 	zc_list_del(&c->node);
 	free(c);
 }
@@ -97,6 +97,7 @@ int zc_cm_process(struct zc_ctx *ctx)
 	struct rdma_cm_event *ev;
 	int handled = 0;
 
+	zc_err_progress_begin();
 	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
 		int *kind = ev->id->context;
 
@@ -128,8 +129,10 @@ int zc_cm_process(struct zc_ctx *ctx)
 				if (ev->event == RDMA_CM_EVENT_ESTABLISHED && ev->param.conn.private_data_len) {
 					int rc = zc_priv_decode(ev->param.conn.private_data,
 								ev->param.conn.private_data_len, &c->peer);
-					if (rc)
+					if (rc) {
 						c->cm_status = rc;
+						snprintf(c->detail, sizeof(c->detail), "%s", zc_err_detail());
+					}
 				}
 			}
 			if (ev->event == RDMA_CM_EVENT_DISCONNECTED || ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL) {
@@ -145,6 +148,7 @@ int zc_cm_process(struct zc_ctx *ctx)
 		}
 		rdma_ack_cm_event(ev);
 	}
+	zc_err_progress_end();
 	return handled;
 }
 
@@ -164,14 +168,14 @@ static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 	c->cm_event = ZC_CM_NONE;
 	while (c->cm_event == ZC_CM_NONE) {
 		if (c->err) /* e.g. the peer's first message broke the protocol */
-			return c->err;
+			return zc_conn_error(c);
 		if (zc_remaining_ms(deadline) == 0)
 			return zc_err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(expected));
 		zc_ctx_wait(c->ctx, zc_remaining_ms(deadline) > 100 ? 100 : zc_remaining_ms(deadline));
 	}
 	ev = c->cm_event;
 	if (ev == expected)
-		return c->cm_status < 0 ? c->cm_status : 0;
+		return c->cm_status < 0 ? zc_err(c->cm_status, "%s", c->detail) : 0;
 	return zc_err(cm_errno(ev, c->cm_status), "%s while waiting for %s (status %d)", rdma_event_str(ev),
 		      rdma_event_str(expected), c->cm_status);
 }
@@ -248,6 +252,18 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 	return wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
 }
 
+/* Waits until retry_at (or the deadline) making progress on the context's
+ * other connections, instead of sleeping under them. */
+static void backoff(struct zc_ctx *ctx, int64_t retry_at, int64_t deadline)
+{
+	int left;
+
+	if (retry_at > deadline)
+		retry_at = deadline;
+	while ((left = zc_remaining_ms(retry_at)) > 0)
+		zc_ctx_wait(ctx, left);
+}
+
 int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
 	       struct zc_conn **out)
 {
@@ -290,7 +306,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		c->state = ZC_CONN_SETUP;
 		c->err = 0;
 		c->disconnected = false;
-		usleep((useconds_t)(1000 * (10 << (attempt < 6 ? attempt : 6))));
+		backoff(ctx, zc_now_ms() + (10 << (attempt < 6 ? attempt : 6)), deadline);
 		if (zc_remaining_ms(deadline) == 0)
 			break;
 	}
@@ -334,8 +350,12 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 		zc_conn_opts_init(&l->opts);
 	addr = ctx->local;
 	((struct sockaddr_in *)&addr)->sin_port = htons(port);
-	if (!l->pending || rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
-		rc = zc_err(-ENOMEM, "zc_listen: %s", strerror(errno));
+	if (!l->pending) {
+		rc = zc_err(-ENOMEM, "zc_listen: out of memory");
+		goto err;
+	}
+	if (rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
+		rc = zc_err(-errno, "zc_listen: rdma_create_id: %s", strerror(errno));
 		goto err;
 	}
 	if (rdma_bind_addr(l->id, (struct sockaddr *)&addr) || rdma_listen(l->id, (int)l->backlog)) {
@@ -493,6 +513,17 @@ static int conn_teardown(struct zc_conn *c, int rc)
 	return rc;
 }
 
+void zc_conn_set_data(struct zc_conn *c, void *data)
+{
+	if (c)
+		c->data = data;
+}
+
+void *zc_conn_data(const struct zc_conn *c)
+{
+	return c ? c->data : NULL;
+}
+
 int zc_abort(struct zc_conn **pc)
 {
 	if (!pc || !*pc)
@@ -538,6 +569,6 @@ int zc_close(struct zc_conn **pc)
 		zc_conn_wait(c);
 	}
 	if (!rc && c->err && c->err != -ECONNRESET)
-		rc = c->err;
+		rc = zc_conn_error(c);
 	return conn_teardown(c, rc);
 }

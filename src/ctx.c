@@ -42,7 +42,16 @@ void zc_ctx_opts_init(struct zc_ctx_opts *o)
 	if (!o)
 		return;
 	*o = (struct zc_ctx_opts){.cq_depth = 8192, .busy_poll_us = 100, .rcache_entries = 256,
-				  .rcache_bytes = 1ul << 30};
+				  .rcache_bytes = 1ul << 30, .log_level = ZC_LOG_WARN};
+}
+
+static int set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return zc_err(-errno, "fcntl(O_NONBLOCK): %s", strerror(errno));
+	return 0;
 }
 
 int zc_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
@@ -137,7 +146,8 @@ static int query_caps(struct zc_ctx *ctx)
 		if (cq)
 			ibv_destroy_cq(cq);
 	}
-	getrlimit(RLIMIT_MEMLOCK, &rl);
+	if (getrlimit(RLIMIT_MEMLOCK, &rl))
+		return zc_err(-errno, "getrlimit(RLIMIT_MEMLOCK): %s", strerror(errno));
 	ctx->caps.memlock_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
 	return 0;
 }
@@ -187,12 +197,18 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 			    local_addr);
 		goto err;
 	}
-	ctx->pd = ibv_alloc_pd(ctx->verbs);
-	ctx->comp_ch = ibv_create_comp_channel(ctx->verbs);
-	ctx->cq = ctx->comp_ch ? ibv_create_cq(ctx->verbs, ctx->opts.cq_depth, ctx, ctx->comp_ch, 0) : NULL;
-	if (!ctx->pd || !ctx->cq) {
-		rc = zc_err(-ENOMEM, "cannot create the protection domain / completion queue (%d entries) on %s",
-			    ctx->opts.cq_depth, ibv_get_device_name(ctx->verbs->device));
+	if (!(ctx->pd = ibv_alloc_pd(ctx->verbs))) {
+		rc = zc_err(errno ? -errno : -ENOMEM, "ibv_alloc_pd on %s: %s", ibv_get_device_name(ctx->verbs->device),
+			    strerror(errno));
+		goto err;
+	}
+	if (!(ctx->comp_ch = ibv_create_comp_channel(ctx->verbs))) {
+		rc = zc_err(errno ? -errno : -ENOMEM, "ibv_create_comp_channel: %s", strerror(errno));
+		goto err;
+	}
+	if (!(ctx->cq = ibv_create_cq(ctx->verbs, ctx->opts.cq_depth, ctx, ctx->comp_ch, 0))) {
+		rc = zc_err(errno ? -errno : -ENOMEM, "ibv_create_cq of %d entries on %s: %s (lower zc_ctx_opts.cq_depth?)",
+			    ctx->opts.cq_depth, ibv_get_device_name(ctx->verbs->device), strerror(errno));
 		goto err;
 	}
 	rc = query_caps(ctx);
@@ -210,8 +226,8 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	}
 	/* One fd for the application: readable on completions or CM events.
 	 * Both underlying fds are non-blocking so progress never sleeps. */
-	fcntl(ctx->comp_ch->fd, F_SETFL, fcntl(ctx->comp_ch->fd, F_GETFL) | O_NONBLOCK);
-	fcntl(ctx->cm_ch->fd, F_SETFL, fcntl(ctx->cm_ch->fd, F_GETFL) | O_NONBLOCK);
+	if ((rc = set_nonblocking(ctx->comp_ch->fd)) || (rc = set_nonblocking(ctx->cm_ch->fd)))
+		goto err;
 	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ctx->epfd < 0 || epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->comp_ch->fd, &ev) ||
 	    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev)) {
@@ -327,9 +343,23 @@ int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, in
 
 	/* Submissions are bounded by done_cap, so the ring cannot overflow. */
 	c = &ctx->done[(ctx->done_head + ctx->done_count) % ctx->done_cap];
-	*c = (struct zc_completion){.conn = conn, .token = token, .op = op, .status = status, .len = len};
+	*c = (struct zc_completion){.conn = conn, .data = conn->data, .token = token, .op = op, .status = status,
+				    .len = len};
 	ctx->done_count++;
 	return 0;
+}
+
+/* The connection is being freed: completions not reaped yet must not name it. */
+void zc_ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn)
+{
+	unsigned i;
+
+	for (i = 0; i < ctx->done_count; i++) {
+		struct zc_completion *c = &ctx->done[(ctx->done_head + i) % ctx->done_cap];
+
+		if (c->conn == conn)
+			c->conn = NULL;
+	}
 }
 
 /* Polls the CQ and CM channel once; returns how many events were handled. */
@@ -338,6 +368,7 @@ int zc_ctx_poll_cq(struct zc_ctx *ctx)
 	struct ibv_wc wc[32];
 	int n, i, total = 0;
 
+	zc_err_progress_begin();
 	while ((n = ibv_poll_cq(ctx->cq, 32, wc)) > 0) {
 		for (i = 0; i < n; i++)
 			zc_handle_wc(ctx, &wc[i]);
@@ -345,6 +376,7 @@ int zc_ctx_poll_cq(struct zc_ctx *ctx)
 		if (n < 32)
 			break;
 	}
+	zc_err_progress_end();
 	if (total && ctx->cq_armed)
 		ctx->cq_fired = true;
 	return total;

@@ -1,4 +1,4 @@
-/* Error strings and the per-thread detail message. */
+/* Error strings, the per-thread detail message, and the log callback. */
 #define _GNU_SOURCE /* strerrordesc_np */
 #include <errno.h>
 #include <stdarg.h>
@@ -10,6 +10,11 @@
 #include "version.h"
 
 static __thread char last_error[512];
+/* While progress runs inside a call, failures it finds belong to other
+ * connections: their details go here, to be kept by those connections
+ * (zc_err_detail), and the caller's own detail survives. */
+static __thread char progress_error[512];
+static __thread unsigned progress_depth;
 
 struct err_text {
 	int code;
@@ -80,7 +85,36 @@ int zc_err(int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(progress_depth ? progress_error : last_error, sizeof(last_error), fmt, ap);
 	va_end(ap);
 	return err > 0 ? -err : err;
+}
+
+const char *zc_err_detail(void)
+{
+	return progress_depth ? progress_error : last_error;
+}
+
+void zc_err_progress_begin(void)
+{
+	progress_depth++;
+}
+
+void zc_err_progress_end(void)
+{
+	progress_depth--;
+}
+
+void zc_log(const struct zc_ctx_opts *o, int level, const char *fmt, ...)
+{
+	int max = o->log_level ? o->log_level : ZC_LOG_WARN;
+	char msg[512];
+	va_list ap;
+
+	if (!o->log_fn || level > max)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o->log_fn(o->log_arg, level, msg);
 }

@@ -8,4 +8,16 @@
  */
 int zc_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The detail zc_err() recorded last: zc_last_error()'s, or, between
+ * zc_err_progress_begin() and _end(), that of a failure found by progress
+ * (which a connection keeps with its error instead of overwriting the
+ * caller's). Calls nest. */
+const char *zc_err_detail(void);
+void zc_err_progress_begin(void);
+void zc_err_progress_end(void);
+
+struct zc_ctx_opts;
+/* Passes a message to the context's log callback, if it takes that level. */
+void zc_log(const struct zc_ctx_opts *opts, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

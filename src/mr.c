@@ -66,15 +66,16 @@ void zc_dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr)
 	ctx->stats.deregs++;
 	ctx->stats.reg_ns += (uint64_t)(zc_now_ns() - t0);
 	if (rc)
-		fprintf(stderr, "zcrdma: ibv_dereg_mr(%p, %zu): %s\n", mr->addr, mr->length, strerror(rc));
+		zc_log(&ctx->opts, ZC_LOG_ERR, "ibv_dereg_mr(%p, %zu): %s: the region stays pinned", mr->addr,
+		       mr->length, strerror(rc));
 }
 
-void zc_dealloc_mw(struct ibv_mw *mw)
+void zc_dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw)
 {
 	int rc = ibv_dealloc_mw(mw);
 
 	if (rc)
-		fprintf(stderr, "zcrdma: ibv_dealloc_mw(rkey %#x): %s\n", mw->rkey, strerror(rc));
+		zc_log(&ctx->opts, ZC_LOG_ERR, "ibv_dealloc_mw(rkey %#x): %s", mw->rkey, strerror(rc));
 }
 
 /* The memlock limit is diagnosed only when a registration fails: reading
@@ -131,7 +132,7 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 	 * PROT_READ file mapping is sent without a copy. */
 	m->mr = zc_reg_local(ctx, addr, len, &m->ibv_access, &err);
 	if (m->mr && (access & ZC_ACCESS_REMOTE_WRITE) && !(m->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
-		zc_dereg_mr(m->ctx, m->mr);
+		zc_dereg_mr(ctx, m->mr);
 		m->mr = NULL;
 		err = zc_err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
 	}

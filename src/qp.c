@@ -136,7 +136,7 @@ void zc_conn_release(struct zc_conn *c)
 	zc_exports_orphan(c);
 	for (i = 0; c->rndv && i < c->n_rndv; i++)
 		if (c->rndv[i].mw)
-			zc_dealloc_mw(c->rndv[i].mw);
+			zc_dealloc_mw(ctx, c->rndv[i].mw);
 	if (c->rx_mr)
 		zc_dereg_mr(c->ctx, c->rx_mr);
 	if (c->tx_mr)
@@ -174,11 +174,13 @@ int zc_post_recv(struct zc_conn *c, uint32_t slot)
 	struct ibv_sge sge = {.addr = (uintptr_t)(c->rx_buf + (size_t)slot * c->slot_size),
 			      .length = c->slot_size, .lkey = c->rx_mr->lkey};
 	struct ibv_recv_wr wr = {.wr_id = (uintptr_t)&c->rx_wr[slot], .sg_list = &sge, .num_sge = 1}, *bad;
+	int rc;
 
 	if (c->state == ZC_CONN_DEAD)
 		return 0;
-	if (ibv_post_recv(c->qp, &wr, &bad))
-		return zc_conn_fail(c, zc_err(-errno, "ibv_post_recv: %s", strerror(errno)));
+	/* Providers return the error; errno is not always set. */
+	if ((rc = ibv_post_recv(c->qp, &wr, &bad)))
+		return zc_conn_fail(c, zc_err(-rc, "ibv_post_recv: %s", strerror(rc)));
 	c->rx_posted++;
 	return 0;
 }
@@ -208,12 +210,12 @@ void zc_sreq_put(struct zc_conn *c, uint32_t i)
 int zc_post_send_wr(struct zc_conn *c, struct ibv_send_wr *wr)
 {
 	struct ibv_send_wr *bad, *w;
-	int n = 0;
+	int n = 0, rc;
 
 	for (w = wr; w; w = w->next)
 		n++;
-	if (ibv_post_send(c->qp, wr, &bad))
-		return zc_conn_fail(c, zc_err(-errno, "ibv_post_send: %s", strerror(errno)));
+	if ((rc = ibv_post_send(c->qp, wr, &bad)))
+		return zc_conn_fail(c, zc_err(-rc, "ibv_post_send: %s", strerror(rc)));
 	c->sq_inflight += (uint32_t)n;
 	return 0;
 }
@@ -243,6 +245,7 @@ int zc_conn_fail(struct zc_conn *c, int err)
 	if (c->err)
 		return c->err;
 	c->err = err;
+	snprintf(c->detail, sizeof(c->detail), "%s", zc_err_detail());
 	if (c->state == ZC_CONN_OPEN && c->id)
 		rdma_disconnect(c->id); /* the peer learns at once; our WRs flush */
 	c->state = ZC_CONN_DEAD;
@@ -255,11 +258,15 @@ int zc_conn_fail(struct zc_conn *c, int err)
 void zc_fail_pending(struct zc_conn *c, int err)
 {
 	struct zc_item *it = zc_item_head(c);
-	/* The NIC may still write into a posted buffer with READs in flight:
-	 * that one is returned by the READs' (flush) completion, not here. */
-	uint32_t keep = it && it->reader == ZC_READER_POSTED && it->reads ? 1 : 0;
+	uint32_t keep;
 
 	zc_rndv_fail_all(c, err);
+	if (it && (it->rstate == ZC_READ_POSTING || it->rstate == ZC_READ_DRAINING) && !it->status)
+		it->status = err;
+	zc_read_advance(c, it);
+	/* The NIC may still write into a posted buffer with READs in flight:
+	 * that one is returned when the round drains (flush completions). */
+	keep = it && it->reader == ZC_READER_POSTED && it->rstate != ZC_READ_IDLE ? 1 : 0;
 	while (c->posted_count > keep) {
 		/* from the tail, so a kept head stays first */
 		struct zc_posted *p = &c->posted[(c->posted_head + c->posted_count - 1) % c->posted_cap];
@@ -275,12 +282,17 @@ void zc_fail_pending(struct zc_conn *c, int err)
 	}
 }
 
+int zc_conn_error(struct zc_conn *c)
+{
+	return zc_err(c->err, "%s", c->detail);
+}
+
 int zc_conn_check(struct zc_conn *c)
 {
 	if (!c)
 		return zc_err(-EINVAL, "no connection");
 	if (c->err)
-		return c->err;
+		return zc_conn_error(c);
 	if (c->state != ZC_CONN_OPEN)
 		return zc_err(-ENOTCONN, "the connection is not open");
 	return 0;
@@ -351,16 +363,18 @@ void zc_conn_drain(struct zc_conn *c, int timeout_ms)
 		return;
 	if (c->state != ZC_CONN_DEAD) {
 		c->state = ZC_CONN_DEAD;
-		if (!c->err)
+		if (!c->err) {
 			c->err = -ECONNABORTED;
+			snprintf(c->detail, sizeof(c->detail), "the connection was closed locally");
+		}
 	}
 	ibv_modify_qp(c->qp, &attr, IBV_QP_STATE);
 	while ((c->rx_posted || c->sq_inflight) && zc_remaining_ms(deadline) > 0)
 		if (!zc_ctx_progress(c->ctx))
 			zc_ctx_wait(c->ctx, 10);
 	if (c->rx_posted || c->sq_inflight)
-		fprintf(stderr, "zcrdma: %s: %u receive and %u send work requests not flushed within %d ms\n",
-			c->ctx->caps.device, c->rx_posted, c->sq_inflight, timeout_ms);
+		zc_log(&c->ctx->opts, ZC_LOG_ERR, "%s: %u receive and %u send work requests not flushed within %d ms",
+		       c->ctx->caps.device, c->rx_posted, c->sq_inflight, timeout_ms);
 }
 
 /*
@@ -374,8 +388,10 @@ int zc_conn_keepalive(struct zc_conn *c)
 {
 	int64_t now;
 
-	if (c->err || !c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
-		return c->err;
+	if (c->err)
+		return zc_conn_error(c);
+	if (!c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
+		return 0;
 	/* A busy connection costs no clock read: its quiet time starts at
 	 * the first check that finds it idle. */
 	if (c->activity != c->activity_seen) {
@@ -398,7 +414,7 @@ int zc_conn_keepalive(struct zc_conn *c)
 		wr.wr_id = (uintptr_t)&c->sreq[i].wr;
 		if (zc_post_send_wr(c, &wr)) {
 			zc_sreq_put(c, (uint32_t)i);
-			return c->err;
+			return zc_conn_error(c);
 		}
 		c->probe_inflight = true;
 		c->quiet_since = now;

@@ -69,7 +69,7 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 	/* see bind_needs_idle_sq */
 	while ((c->ctx->bind_needs_idle_sq && c->sq_inflight) || (i = zc_sreq_get(c)) < 0) {
 		if (c->err)
-			return c->err;
+			return zc_conn_error(c);
 		zc_ctx_wait(c->ctx, 100);
 	}
 	c->sreq[i].wr.kind = ZC_WR_MW;
@@ -132,7 +132,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 	}
 	if (rc) {
 		if (e->mw)
-			zc_dealloc_mw(e->mw);
+			zc_dealloc_mw(c->ctx, e->mw);
 		free(e);
 		return rc;
 	}
@@ -149,7 +149,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 static void export_release(struct zc_export *e)
 {
 	if (e->mw)
-		zc_dealloc_mw(e->mw);
+		zc_dealloc_mw(e->mr->ctx, e->mw);
 	if (e->fallback_mr)
 		zc_dereg_mr(e->mr->ctx, e->fallback_mr);
 	e->mw = NULL;

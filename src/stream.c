@@ -9,7 +9,7 @@
 static int block(struct zc_conn *c, int flags)
 {
 	if (c->err)
-		return c->err;
+		return zc_conn_error(c);
 	if (flags & ZC_DONTWAIT)
 		return zc_ctx_rearm(c->ctx) ? 0 : -EAGAIN;
 	return zc_conn_wait(c);
@@ -95,7 +95,7 @@ static struct zc_item *head_item(struct zc_conn *c, int flags, int *rc)
 	 * error is reported, nothing more is delivered. */
 	while (c->err || !(it = zc_item_head(c)) || c->posted_count) {
 		if (c->err) {
-			*rc = c->err;
+			*rc = zc_conn_error(c);
 			return NULL;
 		}
 		if (c->state != ZC_CONN_OPEN) {
@@ -115,8 +115,9 @@ static int read_rts(struct zc_conn *c, struct zc_item *it, void *buf, size_t len
 
 	if (rc)
 		return rc;
-	/* The NIC is writing into buf: wait for it, whatever the flags. */
-	while (it->reads || (it->posted < it->want && !it->status))
+	/* The NIC is writing into buf: wait for it, whatever the flags. A
+	 * failed connection ends the round (zc_read_advance). */
+	while (it->rstate != ZC_READ_DONE)
 		zc_conn_wait(c);
 	rc = it->status;
 	zc_item_end_read(c, it);

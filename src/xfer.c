@@ -75,6 +75,8 @@ void zc_flush_ctl(struct zc_conn *c)
 	}
 	if (zc_credit_update_due(&c->cr, c->held) && c->sreq_free_count)
 		zc_send_ctl(c, ZC_MSG_CREDIT, 0, 0);
+	/* Room may have freed for a READ round waiting for it. */
+	zc_read_advance(c, zc_item_head(c));
 }
 
 int zc_send_eager(struct zc_conn *c, const void *buf, size_t len, uint8_t op, uint64_t token)
@@ -174,8 +176,8 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 		ctx->stats.mw_binds++;
 	} else {
 		if (!ctx->logged_fallback && !local) {
-			fprintf(stderr, "zcrdma: %s: %s; rendezvous exposes per-transfer MRs instead of memory windows\n",
-				ctx->caps.device, c->opts.mr_fallback ? "mr_fallback requested" : "no type-2 memory windows");
+			zc_log(&ctx->opts, ZC_LOG_WARN, "%s: %s; rendezvous exposes per-transfer MRs instead of memory windows",
+			       ctx->caps.device, c->opts.mr_fallback ? "mr_fallback requested" : "no type-2 memory windows");
 			ctx->logged_fallback = true;
 		}
 		rc = 0;
@@ -208,7 +210,7 @@ static void rndv_finish(struct zc_conn *c, struct zc_rndv *r, int status)
 	 * rxe refuses to deregister a region under a bound window: revoke it
 	 * by deallocating it (a new one is allocated when needed). */
 	if (status && r->mw) {
-		zc_dealloc_mw(r->mw);
+		zc_dealloc_mw(c->ctx, r->mw);
 		r->mw = NULL;
 	}
 	rndv_release(c, r);
@@ -335,14 +337,14 @@ void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
 		zc_match_posted(c);
 }
 
-/* Posts READ pieces of the current round while the QP has room. */
+/* Posts READ pieces of the round while READ depth and send-queue room last;
+ * one send request stays free for the FIN and credit traffic. A failed
+ * post fails the round. */
 static void post_reads(struct zc_conn *c, struct zc_item *it)
 {
 	uint64_t max = c->ctx->read_chunk;
 
-	if (c->state == ZC_CONN_DEAD && !it->status)
-		it->status = c->err;
-	while (it->posted < it->want && c->reads_inflight < c->max_reads && c->sreq_free_count > 1 && !it->status) {
+	while (it->posted < it->want && c->reads_inflight < c->max_reads && c->sreq_free_count > 1) {
 		uint64_t n = it->want - it->posted < max ? it->want - it->posted : max;
 		struct ibv_sge sge = {.addr = (uintptr_t)(it->dst + it->posted), .length = (uint32_t)n,
 				      .lkey = it->dst_lkey};
@@ -363,6 +365,54 @@ static void post_reads(struct zc_conn *c, struct zc_item *it)
 	}
 }
 
+static void complete_posted(struct zc_conn *c, int status, size_t len)
+{
+	struct zc_posted *p = &c->posted[c->posted_head];
+
+	zc_entry_put(c->ctx, p->entry);
+	zc_ctx_complete(c->ctx, c, p->token, ZC_OP_RECV, status, len);
+	c->posted_head = (c->posted_head + 1) % c->posted_cap;
+	c->posted_count--;
+}
+
+/* A posted buffer's round is over: the buffer goes back to the application,
+ * and the next arrival is matched (or, after a failure, nothing is). */
+static void end_posted_round(struct zc_conn *c, struct zc_item *it)
+{
+	int st = it->status;
+	uint64_t n = it->want;
+
+	zc_item_end_read(c, it);
+	complete_posted(c, st, st ? 0 : n);
+	if (st)
+		zc_conn_fail(c, st);
+	else
+		zc_match_posted(c);
+}
+
+void zc_read_advance(struct zc_conn *c, struct zc_item *it)
+{
+	if (!it || it->rstate == ZC_READ_IDLE || it->rstate == ZC_READ_DONE)
+		return;
+	if (c->state == ZC_CONN_DEAD && !it->status)
+		it->status = c->err ? c->err : -ECONNABORTED;
+	if (it->rstate == ZC_READ_POSTING) {
+		if (!it->status)
+			post_reads(c, it);
+		/* A failed post fails the connection, which advanced the round
+		 * already (zc_fail_pending). */
+		if (it->rstate != ZC_READ_POSTING)
+			return;
+		if (it->status || it->posted == it->want)
+			it->rstate = ZC_READ_DRAINING;
+	}
+	if (it->rstate == ZC_READ_DRAINING && !it->reads) {
+		it->rstate = ZC_READ_DONE;
+		if (it->reader == ZC_READER_POSTED)
+			end_posted_round(c, it);
+	}
+}
+
 int zc_item_start_read(struct zc_conn *c, struct zc_item *it, void *buf, size_t len, struct zc_mr *mr,
 		       uint8_t reader)
 {
@@ -375,7 +425,8 @@ int zc_item_start_read(struct zc_conn *c, struct zc_item *it, void *buf, size_t 
 	it->posted = 0;
 	it->status = 0;
 	it->reader = reader;
-	post_reads(c, it);
+	it->rstate = ZC_READ_POSTING;
+	zc_read_advance(c, it);
 	return 0;
 }
 
@@ -385,22 +436,12 @@ void zc_item_end_read(struct zc_conn *c, struct zc_item *it)
 {
 	zc_entry_put(c->ctx, it->dst_entry);
 	it->dst_entry = NULL;
-	it->reader = ZC_READER_NONE;
+	it->rstate = ZC_READ_IDLE;
 	if (it->status)
 		return;
 	it->off += it->want;
 	if (it->off == it->len)
 		finish_rts(c, it);
-}
-
-static void complete_posted(struct zc_conn *c, int status, size_t len)
-{
-	struct zc_posted *p = &c->posted[c->posted_head];
-
-	zc_entry_put(c->ctx, p->entry);
-	zc_ctx_complete(c->ctx, c, p->token, ZC_OP_RECV, status, len);
-	c->posted_head = (c->posted_head + 1) % c->posted_cap;
-	c->posted_count--;
 }
 
 void zc_on_read_done(struct zc_conn *c, int status)
@@ -413,30 +454,18 @@ void zc_on_read_done(struct zc_conn *c, int status)
 	it->reads--;
 	if (status && !it->status)
 		it->status = status;
-	post_reads(c, it);
-	if (it->reads || (it->posted < it->want && !it->status))
-		return;
-	if (it->reader == ZC_READER_POSTED) {
-		int st = it->status;
-		uint64_t n = it->want;
-
-		zc_item_end_read(c, it);
-		complete_posted(c, st, st ? 0 : n);
-		if (st)
-			zc_conn_fail(c, st);
-		else
-			zc_match_posted(c);
-	}
+	zc_read_advance(c, it);
 }
 
 /* Hands arrived messages to buffers posted with zc_recv_zc(), in order. */
 void zc_match_posted(struct zc_conn *c)
 {
 	struct zc_item *it;
+	int rc;
 
 	if (c->state == ZC_CONN_DEAD)
 		return;
-	while (c->posted_count && (it = zc_item_head(c)) && it->reader == ZC_READER_NONE) {
+	while (c->posted_count && (it = zc_item_head(c)) && it->rstate == ZC_READ_IDLE) {
 		struct zc_posted *p = &c->posted[c->posted_head];
 		uint64_t left = it->len - it->off;
 
@@ -459,11 +488,12 @@ void zc_match_posted(struct zc_conn *c)
 			complete_posted(c, 0, left);
 			continue;
 		}
-		if (zc_item_start_read(c, it, p->buf, left, p->mr, ZC_READER_POSTED)) {
-			complete_posted(c, zc_err(-ENOMEM, "cannot register the posted buffer"), 0);
+		/* A buffer that cannot take the message fails alone; the
+		 * message goes to the next one. */
+		rc = zc_item_start_read(c, it, p->buf, left, p->mr, ZC_READER_POSTED);
+		if (!rc)
 			return;
-		}
-		return;
+		complete_posted(c, rc, 0);
 	}
 }
 

@@ -68,11 +68,26 @@ struct zc_reg {
 
 /* Where a message that arrived waits for the application. */
 enum zc_item_kind { ZC_ITEM_EAGER = 1, ZC_ITEM_RTS, ZC_ITEM_CLOSE };
-enum zc_reader { ZC_READER_NONE = 0, ZC_READER_SYNC, ZC_READER_POSTED };
+/*
+ * The RDMA READ round that pulls [off, off + want) of an RTS into dst:
+ *   IDLE      no round: the item waits for a reader
+ *   POSTING   pieces left to post; waits for READ depth or send-queue room
+ *   DRAINING  nothing more to post (all posted, or the round failed); waits
+ *             for the pieces in flight
+ *   DONE      nothing in flight; status says how it ended. A SYNC reader (a
+ *             blocked zc_recv) ends the round; a POSTED one (zc_recv_zc) is
+ *             ended by zc_read_advance() itself.
+ * zc_read_advance() is the only function that moves it: called when the
+ * round starts, on each READ completion, whenever send-queue room frees,
+ * and when the connection fails.
+ */
+enum zc_read_state { ZC_READ_IDLE = 0, ZC_READ_POSTING, ZC_READ_DRAINING, ZC_READ_DONE };
+enum zc_reader { ZC_READER_SYNC = 1, ZC_READER_POSTED };
 struct zc_item {
 	uint8_t kind;
 	bool inv;        /* RTS: the rkey is a window FIN must invalidate */
-	uint8_t reader;  /* who waits for the RDMA READs in flight */
+	uint8_t rstate;  /* enum zc_read_state */
+	uint8_t reader;  /* who waits for the round */
 	uint32_t slot;   /* receive slot held (EAGER, RTS) */
 	uint32_t id;     /* RTS: the sender's rendezvous id */
 	uint32_t rkey;   /* RTS: key of the sender's buffer */
@@ -165,6 +180,7 @@ enum zc_conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_DEAD };
 struct zc_conn {
 	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
 	struct zc_ctx *ctx;
+	void *data;            /* the application's (zc_conn_set_data) */
 	struct zc_list node;   /* on ctx->conns */
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
@@ -172,6 +188,7 @@ struct zc_conn {
 	uint32_t credits;      /* negotiated: min of both sides, used both ways */
 	enum zc_conn_state state;
 	int err;               /* sticky: why the connection is dead */
+	char detail[256];      /* zc_last_error() text behind err */
 	bool peer_closed;      /* CLOSE consumed by the application */
 	bool close_sent;
 	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
@@ -247,6 +264,7 @@ int zc_ctx_reserve_cq(struct zc_ctx *ctx, int entries);
 void zc_ctx_release_cq(struct zc_ctx *ctx, int entries);
 int zc_ctx_room(struct zc_ctx *ctx);
 int zc_ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
+void zc_ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn);
 int64_t zc_now_ms(void);
 int64_t zc_now_ns(void);
 int zc_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss);
@@ -255,7 +273,7 @@ int zc_remaining_ms(int64_t deadline);
 /* mr.c */
 int zc_memlock_check(struct zc_ctx *ctx, size_t len);
 void zc_dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr);
-void zc_dealloc_mw(struct ibv_mw *mw);
+void zc_dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw);
 struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err);
 /* The registration for [buf, buf+len): mr if given, else a cache entry
  * (*entry, to be put). write: the NIC will write into it. */
@@ -285,6 +303,8 @@ void zc_sreq_put(struct zc_conn *conn, uint32_t i);
 int zc_post_send_wr(struct zc_conn *conn, struct ibv_send_wr *wr);
 void zc_handle_wc(struct zc_ctx *ctx, const struct ibv_wc *wc);
 int zc_conn_fail(struct zc_conn *conn, int err);
+/* conn->err, with zc_last_error() set to the detail recorded with it. */
+int zc_conn_error(struct zc_conn *conn);
 int zc_conn_check(struct zc_conn *conn);
 void zc_conn_drain(struct zc_conn *conn, int timeout_ms);
 int zc_conn_wait(struct zc_conn *conn);
@@ -297,6 +317,7 @@ int zc_send_rndv(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr
 		 uint64_t token, uint32_t *idx);
 void zc_on_recv(struct zc_conn *conn, uint32_t slot, const struct ibv_wc *wc);
 void zc_on_read_done(struct zc_conn *conn, int status);
+void zc_read_advance(struct zc_conn *conn, struct zc_item *it);
 int zc_item_start_read(struct zc_conn *conn, struct zc_item *it, void *buf, size_t len, struct zc_mr *mr,
 		       uint8_t reader);
 void zc_item_end_read(struct zc_conn *conn, struct zc_item *it);
