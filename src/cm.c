@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "zc_internal.h"
+#include "conn.h"
 
 #define RESOLVE_MS 2000 /* short: rdma_cm retries an unresolved neighbour only at its timeout */
 
@@ -48,7 +48,6 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 		c->opts = *opts;
 	else
 		zc_conn_opts_init(&c->opts);
-	c->credits = (uint32_t)c->opts.credits;
 	return c;
 }
 
@@ -57,13 +56,14 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
  * and rxe's destroy then stalls for a minute. */
 static void conn_reset(struct zc_conn *c)
 {
-	if (c->qp)
-		zc_conn_drain(c, 2000);
-	zc_conn_release(c);
-	if (c->qp) {
+	bool has_qp = c->ep.qp.qp != NULL;
+
+	if (has_qp)
+		zc__qp_drain(&c->ep.qp, 2000);
+	zc__rma_release(c);
+	zc__ep_release(&c->ep);
+	if (has_qp)
 		rdma_destroy_qp(c->id);
-		c->qp = NULL;
-	}
 	if (c->id) {
 		rdma_destroy_id(c->id);
 		c->id = NULL;
@@ -73,7 +73,7 @@ static void conn_reset(struct zc_conn *c)
 static void conn_destroy(struct zc_conn *c)
 {
 	conn_reset(c);
-	zc_ctx_forget_conn(c->ctx, c);
+	zc__ctx_forget_conn(c->ctx, c, c->data);
 	zc_list_del(&c->node);
 	free(c);
 }
@@ -92,7 +92,7 @@ static int cm_errno(int event, int status)
 	}
 }
 
-int zc_cm_process(struct zc_ctx *ctx)
+int zc__cm_process(struct zc_ctx *ctx)
 {
 	struct rdma_cm_event *ev;
 	int handled = 0;
@@ -106,7 +106,7 @@ int zc_cm_process(struct zc_ctx *ctx)
 			struct zc_listener *l = ev->listen_id->context;
 
 			if (l && l->pending_count < l->backlog) {
-				struct zc_pending *p = &l->pending[(l->pending_head + l->pending_count++) % l->backlog];
+				struct zc__pending *p = &l->pending[(l->pending_head + l->pending_count++) % l->backlog];
 				uint8_t n = ev->param.conn.private_data_len;
 
 				p->id = ev->id;
@@ -131,7 +131,7 @@ int zc_cm_process(struct zc_ctx *ctx)
 								ev->param.conn.private_data_len, &c->peer);
 					if (rc) {
 						c->cm_status = rc;
-						snprintf(c->detail, sizeof(c->detail), "%s", zc_err_detail());
+						snprintf(c->cm_detail, sizeof(c->cm_detail), "%s", zc_err_detail());
 					}
 				}
 			}
@@ -139,10 +139,10 @@ int zc_cm_process(struct zc_ctx *ctx)
 				/* The peer's CLOSE completed before it disconnected, but
 				 * its completion may still sit in our CQ: reap it first so
 				 * an orderly close is not mistaken for a reset. */
-				zc_ctx_poll_cq(ctx);
+				zc__ctx_poll_cq(ctx);
 				c->disconnected = true;
-				if (c->state == ZC_CONN_OPEN && !c->close_received)
-					zc_conn_fail(c, zc_err(-ECONNRESET, "the peer disconnected (%s)",
+				if (c->state == ZC_CONN_OPEN && !c->ep.close_received)
+					zc__qp_fail(&c->ep.qp, zc_err(-ECONNRESET, "the peer disconnected (%s)",
 							       rdma_event_str(ev->event)));
 			}
 		}
@@ -156,8 +156,9 @@ int zc_cm_process(struct zc_ctx *ctx)
 static void opened(struct zc_conn *c)
 {
 	c->state = ZC_CONN_OPEN;
-	if (c->disconnected && !c->close_received)
-		zc_conn_fail(c, zc_err(-ECONNRESET, "the peer disconnected right after connecting"));
+	zc__qp_set_connected(&c->ep.qp);
+	if (c->disconnected && !c->ep.close_received)
+		zc__qp_fail(&c->ep.qp, zc_err(-ECONNRESET, "the peer disconnected right after connecting"));
 }
 
 /* Waits for the next rdma_cm event of a connection being set up. */
@@ -167,15 +168,15 @@ static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 
 	c->cm_event = ZC_CM_NONE;
 	while (c->cm_event == ZC_CM_NONE) {
-		if (c->err) /* e.g. the peer's first message broke the protocol */
-			return zc_conn_error(c);
-		if (zc_remaining_ms(deadline) == 0)
+		if (c->ep.qp.err) /* e.g. the peer's first message broke the protocol */
+			return zc__qp_error(&c->ep.qp);
+		if (zc__remaining_ms(deadline) == 0)
 			return zc_err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(expected));
-		zc_ctx_wait(c->ctx, zc_remaining_ms(deadline) > 100 ? 100 : zc_remaining_ms(deadline));
+		zc__ctx_wait(c->ctx, zc__remaining_ms(deadline) > 100 ? 100 : zc__remaining_ms(deadline));
 	}
 	ev = c->cm_event;
 	if (ev == expected)
-		return c->cm_status < 0 ? zc_err(c->cm_status, "%s", c->detail) : 0;
+		return c->cm_status < 0 ? zc_err(c->cm_status, "%s", c->cm_detail) : 0;
 	return zc_err(cm_errno(ev, c->cm_status), "%s while waiting for %s (status %d)", rdma_event_str(ev),
 		      rdma_event_str(expected), c->cm_status);
 }
@@ -193,9 +194,10 @@ static void set_ack_timeout(struct rdma_cm_id *id)
 
 static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
 {
+	uint32_t rd_atom = c->ctx->caps.max_qp_rd_atom;
 	struct zc_priv mine;
 
-	zc_local_priv(c, &mine);
+	zc__ep_local_priv(&c->ep, c->opts.eager_size, rd_atom, &mine);
 	zc_priv_encode(priv, &mine);
 	*p = (struct rdma_conn_param){
 		.private_data = priv, .private_data_len = ZC_PRIV_SIZE,
@@ -205,7 +207,10 @@ static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *pr
 	};
 }
 
-static int create_qp(struct zc_conn *c)
+/* The QP and the endpoint over it, offering `credits`. The client posts
+ * its slots before it knows the server's offer, so it uses its own, which
+ * is never smaller than the negotiated value. */
+static int create_qp(struct zc_conn *c, uint32_t credits)
 {
 	struct ibv_qp_init_attr attr;
 	int rc;
@@ -213,13 +218,13 @@ static int create_qp(struct zc_conn *c)
 	if (c->id->verbs != c->ctx->verbs)
 		return zc_err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
 			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
-	rc = zc_qp_init_attr(c, &attr);
+	rc = zc__qp_init_attr(&c->ep.qp, c->ctx, zc__ep_slots(credits), (uint32_t)c->opts.send_depth,
+			      (uint32_t)(ZC_HDR_SIZE + c->opts.eager_size), &attr);
 	if (rc)
 		return rc;
 	if (rdma_create_qp(c->id, c->ctx->pd, &attr))
 		return zc_err(-errno, "rdma_create_qp: %s", strerror(errno));
-	c->qp = c->id->qp;
-	return 0;
+	return zc__ep_setup(&c->ep, c, c->id, credits, c->opts.mr_fallback);
 }
 
 static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct sockaddr_storage *dst,
@@ -241,9 +246,7 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 		return zc_err(-errno, "rdma_resolve_route: %s", strerror(errno));
 	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline);
 	if (!rc)
-		rc = create_qp(c);
-	if (!rc)
-		rc = zc_conn_resources(c, NULL);
+		rc = create_qp(c, (uint32_t)c->opts.credits);
 	if (rc)
 		return rc;
 	conn_param(c, &param, priv);
@@ -260,8 +263,8 @@ static void backoff(struct zc_ctx *ctx, int64_t retry_at, int64_t deadline)
 
 	if (retry_at > deadline)
 		retry_at = deadline;
-	while ((left = zc_remaining_ms(retry_at)) > 0)
-		zc_ctx_wait(ctx, left);
+	while ((left = zc__remaining_ms(retry_at)) > 0)
+		zc__ctx_wait(ctx, left);
 }
 
 int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
@@ -277,13 +280,13 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		return zc_err(-EINVAL, "zc_connect: context, address, port and output are required");
 	if (opts && (rc = check_opts(opts)))
 		return rc;
-	rc = zc_resolve(addr, port, &dst);
+	rc = zc__resolve(addr, port, &dst);
 	if (rc)
 		return rc;
 	c = conn_alloc(ctx, opts);
 	if (!c)
 		return zc_err(-ENOMEM, "zc_connect: out of memory");
-	deadline = zc_now_ms() + c->opts.timeout_ms;
+	deadline = zc__now_ms() + c->opts.timeout_ms;
 	src = ctx->local;
 	((struct sockaddr_in *)&src)->sin_port = 0;
 
@@ -300,14 +303,14 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 			rc = zc_err(-ECONNREFUSED, "refused on every attempt for %d ms (nothing listening?)",
 				    c->opts.timeout_ms);
 		conn_reset(c);
-		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc_remaining_ms(deadline) == 0)
+		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc__remaining_ms(deadline) == 0)
 			break;
-		/* Each attempt starts from a fresh connection state. */
+		/* Each attempt starts from a fresh connection state (the
+		 * endpoint's was cleared by its release). */
 		c->state = ZC_CONN_SETUP;
-		c->err = 0;
 		c->disconnected = false;
-		backoff(ctx, zc_now_ms() + (10 << (attempt < 6 ? attempt : 6)), deadline);
-		if (zc_remaining_ms(deadline) == 0)
+		backoff(ctx, zc__now_ms() + (10 << (attempt < 6 ? attempt : 6)), deadline);
+		if (zc__remaining_ms(deadline) == 0)
 			break;
 	}
 	if (rc) {
@@ -317,7 +320,9 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		conn_destroy(c);
 		return zc_err(rc, "connect to %s:%u failed: %s", addr, port, detail);
 	}
-	rc = zc_conn_resources(c, &c->peer);
+	rc = zc__ep_peer(&c->ep, &c->peer, c->opts.eager_size);
+	if (!rc)
+		rc = zc__rma_setup(c);
 	if (rc) {
 		zc_abort(&c);
 		return rc;
@@ -405,7 +410,7 @@ int zc_listener_free(struct zc_listener **pl)
 static int accept_one(struct zc_listener *l, struct zc_conn **out)
 {
 	struct rdma_conn_param param;
-	struct zc_pending p;
+	struct zc__pending p;
 	struct rdma_cm_id *id;
 	uint8_t priv[ZC_PRIV_SIZE];
 	struct zc_conn *c;
@@ -433,13 +438,11 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 	}
 	/* Both directions run with the smaller offer: the control-message bound
 	 * (credit.h) needs each side's slots to cover the other's credits. */
-	if (c->peer.credits < c->credits)
-		c->credits = c->peer.credits;
-	rc = create_qp(c);
+	rc = create_qp(c, c->peer.credits < (uint32_t)c->opts.credits ? c->peer.credits : (uint32_t)c->opts.credits);
 	if (!rc)
-		rc = zc_conn_resources(c, NULL);
+		rc = zc__ep_peer(&c->ep, &c->peer, c->opts.eager_size);
 	if (!rc)
-		rc = zc_conn_resources(c, &c->peer);
+		rc = zc__rma_setup(c);
 	if (rc) {
 		rdma_reject(id, NULL, 0);
 		conn_destroy(c);
@@ -448,7 +451,7 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 	conn_param(c, &param, priv);
 	param.responder_resources = (uint8_t)(c->peer.rd_atom < param.responder_resources ? c->peer.rd_atom
 											  : param.responder_resources);
-	deadline = zc_now_ms() + c->opts.timeout_ms;
+	deadline = zc__now_ms() + c->opts.timeout_ms;
 	set_ack_timeout(id);
 	rc = rdma_accept(id, &param) ? zc_err(-errno, "rdma_accept: %s", strerror(errno))
 				     : wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
@@ -480,15 +483,15 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 
 	if (!l || !out)
 		return zc_err(-EINVAL, "zc_accept: listener and output are required");
-	deadline = timeout_ms < 0 ? -1 : zc_now_ms() + timeout_ms;
-	zc_ctx_progress(l->ctx);
-	zc_cm_process(l->ctx);
+	deadline = timeout_ms < 0 ? -1 : zc__now_ms() + timeout_ms;
+	zc__ctx_progress(l->ctx);
+	zc__cm_process(l->ctx);
 	for (;;) {
 		while (!l->pending_count) {
-			int left = zc_remaining_ms(deadline);
+			int left = zc__remaining_ms(deadline);
 
 			if (left == 0 && timeout_ms == 0) {
-				zc_ctx_rearm(l->ctx); /* the caller may now sleep on zc_ctx_fd() */
+				zc__ctx_rearm(l->ctx); /* the caller may now sleep on zc_ctx_fd() */
 				if (l->pending_count)
 					break;
 				return -EAGAIN;
@@ -496,7 +499,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 			if (left == 0)
 				return zc_err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
 					      *skipped ? "; a handshake failed: " : "", skipped);
-			zc_ctx_wait(l->ctx, left);
+			zc__ctx_wait(l->ctx, left);
 		}
 		rc = accept_one(l, out);
 		if (!rc || !peer_abandoned(rc))
@@ -507,10 +510,61 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 
 static int conn_teardown(struct zc_conn *c, int rc)
 {
-	if (c->id && c->qp)
+	if (c->id && c->ep.qp.qp)
 		rdma_disconnect(c->id);
 	conn_destroy(c);
 	return rc;
+}
+
+int zc__conn_check(struct zc_conn *c)
+{
+	if (!c)
+		return zc_err(-EINVAL, "no connection");
+	if (c->ep.qp.err)
+		return zc__qp_error(&c->ep.qp);
+	if (c->state != ZC_CONN_OPEN)
+		return zc_err(-ENOTCONN, "the connection is not open");
+	return 0;
+}
+
+/*
+ * A peer that died without a word (power loss, link down) sends nothing and
+ * acknowledges nothing, so when no completion arrived for keepalive_ms a
+ * zero-length RDMA WRITE probes it: it needs no memory on either side, and
+ * against a dead peer it fails once the transport's retries run out,
+ * failing the connection with -ZC_ETRANSPORT.
+ */
+int zc__conn_keepalive(struct zc_conn *c)
+{
+	int64_t now;
+
+	if (c->ep.qp.err)
+		return zc__qp_error(&c->ep.qp);
+	if (!c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
+		return 0;
+	/* A busy connection costs no clock read: its quiet time starts at
+	 * the first check that finds it idle. */
+	if (c->ep.qp.activity != c->activity_seen) {
+		c->activity_seen = c->ep.qp.activity;
+		c->quiet_since = 0;
+		return 0;
+	}
+	now = zc__now_ms();
+	if (!c->quiet_since) {
+		c->quiet_since = now;
+		return 0;
+	}
+	if (now - c->quiet_since >= c->opts.keepalive_ms && !c->ep.qp.probe_inflight) {
+		c->quiet_since = now;
+		return zc__qp_probe(&c->ep.qp);
+	}
+	return 0;
+}
+
+int zc__conn_wait(struct zc_conn *c)
+{
+	zc__ctx_wait(c->ctx, 100);
+	return zc__conn_keepalive(c);
 }
 
 void zc_conn_set_data(struct zc_conn *c, void *data)
@@ -543,32 +597,28 @@ int zc_close(struct zc_conn **pc)
 		return zc_err(-EINVAL, "zc_close: no connection");
 	c = *pc;
 	*pc = NULL;
-	deadline = zc_now_ms() + c->opts.timeout_ms;
+	deadline = zc__now_ms() + c->opts.timeout_ms;
 	/* Linger: everything we sent must be delivered (rendezvous buffers read
 	 * by the peer) before CLOSE tells it no more data follows. */
-	while (c->state == ZC_CONN_OPEN && !c->err && !c->disconnected) {
-		bool busy = c->sq_inflight || c->fin_count || c->zq_count;
-		uint32_t i;
+	while (c->state == ZC_CONN_OPEN && !c->ep.qp.err && !c->disconnected) {
+		bool busy = zc__ep_busy(&c->ep);
 
-		for (i = 0; i < c->n_rndv && !busy; i++)
-			busy = c->rndv[i].owner != ZC_RNDV_FREE;
-		if (!busy && !c->close_sent) {
-			rc = zc_send_ctl(c, ZC_MSG_CLOSE, 0, 0);
+		if (!busy && !c->ep.close_sent) {
+			rc = zc__ep_close(&c->ep);
 			if (rc)
 				break;
-			c->close_sent = true;
 			continue;
 		}
 		if (!busy)
 			break;
-		if (zc_remaining_ms(deadline) == 0) {
+		if (zc__remaining_ms(deadline) == 0) {
 			rc = zc_err(-ETIMEDOUT, "zc_close: the peer did not take the remaining data in %d ms",
 				    c->opts.timeout_ms);
 			break;
 		}
-		zc_conn_wait(c);
+		zc__conn_wait(c);
 	}
-	if (!rc && c->err && c->err != -ECONNRESET)
-		rc = zc_conn_error(c);
+	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET)
+		rc = zc__qp_error(&c->ep.qp);
 	return conn_teardown(c, rc);
 }

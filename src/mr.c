@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "zc_internal.h"
+#include "dev.h"
 
 static uint64_t status_field(const char *name, int hex)
 {
@@ -34,7 +34,7 @@ static uint64_t status_field(const char *name, int hex)
  * the kernel counts against the limit (VmPin), so the check sees every
  * registration of the process, not only this library's.
  */
-int zc_memlock_check(struct zc_ctx *ctx, size_t len)
+int zc__memlock_check(struct zc_ctx *ctx, size_t len)
 {
 	const uint64_t cap_ipc_lock = 1ull << 14;
 	uint64_t pinned_kb, need_kb;
@@ -58,19 +58,19 @@ int zc_memlock_check(struct zc_ctx *ctx, size_t len)
 
 /* A region that cannot be deregistered (rxe refuses while a window is
  * bound to it) stays pinned and leaks: say so instead of staying silent. */
-void zc_dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr)
+void zc__dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr)
 {
-	int64_t t0 = zc_now_ns();
+	int64_t t0 = zc__now_ns();
 	int rc = ibv_dereg_mr(mr);
 
 	ctx->stats.deregs++;
-	ctx->stats.reg_ns += (uint64_t)(zc_now_ns() - t0);
+	ctx->stats.reg_ns += (uint64_t)(zc__now_ns() - t0);
 	if (rc)
 		zc_log(&ctx->opts, ZC_LOG_ERR, "ibv_dereg_mr(%p, %zu): %s: the region stays pinned", mr->addr,
 		       mr->length, strerror(rc));
 }
 
-void zc_dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw)
+void zc__dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw)
 {
 	int rc = ibv_dealloc_mw(mw);
 
@@ -80,18 +80,18 @@ void zc_dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw)
 
 /* The memlock limit is diagnosed only when a registration fails: reading
  * /proc on every registration would tax the data path for nothing. */
-struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access, int *err)
+struct ibv_mr *zc__reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access, int *err)
 {
-	int64_t t0 = zc_now_ns();
+	int64_t t0 = zc__now_ns();
 	struct ibv_mr *mr = ibv_reg_mr(ctx->pd, addr, len, access);
 	int e, limit;
 
 	ctx->stats.regs++;
-	ctx->stats.reg_ns += (uint64_t)(zc_now_ns() - t0);
+	ctx->stats.reg_ns += (uint64_t)(zc__now_ns() - t0);
 	if (mr)
 		return mr;
 	e = errno;
-	limit = (e == ENOMEM || e == EAGAIN) ? zc_memlock_check(ctx, len) : 1;
+	limit = (e == ENOMEM || e == EAGAIN) ? zc__memlock_check(ctx, len) : 1;
 	if (limit < 0)
 		*err = limit;
 	else if (limit == 0)
@@ -104,15 +104,15 @@ struct ibv_mr *zc_reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access,
 	return NULL;
 }
 
-struct ibv_mr *zc_reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv_access, int *err)
+struct ibv_mr *zc__reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv_access, int *err)
 {
 	struct ibv_mr *mr;
 
 	*ibv_access = IBV_ACCESS_LOCAL_WRITE | (ctx->caps.mw_type2 ? IBV_ACCESS_MW_BIND : 0);
-	mr = zc_reg_mr(ctx, addr, len, *ibv_access, err);
+	mr = zc__reg_mr(ctx, addr, len, *ibv_access, err);
 	if (!mr && *err == -EFAULT) {
 		*ibv_access = 0;
-		mr = zc_reg_mr(ctx, addr, len, 0, err);
+		mr = zc__reg_mr(ctx, addr, len, 0, err);
 	}
 	return mr;
 }
@@ -130,9 +130,9 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 	/* The region itself grants nothing remote: rights go out through windows
 	 * bound to exact sub-ranges. Read-only pages register read-only, so a
 	 * PROT_READ file mapping is sent without a copy. */
-	m->mr = zc_reg_local(ctx, addr, len, &m->ibv_access, &err);
+	m->mr = zc__reg_local(ctx, addr, len, &m->ibv_access, &err);
 	if (m->mr && (access & ZC_ACCESS_REMOTE_WRITE) && !(m->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
-		zc_dereg_mr(ctx, m->mr);
+		zc__dereg_mr(ctx, m->mr);
 		m->mr = NULL;
 		err = zc_err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
 	}
@@ -156,7 +156,7 @@ int zc_mr_dereg(struct zc_mr **pm)
 	m = *pm;
 	if (m->exports)
 		return zc_err(-EBUSY, "zc_mr_dereg: %u exports of this region are still live", m->exports);
-	zc_dereg_mr(m->ctx, m->mr);
+	zc__dereg_mr(m->ctx, m->mr);
 	m->ctx->n_mrs--;
 	free(m);
 	*pm = NULL;
@@ -170,10 +170,10 @@ int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len)
 	return zc_rcache_invalidate(ctx->rcache, addr, len);
 }
 
-int zc_reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **out,
+int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **out,
 	       int *ibv_access, struct zc_rcache_entry **entry)
 {
-	struct zc_reg *reg;
+	struct zc__reg *reg;
 	int rc, attempt;
 
 	*entry = NULL;
@@ -207,19 +207,51 @@ int zc_reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr
 	return zc_err(-EFAULT, "the destination buffer %p (%zu bytes) is not writable", buf, len);
 }
 
-int zc_lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
+int zc__lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
 		struct zc_rcache_entry **entry)
 {
 	struct ibv_mr *m;
-	int access, rc = zc_reg_for(ctx, buf, len, mr, write, &m, &access, entry);
+	int access, rc = zc__reg_for(ctx, buf, len, mr, write, &m, &access, entry);
 
 	if (!rc)
 		*lkey = m->lkey;
 	return rc;
 }
 
-void zc_entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry)
+void zc__entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry)
 {
 	if (entry)
 		zc_rcache_put(ctx->rcache, entry);
+}
+
+static void *rcache_reg(void *arg, void *addr, size_t len, int *err)
+{
+	struct zc_ctx *ctx = arg;
+	struct zc__reg *reg = malloc(sizeof(*reg));
+
+	if (!reg) {
+		*err = zc_err(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	reg->mr = zc__reg_local(ctx, addr, len, &reg->ibv_access, err);
+	if (!reg->mr) {
+		free(reg);
+		return NULL;
+	}
+	return reg;
+}
+
+static void rcache_dereg(void *arg, void *handle)
+{
+	struct zc__reg *reg = handle;
+
+	zc__dereg_mr(arg, reg->mr);
+	free(reg);
+}
+
+int zc__rcache_open(struct zc_ctx *ctx)
+{
+	struct zc_rcache_ops ops = {.reg = rcache_reg, .dereg = rcache_dereg, .arg = ctx};
+
+	return zc_rcache_new(&ops, ctx->opts.rcache_entries, ctx->opts.rcache_bytes, &ctx->rcache);
 }

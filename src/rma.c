@@ -1,49 +1,10 @@
 /* One-sided RMA: exporting ranges to a peer, and RDMA READ/WRITE against them. */
-#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "zc_internal.h"
-
-#define DESC_VERSION 1
-
-/* Descriptor bytes: u8 version, u8 access, u16 zero, u32 rkey, u64 addr,
- * u64 len, u64 zero; little-endian. */
-static void desc_encode(struct zc_desc *d, int access, uint32_t rkey, uint64_t addr, uint64_t len)
-{
-	uint32_t k = htole32(rkey);
-	uint64_t a = htole64(addr), l = htole64(len);
-
-	memset(d, 0, sizeof(*d));
-	d->bytes[0] = DESC_VERSION;
-	d->bytes[1] = (uint8_t)access;
-	memcpy(d->bytes + 4, &k, 4);
-	memcpy(d->bytes + 8, &a, 8);
-	memcpy(d->bytes + 16, &l, 8);
-}
-
-static int desc_decode(const struct zc_desc *d, int *access, uint32_t *rkey, uint64_t *addr, uint64_t *len)
-{
-	static const uint8_t zero[8];
-	uint32_t k;
-	uint64_t a, l;
-
-	if (!d || d->bytes[0] != DESC_VERSION || d->bytes[2] || d->bytes[3] || memcmp(d->bytes + 24, zero, 8) ||
-	    !d->bytes[1] || (d->bytes[1] & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
-		return zc_err(-EINVAL, "not a zcrdma memory descriptor");
-	memcpy(&k, d->bytes + 4, 4);
-	memcpy(&a, d->bytes + 8, 8);
-	memcpy(&l, d->bytes + 16, 8);
-	*access = d->bytes[1];
-	*rkey = le32toh(k);
-	*addr = le64toh(a);
-	*len = le64toh(l);
-	if (*len == 0 || *addr + *len < *addr)
-		return zc_err(-EINVAL, "memory descriptor with an empty or wrapping range");
-	return 0;
-}
+#include "conn.h"
 
 static int ibv_rights(int access)
 {
@@ -51,8 +12,11 @@ static int ibv_rights(int access)
 	       (access & ZC_ACCESS_REMOTE_WRITE ? IBV_ACCESS_REMOTE_WRITE : 0);
 }
 
-void zc_export_bound(struct zc_export *e, int status)
+static void bind_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
+	struct zc_export *e = s->arg;
+
+	(void)q;
 	e->bind_pending = false;
 	e->status = status;
 }
@@ -60,6 +24,7 @@ void zc_export_bound(struct zc_export *e, int status)
 /* Binds a type-2 window to the range on conn's QP and waits for the bind. */
 static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, size_t len, int access)
 {
+	struct zc__qp *q = &c->ep.qp;
 	struct ibv_send_wr wr;
 	int i, rc;
 
@@ -67,28 +32,29 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 	if (!e->mw)
 		return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
 	/* see bind_needs_idle_sq */
-	while ((c->ctx->bind_needs_idle_sq && c->sq_inflight) || (i = zc_sreq_get(c)) < 0) {
-		if (c->err)
-			return zc_conn_error(c);
-		zc_ctx_wait(c->ctx, 100);
+	while ((c->ctx->bind_needs_idle_sq && q->sq_inflight) || (i = zc__sreq_get(q)) < 0) {
+		if (q->err)
+			return zc__qp_error(q);
+		zc__ctx_wait(c->ctx, 100);
 	}
-	c->sreq[i].wr.kind = ZC_WR_MW;
-	c->sreq[i].token = (uintptr_t)e;
+	q->sreq[i].done = bind_done;
+	q->sreq[i].arg = e;
 	e->rkey = ibv_inc_rkey(e->mw->rkey);
 	wr = (struct ibv_send_wr){
-		.wr_id = (uintptr_t)&c->sreq[i].wr, .opcode = IBV_WR_BIND_MW, .send_flags = IBV_SEND_SIGNALED,
+		.wr_id = (uintptr_t)&q->sreq[i].wr, .opcode = IBV_WR_BIND_MW, .send_flags = IBV_SEND_SIGNALED,
 		.bind_mw = {.mw = e->mw, .rkey = e->rkey,
 			    .bind_info = {.mr = e->mr->mr, .addr = addr, .length = len,
 					  .mw_access_flags = (unsigned)ibv_rights(access)}},
 	};
 	e->bind_pending = true;
-	rc = zc_post_send_wr(c, &wr);
+	rc = zc__qp_post_send(q, &wr);
 	if (rc) {
-		zc_sreq_put(c, (uint32_t)i);
+		zc__sreq_put(q, (uint32_t)i);
 		return rc;
 	}
+	/* A failed QP flushes the bind: the wait ends either way. */
 	while (e->bind_pending)
-		zc_ctx_wait(c->ctx, 100);
+		zc__ctx_wait(c->ctx, 100);
 	if (e->status)
 		return zc_err(e->status, "binding a memory window failed");
 	e->mw->rkey = e->rkey;
@@ -101,7 +67,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 {
 	struct zc_export *e;
 	uintptr_t addr;
-	int rc = zc_conn_check(c);
+	int rc = zc__conn_check(c);
 
 	if (rc)
 		return rc;
@@ -124,7 +90,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 		 * deregistered on revoke. */
 		int local = access & ZC_ACCESS_REMOTE_WRITE ? IBV_ACCESS_LOCAL_WRITE : 0; /* required with remote write */
 
-		e->fallback_mr = zc_reg_mr(c->ctx, (void *)addr, len, ibv_rights(access) | local, &rc);
+		e->fallback_mr = zc__reg_mr(c->ctx, (void *)addr, len, ibv_rights(access) | local, &rc);
 		if (e->fallback_mr) {
 			e->rkey = e->fallback_mr->rkey;
 			c->ctx->stats.mr_fallbacks++;
@@ -132,11 +98,11 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 	}
 	if (rc) {
 		if (e->mw)
-			zc_dealloc_mw(c->ctx, e->mw);
+			zc__dealloc_mw(c->ctx, e->mw);
 		free(e);
 		return rc;
 	}
-	desc_encode(desc, access, e->rkey, addr, len);
+	zc__desc_encode(desc, access, e->rkey, addr, len);
 	e->conn = c;
 	zc_list_add(&c->exports, &e->node);
 	mr->exports++;
@@ -149,14 +115,23 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 static void export_release(struct zc_export *e)
 {
 	if (e->mw)
-		zc_dealloc_mw(e->mr->ctx, e->mw);
+		zc__dealloc_mw(e->mr->ctx, e->mw);
 	if (e->fallback_mr)
-		zc_dereg_mr(e->mr->ctx, e->fallback_mr);
+		zc__dereg_mr(e->mr->ctx, e->fallback_mr);
 	e->mw = NULL;
 	e->fallback_mr = NULL;
 }
 
-void zc_exports_orphan(struct zc_conn *c)
+int zc__rma_setup(struct zc_conn *c)
+{
+	c->n_rma = (uint32_t)c->opts.send_depth;
+	c->rma = calloc(c->n_rma, sizeof(*c->rma));
+	return c->rma ? 0 : zc_err(-ENOMEM, "out of memory for RMA state");
+}
+
+/* Every piece has been reaped (the QP was drained): what remains are the
+ * exports, which the application revokes later; the peer loses them now. */
+void zc__rma_release(struct zc_conn *c)
 {
 	while (!zc_list_empty(&c->exports)) {
 		struct zc_export *e = zc_list_first(&c->exports, struct zc_export, node);
@@ -164,6 +139,23 @@ void zc_exports_orphan(struct zc_conn *c)
 		export_release(e);
 		e->conn = NULL;
 		zc_list_del(&e->node);
+	}
+	free(c->rma);
+	c->rma = NULL;
+	c->n_rma = 0;
+}
+
+static void piece_done(struct zc__qp *q, struct zc__sreq *s, int status)
+{
+	struct zc_conn *c = zc_container_of(q, struct zc_conn, ep.qp);
+	struct zc__rma_op *o = s->arg;
+
+	if (status && !o->status)
+		o->status = status;
+	if (--o->pieces == 0) {
+		zc__entry_put(c->ctx, o->entry);
+		zc__ctx_complete(c->ctx, c, o->token, o->op, o->status, o->status ? 0 : o->len);
+		o->busy = false;
 	}
 }
 
@@ -187,14 +179,15 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 {
 	uint64_t raddr = 0, rlen = 0, piece, done;
 	uint32_t rkey = 0, pieces, i, lkey;
-	int access = 0, rc = zc_conn_check(c);
-	struct zc_rma_op *o = NULL;
+	int access = 0, rc = zc__conn_check(c);
+	struct zc__qp *q = &c->ep.qp;
+	struct zc__rma_op *o = NULL;
 
 	if (rc)
 		return rc;
 	if ((!buf && len) || !len)
 		return zc_err(-EINVAL, "RMA of an empty or NULL buffer");
-	rc = desc_decode(remote, &access, &rkey, &raddr, &rlen);
+	rc = zc__desc_decode(remote, &access, &rkey, &raddr, &rlen);
 	if (rc)
 		return rc;
 	if (off > rlen || len > rlen - off)
@@ -203,7 +196,7 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	if (!(access & (op == ZC_OP_READ ? ZC_ACCESS_REMOTE_READ : ZC_ACCESS_REMOTE_WRITE)))
 		return zc_err(-EPERM, "the peer did not grant %s access to this range",
 			      op == ZC_OP_READ ? "read" : "write");
-	rc = zc_ctx_room(c->ctx);
+	rc = zc__ctx_room(c->ctx);
 	if (rc)
 		return rc;
 	piece = c->ctx->caps.max_msg_size;
@@ -211,10 +204,10 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	for (i = 0; i < c->n_rma && !o; i++)
 		if (!c->rma[i].busy)
 			o = &c->rma[i];
-	if (!o || c->sreq_free_count < pieces + 1)
+	if (!o || q->sreq_free_count < pieces + 1)
 		return -EAGAIN;
-	*o = (struct zc_rma_op){.busy = true, .op = (uint8_t)op, .pieces = pieces, .token = token, .len = len};
-	rc = zc_lkey_for(c->ctx, buf, len, mr, op == ZC_OP_READ, &lkey, &o->entry);
+	*o = (struct zc__rma_op){.busy = true, .op = (uint8_t)op, .pieces = pieces, .token = token, .len = len};
+	rc = zc__lkey_for(c->ctx, buf, len, mr, op == ZC_OP_READ, &lkey, &o->entry);
 	if (rc) {
 		o->busy = false;
 		return rc;
@@ -222,28 +215,28 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	for (done = 0; done < len; done += piece) {
 		uint64_t n = len - done < piece ? len - done : piece;
 		struct ibv_sge sge = {.addr = (uintptr_t)buf + done, .length = (uint32_t)n, .lkey = lkey};
-		int s = zc_sreq_get(c);
-		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&c->sreq[s].wr, .sg_list = &sge, .num_sge = 1,
+		int s = zc__sreq_get(q);
+		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&q->sreq[s].wr, .sg_list = &sge, .num_sge = 1,
 					 .opcode = opcode, .send_flags = IBV_SEND_SIGNALED,
 					 .wr.rdma = {.remote_addr = raddr + off + done, .rkey = rkey}};
 
-		c->sreq[s].wr.kind = ZC_WR_RMA;
-		c->sreq[s].rma = (uint32_t)(o - c->rma);
-		rc = zc_post_send_wr(c, &wr);
+		q->sreq[s].done = piece_done;
+		q->sreq[s].arg = o;
+		rc = zc__qp_post_send(q, &wr);
 		if (rc) {
 			/* The QP is dead: pieces already posted flush, the rest never will. */
-			zc_sreq_put(c, (uint32_t)s);
+			zc__sreq_put(q, (uint32_t)s);
 			o->status = rc;
 			o->pieces -= (uint32_t)((len - done + piece - 1) / piece);
 			if (o->pieces == 0) {
-				zc_entry_put(c->ctx, o->entry);
+				zc__entry_put(c->ctx, o->entry);
 				o->busy = false;
 				return rc;
 			}
 			break;
 		}
 	}
-	c->ctx->zc_outstanding++;
+	zc__ctx_submitted(c->ctx);
 	return 0;
 }
 

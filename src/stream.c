@@ -3,27 +3,27 @@
 #include <string.h>
 
 #include "error.h"
-#include "zc_internal.h"
+#include "conn.h"
 
 /* Waits for progress on a blocking call; fails if the connection died. */
 static int block(struct zc_conn *c, int flags)
 {
-	if (c->err)
-		return zc_conn_error(c);
+	if (c->ep.qp.err)
+		return zc__qp_error(&c->ep.qp);
 	if (flags & ZC_DONTWAIT)
-		return zc_ctx_rearm(c->ctx) ? 0 : -EAGAIN;
-	return zc_conn_wait(c);
+		return zc__ctx_rearm(c->ctx) ? 0 : -EAGAIN;
+	return zc__conn_wait(c);
 }
 
 static int send_check(struct zc_conn *c, const void *buf, size_t len)
 {
-	int rc = zc_conn_check(c);
+	int rc = zc__conn_check(c);
 
 	if (rc)
 		return rc;
-	if (c->close_sent)
+	if (c->ep.close_sent)
 		return zc_err(-EPIPE, "the connection was closed for sending");
-	if (c->close_received)
+	if (c->ep.close_received)
 		return zc_err(-EPIPE, "the peer closed the connection");
 	if (!buf && len)
 		return zc_err(-EINVAL, "NULL buffer");
@@ -33,20 +33,19 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 /* Sends buf by rendezvous and waits until the peer has read it. */
 static ssize_t send_rndv_blocking(struct zc_conn *c, const void *buf, size_t len, int flags)
 {
-	struct zc_rndv *r;
 	uint32_t idx;
 	int rc;
 
-	while ((rc = c->zq_count ? -EAGAIN : zc_send_rndv(c, buf, len, NULL, ZC_RNDV_BLOCKING, 0, &idx)) == -EAGAIN)
+	while ((rc = c->ep.zq_count ? -EAGAIN : zc__send_rndv(&c->ep, buf, len, NULL, ZC_RNDV_BLOCKING, 0, &idx)) ==
+	       -EAGAIN)
 		if ((rc = block(c, flags & ~ZC_DONTWAIT)))
 			return rc;
 	if (rc)
 		return rc;
-	r = &c->rndv[idx];
-	while (!r->done)
-		zc_conn_wait(c);
-	rc = r->status;
-	r->owner = ZC_RNDV_FREE;
+	/* A failed connection finishes every rendezvous (ep_failed). */
+	while (!zc__rndv_done(&c->ep, idx))
+		zc__conn_wait(c);
+	rc = zc__rndv_reap(&c->ep, idx);
 	return rc ? rc : (ssize_t)len;
 }
 
@@ -58,13 +57,13 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 
 	if (rc)
 		return rc;
-	if (len > c->eager_max && !(flags & ZC_DONTWAIT))
+	if (len > c->ep.eager_max && !(flags & ZC_DONTWAIT))
 		return send_rndv_blocking(c, buf, len, flags);
 	/* Small or non-blocking: copy through the ring, as much as credits allow. */
 	while (sent < len) {
-		size_t n = len - sent < c->eager_max ? len - sent : c->eager_max;
+		size_t n = len - sent < c->ep.eager_max ? len - sent : c->ep.eager_max;
 
-		rc = c->zq_count ? -EAGAIN : zc_send_eager(c, p + sent, n, 0, 0);
+		rc = c->ep.zq_count ? -EAGAIN : zc__send_eager(&c->ep, p + sent, n, 0, 0);
 		if (rc == -EAGAIN) {
 			if (sent && (flags & ZC_DONTWAIT))
 				break;
@@ -81,21 +80,21 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 }
 
 /* Waits for the head item unless flags say not to; NULL with *rc set if none. */
-static struct zc_item *head_item(struct zc_conn *c, int flags, int *rc)
+static struct zc__item *head_item(struct zc_conn *c, int flags, int *rc)
 {
-	struct zc_item *it;
+	struct zc__item *it;
 
 	*rc = 0;
 	if (!c) {
 		*rc = zc_err(-EINVAL, "no connection");
 		return NULL;
 	}
-	zc_ctx_progress(c->ctx);
+	zc__ctx_progress(c->ctx);
 	/* A reset wins over data still queued, as with TCP's RST: once an
 	 * error is reported, nothing more is delivered. */
-	while (c->err || !(it = zc_item_head(c)) || c->posted_count) {
-		if (c->err) {
-			*rc = zc_conn_error(c);
+	while (c->ep.qp.err || !(it = zc__item_head(&c->ep)) || c->ep.posted_count) {
+		if (c->ep.qp.err) {
+			*rc = zc__qp_error(&c->ep.qp);
 			return NULL;
 		}
 		if (c->state != ZC_CONN_OPEN) {
@@ -109,18 +108,18 @@ static struct zc_item *head_item(struct zc_conn *c, int flags, int *rc)
 }
 
 /* Reads [it->off, it->off + len) of a rendezvous straight into buf. */
-static int read_rts(struct zc_conn *c, struct zc_item *it, void *buf, size_t len)
+static int read_rts(struct zc_conn *c, struct zc__item *it, void *buf, size_t len)
 {
-	int rc = zc_item_start_read(c, it, buf, len, NULL, ZC_READER_SYNC);
+	int rc = zc__item_start_read(&c->ep, it, buf, len, NULL, ZC_READER_SYNC);
 
 	if (rc)
 		return rc;
 	/* The NIC is writing into buf: wait for it, whatever the flags. A
 	 * failed connection ends the round (zc_read_advance). */
 	while (it->rstate != ZC_READ_DONE)
-		zc_conn_wait(c);
+		zc__conn_wait(c);
 	rc = it->status;
-	zc_item_end_read(c, it);
+	zc__item_end_read(&c->ep, it);
 	return rc;
 }
 
@@ -128,7 +127,7 @@ ssize_t zc_recv(struct zc_conn *c, void *buf, size_t len, int flags)
 {
 	uint8_t *p = buf;
 	size_t got = 0;
-	struct zc_item *it;
+	struct zc__item *it;
 	int rc;
 
 	if (!buf && len)
@@ -146,10 +145,10 @@ ssize_t zc_recv(struct zc_conn *c, void *buf, size_t len, int flags)
 	}
 	/* Gather what small messages already arrived, up to len. */
 	while (it && it->kind == ZC_ITEM_EAGER && got < len) {
-		got += zc_item_copy(c, it, p + got, len - got);
-		it = zc_item_head(c);
+		got += zc__item_copy(&c->ep, it, p + got, len - got);
+		it = zc__item_head(&c->ep);
 	}
-	zc_flush_ctl(c);
+	zc__flush_ctl(&c->ep);
 	return (ssize_t)got;
 }
 
@@ -161,9 +160,9 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 		return rc;
 	if (len > ZC_RNDV_MAX_LEN)
 		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
-	if (len > c->eager_max)
+	if (len > c->ep.eager_max)
 		return send_rndv_blocking(c, buf, len, flags);
-	while ((rc = c->zq_count ? -EAGAIN : zc_send_eager(c, buf, len, 0, 0)) == -EAGAIN)
+	while ((rc = c->ep.zq_count ? -EAGAIN : zc__send_eager(&c->ep, buf, len, 0, 0)) == -EAGAIN)
 		if ((rc = block(c, flags)))
 			return rc;
 	return rc ? rc : (ssize_t)len;
@@ -172,7 +171,7 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 ssize_t zc_msg_peek(struct zc_conn *c, int flags)
 {
 	int rc;
-	struct zc_item *it = head_item(c, flags, &rc);
+	struct zc__item *it = head_item(c, flags, &rc);
 
 	if (!it)
 		return rc;
@@ -183,7 +182,7 @@ ssize_t zc_msg_peek(struct zc_conn *c, int flags)
 
 ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)
 {
-	struct zc_item *it;
+	struct zc__item *it;
 	size_t n;
 	int rc;
 
@@ -199,10 +198,10 @@ ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)
 		return zc_err(-EMSGSIZE, "next message has %zu bytes, the buffer %zu", n, cap);
 	if (it->kind == ZC_ITEM_EAGER) {
 		if (n == 0)
-			zc_item_pop(c);
+			zc__item_pop(&c->ep);
 		else
-			zc_item_copy(c, it, buf, n);
-		zc_flush_ctl(c);
+			zc__item_copy(&c->ep, it, buf, n);
+		zc__flush_ctl(&c->ep);
 		return (ssize_t)n;
 	}
 	rc = read_rts(c, it, buf, n);
@@ -211,49 +210,34 @@ ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)
 
 int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr, uint64_t token)
 {
-	struct zc_zsend z = {.buf = buf, .len = len, .mr = mr, .token = token};
+	struct zc__zsend z = {.buf = buf, .len = len, .mr = mr, .token = token};
 	int rc = send_check(c, buf, len);
 
 	if (!rc)
-		rc = zc_ctx_room(c->ctx);
+		rc = zc__ctx_room(c->ctx);
 	if (rc)
 		return rc;
 	if (len > ZC_RNDV_MAX_LEN)
 		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
-	/* Beyond the credits, sends wait in the connection's queue in order;
-	 * they go out as credits come back. */
-	rc = c->zq_count ? -EAGAIN : zc_zsend_post(c, &z);
-	if (rc == -EAGAIN && c->zq_count < c->zq_cap) {
-		c->zq[(c->zq_head + c->zq_count++) % c->zq_cap] = z;
-		rc = 0;
-	} else if (rc == -EAGAIN) {
-		rc = zc_err(-EAGAIN, "%u zero-copy sends wait for the peer's credits and the queue (4 x send_depth) "
-				     "is full: reap completions with zc_poll() and retry",
-			    c->zq_count);
-	}
+	rc = zc__zsend_submit(&c->ep, &z);
 	if (!rc)
-		c->ctx->zc_outstanding++;
+		zc__ctx_submitted(c->ctx);
 	return rc;
 }
 
 int zc_recv_zc(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, uint64_t token)
 {
-	struct zc_posted *p;
-	int rc = zc_conn_check(c);
+	struct zc__posted p = {.buf = buf, .len = len, .mr = mr, .token = token};
+	int rc = zc__conn_check(c);
 
 	if (!rc)
-		rc = zc_ctx_room(c->ctx);
+		rc = zc__ctx_room(c->ctx);
 	if (rc)
 		return rc;
 	if (!buf && len)
 		return zc_err(-EINVAL, "NULL buffer");
-	if (c->posted_count == c->posted_cap)
-		return zc_err(-ENOSPC, "%u receive buffers already posted", c->posted_count);
-	p = &c->posted[(c->posted_head + c->posted_count) % c->posted_cap];
-	*p = (struct zc_posted){.buf = buf, .len = len, .mr = mr, .token = token};
-	c->posted_count++;
-	c->ctx->zc_outstanding++;
-	zc_match_posted(c);
-	zc_flush_ctl(c);
-	return 0;
+	rc = zc__posted_add(&c->ep, &p);
+	if (!rc)
+		zc__ctx_submitted(c->ctx);
+	return rc;
 }

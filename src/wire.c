@@ -129,3 +129,43 @@ int zc_priv_decode(const void *buf, size_t len, struct zc_priv *pr)
 		return proto("read depth out of range", pr->rd_atom);
 	return 0;
 }
+
+/* RMA descriptors (zc_export / zc_rma_*) */
+
+#define DESC_VERSION 1
+
+/* Descriptor bytes: u8 version, u8 access, u16 zero, u32 rkey, u64 addr,
+ * u64 len, u64 zero; little-endian. */
+void zc__desc_encode(struct zc_desc *d, int access, uint32_t rkey, uint64_t addr, uint64_t len)
+{
+	uint32_t k = htole32(rkey);
+	uint64_t a = htole64(addr), l = htole64(len);
+
+	memset(d, 0, sizeof(*d));
+	d->bytes[0] = DESC_VERSION;
+	d->bytes[1] = (uint8_t)access;
+	memcpy(d->bytes + 4, &k, 4);
+	memcpy(d->bytes + 8, &a, 8);
+	memcpy(d->bytes + 16, &l, 8);
+}
+
+int zc__desc_decode(const struct zc_desc *d, int *access, uint32_t *rkey, uint64_t *addr, uint64_t *len)
+{
+	static const uint8_t zero[8];
+	uint32_t k;
+	uint64_t a, l;
+
+	if (!d || d->bytes[0] != DESC_VERSION || d->bytes[2] || d->bytes[3] || memcmp(d->bytes + 24, zero, 8) ||
+	    !d->bytes[1] || (d->bytes[1] & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
+		return zc_err(-EINVAL, "not a zcrdma memory descriptor");
+	memcpy(&k, d->bytes + 4, 4);
+	memcpy(&a, d->bytes + 8, 8);
+	memcpy(&l, d->bytes + 16, 8);
+	*access = d->bytes[1];
+	*rkey = le32toh(k);
+	*addr = le64toh(a);
+	*len = le64toh(l);
+	if (*len == 0 || *addr + *len < *addr)
+		return zc_err(-EINVAL, "memory descriptor with an empty or wrapping range");
+	return 0;
+}

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zcrdma.h"
+
 #define ZC_WIRE_VERSION 1
 #define ZC_HDR_SIZE 16
 #define ZC_RTS_BODY_SIZE 24
@@ -100,5 +102,12 @@ struct zc_priv {
 
 void zc_priv_encode(void *buf, const struct zc_priv *p);
 int zc_priv_decode(const void *buf, size_t len, struct zc_priv *p);
+
+/* An RMA descriptor: u8 version, u8 access, u16 zero, u32 rkey, u64 addr,
+ * u64 len, u64 zero, little-endian. Decoding refuses any other version,
+ * unknown or no access bits, non-zero reserved bytes and empty or wrapping
+ * ranges. */
+void zc__desc_encode(struct zc_desc *d, int access, uint32_t rkey, uint64_t addr, uint64_t len);
+int zc__desc_decode(const struct zc_desc *d, int *access, uint32_t *rkey, uint64_t *addr, uint64_t *len);
 
 #endif

@@ -1,174 +1,170 @@
 /* Transfer protocols: eager sends, rendezvous, credit returns, matching. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "zc_internal.h"
+#include "proto.h"
 
 
-static uint8_t *tx_slot(struct zc_conn *c, uint32_t i)
-{
-	return c->tx_buf + (size_t)i * c->tx_slot_size;
-}
-
-static uint8_t *rx_slot(struct zc_conn *c, uint32_t i)
-{
-	return c->rx_buf + (size_t)i * c->slot_size;
-}
-
-static void fill_hdr(struct zc_conn *c, uint8_t *buf, uint8_t type, uint32_t len, uint32_t id)
+static void fill_hdr(struct zc__ep *e, uint8_t *buf, uint8_t type, uint32_t len, uint32_t id)
 {
 	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id,
-			   .ack = zc_credit_advertise(&c->cr)};
+			   .ack = zc_credit_advertise(&e->cr)};
 
 	zc_hdr_encode(buf, &h);
 }
 
-/* Posts one SEND of the header (and body) staged in sreq i's tx slot. */
-static int post_staged(struct zc_conn *c, int i, uint32_t len, enum ibv_wr_opcode opcode, uint32_t inv_rkey)
+int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
 {
-	struct ibv_sge sge = {.addr = (uintptr_t)tx_slot(c, (uint32_t)i), .length = len, .lkey = c->tx_mr->lkey};
-	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&c->sreq[i].wr, .sg_list = &sge, .num_sge = 1,
-				 .opcode = opcode, .send_flags = IBV_SEND_SIGNALED};
-
-	if (len <= c->ctx->caps.max_inline)
-		wr.send_flags |= IBV_SEND_INLINE;
-	if (opcode == IBV_WR_SEND_WITH_INV)
-		wr.invalidate_rkey = inv_rkey;
-	return zc_post_send_wr(c, &wr);
-}
-
-int zc_send_ctl(struct zc_conn *c, uint8_t type, uint32_t id, uint32_t inv_rkey)
-{
-	int i = zc_sreq_get(c);
+	int i = zc__sreq_get(&e->qp);
 
 	if (i < 0)
 		return -EAGAIN;
-	fill_hdr(c, tx_slot(c, (uint32_t)i), type, 0, id);
+	fill_hdr(e, zc__qp_tx_slot(&e->qp, (uint32_t)i), type, 0, id);
 	if (type == ZC_MSG_CREDIT)
-		c->ctx->stats.credit_msgs++;
-	return post_staged(c, i, ZC_HDR_SIZE, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND, inv_rkey);
+		e->ctx->stats.credit_msgs++;
+	return zc__qp_post_staged(&e->qp, i, ZC_HDR_SIZE, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND, inv_rkey);
 }
 
+static void zq_drain(struct zc__ep *e);
+
 /* A data message's slot is free again: repost it and owe the peer a credit. */
-static void release_slot(struct zc_conn *c, uint32_t slot)
+static void release_slot(struct zc__ep *e, uint32_t slot)
 {
-	zc_credit_release(&c->cr);
-	c->held--;
-	zc_post_recv(c, slot);
+	zc_credit_release(&e->cr);
+	e->held--;
+	zc__qp_post_recv(&e->qp, slot);
 }
 
 /* Sends what control traffic is owed: queued FINs, then a credit return.
  * Callers that consumed data call it too, so an idle peer waiting for
  * credits hears about them without any traffic of its own. */
-void zc_flush_ctl(struct zc_conn *c)
+void zc__flush_ctl(struct zc__ep *e)
 {
-	zc_zq_drain(c);
-	while (c->fin_count && c->sreq_free_count) {
-		struct zc_fin f = c->fin_queue[c->fin_head];
+	zq_drain(e);
+	while (e->fin_count && e->qp.sreq_free_count) {
+		struct zc__fin f = e->fin_queue[e->fin_head];
 
-		c->fin_head = (c->fin_head + 1) % c->n_slots;
-		c->fin_count--;
-		release_slot(c, f.slot);
-		zc_send_ctl(c, ZC_MSG_FIN, f.id, f.rkey);
+		e->fin_head = (e->fin_head + 1) % e->qp.n_slots;
+		e->fin_count--;
+		release_slot(e, f.slot);
+		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey);
 	}
-	if (zc_credit_update_due(&c->cr, c->held) && c->sreq_free_count)
-		zc_send_ctl(c, ZC_MSG_CREDIT, 0, 0);
+	if (zc_credit_update_due(&e->cr, e->held) && e->qp.sreq_free_count)
+		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0);
 	/* Room may have freed for a READ round waiting for it. */
-	zc_read_advance(c, zc_item_head(c));
+	zc__read_advance(e, zc__item_head(e));
 }
 
-int zc_send_eager(struct zc_conn *c, const void *buf, size_t len, uint8_t op, uint64_t token)
+/* A zero-copy eager send's buffer was copied at once; it completes when
+ * its SEND does. */
+static void eager_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
-	struct zc_sreq *s;
+	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+
+	zc__ctx_complete(e->ctx, e->conn, s->token, s->op, status, status ? 0 : s->len);
+}
+
+static void flush_ctl_hook(struct zc__qp *q)
+{
+	zc__flush_ctl(zc_container_of(q, struct zc__ep, qp));
+}
+
+int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, uint64_t token)
+{
+	struct zc__sreq *s;
 	uint8_t *slot;
 	int i;
 
-	if (!c->sreq_free_count || !zc_credit_avail(&c->cr))
+	if (!e->qp.sreq_free_count || !zc_credit_avail(&e->cr))
 		return -EAGAIN;
-	i = zc_sreq_get(c);
-	zc_credit_take(&c->cr);
-	s = &c->sreq[i];
-	s->op = op;
-	s->token = token;
-	s->len = len;
-	slot = tx_slot(c, (uint32_t)i);
-	fill_hdr(c, slot, ZC_MSG_EAGER, (uint32_t)len, 0);
+	i = zc__sreq_get(&e->qp);
+	zc_credit_take(&e->cr);
+	s = &e->qp.sreq[i];
+	if (op) {
+		s->done = eager_done;
+		s->op = op;
+		s->token = token;
+		s->len = len;
+	}
+	slot = zc__qp_tx_slot(&e->qp, (uint32_t)i);
+	fill_hdr(e, slot, ZC_MSG_EAGER, (uint32_t)len, 0);
 	/* One copy into the registered ring: cheaper than registering a small
 	 * buffer, and the caller gets it back at once. */
 	if (len)
 		memcpy(slot + ZC_HDR_SIZE, buf, len);
-	if (ZC_HDR_SIZE + len <= c->ctx->caps.max_inline)
-		c->ctx->stats.inline_msgs++;
+	if (ZC_HDR_SIZE + len <= e->ctx->caps.max_inline)
+		e->ctx->stats.inline_msgs++;
 	else
-		c->ctx->stats.eager_msgs++;
-	return post_staged(c, i, (uint32_t)(ZC_HDR_SIZE + len), IBV_WR_SEND, 0);
+		e->ctx->stats.eager_msgs++;
+	return zc__qp_post_staged(&e->qp, i, (uint32_t)(ZC_HDR_SIZE + len), IBV_WR_SEND, 0);
 }
 
-static int free_rndv(struct zc_conn *c)
+static int free_rndv(struct zc__ep *e)
 {
 	uint32_t i;
 
-	for (i = 0; i < c->n_rndv; i++)
-		if (c->rndv[i].owner == ZC_RNDV_FREE)
+	for (i = 0; i < e->n_rndv; i++)
+		if (e->rndv[i].owner == ZC_RNDV_FREE)
 			return (int)i;
 	return -1;
 }
 
-static void rndv_release(struct zc_conn *c, struct zc_rndv *r)
+static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
 {
-	zc_entry_put(c->ctx, r->entry);
+	zc__entry_put(e->ctx, r->entry);
 	r->entry = NULL;
 	if (r->fallback_mr)
-		zc_dereg_mr(c->ctx, r->fallback_mr);
+		zc__dereg_mr(e->ctx, r->fallback_mr);
 	r->fallback_mr = NULL;
 }
 
 /* Exposes buf to the peer for one RDMA READ and sends it the RTS. */
-int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr, uint8_t owner, uint64_t token,
+int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *mr, uint8_t owner, uint64_t token,
 		 uint32_t *out)
 {
-	struct zc_ctx *ctx = c->ctx;
-	bool window = ctx->caps.mw_type2 && !c->opts.mr_fallback;
+	struct zc_ctx *ctx = e->ctx;
+	bool window = ctx->caps.mw_type2 && !e->mr_fallback;
 	struct zc_rts rts = {.addr = (uintptr_t)buf, .len = len};
-	struct zc_rndv *r;
+	struct zc__rndv *r;
 	struct ibv_mr *local = NULL;
 	int ri, rs, rb = -1, rc, access = 0;
 
-	if (!zc_credit_avail(&c->cr) || c->sreq_free_count < 2 || (ri = free_rndv(c)) < 0 ||
-	    (window && ctx->bind_needs_idle_sq && c->sq_inflight))
+	if (!zc_credit_avail(&e->cr) || e->qp.sreq_free_count < 2 || (ri = free_rndv(e)) < 0 ||
+	    (window && ctx->bind_needs_idle_sq && e->qp.sq_inflight))
 		return -EAGAIN;
-	r = &c->rndv[ri];
+	r = &e->rndv[ri];
 	if (window) {
-		rc = zc_reg_for(ctx, buf, len, mr, false, &local, &access, &r->entry);
+		rc = zc__reg_for(ctx, buf, len, mr, false, &local, &access, &r->entry);
 		if (rc)
 			return rc;
 		/* Read-only pages cannot carry a window: fall back for this one. */
 		if (!(access & IBV_ACCESS_MW_BIND)) {
-			rndv_release(c, r);
+			rndv_release(e, r);
 			window = false;
 		}
 	}
 	if (window) {
 		if (!r->mw && !(r->mw = ibv_alloc_mw(ctx->pd, IBV_MW_TYPE_2))) {
-			rndv_release(c, r);
+			rndv_release(e, r);
 			return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
 		}
-		rb = zc_sreq_get(c);
+		rb = zc__sreq_get(&e->qp);
 		r->rkey = ibv_inc_rkey(r->mw->rkey);
 		{
 			struct ibv_send_wr bind = {
-				.wr_id = (uintptr_t)&c->sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
+				.wr_id = (uintptr_t)&e->qp.sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
 				.send_flags = IBV_SEND_SIGNALED,
 				.bind_mw = {.mw = r->mw, .rkey = r->rkey,
 					    .bind_info = {.mr = local, .addr = (uintptr_t)buf, .length = len,
 							  .mw_access_flags = IBV_ACCESS_REMOTE_READ}},
 			};
-			rc = zc_post_send_wr(c, &bind);
+			rc = zc__qp_post_send(&e->qp, &bind);
 		}
 		if (rc) {
-			rndv_release(c, r);
+			rndv_release(e, r);
 			return rc;
 		}
 		r->mw->rkey = r->rkey;
@@ -177,11 +173,11 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 	} else {
 		if (!ctx->logged_fallback && !local) {
 			zc_log(&ctx->opts, ZC_LOG_WARN, "%s: %s; rendezvous exposes per-transfer MRs instead of memory windows",
-			       ctx->caps.device, c->opts.mr_fallback ? "mr_fallback requested" : "no type-2 memory windows");
+			       ctx->caps.device, e->mr_fallback ? "mr_fallback requested" : "no type-2 memory windows");
 			ctx->logged_fallback = true;
 		}
 		rc = 0;
-		r->fallback_mr = zc_reg_mr(ctx, (void *)buf, len, IBV_ACCESS_REMOTE_READ, &rc);
+		r->fallback_mr = zc__reg_mr(ctx, (void *)buf, len, IBV_ACCESS_REMOTE_READ, &rc);
 		if (!r->fallback_mr)
 			return rc;
 		r->rkey = r->fallback_mr->rkey;
@@ -194,28 +190,28 @@ int zc_send_rndv(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *m
 	r->status = 0;
 	r->token = token;
 	r->len = len;
-	rs = zc_sreq_get(c);
-	zc_credit_take(&c->cr);
-	fill_hdr(c, tx_slot(c, (uint32_t)rs), ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16);
-	zc_rts_encode(tx_slot(c, (uint32_t)rs) + ZC_HDR_SIZE, &rts);
+	rs = zc__sreq_get(&e->qp);
+	zc_credit_take(&e->cr);
+	fill_hdr(e, zc__qp_tx_slot(&e->qp, (uint32_t)rs), ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16);
+	zc_rts_encode(zc__qp_tx_slot(&e->qp, (uint32_t)rs) + ZC_HDR_SIZE, &rts);
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
 	*out = (uint32_t)ri;
-	return post_staged(c, rs, ZC_RTS_SIZE, IBV_WR_SEND, 0);
+	return zc__qp_post_staged(&e->qp, rs, ZC_RTS_SIZE, IBV_WR_SEND, 0);
 }
 
-static void rndv_finish(struct zc_conn *c, struct zc_rndv *r, int status)
+static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status)
 {
 	/* Without the peer's invalidating FIN the window is still bound, and
 	 * rxe refuses to deregister a region under a bound window: revoke it
 	 * by deallocating it (a new one is allocated when needed). */
 	if (status && r->mw) {
-		zc_dealloc_mw(c->ctx, r->mw);
+		zc__dealloc_mw(e->ctx, r->mw);
 		r->mw = NULL;
 	}
-	rndv_release(c, r);
+	rndv_release(e, r);
 	if (r->owner == ZC_RNDV_USER) {
-		zc_ctx_complete(c->ctx, c, r->token, ZC_OP_SEND, status, status ? 0 : r->len);
+		zc__ctx_complete(e->ctx, e->conn, r->token, ZC_OP_SEND, status, status ? 0 : r->len);
 		r->owner = ZC_RNDV_FREE;
 	} else {
 		r->done = true; /* the blocked sender frees it */
@@ -223,19 +219,19 @@ static void rndv_finish(struct zc_conn *c, struct zc_rndv *r, int status)
 	}
 }
 
-void zc_rndv_fail_all(struct zc_conn *c, int err)
+static void rndv_fail_all(struct zc__ep *e, int err)
 {
 	uint32_t i;
 
-	for (i = 0; c->rndv && i < c->n_rndv; i++)
-		if (c->rndv[i].owner != ZC_RNDV_FREE && !c->rndv[i].done)
-			rndv_finish(c, &c->rndv[i], err);
+	for (i = 0; e->rndv && i < e->n_rndv; i++)
+		if (e->rndv[i].owner != ZC_RNDV_FREE && !e->rndv[i].done)
+			rndv_finish(e, &e->rndv[i], err);
 }
 
-static int on_fin(struct zc_conn *c, const struct zc_hdr *h, const struct ibv_wc *wc)
+static int on_fin(struct zc__ep *e, const struct zc_hdr *h, const struct ibv_wc *wc)
 {
 	uint32_t idx = h->id & 0xffff;
-	struct zc_rndv *r = idx < c->n_rndv ? &c->rndv[idx] : NULL;
+	struct zc__rndv *r = idx < e->n_rndv ? &e->rndv[idx] : NULL;
 
 	if (!r || r->owner == ZC_RNDV_FREE || r->done || r->gen != (uint16_t)(h->id >> 16))
 		return zc_err(-ZC_EPEERPROTO, "peer finished rendezvous %#x, which is not outstanding", h->id);
@@ -247,65 +243,66 @@ static int on_fin(struct zc_conn *c, const struct zc_hdr *h, const struct ibv_wc
 		if (!r->fallback_mr && (!inv || wc->invalidated_rkey != r->rkey))
 			return zc_err(-ZC_EPEERPROTO, "peer's FIN did not invalidate the window it was given");
 	}
-	rndv_finish(c, r, 0);
+	rndv_finish(e, r, 0);
 	return 0;
 }
 
-static void item_remove(struct zc_conn *c)
+static void item_remove(struct zc__ep *e)
 {
-	c->item_head = (c->item_head + 1) % c->items_cap;
-	c->item_count--;
+	e->item_head = (e->item_head + 1) % e->items_cap;
+	e->item_count--;
 }
 
-void zc_item_pop(struct zc_conn *c)
+void zc__item_pop(struct zc__ep *e)
 {
-	struct zc_item *it = zc_item_head(c);
+	struct zc__item *it = zc__item_head(e);
 
 	if (it->kind != ZC_ITEM_CLOSE)
-		release_slot(c, it->slot);
-	item_remove(c);
+		release_slot(e, it->slot);
+	item_remove(e);
 }
 
 /* The head RTS is fully consumed: free its slot, then FIN (which carries
  * the credit, keeping control acks strictly increasing). */
-static void finish_rts(struct zc_conn *c, struct zc_item *it)
+static void finish_rts(struct zc__ep *e, struct zc__item *it)
 {
-	struct zc_fin f = {.id = it->id, .rkey = it->inv ? it->rkey : 0, .slot = it->slot};
+	struct zc__fin f = {.id = it->id, .rkey = it->inv ? it->rkey : 0, .slot = it->slot};
 
-	item_remove(c);
-	c->fin_queue[(c->fin_head + c->fin_count++) % c->n_slots] = f;
-	zc_flush_ctl(c);
+	item_remove(e);
+	e->fin_queue[(e->fin_head + e->fin_count++) % e->qp.n_slots] = f;
+	zc__flush_ctl(e);
 }
 
-static int push_item(struct zc_conn *c, const struct zc_item *src)
+static int push_item(struct zc__ep *e, const struct zc__item *src)
 {
-	if (c->item_count == c->items_cap)
+	if (e->item_count == e->items_cap)
 		return zc_err(-ZC_EPEERPROTO, "peer sent more messages than it had credits for");
-	c->items[(c->item_head + c->item_count++) % c->items_cap] = *src;
+	e->items[(e->item_head + e->item_count++) % e->items_cap] = *src;
 	return 0;
 }
 
-void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
+static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 {
-	struct zc_item it = {.slot = slot};
+	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__item it = {.slot = slot};
 	struct zc_hdr h;
 	struct zc_rts rts;
-	int rc = zc_msg_decode(rx_slot(c, slot), wc->byte_len, c->slot_size - ZC_HDR_SIZE, &h, &rts);
+	int rc = zc_msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, e->qp.slot_size - ZC_HDR_SIZE, &h, &rts);
 
 	if (!rc)
-		rc = zc_credit_on_ack(&c->cr, h.ack);
-	if (!rc && zc_msg_is_data(h.type) && !zc_credit_peer_may_send(&c->cr, c->held))
-		rc = zc_err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", c->credits);
+		rc = zc_credit_on_ack(&e->cr, h.ack);
+	if (!rc && zc_msg_is_data(h.type) && !zc_credit_peer_may_send(&e->cr, e->held))
+		rc = zc_err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", e->credits);
 	if (rc) {
-		zc_conn_fail(c, rc);
+		zc__qp_fail(&e->qp, rc);
 		return;
 	}
 	switch (h.type) {
 	case ZC_MSG_EAGER:
 		it.kind = ZC_ITEM_EAGER;
 		it.len = h.len;
-		c->held++;
-		rc = push_item(c, &it);
+		e->held++;
+		rc = push_item(e, &it);
 		break;
 	case ZC_MSG_RTS:
 		it.kind = ZC_ITEM_RTS;
@@ -314,93 +311,94 @@ void zc_on_recv(struct zc_conn *c, uint32_t slot, const struct ibv_wc *wc)
 		it.rkey = rts.rkey;
 		it.inv = rts.flags & ZC_RTS_F_INV;
 		it.id = h.id;
-		c->held++;
-		rc = push_item(c, &it);
+		e->held++;
+		rc = push_item(e, &it);
 		break;
 	case ZC_MSG_FIN:
-		rc = on_fin(c, &h, wc);
-		zc_post_recv(c, slot);
+		rc = on_fin(e, &h, wc);
+		zc__qp_post_recv(&e->qp, slot);
 		break;
 	case ZC_MSG_CREDIT:
-		zc_post_recv(c, slot);
+		zc__qp_post_recv(&e->qp, slot);
 		break;
 	case ZC_MSG_CLOSE:
-		c->close_received = true;
+		e->close_received = true;
 		it.kind = ZC_ITEM_CLOSE;
-		zc_post_recv(c, slot);
-		rc = push_item(c, &it);
+		zc__qp_post_recv(&e->qp, slot);
+		rc = push_item(e, &it);
 		break;
 	}
 	if (rc)
-		zc_conn_fail(c, rc);
+		zc__qp_fail(&e->qp, rc);
 	else
-		zc_match_posted(c);
+		zc__match_posted(e);
 }
+
+static void read_done(struct zc__qp *q, struct zc__sreq *s, int status);
 
 /* Posts READ pieces of the round while READ depth and send-queue room last;
  * one send request stays free for the FIN and credit traffic. A failed
  * post fails the round. */
-static void post_reads(struct zc_conn *c, struct zc_item *it)
+static void post_reads(struct zc__ep *e, struct zc__item *it)
 {
-	uint64_t max = c->ctx->read_chunk;
+	uint64_t max = e->ctx->read_chunk;
 
-	while (it->posted < it->want && c->reads_inflight < c->max_reads && c->sreq_free_count > 1) {
+	while (it->posted < it->want && e->reads_inflight < e->max_reads && e->qp.sreq_free_count > 1) {
 		uint64_t n = it->want - it->posted < max ? it->want - it->posted : max;
 		struct ibv_sge sge = {.addr = (uintptr_t)(it->dst + it->posted), .length = (uint32_t)n,
 				      .lkey = it->dst_lkey};
-		int i = zc_sreq_get(c);
-		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&c->sreq[i].wr, .sg_list = &sge, .num_sge = 1,
+		int i = zc__sreq_get(&e->qp);
+		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&e->qp.sreq[i].wr, .sg_list = &sge, .num_sge = 1,
 					 .opcode = IBV_WR_RDMA_READ, .send_flags = IBV_SEND_SIGNALED,
 					 .wr.rdma = {.remote_addr = it->raddr + it->off + it->posted, .rkey = it->rkey}};
 
-		c->sreq[i].wr.kind = ZC_WR_READ;
-		if (zc_post_send_wr(c, &wr)) {
-			zc_sreq_put(c, (uint32_t)i);
-			it->status = c->err;
+		e->qp.sreq[i].done = read_done;
+		if (zc__qp_post_send(&e->qp, &wr)) {
+			zc__sreq_put(&e->qp, (uint32_t)i);
+			it->status = e->qp.err;
 			return;
 		}
 		it->posted += n;
 		it->reads++;
-		c->reads_inflight++;
+		e->reads_inflight++;
 	}
 }
 
-static void complete_posted(struct zc_conn *c, int status, size_t len)
+static void complete_posted(struct zc__ep *e, int status, size_t len)
 {
-	struct zc_posted *p = &c->posted[c->posted_head];
+	struct zc__posted *p = &e->posted[e->posted_head];
 
-	zc_entry_put(c->ctx, p->entry);
-	zc_ctx_complete(c->ctx, c, p->token, ZC_OP_RECV, status, len);
-	c->posted_head = (c->posted_head + 1) % c->posted_cap;
-	c->posted_count--;
+	zc__ctx_complete(e->ctx, e->conn, p->token, ZC_OP_RECV, status, len);
+	e->posted_head = (e->posted_head + 1) % e->posted_cap;
+	e->posted_count--;
 }
 
 /* A posted buffer's round is over: the buffer goes back to the application,
  * and the next arrival is matched (or, after a failure, nothing is). */
-static void end_posted_round(struct zc_conn *c, struct zc_item *it)
+static void end_posted_round(struct zc__ep *e, struct zc__item *it)
 {
 	int st = it->status;
 	uint64_t n = it->want;
 
-	zc_item_end_read(c, it);
-	complete_posted(c, st, st ? 0 : n);
+	zc__item_end_read(e, it);
+	complete_posted(e, st, st ? 0 : n);
 	if (st)
-		zc_conn_fail(c, st);
+		zc__qp_fail(&e->qp, st);
 	else
-		zc_match_posted(c);
+		zc__match_posted(e);
 }
 
-void zc_read_advance(struct zc_conn *c, struct zc_item *it)
+void zc__read_advance(struct zc__ep *e, struct zc__item *it)
 {
 	if (!it || it->rstate == ZC_READ_IDLE || it->rstate == ZC_READ_DONE)
 		return;
-	if (c->state == ZC_CONN_DEAD && !it->status)
-		it->status = c->err ? c->err : -ECONNABORTED;
+	if (e->qp.dead && !it->status)
+		it->status = e->qp.err ? e->qp.err : -ECONNABORTED;
 	if (it->rstate == ZC_READ_POSTING) {
 		if (!it->status)
-			post_reads(c, it);
-		/* A failed post fails the connection, which advanced the round
-		 * already (zc_fail_pending). */
+			post_reads(e, it);
+		/* A failed post fails the QP, whose failure advanced the round
+		 * already (ep_failed). */
 		if (it->rstate != ZC_READ_POSTING)
 			return;
 		if (it->status || it->posted == it->want)
@@ -409,14 +407,14 @@ void zc_read_advance(struct zc_conn *c, struct zc_item *it)
 	if (it->rstate == ZC_READ_DRAINING && !it->reads) {
 		it->rstate = ZC_READ_DONE;
 		if (it->reader == ZC_READER_POSTED)
-			end_posted_round(c, it);
+			end_posted_round(e, it);
 	}
 }
 
-int zc_item_start_read(struct zc_conn *c, struct zc_item *it, void *buf, size_t len, struct zc_mr *mr,
+int zc__item_start_read(struct zc__ep *e, struct zc__item *it, void *buf, size_t len, struct zc_mr *mr,
 		       uint8_t reader)
 {
-	int rc = zc_lkey_for(c->ctx, buf, len, mr, true, &it->dst_lkey, &it->dst_entry);
+	int rc = zc__lkey_for(e->ctx, buf, len, mr, true, &it->dst_lkey, &it->dst_entry);
 
 	if (rc)
 		return rc;
@@ -426,111 +424,280 @@ int zc_item_start_read(struct zc_conn *c, struct zc_item *it, void *buf, size_t 
 	it->status = 0;
 	it->reader = reader;
 	it->rstate = ZC_READ_POSTING;
-	zc_read_advance(c, it);
+	zc__read_advance(e, it);
 	return 0;
 }
 
 /* Closes a finished READ round: the bytes count as consumed, and a fully
  * read RTS is finished (slot freed, FIN sent). */
-void zc_item_end_read(struct zc_conn *c, struct zc_item *it)
+void zc__item_end_read(struct zc__ep *e, struct zc__item *it)
 {
-	zc_entry_put(c->ctx, it->dst_entry);
+	zc__entry_put(e->ctx, it->dst_entry);
 	it->dst_entry = NULL;
 	it->rstate = ZC_READ_IDLE;
 	if (it->status)
 		return;
 	it->off += it->want;
 	if (it->off == it->len)
-		finish_rts(c, it);
+		finish_rts(e, it);
 }
 
-void zc_on_read_done(struct zc_conn *c, int status)
+static void read_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
-	struct zc_item *it = zc_item_head(c);
+	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__item *it = zc__item_head(e);
 
-	c->reads_inflight--;
+	(void)s;
+	e->reads_inflight--;
 	if (!it || it->kind != ZC_ITEM_RTS || !it->reads)
 		return;
 	it->reads--;
 	if (status && !it->status)
 		it->status = status;
-	zc_read_advance(c, it);
+	zc__read_advance(e, it);
 }
 
 /* Hands arrived messages to buffers posted with zc_recv_zc(), in order. */
-void zc_match_posted(struct zc_conn *c)
+void zc__match_posted(struct zc__ep *e)
 {
-	struct zc_item *it;
+	struct zc__item *it;
 	int rc;
 
-	if (c->state == ZC_CONN_DEAD)
+	if (e->qp.dead)
 		return;
-	while (c->posted_count && (it = zc_item_head(c)) && it->rstate == ZC_READ_IDLE) {
-		struct zc_posted *p = &c->posted[c->posted_head];
+	while (e->posted_count && (it = zc__item_head(e)) && it->rstate == ZC_READ_IDLE) {
+		struct zc__posted *p = &e->posted[e->posted_head];
 		uint64_t left = it->len - it->off;
 
 		if (it->kind == ZC_ITEM_CLOSE) {
-			complete_posted(c, -EPIPE, 0);
+			complete_posted(e, -EPIPE, 0);
 			continue;
 		}
 		if (left > p->len) {
-			complete_posted(c, -EMSGSIZE, left);
+			complete_posted(e, -EMSGSIZE, left);
 			if (it->kind == ZC_ITEM_RTS)
-				finish_rts(c, it);
+				finish_rts(e, it);
 			else
-				zc_item_pop(c);
+				zc__item_pop(e);
 			continue;
 		}
 		if (it->kind == ZC_ITEM_EAGER) {
 			if (left)
-				memcpy(p->buf, rx_slot(c, it->slot) + ZC_HDR_SIZE + it->off, left);
-			zc_item_pop(c);
-			complete_posted(c, 0, left);
+				memcpy(p->buf, zc__qp_rx_slot(&e->qp, it->slot) + ZC_HDR_SIZE + it->off, left);
+			zc__item_pop(e);
+			complete_posted(e, 0, left);
 			continue;
 		}
 		/* A buffer that cannot take the message fails alone; the
 		 * message goes to the next one. */
-		rc = zc_item_start_read(c, it, p->buf, left, p->mr, ZC_READER_POSTED);
+		rc = zc__item_start_read(e, it, p->buf, left, p->mr, ZC_READER_POSTED);
 		if (!rc)
 			return;
-		complete_posted(c, rc, 0);
+		complete_posted(e, rc, 0);
 	}
 }
 
 /* Copies up to len bytes of the head EAGER item; pops it when drained. */
-size_t zc_item_copy(struct zc_conn *c, struct zc_item *it, void *buf, size_t len)
+size_t zc__item_copy(struct zc__ep *e, struct zc__item *it, void *buf, size_t len)
 {
 	uint64_t left = it->len - it->off;
 	size_t n = len < left ? len : (size_t)left;
 
 	if (n)
-		memcpy(buf, rx_slot(c, it->slot) + ZC_HDR_SIZE + it->off, n);
+		memcpy(buf, zc__qp_rx_slot(&e->qp, it->slot) + ZC_HDR_SIZE + it->off, n);
 	it->off += n;
 	if (it->off == it->len)
-		zc_item_pop(c);
+		zc__item_pop(e);
 	return n;
 }
 
-int zc_zsend_post(struct zc_conn *c, const struct zc_zsend *z)
+static int zsend_post(struct zc__ep *e, const struct zc__zsend *z)
 {
 	uint32_t idx;
 
-	return z->len > c->eager_max ? zc_send_rndv(c, z->buf, z->len, z->mr, ZC_RNDV_USER, z->token, &idx)
-				     : zc_send_eager(c, z->buf, z->len, ZC_OP_SEND, z->token);
+	return z->len > e->eager_max ? zc__send_rndv(e, z->buf, z->len, z->mr, ZC_RNDV_USER, z->token, &idx)
+				     : zc__send_eager(e, z->buf, z->len, ZC_OP_SEND, z->token);
 }
 
 /* Posts queued zero-copy sends, in order, while credits and room last. */
-void zc_zq_drain(struct zc_conn *c)
+static void zq_drain(struct zc__ep *e)
 {
-	while (c->zq_count && c->state != ZC_CONN_DEAD) {
-		struct zc_zsend *z = &c->zq[c->zq_head];
-		int rc = zc_zsend_post(c, z);
+	while (e->zq_count && !e->qp.dead) {
+		struct zc__zsend *z = &e->zq[e->zq_head];
+		int rc = zsend_post(e, z);
 
 		if (rc == -EAGAIN)
 			return;
 		if (rc)
-			zc_ctx_complete(c->ctx, c, z->token, ZC_OP_SEND, rc, 0);
-		c->zq_head = (c->zq_head + 1) % c->zq_cap;
-		c->zq_count--;
+			zc__ctx_complete(e->ctx, e->conn, z->token, ZC_OP_SEND, rc, 0);
+		e->zq_head = (e->zq_head + 1) % e->zq_cap;
+		e->zq_count--;
 	}
+}
+
+int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z)
+{
+	/* Beyond the credits, sends wait in the queue in order; they go out
+	 * as credits come back. */
+	int rc = e->zq_count ? -EAGAIN : zsend_post(e, z);
+
+	if (rc != -EAGAIN)
+		return rc;
+	if (e->zq_count == e->zq_cap)
+		return zc_err(-EAGAIN, "%u zero-copy sends wait for the peer's credits and the queue (4 x send_depth) "
+				       "is full: reap completions with zc_poll() and retry",
+			      e->zq_count);
+	e->zq[(e->zq_head + e->zq_count++) % e->zq_cap] = *z;
+	return 0;
+}
+
+int zc__posted_add(struct zc__ep *e, const struct zc__posted *p)
+{
+	if (e->posted_count == e->posted_cap)
+		return zc_err(-ENOSPC, "%u receive buffers already posted", e->posted_count);
+	e->posted[(e->posted_head + e->posted_count++) % e->posted_cap] = *p;
+	zc__match_posted(e);
+	zc__flush_ctl(e);
+	return 0;
+}
+
+bool zc__rndv_done(const struct zc__ep *e, uint32_t idx)
+{
+	return e->rndv[idx].done;
+}
+
+int zc__ep_close(struct zc__ep *e)
+{
+	int rc = zc__send_ctl(e, ZC_MSG_CLOSE, 0, 0);
+
+	if (!rc)
+		e->close_sent = true;
+	return rc;
+}
+
+int zc__rndv_reap(struct zc__ep *e, uint32_t idx)
+{
+	struct zc__rndv *r = &e->rndv[idx];
+
+	r->owner = ZC_RNDV_FREE;
+	return r->status;
+}
+
+bool zc__ep_busy(const struct zc__ep *e)
+{
+	uint32_t i;
+
+	if (e->qp.sq_inflight || e->fin_count || e->zq_count)
+		return true;
+	for (i = 0; i < e->n_rndv; i++)
+		if (e->rndv[i].owner != ZC_RNDV_FREE)
+			return true;
+	return false;
+}
+
+/* Gives every zero-copy operation the endpoint still owns back to the
+ * application with err. */
+static void ep_failed(struct zc__qp *q, int err)
+{
+	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__item *it = zc__item_head(e);
+	uint32_t keep;
+
+	rndv_fail_all(e, err);
+	if (it && (it->rstate == ZC_READ_POSTING || it->rstate == ZC_READ_DRAINING) && !it->status)
+		it->status = err;
+	zc__read_advance(e, it);
+	/* The NIC may still write into a posted buffer with READs in flight:
+	 * that one is returned when the round drains (flush completions). */
+	keep = it && it->reader == ZC_READER_POSTED && it->rstate != ZC_READ_IDLE ? 1 : 0;
+	while (e->posted_count > keep) {
+		/* from the tail, so a kept head stays first */
+		struct zc__posted *p = &e->posted[(e->posted_head + e->posted_count - 1) % e->posted_cap];
+
+		zc__ctx_complete(e->ctx, e->conn, p->token, ZC_OP_RECV, err, 0);
+		e->posted_count--;
+	}
+	while (e->zq_count) {
+		zc__ctx_complete(e->ctx, e->conn, e->zq[e->zq_head].token, ZC_OP_SEND, err, 0);
+		e->zq_head = (e->zq_head + 1) % e->zq_cap;
+		e->zq_count--;
+	}
+}
+
+static const struct zc__qp_ops ep_ops = {.recv = ep_recv, .progress = flush_ctl_hook, .failed = ep_failed};
+
+uint32_t zc__ep_slots(uint32_t credits)
+{
+	return 2 * credits + 2;
+}
+
+void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc_priv *p)
+{
+	*p = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)e->credits,
+			      .slot_size = (uint32_t)(ZC_HDR_SIZE + eager_size), .rd_atom = rd_atom ? rd_atom : 1};
+}
+
+int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, bool mr_fallback)
+{
+	uint32_t n = e->qp.n_slots;
+	int rc = zc__qp_setup(&e->qp, id, &ep_ops);
+
+	if (rc)
+		return rc;
+	e->ctx = e->qp.ctx;
+	e->conn = conn;
+	e->credits = credits;
+	e->mr_fallback = mr_fallback;
+	e->items = calloc(n, sizeof(*e->items));
+	e->posted = calloc(n, sizeof(*e->posted));
+	e->fin_queue = calloc(n, sizeof(*e->fin_queue));
+	e->zq_cap = 4 * e->qp.depth;
+	e->zq = calloc(e->zq_cap, sizeof(*e->zq));
+	if (!e->items || !e->posted || !e->fin_queue || !e->zq)
+		return zc_err(-ENOMEM, "out of memory for connection state");
+	e->items_cap = e->posted_cap = n;
+	return 0;
+}
+
+int zc__ep_peer(struct zc__ep *e, const struct zc_priv *peer, size_t eager_size)
+{
+	e->eager_max = peer->slot_size - ZC_HDR_SIZE;
+	if (e->eager_max > eager_size)
+		e->eager_max = eager_size;
+	if (peer->credits > e->credits)
+		return zc_err(-ZC_EPEERPROTO, "peer answered with %u credits, more than the %u offered", peer->credits,
+			      e->credits);
+	e->credits = peer->credits;
+	zc_credit_init(&e->cr, e->credits);
+	e->n_rndv = e->credits;
+	e->rndv = calloc(e->n_rndv, sizeof(*e->rndv));
+	if (!e->rndv)
+		return zc_err(-ENOMEM, "out of memory for rendezvous state");
+	/* rdma_cm carries READ depths in a byte, so 255 is the most either side
+	 * agreed to, whatever the devices could do. */
+	e->max_reads = e->ctx->caps.max_qp_rd_atom < peer->rd_atom ? e->ctx->caps.max_qp_rd_atom : peer->rd_atom;
+	if (e->max_reads > 255)
+		e->max_reads = 255;
+	if (e->max_reads == 0)
+		e->max_reads = 1;
+	return 0;
+}
+
+void zc__ep_release(struct zc__ep *e)
+{
+	uint32_t i;
+
+	if (e->qp.ops)
+		ep_failed(&e->qp, e->qp.err ? e->qp.err : -ECONNABORTED);
+	for (i = 0; e->rndv && i < e->n_rndv; i++)
+		if (e->rndv[i].mw)
+			zc__dealloc_mw(e->ctx, e->rndv[i].mw);
+	zc__qp_release(&e->qp);
+	free(e->items);
+	free(e->posted);
+	free(e->fin_queue);
+	free(e->zq);
+	free(e->rndv);
+	/* As new: a retried connect sets it up again. */
+	*e = (struct zc__ep){0};
 }

@@ -5,7 +5,7 @@
  *   0  a received message: u32 eager_max (LE), then the message itself, whose
  *      length is byte_len (zc_msg_decode: header, EAGER, RTS body, controls)
  *   1  rdma_cm private data, all of the rest (zc_priv_decode; empty = NULL)
- *   2  an RMA descriptor (struct zc_desc, src/rma.c): the first 32 bytes of
+ *   2  an RMA descriptor (struct zc_desc, src/wire.c): the first 32 bytes of
  *      the rest, zero-padded (empty = a NULL descriptor)
  *   3  header and RTS fields -> zc_hdr_encode/zc_rts_encode -> decode
  *   4  private-data fields -> zc_priv_encode -> decode
@@ -13,7 +13,7 @@
  *
  * Every decode is held to three things, any failure being a crash:
  *   - it returns exactly what docs/protocol.md §1.1 and §5 (P1-P3, M1-M6) and
- *     the descriptor layout in src/rma.c say, computed here independently
+ *     the descriptor layout in src/wire.c say, computed here independently
  *     from the bytes;
  *   - what it accepts respects the stated bounds (lengths, ranges, flags);
  *   - what it accepts re-encodes to the same bytes, which decode to the same
@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "zcrdma.h"
-#include "rma_desc.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -261,7 +260,7 @@ static void priv_encode_check(const uint8_t *p, size_t n)
 	priv_check(out, sizeof(out));
 }
 
-/* ---- RMA descriptor (src/rma.c: u8 version 1, u8 access, u16 0, u32 rkey,
+/* ---- RMA descriptor (src/wire.c: u8 version 1, u8 access, u16 0, u32 rkey,
  * u64 addr, u64 len, u64 0; access a non-empty subset of READ|WRITE;
  * len >= 1 and [addr, addr + len) not wrapping) ------------------------------ */
 
@@ -284,7 +283,7 @@ static void desc_check(const struct zc_desc *d)
 	uint32_t rkey, rkey2;
 	uint64_t addr, len, addr2, len2;
 	int access, access2;
-	int rc = fuzz_desc_decode(d, &access, &rkey, &addr, &len);
+	int rc = zc__desc_decode(d, &access, &rkey, &addr, &len);
 
 	CHECK(rc == desc_spec(d ? d->bytes : NULL));
 	if (rc) {
@@ -294,9 +293,9 @@ static void desc_check(const struct zc_desc *d)
 	CHECK(access != 0 && (access & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)) == 0);
 	CHECK(len >= 1 && addr <= UINT64_MAX - len);
 	memset(&out, 0xee, sizeof(out));
-	fuzz_desc_encode(&out, access, rkey, addr, len);
+	zc__desc_encode(&out, access, rkey, addr, len);
 	CHECK(memcmp(out.bytes, d->bytes, ZC_DESC_SIZE) == 0);
-	CHECK(fuzz_desc_decode(&out, &access2, &rkey2, &addr2, &len2) == 0);
+	CHECK(zc__desc_decode(&out, &access2, &rkey2, &addr2, &len2) == 0);
 	CHECK(access2 == access && rkey2 == rkey && addr2 == addr && len2 == len);
 }
 
@@ -316,8 +315,8 @@ static void desc_encode_check(const uint8_t *p, size_t n)
 	take(&p, &n, &f.rkey, sizeof(f.rkey));
 	take(&p, &n, &f.addr, sizeof(f.addr));
 	take(&p, &n, &f.len, sizeof(f.len));
-	fuzz_desc_encode(&d, f.access, f.rkey, f.addr, f.len);
-	rc = fuzz_desc_decode(&d, &access, &rkey, &addr, &len);
+	zc__desc_encode(&d, f.access, f.rkey, f.addr, f.len);
+	rc = zc__desc_decode(&d, &access, &rkey, &addr, &len);
 	CHECK(rc == desc_spec(d.bytes));
 	CHECK(rc || (access == f.access && rkey == f.rkey && addr == f.addr && len == f.len));
 	desc_check(&d);

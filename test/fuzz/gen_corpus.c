@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 
 #include "blk_proto.h"
-#include "rma_desc.h"
+#include "wire.h"
 #include "wire.h"
 
 static const char *outdir;
@@ -134,9 +134,9 @@ static void wire_seeds(void)
 	/* RMA descriptors. */
 	memset(b, 0, sizeof(b));
 	b[0] = W_DESC;
-	fuzz_desc_encode(&d, ZC_ACCESS_REMOTE_READ, 0xabcd, 0x7f0000002000, 8192);
+	zc__desc_encode(&d, ZC_ACCESS_REMOTE_READ, 0xabcd, 0x7f0000002000, 8192);
 	put("wire", "desc-read", b, 1, d.bytes, sizeof(d.bytes));
-	fuzz_desc_encode(&d, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, 7, UINT64_MAX - 4096, 4096);
+	zc__desc_encode(&d, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, 7, UINT64_MAX - 4096, 4096);
 	put("wire", "desc-rw-top", b, 1, d.bytes, sizeof(d.bytes));
 	d.bytes[31] = 1;
 	put("wire", "desc-reserved", b, 1, d.bytes, sizeof(d.bytes));
@@ -202,7 +202,7 @@ static void blk_seeds(void)
 	capsule("cap-hello-qd129", 1000, 0, &c, 64);
 	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_READ, .tag = 7, .lba = 10,
 				 .nblocks = 8};
-	fuzz_desc_encode(&c.desc, ZC_ACCESS_REMOTE_WRITE, 0x55, 0x7f0000004000, 8 * 512);
+	zc__desc_encode(&c.desc, ZC_ACCESS_REMOTE_WRITE, 0x55, 0x7f0000004000, 8 * 512);
 	capsule("cap-read", 1000, 0, &c, 64);
 	c.lba = 999;
 	c.nblocks = 1;
@@ -222,7 +222,7 @@ static void blk_seeds(void)
 	capsule("cap-read-badtag", 1000, 0, &c, 64);
 	c.tag = 0;
 	c.opcode = BLK_OP_WRITE;
-	fuzz_desc_encode(&c.desc, ZC_ACCESS_REMOTE_READ, 0x56, 0x7f0000004000, 8 * 4096);
+	zc__desc_encode(&c.desc, ZC_ACCESS_REMOTE_READ, 0x56, 0x7f0000004000, 8 * 4096);
 	capsule("cap-write-4k", 1000, 2, &c, 64);
 	capsule("cap-write-ro", 1000, 1, &c, 64);
 	capsule("cap-write-short", 1000, 0, &c, 63);

@@ -28,7 +28,7 @@
 
 #include "zcrdma.h"
 #include "rxe_env.h"
-#include "zc_internal.h"
+#include "conn.h"
 
 #define MiB (1024 * 1024)
 #define BIG MiB
@@ -273,6 +273,7 @@ static int faulty_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ib
 	if (fail_next_read && wr->opcode == IBV_WR_RDMA_READ) {
 		fail_next_read = 0;
 		*bad = wr;
+		errno = ENOMEM; /* some providers set it, some do not */
 		return ENOMEM;
 	}
 	return real_post_send(qp, wr, bad);
@@ -301,7 +302,7 @@ static void test_read_postfail(void)
 	int dropped;
 
 	pair_open(&p, 4);
-	verbs = p.c->qp->context;
+	verbs = p.c->ep.qp.qp->context;
 	real_post_send = verbs->ops.post_send;
 	verbs->ops.post_send = faulty_post_send;
 	fail_next_read = 1;

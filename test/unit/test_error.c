@@ -53,6 +53,50 @@ START_TEST(test_err_records_detail_and_negates)
 }
 END_TEST
 
+START_TEST(test_progress_failure_keeps_callers_detail)
+{
+	ck_assert_int_eq(zc_err(-EMSGSIZE, "the caller's own failure"), -EMSGSIZE);
+	zc_err_progress_begin();
+	ck_assert_int_eq(zc_err(-ECONNRESET, "another connection's peer vanished"), -ECONNRESET);
+	ck_assert_str_eq(zc_err_detail(), "another connection's peer vanished");
+	zc_err_progress_begin(); /* progress nests (a CM event reaps the CQ) */
+	zc_err(-EPROTO, "nested");
+	zc_err_progress_end();
+	zc_err_progress_end();
+	ck_assert_str_eq(zc_last_error(), "the caller's own failure");
+	ck_assert_str_eq(zc_err_detail(), "the caller's own failure");
+}
+END_TEST
+
+static int logged_level;
+static char logged[64];
+
+static void log_sink(void *arg, int level, const char *msg)
+{
+	*(int *)arg += 1;
+	logged_level = level;
+	snprintf(logged, sizeof(logged), "%s", msg);
+}
+
+START_TEST(test_log_is_silent_by_default_and_filters_by_level)
+{
+	struct zc_ctx_opts o;
+	int calls = 0;
+
+	zc_ctx_opts_init(&o);
+	zc_log(&o, ZC_LOG_ERR, "nobody listens"); /* no callback: nothing, no crash */
+	ck_assert_int_eq(o.log_level, ZC_LOG_WARN);
+	o.log_fn = log_sink;
+	o.log_arg = &calls;
+	zc_log(&o, ZC_LOG_INFO, "too verbose for WARN");
+	ck_assert_int_eq(calls, 0);
+	zc_log(&o, ZC_LOG_WARN, "window %d", 7);
+	ck_assert_int_eq(calls, 1);
+	ck_assert_int_eq(logged_level, ZC_LOG_WARN);
+	ck_assert_str_eq(logged, "window 7");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("error");
@@ -66,6 +110,8 @@ int main(void)
 	tcase_add_test(tc, test_strerror_unknown_code);
 	tcase_add_test(tc, test_strerror_other_errno_has_text);
 	tcase_add_test(tc, test_err_records_detail_and_negates);
+	tcase_add_test(tc, test_progress_failure_keeps_callers_detail);
+	tcase_add_test(tc, test_log_is_silent_by_default_and_filters_by_level);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,134 @@
+/*
+ * Internal, layer 1 (device and memory): the context's device, protection
+ * domain, completion queue and its arming, the registration helpers, the
+ * ring of finished zero-copy operations, and progress over the CQ.
+ *
+ * Nothing here knows what a connection is. A completion is handed to the
+ * continuation its work request carries (struct zc__wr); connection-manager
+ * events are handed to the context's cm hook, set by the layer that owns
+ * connections.
+ */
+#ifndef ZC_DEV_H
+#define ZC_DEV_H
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zcrdma.h"
+#include "list.h"
+#include "rcache.h"
+
+/* A posted work request: wr_id points at one, and done() runs when its
+ * completion is polled. Whoever posts it sets done. */
+struct zc__wr {
+	void (*done)(struct zc__wr *wr, const struct ibv_wc *wc);
+};
+
+struct zc_ctx {
+	struct zc_ctx_opts opts;
+	struct rdma_event_channel *cm_ch;
+	struct rdma_cm_id *bind_id; /* holds the device for the local address */
+	struct sockaddr_storage local;
+	struct ibv_context *verbs;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *comp_ch;
+	struct ibv_cq *cq;
+	int cq_reserved;
+	/* CQ notification: armed, the next completion raises an event on
+	 * comp_ch; fired, a completion was polled while armed, so an event
+	 * may be (or soon be) on the channel and must be consumed. */
+	bool cq_armed, cq_fired;
+	bool bind_needs_idle_sq; /* see zc__dev_open's device query */
+	uint64_t read_chunk;     /* largest rendezvous READ, likewise */
+	unsigned idle_polls;
+	int epfd;
+	struct zc_caps caps;
+	struct zc_rcache *rcache;
+	struct zc_stats stats;
+	unsigned n_mrs;
+	bool logged_fallback;
+	/* Handles every pending rdma_cm event; returns how many (cm.c). */
+	int (*cm_hook)(struct zc_ctx *ctx);
+	struct zc_list conns;         /* every live connection, freed with the context */
+	struct zc_list listeners;
+	struct zc_completion *done;   /* reaped by zc_poll(): a ring */
+	unsigned done_cap, done_head, done_count, zc_outstanding;
+};
+
+struct zc_mr {
+	struct zc_ctx *ctx;
+	struct ibv_mr *mr;
+	int access;
+	int ibv_access; /* what the registration got (see zc__reg_local) */
+	unsigned exports;
+};
+
+/* A registration-cache entry's handle. */
+struct zc__reg {
+	struct ibv_mr *mr;
+	int ibv_access;
+};
+
+/* dev.c: the device */
+/* Opens the device behind opts-configured ctx->local: PD, CQ, channels,
+ * capabilities, registration cache, completion ring, event fd. */
+int zc__dev_open(struct zc_ctx *ctx, const char *local_addr);
+void zc__dev_close(struct zc_ctx *ctx);
+int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries);
+void zc__ctx_release_cq(struct zc_ctx *ctx, int entries);
+
+/* dev.c: finished zero-copy operations, reaped by zc_poll() */
+/* Whether one more zero-copy operation fits the ring (-EAGAIN if not);
+ * a submission that went through counts itself with zc__ctx_submitted(). */
+int zc__ctx_room(struct zc_ctx *ctx);
+void zc__ctx_submitted(struct zc_ctx *ctx);
+/* Moves up to max finished operations to comps; returns how many. */
+int zc__ctx_reap(struct zc_ctx *ctx, struct zc_completion *comps, int max);
+void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
+/* The connection is being freed: completions not reaped yet must not name
+ * it, and keep its user data instead (zc_poll fills it in for the rest). */
+void zc__ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn, void *data);
+
+/* dev.c: progress */
+/* Polls the CQ once, running each completion's continuation. */
+int zc__ctx_poll_cq(struct zc_ctx *ctx);
+/* The CQ, and the CM channel when the CQ is idle (every 64th time). */
+int zc__ctx_progress(struct zc_ctx *ctx);
+/* Both sources, once. */
+int zc__ctx_progress_all(struct zc_ctx *ctx);
+/* Arms the fd for the caller's sleep and polls what landed before the arm. */
+int zc__ctx_rearm(struct zc_ctx *ctx);
+/* Spins busy_poll_us, then sleeps on the event fd up to timeout_ms;
+ * returns whether anything may have happened. */
+int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms);
+
+/* dev.c: time and addresses */
+int64_t zc__now_ms(void);
+int64_t zc__now_ns(void);
+/* deadline < 0 means forever; returns a poll()-style timeout. */
+int zc__remaining_ms(int64_t deadline);
+int zc__resolve(const char *host, uint16_t port, struct sockaddr_storage *ss);
+
+/* mr.c: registrations */
+int zc__memlock_check(struct zc_ctx *ctx, size_t len);
+void zc__dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr);
+void zc__dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw);
+struct ibv_mr *zc__reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int ibv_access, int *err);
+/* Registers for local use with local write and window binding where the
+ * pages allow; read-only pages (a PROT_READ file mapping) get neither, as
+ * the kernel counts window binding as write access. *ibv_access says what
+ * was granted. */
+struct ibv_mr *zc__reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ibv_access, int *err);
+/* The registration for [buf, buf+len): mr if given, else a cache entry
+ * (*entry, to be put). write: the NIC will write into it. */
+int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **reg,
+		int *ibv_access, struct zc_rcache_entry **entry);
+int zc__lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
+		 struct zc_rcache_entry **entry);
+void zc__entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry);
+/* The registration cache over this context's device. */
+int zc__rcache_open(struct zc_ctx *ctx);
+
+#endif

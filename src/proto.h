@@ -1,0 +1,160 @@
+/*
+ * Internal, layer 3 (protocols): eager sends, rendezvous with its READ
+ * rounds, credits and FIN/CREDIT/CLOSE (xfer.c) over one queue-pair
+ * engine; docs/protocol.md is the wire protocol. struct zc__ep is one
+ * connection's transfer state, written only by xfer.c.
+ */
+#ifndef ZC_PROTO_H
+#define ZC_PROTO_H
+
+#include "credit.h"
+#include "qp.h"
+#include "wire.h"
+
+/* Where a message that arrived waits for the application. */
+enum zc__item_kind { ZC_ITEM_EAGER = 1, ZC_ITEM_RTS, ZC_ITEM_CLOSE };
+
+/*
+ * The RDMA READ round that pulls [off, off + want) of an RTS into dst:
+ *   IDLE      no round: the item waits for a reader
+ *   POSTING   pieces left to post; waits for READ depth or send-queue room
+ *   DRAINING  nothing more to post (all posted, or the round failed); waits
+ *             for the pieces in flight
+ *   DONE      nothing in flight; status says how it ended. A SYNC reader (a
+ *             blocked zc_recv) ends the round; a POSTED one (zc_recv_zc) is
+ *             ended by zc__read_advance() itself.
+ * zc__read_advance() is the only function that moves it: called when the
+ * round starts, on each READ completion, whenever send-queue room frees,
+ * and when the connection fails.
+ */
+enum zc__read_state { ZC_READ_IDLE = 0, ZC_READ_POSTING, ZC_READ_DRAINING, ZC_READ_DONE };
+enum zc__reader { ZC_READER_SYNC = 1, ZC_READER_POSTED };
+
+struct zc__item {
+	uint8_t kind;
+	bool inv;        /* RTS: the rkey is a window FIN must invalidate */
+	uint8_t rstate;  /* enum zc__read_state */
+	uint8_t reader;  /* who waits for the round */
+	uint32_t slot;   /* receive slot held (EAGER, RTS) */
+	uint32_t id;     /* RTS: the sender's rendezvous id */
+	uint32_t rkey;   /* RTS: key of the sender's buffer */
+	uint64_t off;    /* bytes already consumed */
+	uint64_t len;    /* payload length */
+	uint64_t raddr;  /* RTS: the sender's buffer */
+	/* the READ round: [off, off + want) into dst */
+	uint8_t *dst;
+	uint32_t dst_lkey;
+	struct zc_rcache_entry *dst_entry;
+	uint64_t want, posted;
+	uint32_t reads;
+	int status;
+};
+
+/* A buffer posted by zc_recv_zc(). */
+struct zc__posted {
+	void *buf;
+	size_t len;
+	struct zc_mr *mr;
+	uint64_t token;
+};
+
+/* A zero-copy send waiting for a credit or send-queue room. */
+struct zc__zsend {
+	const void *buf;
+	size_t len;
+	struct zc_mr *mr;
+	uint64_t token;
+};
+
+/* Our side of a rendezvous: a buffer exposed to the peer until its FIN. */
+enum zc__rndv_owner { ZC_RNDV_FREE = 0, ZC_RNDV_USER, ZC_RNDV_BLOCKING };
+struct zc__rndv {
+	uint8_t owner;
+	uint16_t gen;
+	bool done;
+	int status;
+	uint64_t token;
+	uint64_t len;
+	struct ibv_mw *mw;              /* window, kept for rebinding */
+	uint32_t rkey;                  /* what the peer was given */
+	struct ibv_mr *fallback_mr;     /* per-transfer MR where windows are off */
+	struct zc_rcache_entry *entry;
+};
+
+/* A FIN that found the send queue full. Its RTS slot stays held until the
+ * FIN is posted, so the FIN is what advertises that slot's credit. */
+struct zc__fin {
+	uint32_t id, rkey, slot;
+};
+
+struct zc__ep {
+	struct zc__qp qp;
+	struct zc_ctx *ctx;
+	struct zc_conn *conn;  /* named in completions */
+	bool mr_fallback;      /* windows refused by the options */
+	uint32_t credits;      /* negotiated: min of both sides, used both ways */
+	size_t eager_max;      /* payload bytes the peer's slots take */
+	bool close_sent;
+	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
+	struct zc_credit cr;
+	/* arrived messages, a FIFO */
+	struct zc__item *items;
+	uint32_t item_head, item_count, items_cap;
+	uint32_t held;          /* data slots held by items */
+	struct zc__posted *posted;
+	uint32_t posted_head, posted_count, posted_cap;
+	struct zc__rndv *rndv;  /* indexed by id & 0xffff */
+	uint32_t n_rndv;
+	uint32_t reads_inflight, max_reads;
+	struct zc__zsend *zq;   /* zero-copy sends queued in submission order */
+	uint32_t zq_head, zq_count, zq_cap;
+	struct zc__fin *fin_queue; /* FINs waiting for send-queue room */
+	uint32_t fin_head, fin_count;
+};
+
+/* xfer.c: set-up and teardown */
+/* Slots for `credits` data messages and as many control messages, plus
+ * CLOSE and a spare (credit.h says why that is enough). */
+uint32_t zc__ep_slots(uint32_t credits);
+/* This side's connection parameters, for the rdma_cm private data. */
+void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc_priv *p);
+/* The QP exists: engine buffers, receive slots, protocol state. */
+int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, bool mr_fallback);
+/* The peer's parameters are known (its private data). */
+int zc__ep_peer(struct zc__ep *e, const struct zc_priv *peer, size_t eager_size);
+/* Gives every zero-copy operation still owned by the endpoint back to the
+ * application with err, then frees its state. Work requests must all be
+ * reaped already (zc__qp_drain). */
+void zc__ep_release(struct zc__ep *e);
+/* Anything still being delivered: sends, FINs, queued zero-copy sends,
+ * rendezvous the peer has not finished. */
+bool zc__ep_busy(const struct zc__ep *e);
+
+/* xfer.c: transfers */
+int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey);
+int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, uint64_t token);
+int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *mr, uint8_t owner, uint64_t token,
+		  uint32_t *idx);
+/* Whether a blocking sender's rendezvous is over; reaping it frees its
+ * entry and returns its status. */
+bool zc__rndv_done(const struct zc__ep *e, uint32_t idx);
+int zc__rndv_reap(struct zc__ep *e, uint32_t idx);
+/* Sends CLOSE: no more data follows from this side. */
+int zc__ep_close(struct zc__ep *e);
+int zc__item_start_read(struct zc__ep *e, struct zc__item *it, void *buf, size_t len, struct zc_mr *mr,
+			uint8_t reader);
+void zc__item_end_read(struct zc__ep *e, struct zc__item *it);
+void zc__read_advance(struct zc__ep *e, struct zc__item *it);
+void zc__item_pop(struct zc__ep *e);
+size_t zc__item_copy(struct zc__ep *e, struct zc__item *it, void *buf, size_t len);
+void zc__match_posted(struct zc__ep *e);
+void zc__flush_ctl(struct zc__ep *e);
+int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z);
+int zc__posted_add(struct zc__ep *e, const struct zc__posted *p);
+
+static inline struct zc__item *zc__item_head(struct zc__ep *e)
+{
+	return e->item_count ? &e->items[e->item_head] : NULL;
+}
+
+#endif
