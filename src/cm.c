@@ -161,19 +161,25 @@ static void opened(struct zc_conn *c)
 		zc__qp_fail(&c->ep.qp, zc_err(-ECONNRESET, "the peer disconnected right after connecting"));
 }
 
-/* Waits for the next rdma_cm event of a connection being set up. */
+static int cm_answered(struct zc_conn *c, void *arg)
+{
+	(void)arg;
+	return c->cm_event != ZC_CM_NONE;
+}
+
+/* Waits for the next rdma_cm event of a connection being set up. A
+ * connection that fails meanwhile (the peer's first message broke the
+ * protocol) ends the wait with its error. */
 static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 {
-	int ev;
+	char what[64];
+	int ev, rc;
 
 	c->cm_event = ZC_CM_NONE;
-	while (c->cm_event == ZC_CM_NONE) {
-		if (c->ep.qp.err) /* e.g. the peer's first message broke the protocol */
-			return zc__qp_error(&c->ep.qp);
-		if (zc__remaining_ms(deadline) == 0)
-			return zc_err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(expected));
-		zc__ctx_wait(c->ctx, zc__remaining_ms(deadline) > 100 ? 100 : zc__remaining_ms(deadline));
-	}
+	snprintf(what, sizeof(what), "waiting for %s", rdma_event_str(expected));
+	rc = zc__conn_wait_for(c, cm_answered, NULL, deadline, what);
+	if (rc < 0)
+		return rc;
 	ev = c->cm_event;
 	if (ev == expected)
 		return c->cm_status < 0 ? zc_err(c->cm_status, "%s", c->cm_detail) : 0;
@@ -255,16 +261,17 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 	return wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
 }
 
+static int never(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
 /* Waits until retry_at (or the deadline) making progress on the context's
  * other connections, instead of sleeping under them. */
 static void backoff(struct zc_ctx *ctx, int64_t retry_at, int64_t deadline)
 {
-	int left;
-
-	if (retry_at > deadline)
-		retry_at = deadline;
-	while ((left = zc__remaining_ms(retry_at)) > 0)
-		zc__ctx_wait(ctx, left);
+	zc__ctx_wait_for(ctx, never, NULL, retry_at < deadline ? retry_at : deadline);
 }
 
 int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
@@ -475,6 +482,11 @@ static bool peer_abandoned(int rc)
 	       rc == -ECONNABORTED;
 }
 
+static int request_pending(void *arg)
+{
+	return ((struct zc_listener *)arg)->pending_count > 0;
+}
+
 int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 {
 	char skipped[160] = "";
@@ -483,24 +495,16 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 
 	if (!l || !out)
 		return zc_err(-EINVAL, "zc_accept: listener and output are required");
-	deadline = timeout_ms < 0 ? -1 : zc__now_ms() + timeout_ms;
+	deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
 	zc__ctx_progress(l->ctx);
 	zc__cm_process(l->ctx);
 	for (;;) {
-		while (!l->pending_count) {
-			int left = zc__remaining_ms(deadline);
-
-			if (left == 0 && timeout_ms == 0) {
-				zc__ctx_rearm(l->ctx); /* the caller may now sleep on zc_ctx_fd() */
-				if (l->pending_count)
-					break;
-				return -EAGAIN;
-			}
-			if (left == 0)
-				return zc_err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
-					      *skipped ? "; a handshake failed: " : "", skipped);
-			zc__ctx_wait(l->ctx, left);
-		}
+		rc = zc__ctx_wait_for(l->ctx, request_pending, l, deadline);
+		if (rc == -EAGAIN)
+			return rc; /* the fd is armed: the caller may sleep on it */
+		if (rc == -ETIMEDOUT)
+			return zc_err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
+				      *skipped ? "; a handshake failed: " : "", skipped);
 		rc = accept_one(l, out);
 		if (!rc || !peer_abandoned(rc))
 			return rc;
@@ -561,10 +565,29 @@ int zc__conn_keepalive(struct zc_conn *c)
 	return 0;
 }
 
-int zc__conn_wait(struct zc_conn *c)
+struct conn_wait {
+	struct zc_conn *c;
+	int (*cond)(struct zc_conn *c, void *arg);
+	void *arg;
+};
+
+static int conn_cond(void *arg)
 {
-	zc__ctx_wait(c->ctx, 100);
-	return zc__conn_keepalive(c);
+	struct conn_wait *w = arg;
+	int rc = w->cond(w->c, w->arg);
+
+	return rc ? rc : zc__conn_keepalive(w->c);
+}
+
+int zc__conn_wait_for(struct zc_conn *c, int (*cond)(struct zc_conn *c, void *arg), void *arg, int64_t deadline,
+		      const char *what)
+{
+	struct conn_wait w = {.c = c, .cond = cond, .arg = arg};
+	int rc = zc__ctx_wait_for(c->ctx, conn_cond, &w, deadline);
+
+	if (rc == -ETIMEDOUT)
+		return zc_err(rc, "timed out %s", what);
+	return rc;
 }
 
 void zc_conn_set_data(struct zc_conn *c, void *data)
@@ -587,6 +610,22 @@ int zc_abort(struct zc_conn **pc)
 	return 0;
 }
 
+/* Linger: everything we sent must be delivered (rendezvous buffers read by
+ * the peer) before CLOSE tells it no more data follows, and CLOSE itself
+ * before the disconnect, or the peer would see a reset. Met when that is
+ * done, or when there is nobody left to tell. */
+static int lingered(struct zc_conn *c, void *arg)
+{
+	(void)arg;
+	if (c->state != ZC_CONN_OPEN || c->ep.qp.err || c->disconnected)
+		return 1;
+	if (zc__ep_busy(&c->ep))
+		return 0;
+	if (!c->ep.close_sent)
+		return zc__ep_close(&c->ep); /* 0 once posted: wait for its completion */
+	return 1;
+}
+
 int zc_close(struct zc_conn **pc)
 {
 	struct zc_conn *c;
@@ -598,26 +637,9 @@ int zc_close(struct zc_conn **pc)
 	c = *pc;
 	*pc = NULL;
 	deadline = zc__now_ms() + c->opts.timeout_ms;
-	/* Linger: everything we sent must be delivered (rendezvous buffers read
-	 * by the peer) before CLOSE tells it no more data follows. */
-	while (c->state == ZC_CONN_OPEN && !c->ep.qp.err && !c->disconnected) {
-		bool busy = zc__ep_busy(&c->ep);
-
-		if (!busy && !c->ep.close_sent) {
-			rc = zc__ep_close(&c->ep);
-			if (rc)
-				break;
-			continue;
-		}
-		if (!busy)
-			break;
-		if (zc__remaining_ms(deadline) == 0) {
-			rc = zc_err(-ETIMEDOUT, "zc_close: the peer did not take the remaining data in %d ms",
-				    c->opts.timeout_ms);
-			break;
-		}
-		zc__conn_wait(c);
-	}
+	rc = zc__conn_wait_for(c, lingered, NULL, deadline, "in zc_close: the peer did not take the remaining data");
+	if (rc > 0 || rc == -ECONNRESET)
+		rc = 0; /* a peer that reset after taking everything */
 	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET)
 		rc = zc__qp_error(&c->ep.qp);
 	return conn_teardown(c, rc);

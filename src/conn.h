@@ -83,8 +83,13 @@ int zc__cm_process(struct zc_ctx *ctx);
 int zc__conn_check(struct zc_conn *conn);
 /* Probes a quiet connection (see zc_conn_opts.keepalive_ms). */
 int zc__conn_keepalive(struct zc_conn *conn);
-/* Waits for progress on behalf of a call blocked on conn. */
-int zc__conn_wait(struct zc_conn *conn);
+/* The wait of a call blocked on conn (zc__ctx_wait_for): until cond(conn,
+ * arg) returns non-zero (> 0 met, < 0 an error), the connection fails (its
+ * error, after cond had its say), or deadline passes (-ETIMEDOUT, with
+ * "timed out <what>" in zc_last_error()); ZC__NOWAIT gives -EAGAIN at
+ * once. Quiet peers are probed meanwhile. */
+int zc__conn_wait_for(struct zc_conn *conn, int (*cond)(struct zc_conn *conn, void *arg), void *arg,
+		      int64_t deadline, const char *what);
 
 /* rma.c */
 int zc__rma_setup(struct zc_conn *conn);

@@ -108,34 +108,44 @@ static void keepalive_all(struct zc_ctx *ctx)
 		zc__conn_keepalive(zc_container_of(n, struct zc_conn, node));
 }
 
+struct reap {
+	struct zc_ctx *ctx;
+	struct zc_completion *comps;
+	int max, n;
+	bool waiting; /* a blocking poll probes quiet connections */
+};
+
+static int reap_some(void *arg)
+{
+	struct reap *r = arg;
+	int i;
+
+	for (i = r->n, r->n += zc__ctx_reap(r->ctx, r->comps + r->n, r->max - r->n); i < r->n; i++)
+		if (r->comps[i].conn) /* else zc__ctx_forget_conn kept the data */
+			r->comps[i].data = r->comps[i].conn->data;
+	if (r->n)
+		return 1;
+	if (r->waiting)
+		keepalive_all(r->ctx);
+	return 0;
+}
+
 int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeout_ms)
 {
-	int64_t deadline;
-	int n = 0;
+	struct reap r = {.ctx = ctx, .comps = comps, .max = max, .waiting = timeout_ms != 0};
+	int rc;
 
 	if (!ctx || !comps || max <= 0)
 		return zc_err(-EINVAL, "zc_poll: bad arguments");
-	deadline = timeout_ms <= 0 ? timeout_ms : zc__now_ms() + timeout_ms;
 	/* once per call, CM included: an event-loop application calls this
 	 * when the context's fd fires, whichever source made it fire */
 	zc__ctx_progress_all(ctx);
-	for (;;) {
-		int left, i;
-
-		for (i = n, n += zc__ctx_reap(ctx, comps + n, max - n); i < n; i++)
-			if (comps[i].conn) /* else zc__ctx_forget_conn kept the data */
-				comps[i].data = comps[i].conn->data;
-		if (n == max)
-			return n; /* the caller comes back for the rest */
-		left = timeout_ms == 0 ? 0 : zc__remaining_ms(deadline); /* no clock read for a poll */
-		if (n || left == 0) {
-			/* Returning with the ring empty: the caller may sleep
-			 * on the fd next, so it must be armed. */
-			if (zc__ctx_rearm(ctx) && ctx->done_count)
-				continue;
-			return n;
-		}
-		zc__ctx_wait(ctx, left < 0 || left > 100 ? 100 : left);
-		keepalive_all(ctx);
-	}
+	rc = zc__ctx_wait_for(ctx, reap_some, &r,
+			      timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms);
+	/* Returning with the ring empty: the caller may sleep on the fd next,
+	 * so it must be armed (-EAGAIN: it is; a full array: the caller comes
+	 * back for the rest). */
+	while (rc != -EAGAIN && r.n < max && zc__ctx_rearm(ctx) && ctx->done_count)
+		reap_some(&r);
+	return r.n;
 }

@@ -329,6 +329,23 @@ int zc__ctx_rearm(struct zc_ctx *ctx)
 	return zc__ctx_progress_all(ctx);
 }
 
+int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline)
+{
+	int rc, left;
+
+	for (;;) {
+		if ((rc = cond(arg)))
+			return rc;
+		if (deadline == ZC__NOWAIT)
+			return zc__ctx_rearm(ctx) && (rc = cond(arg)) ? rc : -EAGAIN;
+		left = zc__remaining_ms(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		/* Short slices: a caller's cond may also probe quiet peers. */
+		zc__ctx_wait(ctx, left < 0 || left > 100 ? 100 : left);
+	}
+}
+
 /* Waits until something may have happened: spins for busy_poll_us, then
  * sleeps on the event fd. */
 int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)

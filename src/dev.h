@@ -104,6 +104,14 @@ int zc__ctx_rearm(struct zc_ctx *ctx);
  * returns whether anything may have happened. */
 int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms);
 
+/* The one bounded wait: makes progress until cond(arg) returns non-zero
+ * (> 0: met, < 0: an error) and returns that, or until deadline (on
+ * zc__now_ms()'s clock; -1 never) passes: -ETIMEDOUT. A deadline of
+ * ZC__NOWAIT looks once more, with the fd armed for the caller's own sleep,
+ * and returns -EAGAIN. Sets no detail: the caller says what timed out. */
+#define ZC__NOWAIT 0
+int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline);
+
 /* dev.c: time and addresses */
 int64_t zc__now_ms(void);
 int64_t zc__now_ns(void);

@@ -283,6 +283,13 @@ static void send_done(struct zc__wr *wr, const struct ibv_wc *wc)
 		q->ops->progress(q);
 }
 
+static int drained(void *arg)
+{
+	struct zc__qp *q = arg;
+
+	return !q->rx_posted && !q->sq_inflight;
+}
+
 void zc__qp_drain(struct zc__qp *q, int timeout_ms)
 {
 	struct ibv_qp_attr attr = {.qp_state = IBV_QPS_ERR};
@@ -298,10 +305,7 @@ void zc__qp_drain(struct zc__qp *q, int timeout_ms)
 		}
 	}
 	ibv_modify_qp(q->qp, &attr, IBV_QP_STATE);
-	while ((q->rx_posted || q->sq_inflight) && zc__remaining_ms(deadline) > 0)
-		if (!zc__ctx_progress(q->ctx))
-			zc__ctx_wait(q->ctx, 10);
-	if (q->rx_posted || q->sq_inflight)
+	if (zc__ctx_wait_for(q->ctx, drained, q, deadline) < 0)
 		zc_log(&q->ctx->opts, ZC_LOG_ERR, "%s: %u receive and %u send work requests not flushed within %d ms",
 		       q->ctx->caps.device, q->rx_posted, q->sq_inflight, timeout_ms);
 }

@@ -21,6 +21,29 @@ static void bind_done(struct zc__qp *q, struct zc__sreq *s, int status)
 	e->status = status;
 }
 
+/* A send request to bind with: on rxe only on an idle send queue (see
+ * bind_needs_idle_sq). */
+static int bind_slot(struct zc_conn *c, void *arg)
+{
+	struct zc__qp *q = &c->ep.qp;
+	int i;
+
+	if (c->ctx->bind_needs_idle_sq && q->sq_inflight)
+		return 0;
+	i = zc__sreq_get(q);
+	if (i < 0)
+		return 0;
+	*(int *)arg = i;
+	return 1;
+}
+
+/* A failed QP flushes the bind, so this wait ends either way. */
+static int bound(struct zc_conn *c, void *arg)
+{
+	(void)c;
+	return !((struct zc_export *)arg)->bind_pending;
+}
+
 /* Binds a type-2 window to the range on conn's QP and waits for the bind. */
 static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, size_t len, int access)
 {
@@ -31,12 +54,9 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 	e->mw = ibv_alloc_mw(c->ctx->pd, IBV_MW_TYPE_2);
 	if (!e->mw)
 		return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
-	/* see bind_needs_idle_sq */
-	while ((c->ctx->bind_needs_idle_sq && q->sq_inflight) || (i = zc__sreq_get(q)) < 0) {
-		if (q->err)
-			return zc__qp_error(q);
-		zc__ctx_wait(c->ctx, 100);
-	}
+	rc = zc__conn_wait_for(c, bind_slot, &i, -1, "");
+	if (rc < 0)
+		return rc;
 	q->sreq[i].done = bind_done;
 	q->sreq[i].arg = e;
 	e->rkey = ibv_inc_rkey(e->mw->rkey);
@@ -52,9 +72,7 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 		zc__sreq_put(q, (uint32_t)i);
 		return rc;
 	}
-	/* A failed QP flushes the bind: the wait ends either way. */
-	while (e->bind_pending)
-		zc__ctx_wait(c->ctx, 100);
+	zc__conn_wait_for(c, bound, e, -1, "");
 	if (e->status)
 		return zc_err(e->status, "binding a memory window failed");
 	e->mw->rkey = e->rkey;

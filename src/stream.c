@@ -5,14 +5,58 @@
 #include "error.h"
 #include "conn.h"
 
-/* Waits for progress on a blocking call; fails if the connection died. */
-static int block(struct zc_conn *c, int flags)
+/* Blocking calls wait for as long as the connection lives. */
+static int64_t deadline_for(int flags)
 {
+	return flags & ZC_DONTWAIT ? ZC__NOWAIT : -1;
+}
+
+struct span {
+	const void *buf;
+	size_t len;
+	uint32_t idx; /* rendezvous started */
+};
+
+/* Conditions of the waits below: > 0 met, 0 not yet, < 0 failed. */
+
+static int eager_sent(struct zc_conn *c, void *arg)
+{
+	struct span *s = arg;
+	int rc = c->ep.zq_count ? -EAGAIN : zc__send_eager(&c->ep, s->buf, s->len, 0, 0);
+
+	return rc == -EAGAIN ? 0 : rc < 0 ? rc : 1;
+}
+
+static int rndv_started(struct zc_conn *c, void *arg)
+{
+	struct span *s = arg;
+	int rc = c->ep.zq_count ? -EAGAIN : zc__send_rndv(&c->ep, s->buf, s->len, NULL, ZC_RNDV_BLOCKING, 0, &s->idx);
+
+	return rc == -EAGAIN ? 0 : rc < 0 ? rc : 1;
+}
+
+/* A failed connection finishes every rendezvous (ep_failed), so this is
+ * met before the connection's error would end the wait. */
+static int rndv_finished(struct zc_conn *c, void *arg)
+{
+	return zc__rndv_done(&c->ep, ((struct span *)arg)->idx);
+}
+
+/* A reset wins over data still queued, as with TCP's RST: once an error is
+ * reported, nothing more is delivered. */
+static int head_ready(struct zc_conn *c, void *arg)
+{
+	(void)arg;
 	if (c->ep.qp.err)
 		return zc__qp_error(&c->ep.qp);
-	if (flags & ZC_DONTWAIT)
-		return zc__ctx_rearm(c->ctx) ? 0 : -EAGAIN;
-	return zc__conn_wait(c);
+	if (c->state != ZC_CONN_OPEN)
+		return zc_err(-ENOTCONN, "the connection is not open");
+	return zc__item_head(&c->ep) && !c->ep.posted_count;
+}
+
+static int round_done(void *arg)
+{
+	return ((struct zc__item *)arg)->rstate == ZC_READ_DONE;
 }
 
 static int send_check(struct zc_conn *c, const void *buf, size_t len)
@@ -33,19 +77,13 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 /* Sends buf by rendezvous and waits until the peer has read it. */
 static ssize_t send_rndv_blocking(struct zc_conn *c, const void *buf, size_t len, int flags)
 {
-	uint32_t idx;
-	int rc;
+	struct span s = {.buf = buf, .len = len};
+	int rc = zc__conn_wait_for(c, rndv_started, &s, deadline_for(flags & ~ZC_DONTWAIT), "");
 
-	while ((rc = c->ep.zq_count ? -EAGAIN : zc__send_rndv(&c->ep, buf, len, NULL, ZC_RNDV_BLOCKING, 0, &idx)) ==
-	       -EAGAIN)
-		if ((rc = block(c, flags & ~ZC_DONTWAIT)))
-			return rc;
-	if (rc)
+	if (rc < 0)
 		return rc;
-	/* A failed connection finishes every rendezvous (ep_failed). */
-	while (!zc__rndv_done(&c->ep, idx))
-		zc__conn_wait(c);
-	rc = zc__rndv_reap(&c->ep, idx);
+	zc__conn_wait_for(c, rndv_finished, &s, -1, "");
+	rc = zc__rndv_reap(&c->ep, s.idx);
 	return rc ? rc : (ssize_t)len;
 }
 
@@ -61,20 +99,12 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 		return send_rndv_blocking(c, buf, len, flags);
 	/* Small or non-blocking: copy through the ring, as much as credits allow. */
 	while (sent < len) {
-		size_t n = len - sent < c->ep.eager_max ? len - sent : c->ep.eager_max;
+		struct span s = {.buf = p + sent, .len = len - sent < c->ep.eager_max ? len - sent : c->ep.eager_max};
 
-		rc = c->ep.zq_count ? -EAGAIN : zc__send_eager(&c->ep, p + sent, n, 0, 0);
-		if (rc == -EAGAIN) {
-			if (sent && (flags & ZC_DONTWAIT))
-				break;
-			rc = block(c, flags);
-			if (rc)
-				return sent ? (ssize_t)sent : rc;
-			continue;
-		}
-		if (rc)
+		rc = zc__conn_wait_for(c, eager_sent, &s, deadline_for(flags), "");
+		if (rc < 0)
 			return sent ? (ssize_t)sent : rc;
-		sent += n;
+		sent += s.len;
 	}
 	return (ssize_t)sent;
 }
@@ -82,29 +112,16 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 /* Waits for the head item unless flags say not to; NULL with *rc set if none. */
 static struct zc__item *head_item(struct zc_conn *c, int flags, int *rc)
 {
-	struct zc__item *it;
-
-	*rc = 0;
 	if (!c) {
 		*rc = zc_err(-EINVAL, "no connection");
 		return NULL;
 	}
 	zc__ctx_progress(c->ctx);
-	/* A reset wins over data still queued, as with TCP's RST: once an
-	 * error is reported, nothing more is delivered. */
-	while (c->ep.qp.err || !(it = zc__item_head(&c->ep)) || c->ep.posted_count) {
-		if (c->ep.qp.err) {
-			*rc = zc__qp_error(&c->ep.qp);
-			return NULL;
-		}
-		if (c->state != ZC_CONN_OPEN) {
-			*rc = zc_err(-ENOTCONN, "the connection is not open");
-			return NULL;
-		}
-		if ((*rc = block(c, flags)))
-			return NULL;
-	}
-	return it;
+	*rc = zc__conn_wait_for(c, head_ready, NULL, deadline_for(flags), "");
+	if (*rc < 0)
+		return NULL;
+	*rc = 0;
+	return zc__item_head(&c->ep);
 }
 
 /* Reads [it->off, it->off + len) of a rendezvous straight into buf. */
@@ -114,10 +131,10 @@ static int read_rts(struct zc_conn *c, struct zc__item *it, void *buf, size_t le
 
 	if (rc)
 		return rc;
-	/* The NIC is writing into buf: wait for it, whatever the flags. A
-	 * failed connection ends the round (zc_read_advance). */
-	while (it->rstate != ZC_READ_DONE)
-		zc__conn_wait(c);
+	/* The NIC is writing into buf: wait for it, whatever the flags and
+	 * even on a failed connection, which ends the round once its READs
+	 * have flushed (zc__read_advance). */
+	zc__ctx_wait_for(c->ctx, round_done, it, -1);
 	rc = it->status;
 	zc__item_end_read(&c->ep, it);
 	return rc;
@@ -154,6 +171,7 @@ ssize_t zc_recv(struct zc_conn *c, void *buf, size_t len, int flags)
 
 ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 {
+	struct span s = {.buf = buf, .len = len};
 	int rc = send_check(c, buf, len);
 
 	if (rc)
@@ -162,10 +180,8 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
 	if (len > c->ep.eager_max)
 		return send_rndv_blocking(c, buf, len, flags);
-	while ((rc = c->ep.zq_count ? -EAGAIN : zc__send_eager(&c->ep, buf, len, 0, 0)) == -EAGAIN)
-		if ((rc = block(c, flags)))
-			return rc;
-	return rc ? rc : (ssize_t)len;
+	rc = zc__conn_wait_for(c, eager_sent, &s, deadline_for(flags), "");
+	return rc < 0 ? rc : (ssize_t)len;
 }
 
 ssize_t zc_msg_peek(struct zc_conn *c, int flags)
