@@ -48,14 +48,6 @@ static size_t msg_size(int i)
 	return (size_t)(i * 7919) % MAXMSG;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 struct pair {
 	struct zc_ctx *sctx, *cctx;
 	struct zc_listener *l;
@@ -226,12 +218,12 @@ static void *abort_server(void *arg)
 		CHECK_RC(zc_abort(&c), "zc_abort");
 		return NULL;
 	}
-	t0 = now_s();
+	t0 = rxe_now();
 	while ((n = zc_msg_recv(c, buf, sizeof(buf), 0)) >= 0)
 		;
-	printf("server: receive failed after the client aborted: %s (%.2f s)\n", zc_strerror((int)n), now_s() - t0);
+	printf("server: receive failed after the client aborted: %s (%.2f s)\n", zc_strerror((int)n), rxe_now() - t0);
 	RXE_ASSERT(n == -ECONNRESET, "expected -ECONNRESET, got %zd (%s)", n, zc_strerror((int)n));
-	RXE_ASSERT(now_s() - t0 < 10, "took %.1f s", now_s() - t0);
+	RXE_ASSERT(rxe_now() - t0 < 10, "took %.1f s", rxe_now() - t0);
 	n = zc_msg_recv(c, buf, sizeof(buf), 0);
 	RXE_ASSERT(n == -ECONNRESET, "the error is not sticky: then %zd (%s)", n, zc_strerror((int)n));
 	zc_close(&c);
@@ -253,14 +245,14 @@ static void abort_client(struct pair *p)
 		CHECK_RC(zc_abort(&c), "zc_abort");
 		return;
 	}
-	t0 = now_s();
+	t0 = rxe_now();
 	for (i = 0; i < 10000 && n >= 0; i++)
 		n = zc_msg_send(c, buf, sizeof(buf), 0);
 	if (n >= 0)
 		n = zc_msg_recv(c, buf, sizeof(buf), 0);
-	printf("client: calls failed after the server aborted: %s (%.2f s)\n", zc_strerror((int)n), now_s() - t0);
+	printf("client: calls failed after the server aborted: %s (%.2f s)\n", zc_strerror((int)n), rxe_now() - t0);
 	RXE_ASSERT(n == -ECONNRESET || n == -ZC_ETRANSPORT, "expected a reset, got %zd (%s)", n, zc_strerror((int)n));
-	RXE_ASSERT(now_s() - t0 < 10, "took %.1f s", now_s() - t0);
+	RXE_ASSERT(rxe_now() - t0 < 10, "took %.1f s", rxe_now() - t0);
 	zc_close(&c);
 }
 
@@ -384,12 +376,12 @@ static void *silent_server(void *arg)
 	ssize_t n;
 
 	CHECK_RC(zc_accept(p->l, &c, 20000), "zc_accept");
-	t0 = now_s();
+	t0 = rxe_now();
 	n = zc_msg_recv(c, buf, sizeof(buf), 0); /* the link dies while this waits */
 	printf("silent: the blocked receive returned %zd (%s) after %.1f s: %s\n", n, zc_strerror((int)n),
-	       now_s() - t0, zc_last_error());
+	       rxe_now() - t0, zc_last_error());
 	RXE_ASSERT(n == -ZC_ETRANSPORT || n == -ECONNRESET, "expected a transport error");
-	RXE_ASSERT(now_s() - t0 < 10, "took %.1f s, more than 10", now_s() - t0);
+	RXE_ASSERT(rxe_now() - t0 < 10, "took %.1f s, more than 10", rxe_now() - t0);
 	zc_abort(&c);
 	return NULL;
 }
