@@ -8,7 +8,7 @@
  * sleeps in its own poll() on zc_ctx_fd() and then calls zc_poll(..., 0)
  * or ZC_DONTWAIT receives. A missed wake-up fails the test (the fd must
  * fire within 10 s while data is due), and so does a fd that stays
- * readable with nothing to do (the wake-ups without progress are counted).
+ * readable with nothing to do (500 or more wake-ups without a completion).
  *
  * zcproof is the zero-copy proof: after registration both ends' payload
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
@@ -126,6 +126,9 @@ static void reap_one(struct zc_ctx *ctx, int op)
 }
 
 static unsigned idle_wakeups;
+/* 136 measured in the TCG guest: internal messages (credits, FINs) wake the
+ * loop without a completion for it; a fd stuck readable gives thousands. */
+#define IDLE_WAKEUPS_MAX 500
 
 /* Sleeps on the context's fd as an application's event loop would. */
 static void evloop_sleep(struct zc_ctx *ctx)
@@ -391,7 +394,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.rcache_misses);
 	if (!strcmp(mode, "evloop")) {
 		printf("event loop: %u wake-ups without a completion\n", idle_wakeups);
-		RXE_ASSERT(idle_wakeups < 2000, "zc_ctx_fd() stays readable with nothing to do");
+		RXE_ASSERT(idle_wakeups < IDLE_WAKEUPS_MAX, "zc_ctx_fd() stays readable with nothing to do");
 	}
 	zc_listener_free(&srv.l);
 	CHECK_RC(zc_ctx_free(&srv.ctx), "zc_ctx_free");
