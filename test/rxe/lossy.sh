@@ -46,7 +46,7 @@ for loss in "${losses[@]}"; do
 
 	port=$((port + 1))
 	rm -f "$work/out"
-	timeout 600 "$bin/zc_copy" -l "$ZC_ADDR_B:$port" -a 60 -t 60 "$work/out" >"$work/rcv.out" 2>&1 &
+	timeout 600 "$bin/zc_copy" -l "$ZC_ADDR_B:$port" -a 60 -t 60 -v "$work/out" >"$work/rcv.out" 2>&1 &
 	rcv=$!
 	wait_listening "$work/rcv.out" $rcv || bad "the zc_copy receiver did not start at $loss"
 	run "zero-copy 64 MiB at $loss" 600 "$bin/zc_copy" -b "$ZC_ADDR_A" -t 60 "$work/in" "$ZC_ADDR_B:$port"
