@@ -632,6 +632,7 @@ int main(int argc, char **argv)
 	sigset_t all, old;
 	uint16_t port;
 	int opt, rc, sv[2], i, n, flags, disconnecting = 0, status = 0;
+	unsigned reconnects;
 	long v;
 
 	blk_init_opts_init(&bo);
@@ -800,6 +801,7 @@ int main(int argc, char **argv)
 	close(b.sock);
 	close(sv[1]);
 	close(b.nbd);
+	reconnects = blk_init_reconnects(b.bi);
 	rc = blk_init_close(&b.bi);
 	if (b.mr)
 		zc_mr_dereg(&b.mr);
@@ -808,6 +810,8 @@ int main(int argc, char **argv)
 	free(b.free_slots);
 	close(b.efd);
 	print_times(&b);
+	if (reconnects)
+		zc_ex_warn("the connection was re-established %u time(s)", reconnects);
 	zc_ex_warn("%s detached%s", b.dev, status ? " after an error" : "");
 	return status;
 }

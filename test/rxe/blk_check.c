@@ -1,12 +1,16 @@
 /*
  * blk_check - checks a running zc_blk_target through the initiator library
  *
- *   blk_check io SRCADDR ADDR:PORT FIRST_LBA BLOCKS SEED [verify]
+ *   blk_check io SRCADDR ADDR:PORT FIRST_LBA BLOCKS SEED [verify|loop]
  *       write BLOCKS blocks from FIRST_LBA with a pattern of SEED in mixed
  *       command sizes, QD 8, read them back in other sizes and verify every
- *       byte; FLUSH; DISCARD the last quarter and read zeros back. Failed
- *       connections are re-established (the count is printed). With
- *       "verify": only read and verify (data another initiator wrote).
+ *       byte; FLUSH; DISCARD the last quarter and read zeros back. With
+ *       "verify": only read and verify (data another initiator wrote). With
+ *       "loop": write, read back and verify over and over, printing
+ *       "ok: pass N" after each, until killed (a test kills it mid-I/O).
+ *       A failed connection fails the run, unless ZC_BLK_RECONNECT=1 (set
+ *       only by tests that inject faults): then it is re-established and
+ *       the count printed.
  *   blk_check errors SRCADDR ADDR:PORT
  *       raw capsules the target must answer with the right error: out-of-range
  *       LBAs, oversize transfers, bad opcodes, fields, tags, lengths, bad and
@@ -239,21 +243,29 @@ static int simple(struct session *s, int opcode, uint64_t lba, uint32_t n)
 	return c.resp.status;
 }
 
-static int do_io(uint64_t first, uint64_t blocks, uint64_t seed, int verify_only)
+static int do_io(uint64_t first, uint64_t blocks, uint64_t seed, int verify_only, int loop)
 {
 	static const uint32_t wsizes[] = {1, 7, 256, 3, 64, 1024, 2, 255, 8};
 	static const uint32_t rsizes[] = {5, 1024, 1, 100, 33, 512, 4};
+	const char *reconnect = getenv("ZC_BLK_RECONNECT");
 	struct session s;
 	struct blk_resp cap;
+	unsigned pass;
 	int rc;
 
-	open_session(&s, 0, 1, (size_t)QD * 128 * 1024);
+	/* On a clean link a failed QP is a bug: reconnecting would hide it. */
+	open_session(&s, 0, reconnect && !strcmp(reconnect, "1"), (size_t)QD * 128 * 1024);
 	if ((size_t)s.g->max_blocks * s.g->block_size > 128 * 1024)
 		fatal("target max transfer larger than this test's slots");
 	printf("ok: connected: %llu blocks of %u bytes, max %u blocks per command, queue depth %u\n",
 	       (unsigned long long)s.g->capacity, s.g->block_size, s.g->max_blocks, s.g->queue_depth);
 	if (first + blocks > s.g->capacity)
 		fatal("the region is beyond the device");
+	for (pass = 1; loop; pass++) {
+		sweep(&s, BLK_OP_WRITE, first, blocks, wsizes, 9, seed + pass, 0);
+		sweep(&s, BLK_OP_READ, first, blocks, rsizes, 7, seed + pass, 0);
+		printf("ok: pass %u\n", pass);
+	}
 	if (!verify_only) {
 		sweep(&s, BLK_OP_WRITE, first, blocks, wsizes, 9, seed, 0);
 		printf("ok: wrote %llu blocks from LBA %llu (seed %llu)\n", (unsigned long long)blocks,
@@ -526,14 +538,15 @@ int main(int argc, char **argv)
 		goto usage;
 	host = h;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!strcmp(argv[1], "io") && (argc == 7 || argc == 8))
+	if (!strcmp(argv[1], "io") && (argc == 7 || (argc == 8 && (!strcmp(argv[7], "verify") ||
+								      !strcmp(argv[7], "loop")))))
 		return do_io(strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0), strtoull(argv[6], NULL, 0),
-			     argc == 8 && !strcmp(argv[7], "verify"));
+			     argc == 8 && !strcmp(argv[7], "verify"), argc == 8 && !strcmp(argv[7], "loop"));
 	if (!strcmp(argv[1], "errors") && argc == 4)
 		return do_errors();
 	if (!strcmp(argv[1], "readonly") && argc == 4)
 		return do_readonly();
 usage:
-	fprintf(stderr, "usage: blk_check io|errors|readonly SRCADDR ADDR:PORT [FIRST_LBA BLOCKS SEED [verify]]\n");
+	fprintf(stderr, "usage: blk_check io|errors|readonly SRCADDR ADDR:PORT [FIRST_LBA BLOCKS SEED [verify|loop]]\n");
 	return 2;
 }

@@ -5,7 +5,7 @@
 #   first); mount; a 64 MiB random file; sync; umount; detach (zc_blk_nbd -d,
 #   the bridge exits 0); the target restarts on the same file; re-attach;
 #   mount; sha256 unchanged; umount; fsck.ext4 -fn clean; detach (SIGTERM to
-#   the bridge this time).
+#   the bridge this time). The bridge must never have had to reconnect.
 #
 #   blk_fs.sh BINDIR     (the directory holding zc_blk_target and zc_blk_nbd)
 # ZC_BLK_KEEP=DIR writes the target's and the bridge's logs there (kept).
@@ -143,6 +143,8 @@ step "umount" umount "$mnt"
 step "fsck.ext4 -fn" fsck.ext4 -fn "$dev"
 detach TERM
 stop_target
+no_reconnect "$logs/nbd.log" || fail "the bridge had to re-establish its connection on a clean link"
+echo "ok: the bridge never reconnected"
 grep -E "failed|never" "$logs/target.log" "$logs/nbd.log" | sed 's/^/    note: /'
 echo "rxe counters:"; counters
 echo "blk_fs: passed"

@@ -10,7 +10,8 @@
 #      the connection goes on; a revoked descriptor ends only that connection.
 #   3. zc_blk_bench runs against the same target while (1) is repeated.
 #   4. a --read-only target over a file refuses WRITE and DISCARD.
-# The target must survive all of it and exit 0 on SIGTERM.
+# The target must survive all of it and exit 0 on SIGTERM; no initiator may
+# need to reconnect.
 #
 #   blk_proto.sh BINDIR     (the directory holding zc_blk_target and blk_check)
 set -u
@@ -112,7 +113,7 @@ bpid=$!
 check io3 "$bin/blk_check" io "$ZC_ADDR_A" "$ZC_ADDR_B:$port" 16384 4096 3
 wait $bpid
 rc=$?
-if [ $rc -eq 0 ] && grep -q '"iops"' "$work/bench.json"; then
+if [ $rc -eq 0 ] && grep -q '"iops"' "$work/bench.json" && no_reconnect "$work/bench.out"; then
 	echo "ok: $(cat "$work/bench.out")"
 else
 	bad "zc_blk_bench: exit status $rc"; show bench "$work/bench.out"

@@ -43,14 +43,6 @@ static size_t size_of(int i)
 	return i % 2 ? BIG : 3000;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -136,7 +128,7 @@ int main(int argc, char **argv)
 		if (i == WARMUP) {
 			fds0 = count_fds();
 			rss0 = rss_kb();
-			t0 = now_s();
+			t0 = rxe_now();
 		}
 		rxe_fill(buf, n, (uint32_t)i);
 		CHECK_RC(zc_connect(ctx, env.addr_b, port, &o, &c), "zc_connect");
@@ -146,7 +138,7 @@ int main(int argc, char **argv)
 		RXE_ASSERT((size_t)got == n && rxe_check(back, n, (uint32_t)i) < 0, "cycle %d: the echo is corrupt", i);
 		CHECK_RC(zc_close(&c), "client zc_close");
 	}
-	t1 = now_s();
+	t1 = rxe_now();
 	pthread_join(t, NULL);
 	fds1 = count_fds();
 	rss1 = rss_kb();

@@ -66,14 +66,6 @@ static uint32_t ch_seed(uint64_t k)
 	return (uint32_t)(k * 2654435761u + 7);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Open file descriptors, listed on stderr if show is set. */
 static int count_fds(int show)
 {
@@ -169,7 +161,7 @@ struct run {
 
 static int fail_at(struct run *r, long err)
 {
-	r->t_err = now_s();
+	r->t_err = rxe_now();
 	return (int)err;
 }
 
@@ -245,7 +237,7 @@ static int reap(struct run *r, int timeout_ms, void (*done)(struct run *, const 
 static void reap_rest(struct run *r, const char *what, void (*done)(struct run *, const struct zc_completion *, void *),
 		      void *arg)
 {
-	while (r->outstanding && now_s() - r->t_err < bound_s)
+	while (r->outstanding && rxe_now() - r->t_err < bound_s)
 		reap(r, 100, done, arg);
 	RXE_ASSERT(r->outstanding == 0, "%s: %d %s operations still pending %.1f s after the error", r->who,
 		   r->outstanding, what, bound_s);
@@ -599,7 +591,7 @@ static void *killer_main(void *arg)
 	while (atomic_load(&k->progress) < KILL_AFTER)
 		usleep(5000);
 	usleep(100000); /* well inside the survivor's next calls */
-	k->t_kill = now_s();
+	k->t_kill = rxe_now();
 	kill(k->pid, SIGKILL);
 	return NULL;
 }
@@ -674,9 +666,9 @@ static void run_case(const char *kind, const char *dir, const char *killed, int 
 	RXE_ASSERT(later < 0, "a later zc_recv returned %zd", later);
 	later = zc_send_zc(r.c, b, sizeof(b), NULL, 99);
 	RXE_ASSERT(later < 0, "a later zc_send_zc returned %zd", later);
-	t_close = now_s();
+	t_close = rxe_now();
 	zc_close(&r.c);
-	t_close = now_s() - t_close;
+	t_close = rxe_now() - t_close;
 	printf("; later calls fail (%s); zc_close %.2f s\n", zc_strerror((int)later), t_close);
 	RXE_ASSERT(t_close < bound_s, "zc_close of the dead connection took %.2f s", t_close);
 

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rxe_env.h"
@@ -60,4 +61,12 @@ long rxe_check(const void *buf, size_t len, uint32_t seed)
 		if (p[i] != pattern_byte(i, seed))
 			return (long)i;
 	return -1;
+}
+
+double rxe_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }

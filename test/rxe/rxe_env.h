@@ -26,6 +26,9 @@ void rxe_fill(void *buf, size_t len, uint32_t seed);
 /* Index of the first byte that differs from rxe_fill(seed), or -1. */
 long rxe_check(const void *buf, size_t len, uint32_t seed);
 
+/* CLOCK_MONOTONIC in seconds: bounds and deadlines are times, never loop counts. */
+double rxe_now(void);
+
 #define RXE_FAIL(...)                                                     \
 	do {                                                              \
 		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \

@@ -8,7 +8,7 @@
  * sleeps in its own poll() on zc_ctx_fd() and then calls zc_poll(..., 0)
  * or ZC_DONTWAIT receives. A missed wake-up fails the test (the fd must
  * fire within 10 s while data is due), and so does a fd that stays
- * readable with nothing to do (the wake-ups without progress are counted).
+ * readable with nothing to do (500 or more wake-ups without a completion).
  *
  * zcproof is the zero-copy proof: after registration both ends' payload
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
@@ -126,6 +126,9 @@ static void reap_one(struct zc_ctx *ctx, int op)
 }
 
 static unsigned idle_wakeups;
+/* 136 measured in the TCG guest: internal messages (credits, FINs) wake the
+ * loop without a completion for it; a fd stuck readable gives thousands. */
+#define IDLE_WAKEUPS_MAX 500
 
 /* Sleeps on the context's fd as an application's event loop would. */
 static void evloop_sleep(struct zc_ctx *ctx)
@@ -187,6 +190,31 @@ static void evloop_recv(struct zc_conn *c, struct zc_ctx *ctx, uint8_t *buf, siz
 	}
 }
 
+/* close and close_server: one side sends MiB + 1 bytes and closes right away. */
+static void send_then_close(struct zc_conn **c, uint8_t *buf)
+{
+	rxe_fill(buf, MiB + 1, 42);
+	RXE_ASSERT(zc_send(*c, buf, 100, 0) == 100 && zc_send(*c, buf + 100, MiB + 1 - 100, 0) == MiB + 1 - 100,
+		   "zc_send before the close");
+	CHECK_RC(zc_close(c), "zc_close right after the data");
+}
+
+/* The other side: every byte, then end of stream (sticky), and a send to the
+ * closed peer fails with -EPIPE. */
+static void recv_until_closed(struct zc_conn *c, uint8_t *buf)
+{
+	uint8_t byte;
+	ssize_t n;
+
+	recv_all(c, buf, MiB + 1);
+	RXE_ASSERT(rxe_check(buf, MiB + 1, 42) < 0, "data before the close corrupt");
+	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the peer closed");
+	n = zc_send(c, &byte, 1, 0);
+	RXE_ASSERT(n == -EPIPE, "a send to the closed peer returned %zd (%s), expected -EPIPE", n,
+		   zc_strerror((int)n));
+	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "end of stream is not sticky");
+}
+
 static void *server(void *arg)
 {
 	struct side *s = arg;
@@ -196,17 +224,14 @@ static void *server(void *arg)
 
 	CHECK_RC(zc_accept(s->l, &c, 20000), "zc_accept");
 	if (!strcmp(mode, "close_server")) {
-		/* The server closes first, right after data: the client must
-		 * still get every byte, then end of stream. */
-		rxe_fill(buf, MiB + 1, 42);
-		RXE_ASSERT(zc_send(c, buf, 100, 0) == 100 && zc_send(c, buf + 100, MiB + 1 - 100, 0) == MiB + 1 - 100,
-			   "server zc_send");
-		CHECK_RC(zc_close(&c), "server zc_close");
+		send_then_close(&c, buf);
 		free(buf);
 		return NULL;
 	}
-	if (!strcmp(mode, "stream") || !strcmp(mode, "close")) {
-		for (i = 0; i < NSIZES && !strcmp(mode, "stream"); i++) {
+	if (!strcmp(mode, "close")) {
+		recv_until_closed(c, buf);
+	} else if (!strcmp(mode, "stream")) {
+		for (i = 0; i < NSIZES; i++) {
 			uint8_t *dst = buf + 3; /* odd destination */
 
 			recv_all(c, dst, sizes[i]);
@@ -281,14 +306,15 @@ static void client(struct zc_ctx *ctx)
 	size_t i;
 
 	CHECK_RC(zc_connect(ctx, env.addr_b, port, NULL, &c), "zc_connect");
-	if (!strcmp(mode, "close_server")) {
-		uint8_t *buf = alloc_buf(MiB + 1), byte;
+	if (!strcmp(mode, "close_server") || !strcmp(mode, "close")) {
+		uint8_t *buf = alloc_buf(MiB + 1);
 
-		recv_all(c, buf, MiB + 1);
-		RXE_ASSERT(rxe_check(buf, MiB + 1, 42) < 0, "data before the close corrupt");
-		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the server closed");
-		RXE_ASSERT(zc_send(c, &byte, 1, 0) < 0 || zc_recv(c, &byte, 1, 0) == 0, "sending after EOF");
-		CHECK_RC(zc_close(&c), "client zc_close after the peer's");
+		if (!strcmp(mode, "close")) {
+			send_then_close(&c, buf);
+		} else {
+			recv_until_closed(c, buf);
+			CHECK_RC(zc_close(&c), "client zc_close after the peer's");
+		}
 		zc_mr_invalidate(ctx, buf, MiB + 1);
 		free(buf);
 		return;
@@ -368,7 +394,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.rcache_misses);
 	if (!strcmp(mode, "evloop")) {
 		printf("event loop: %u wake-ups without a completion\n", idle_wakeups);
-		RXE_ASSERT(idle_wakeups < 2000, "zc_ctx_fd() stays readable with nothing to do");
+		RXE_ASSERT(idle_wakeups < IDLE_WAKEUPS_MAX, "zc_ctx_fd() stays readable with nothing to do");
 	}
 	zc_listener_free(&srv.l);
 	CHECK_RC(zc_ctx_free(&srv.ctx), "zc_ctx_free");

@@ -8,9 +8,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zcrdma.h"
 #include "rxe_env.h"
@@ -25,6 +27,9 @@
 static struct rxe_env env;
 static uint16_t port;
 static uint8_t *expect; /* the server region's initial pattern */
+/* The server saw its connection fail: only then does the client tear its
+ * own end down, so that failure cannot come from the teardown. */
+static atomic_int server_saw_failure;
 
 static void msg(struct zc_conn *c, const char *text)
 {
@@ -85,6 +90,7 @@ static void *server(void *arg)
 	msg(c, "revoked");
 	/* The client's READ through the revoked window kills the connection. */
 	RXE_ASSERT(zc_msg_recv(c, buf, sizeof(buf), 0) < 0, "the connection survived a remote access error");
+	atomic_store(&server_saw_failure, 1);
 	CHECK_RC(zc_export_revoke(&w), "zc_export_revoke after the connection died");
 	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
 	zc_close(&c);
@@ -98,6 +104,7 @@ static void client(struct zc_ctx *ctx)
 	struct zc_desc d[2], junk;
 	struct zc_completion comp;
 	uint8_t *buf = malloc(W_LEN + 8), *src = malloc(W_LEN + 8);
+	double deadline;
 	ssize_t n;
 
 	CHECK_RC(zc_connect(ctx, env.addr_b, port, NULL, &c), "zc_connect");
@@ -128,6 +135,11 @@ static void client(struct zc_ctx *ctx)
 	comp = reap(ctx);
 	printf("read through the revoked export: %s\n", zc_strerror(comp.status));
 	RXE_ASSERT(comp.status == -ZC_EREMOTEACCESS, "expected a remote access error, got %d", comp.status);
+	deadline = rxe_now() + 30;
+	while (!atomic_load(&server_saw_failure)) {
+		RXE_ASSERT(rxe_now() < deadline, "the server's connection survived the remote access error for 30 s");
+		usleep(1000);
+	}
 	zc_abort(&c);
 	zc_mr_invalidate(ctx, buf, W_LEN + 8);
 	zc_mr_invalidate(ctx, src, W_LEN + 8);

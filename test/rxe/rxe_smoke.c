@@ -52,11 +52,12 @@ static struct rdma_cm_event *expect_event(struct rdma_event_channel *ch, enum rd
 static void wait_wc(struct ibv_cq *cq, enum ibv_wc_opcode opcode, uint32_t *byte_len)
 {
 	struct ibv_wc wc;
-	int n, spins = 0;
+	double deadline = rxe_now() + 30;
+	int n;
 
 	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0) {
-		if (++spins > 200000000)
-			RXE_FAIL("timed out polling for a completion");
+		if (rxe_now() > deadline)
+			RXE_FAIL("no completion within 30 s");
 	}
 	if (n < 0)
 		RXE_FAIL("ibv_poll_cq failed");

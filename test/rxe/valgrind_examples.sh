@@ -4,7 +4,8 @@
 # zc_echo (server and verifying client, eager and rendezvous sizes), zc_copy
 # (a 4 MiB file, sha256 compared), zc_blk_target with zc_blk_bench (1 s of
 # random writes then reads) and blk_check io (written, read back, verified).
-# Any memcheck error or definite leak in any process fails the test.
+# Any memcheck error or definite leak in any process fails the test, and so
+# does a block initiator that had to reconnect.
 # Only for the plain build: valgrind cannot run ASan binaries.
 #
 #   valgrind_examples.sh BINDIR SUPPFILE
@@ -79,6 +80,7 @@ timeout 300 "${vg[@]}" "$bin/blk_check" io "$ZC_ADDR_A" "$ZC_ADDR_B:$port" 0 204
 kill -TERM $srv
 wait $srv || rc=1
 srv=
+no_reconnect "$work/brandwrite.err" "$work/brandread.err" || rc=1
 result "zc_blk_target + zc_blk_bench (randwrite, randread) + blk_check io" $rc \
 	"$work/t.err" "$work/brandwrite.err" "$work/brandread.err" "$work/c.err"
 

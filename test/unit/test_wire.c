@@ -69,6 +69,10 @@ START_TEST(test_rts_roundtrip_and_range_checks)
 	in.flags = 0x80;
 	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
 	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	/* A valid RTS one byte short: only its length is wrong. */
+	in.flags = ZC_RTS_F_INV;
+	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
 	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE - 1, 100, &h, &out), -ZC_EPEERPROTO);
 }
 END_TEST
