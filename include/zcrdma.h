@@ -535,11 +535,15 @@ ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
  *   zc_mr_invalidate() or register with zc_mr_reg().
  *
  *   A transfer in flight keeps its registration: its pages stay pinned
- *   until it completes even when the range is unmapped meanwhile, so it
- *   moves the bytes the old pages held (a send carries the content at
- *   unmap time, a receive lands in pages nobody can see any more) or fails;
- *   no later transfer uses them. Unmapping a buffer lent to the library
- *   breaks BUFFER OWNERSHIP; this only bounds the damage.
+ *   until it completes even when the range is unmapped meanwhile, so a
+ *   posted send moves the bytes the old pages held at unmap time and a
+ *   receive lands in pages nobody can see any more (or the transfer
+ *   fails); no later transfer uses them. A zc_send_zc() still queued in
+ *   the library (waiting for credits or, on rxe, for an idle send queue)
+ *   is registered only when it goes out, so it carries what is mapped at
+ *   that address then; likewise a zc_recv_zc() buffer is registered when a
+ *   message arrives for it. Unmapping a buffer lent to the library breaks
+ *   BUFFER OWNERSHIP; this only defines what happens.
  *
  *   Not covered: system calls made without libc (raw syscall(2), inline
  *   assembly, another libc such as musl, static binaries whose libc is not
