@@ -5,7 +5,7 @@
  *      and after zc_memhook_install() patched them (the hook records the
  *      range under the ring's spinlock and makes the system call itself),
  *      and N munmaps of a page where nothing is mapped (a system call that
- *      does nothing, so the hook's share shows);
+ *      does nothing, so the hook's share shows), and the ring push alone;
  *   2. a registration-cache hit (zc_rcache_get + zc_rcache_put of a cached
  *      range, fake registrar), with the cache watching the ring and not,
  *      alternating, once the hooks are in (nothing unmaps meanwhile).
@@ -94,6 +94,24 @@ static double empty_munmap(long n, void *hole)
 	return median(v);
 }
 
+/* What a hook adds besides the jump: one push, uncontended. */
+static double pushes(long n)
+{
+	static struct zc_invring ring;
+	double v[RUNS];
+	int r;
+
+	for (r = 0; r < RUNS; r++) {
+		double t0 = now_ns();
+		long i;
+
+		for (i = 0; i < n; i++)
+			zc_invring_push(&ring, (uintptr_t)i << 12, (uintptr_t)(i + 1) << 12, ZC_INV_UNMAP);
+		v[r] = (now_ns() - t0) / (double)n;
+	}
+	return median(v);
+}
+
 static void *fake_reg(void *arg, void *addr, size_t len, int *err)
 {
 	(void)arg, (void)len, (void)err;
@@ -172,6 +190,7 @@ int main(int argc, char **argv)
 	printf("mmap+munmap, hooks (mode %d):   %7.1f ns (%+.1f ns)\n", mode, after, after - before);
 	printf("munmap of nothing, unhooked:   %7.1f ns\n", e_before);
 	printf("munmap of nothing, hooked:     %7.1f ns (%+.1f ns)\n", e_after, e_after - e_before);
+	printf("ring push alone:               %7.1f ns\n", pushes(n * 10));
 	hit_costs(n * 10);
 	return 0;
 }
