@@ -14,6 +14,13 @@ static void unlock(struct zc_invring *ring)
 	atomic_flag_clear_explicit(&ring->lock, memory_order_release);
 }
 
+void zc_invring_after_fork(struct zc_invring *ring)
+{
+	/* The holder was between taking the lock and bumping the sequence:
+	 * its range is not visible, and its unmap never happened here. */
+	unlock(ring);
+}
+
 void zc_invring_push(struct zc_invring *ring, uintptr_t start, uintptr_t end, int cause)
 {
 	uint64_t seq;

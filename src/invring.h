@@ -52,6 +52,10 @@ struct zc_invring {
 /* Records [start, end). Never allocates; safe inside malloc and free. */
 void zc_invring_push(struct zc_invring *ring, uintptr_t start, uintptr_t end, int cause);
 
+/* In a fork()ed child, the only thread: a lock some other thread of the
+ * parent held at the fork stays held forever unless released here. */
+void zc_invring_after_fork(struct zc_invring *ring);
+
 /* The hot-path check: has anything been pushed since seq? */
 static inline uint64_t zc_invring_seq(struct zc_invring *ring)
 {

@@ -265,8 +265,14 @@ static int patch_libc(void)
 }
 #endif
 
+static void child_after_fork(void)
+{
+	zc_invring_after_fork(&ring);
+}
+
 static void install(void)
 {
+	pthread_atfork(NULL, NULL, child_after_fork);
 	/* On before patching: a handler must never run without recording. */
 	atomic_store(&active, true);
 	if (!patch_libc())

@@ -712,6 +712,19 @@ START_TEST(test_ring_reader_left_behind_by_more_than_its_size_is_told_overflow)
 }
 END_TEST
 
+START_TEST(test_ring_lock_held_at_fork_is_released_in_the_child)
+{
+	struct zc_inv_range r[1];
+	uint64_t from = 0;
+
+	memset(&ring, 0, sizeof(ring));
+	ck_assert(!atomic_flag_test_and_set(&ring.lock)); /* "another thread" holds it */
+	zc_invring_after_fork(&ring);
+	zc_invring_push(&ring, 1, 2, ZC_INV_UNMAP); /* would spin forever otherwise */
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 1), 1);
+}
+END_TEST
+
 START_TEST(test_watched_range_drops_only_overlapping_entries_at_the_next_get)
 {
 	struct zc_rcache *rc = watching_cache();
@@ -861,6 +874,7 @@ int main(void)
 	tcase_add_test(tc, test_random_workload_keeps_references_valid_and_leaks_nothing);
 	tcase_add_test(tc, test_ring_read_returns_ranges_in_order_and_catches_up);
 	tcase_add_test(tc, test_ring_reader_left_behind_by_more_than_its_size_is_told_overflow);
+	tcase_add_test(tc, test_ring_lock_held_at_fork_is_released_in_the_child);
 	tcase_add_test(tc, test_watched_range_drops_only_overlapping_entries_at_the_next_get);
 	tcase_add_test(tc, test_watched_cache_applies_every_range_since_its_last_call_in_order);
 	tcase_add_test(tc, test_ring_overflow_drops_every_entry_in_use_ones_at_their_put);
