@@ -546,7 +546,8 @@ ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
  *   BUFFER OWNERSHIP; this only defines what happens.
  *
  *   Not covered: system calls made without libc (raw syscall(2), inline
- *   assembly, another libc such as musl, static binaries whose libc is not
+ *   assembly, allocators that map memory that way such as ASan's, another
+ *   libc such as musl, static binaries whose libc is not
  *   the shared glibc), another process changing a shared mapping's file or
  *   pages (truncate, hole punching), shmat with SHM_REMAP, and a fork()ed
  *   child's copy-on-write (the parent keeps its pinned pages; see
