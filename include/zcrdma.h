@@ -546,7 +546,8 @@ ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
  *   BUFFER OWNERSHIP; this only defines what happens.
  *
  *   Not covered: system calls made without libc (raw syscall(2), inline
- *   assembly, allocators that map memory that way such as ASan's, another
+ *   assembly, allocators that map memory that way such as ASan's and
+ *   valgrind's replacement malloc, another
  *   libc such as musl, static binaries whose libc is not
  *   the shared glibc), another process changing a shared mapping's file or
  *   pages (truncate, hole punching), shmat with SHM_REMAP, and a fork()ed
