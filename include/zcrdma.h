@@ -36,8 +36,8 @@
  *   lend the buffer to the library until the matching completion is reaped
  *   with zc_poll(): do not touch, free or unmap it before. Buffers that are
  *   not registered with zc_mr_reg() are registered through the registration
- *   cache; call zc_mr_invalidate() before freeing or unmapping memory that
- *   went through it.
+ *   cache, which notices by itself when such memory is unmapped, remapped or
+ *   freed (REGISTRATION CACHE, below zc_mr_invalidate()).
  *
  * COMPLETIONS AND BLOCKING
  *   Calls block unless given ZC_DONTWAIT, in which case they return -EAGAIN
@@ -106,6 +106,12 @@ struct zc_export;
  *                     library is silent; it never writes to stdout/stderr)
  *   log_level         the most verbose level passed to log_fn (default
  *                     ZC_LOG_WARN)
+ *   no_memhooks       if set, this context's registration cache does not
+ *                     follow the process's memory hooks and trusts the
+ *                     application to call zc_mr_invalidate() before it
+ *                     unmaps, remaps or frees memory that went through the
+ *                     cache (default 0: hooks on; see REGISTRATION CACHE
+ *                     below zc_mr_invalidate())
  */
 enum zc_log_level {
 	ZC_LOG_ERR = 1,  /* a resource leaked or a peer broke a rule */
@@ -121,6 +127,7 @@ struct zc_ctx_opts {
 	void (*log_fn)(void *log_arg, int level, const char *msg);
 	void *log_arg;
 	int log_level;
+	int no_memhooks;
 };
 
 /* zc_ctx_opts_init - fill opts with the defaults documented above. */
@@ -159,7 +166,13 @@ struct zc_caps {
 	int mw_type2;           /* type-2 memory windows available */
 	uint64_t memlock_limit; /* RLIMIT_MEMLOCK in bytes, UINT64_MAX if unlimited */
 	int cap_ipc_lock;       /* the process may lock memory beyond the limit */
+	int memhooks;           /* how the registration cache learns of unmaps: ZC_MEMHOOKS_* */
 };
+
+/* zc_caps.memhooks (see REGISTRATION CACHE below zc_mr_invalidate()) */
+#define ZC_MEMHOOKS_OFF 0       /* the context was created with no_memhooks */
+#define ZC_MEMHOOKS_INTERPOSE 1 /* calls through the dynamic linker only */
+#define ZC_MEMHOOKS_PATCH 2     /* libc's own functions patched: malloc/free too */
 
 /* zc_ctx_query - fill caps. Returns 0 or -EINVAL. */
 ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
@@ -186,6 +199,14 @@ struct zc_stats {
 	uint64_t eager_msgs, inline_msgs, rndv_msgs, rndv_bytes;
 	uint64_t credit_msgs, mw_binds, mr_fallbacks;
 	uint64_t regs, deregs, reg_ns; /* ibv_reg_mr/ibv_dereg_mr calls, and the time spent in them */
+	/* Cache entries dropped (they add up to rcache_invalidations), by why:
+	 * munmap or the old place of an mremap; mmap MAP_FIXED or mremap onto
+	 * the range; madvise releasing pages; the heap shrinking (brk, sbrk,
+	 * malloc trimming); shmdt; zc_mr_invalidate(); and every entry dropped
+	 * because more unmaps happened between two calls on the context than
+	 * the hooks' ring holds (1024 ranges). */
+	uint64_t rcache_inv_unmap, rcache_inv_remap, rcache_inv_madvise, rcache_inv_brk;
+	uint64_t rcache_inv_shmdt, rcache_inv_explicit, rcache_inv_overflow;
 };
 
 /* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */
@@ -476,11 +497,67 @@ ZC_API int zc_mr_dereg(struct zc_mr **mr);
 /*
  * zc_mr_invalidate - forget cached registrations of a range
  *
- * Call before freeing or unmapping memory that was passed unregistered to
- * the zero-copy paths. Registrations still used by pending transfers are
- * released when those finish. Returns the number of cache entries dropped.
+ * Drops every cache entry overlapping [addr, addr + len) at once. With the
+ * memory hooks on (the default) this is never needed for correctness: it
+ * is a fast path for memory the application is about to reuse in a way no
+ * hook sees, and the only way with no_memhooks set (then call it before
+ * freeing or unmapping memory that was passed unregistered to the zero-copy
+ * paths). Registrations still used by pending transfers are released when
+ * those finish. Returns the number of cache entries dropped.
  */
 ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
+
+/*
+ * REGISTRATION CACHE
+ *   Buffers passed without a zc_mr are registered on first use and the
+ *   registration is kept (pinned pages and all) for the next transfer
+ *   from or into the same range. A registration pins the pages that were
+ *   mapped when it was made; if the application later unmaps the range and
+ *   maps new memory at the same address, a cache hit would move the OLD
+ *   pages. So the first zc_ctx_new() (unless opts.no_memhooks) installs
+ *   process-wide memory hooks that record every range given up by munmap,
+ *   mremap (old range; a fixed destination too), mmap with MAP_FIXED,
+ *   madvise MADV_DONTNEED / MADV_FREE / MADV_REMOVE / MADV_DONTNEED_LOCKED,
+ *   brk/sbrk shrinking the heap, and shmdt. Every call on a context first
+ *   applies the ranges recorded since its previous call (one atomic load
+ *   when nothing happened), so a hit is only served from pages still
+ *   mapped where they were registered. zc_stats counts the entries dropped
+ *   by each cause.
+ *
+ *   zc_caps.memhooks tells how the hooks are installed. ZC_MEMHOOKS_PATCH
+ *   (x86_64 with glibc): the entries of libc's own munmap, mremap, mmap,
+ *   madvise, brk and shmdt jump to the library's handlers, so the calls
+ *   glibc makes internally (malloc, free, malloc_trim, realloc) are seen
+ *   too. ZC_MEMHOOKS_INTERPOSE (other architectures, or libc could not be
+ *   patched): libzcrdma exports those functions (not brk/sbrk), which
+ *   catches calls through the dynamic linker but not libc's internal ones:
+ *   free() of a large block or a trimmed heap then goes unseen; call
+ *   zc_mr_invalidate() or register with zc_mr_reg().
+ *
+ *   A transfer in flight keeps its registration: its pages stay pinned
+ *   until it completes even when the range is unmapped meanwhile, so a
+ *   posted send moves the bytes the old pages held at unmap time and a
+ *   receive lands in pages nobody can see any more (or the transfer
+ *   fails); no later transfer uses them. A zc_send_zc() still queued in
+ *   the library (waiting for credits or, on rxe, for an idle send queue)
+ *   is registered only when it goes out, so it carries what is mapped at
+ *   that address then; likewise a zc_recv_zc() buffer is registered when a
+ *   message arrives for it. Unmapping a buffer lent to the library breaks
+ *   BUFFER OWNERSHIP; this only defines what happens.
+ *
+ *   Not covered: system calls made without libc (raw syscall(2), inline
+ *   assembly, allocators that map memory that way such as ASan's and
+ *   valgrind's replacement malloc, another
+ *   libc such as musl, static binaries whose libc is not
+ *   the shared glibc), another process changing a shared mapping's file or
+ *   pages (truncate, hole punching), shmat with SHM_REMAP, and a fork()ed
+ *   child's copy-on-write (the parent keeps its pinned pages; see
+ *   rxe_fork). A library that patches the same functions after zcrdma
+ *   disables these hooks. The hooks run inside malloc and free: they never
+ *   allocate or lock anything but a spinlock of their own, which also
+ *   means a signal handler that unmaps memory while its thread is inside a
+ *   zcrdma call could deadlock.
+ */
 
 /* ------------------------------------------------------------------ */
 /* One-sided RMA                                                       */

@@ -93,6 +93,13 @@ int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
 	s->rcache_misses = rs.misses;
 	s->rcache_evictions = rs.evictions;
 	s->rcache_invalidations = rs.invalidations;
+	s->rcache_inv_unmap = rs.inv[ZC_INV_UNMAP];
+	s->rcache_inv_remap = rs.inv[ZC_INV_REMAP];
+	s->rcache_inv_madvise = rs.inv[ZC_INV_MADVISE];
+	s->rcache_inv_brk = rs.inv[ZC_INV_BRK];
+	s->rcache_inv_shmdt = rs.inv[ZC_INV_SHMDT];
+	s->rcache_inv_explicit = rs.inv[ZC_INV_EXPLICIT];
+	s->rcache_inv_overflow = rs.inv[ZC_INV_OVERFLOW];
 	s->rcache_entries = rs.entries;
 	s->rcache_bytes = rs.bytes;
 	return 0;

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "dev.h"
+#include "memhook.h"
 
 static uint64_t status_field(const char *name, int hex)
 {
@@ -252,6 +253,14 @@ static void rcache_dereg(void *arg, void *handle)
 int zc__rcache_open(struct zc_ctx *ctx)
 {
 	struct zc_rcache_ops ops = {.reg = rcache_reg, .dereg = rcache_dereg, .arg = ctx};
+	int rc = zc_rcache_new(&ops, ctx->opts.rcache_entries, ctx->opts.rcache_bytes, &ctx->rcache);
 
-	return zc_rcache_new(&ops, ctx->opts.rcache_entries, ctx->opts.rcache_bytes, &ctx->rcache);
+	if (rc || ctx->opts.no_memhooks)
+		return rc;
+	ctx->caps.memhooks = zc_memhook_install();
+	zc_rcache_watch(ctx->rcache, zc_memhook_ring());
+	if (ctx->caps.memhooks == ZC_MEMHOOKS_INTERPOSE)
+		zc_log(&ctx->opts, ZC_LOG_WARN, "libc could not be patched: the registration cache sees only "
+						"unmaps made through the dynamic linker, not those inside malloc/free");
+	return 0;
 }

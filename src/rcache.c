@@ -51,6 +51,9 @@ struct zc_rcache {
 	struct link lru; /* head.next is the least recently used */
 	struct link detached;
 
+	struct zc_invring *ring; /* NULL unless watching */
+	uint64_t ring_seen;      /* ranges of ring applied so far */
+
 	struct zc_rcache_stats stats;
 };
 
@@ -181,6 +184,52 @@ static int reserve(struct zc_rcache *rc, size_t need)
 	return 0;
 }
 
+/* Drops every entry touching [s, end), counting them under cause. */
+static int drop_range(struct zc_rcache *rc, uintptr_t s, uintptr_t end, int cause)
+{
+	size_t i, j;
+
+	i = first_end_at_least(rc, s + 1);
+	for (j = i; j < rc->n && rc->idx[j]->start < end; j++) {
+		unindex(rc, rc->idx[j]);
+		rc->stats.invalidations++;
+		rc->stats.inv[cause]++;
+	}
+	splice(rc, i, j, NULL);
+	return (int)(j - i);
+}
+
+/* Applies what the hooks pushed since the last call. Applying can push more
+ * (a deregistration may free, and free may unmap): the loop takes those too. */
+static void catch_up(struct zc_rcache *rc)
+{
+	struct zc_inv_range r[64];
+	int n, k;
+
+	while ((n = zc_invring_read(rc->ring, &rc->ring_seen, r, 64)) != 0) {
+		if (n < 0) {
+			drop_range(rc, 0, UINTPTR_MAX, ZC_INV_OVERFLOW);
+			continue;
+		}
+		for (k = 0; k < n; k++)
+			drop_range(rc, r[k].start & ~rc->page_mask, r[k].end, r[k].cause);
+	}
+}
+
+/* The whole cost of watching on the hot path: one acquire load. */
+static void sync_ring(struct zc_rcache *rc)
+{
+	if (rc->ring && zc_invring_seq(rc->ring) != rc->ring_seen)
+		catch_up(rc);
+}
+
+void zc_rcache_watch(struct zc_rcache *rc, struct zc_invring *ring)
+{
+	rc->ring = ring;
+	if (ring)
+		rc->ring_seen = zc_invring_seq(ring);
+}
+
 int zc_rcache_new(const struct zc_rcache_ops *ops, unsigned max_entries, size_t max_bytes,
 		  struct zc_rcache **rcp)
 {
@@ -235,6 +284,7 @@ int zc_rcache_get(struct zc_rcache *rc, const void *addr, size_t len, struct zc_
 
 	if (!rc || !addr || !len || !ep || !page_range(rc, (uintptr_t)addr, len, &s, &end))
 		return -EINVAL;
+	sync_ring(rc);
 
 	/* The only entry that can cover [s, end) is the one containing s. */
 	i = first_end_at_least(rc, s + 1);
@@ -320,23 +370,17 @@ size_t zc_rcache_entry_len(const struct zc_rcache_entry *e)
 int zc_rcache_invalidate(struct zc_rcache *rc, const void *addr, size_t len)
 {
 	uintptr_t s, end;
-	size_t i, j;
 
 	if (!len)
 		return 0;
+	sync_ring(rc);
 	/* A range running off the top of the address space still must drop
 	 * everything it touches; no entry reaches past UINTPTR_MAX, so clamp. */
 	if (!page_range(rc, (uintptr_t)addr, len, &s, &end)) {
 		s = (uintptr_t)addr & ~rc->page_mask;
 		end = UINTPTR_MAX;
 	}
-	i = first_end_at_least(rc, s + 1);
-	for (j = i; j < rc->n && rc->idx[j]->start < end; j++) {
-		unindex(rc, rc->idx[j]);
-		rc->stats.invalidations++;
-	}
-	splice(rc, i, j, NULL);
-	return (int)(j - i);
+	return drop_range(rc, s, end, ZC_INV_EXPLICIT);
 }
 
 void zc_rcache_get_stats(const struct zc_rcache *rc, struct zc_rcache_stats *s)

@@ -12,6 +12,12 @@
  * pending transfer) are never deregistered under it: they leave the index and
  * die when their last reference is put.
  *
+ * A cache that watches a ring of invalidated ranges (invring.h, filled by
+ * the memory hooks of memhook.c) applies every range pushed since its last
+ * call before doing anything else, so a hit is never served from pages the
+ * process has since unmapped, remapped or released; when the ring overflowed
+ * in between it forgets every entry instead.
+ *
  * Pure bookkeeping: the actual registration goes through the ops callbacks,
  * so the unit tests run without an RDMA device.
  */
@@ -20,6 +26,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "invring.h"
 
 struct zc_rcache;
 struct zc_rcache_entry;
@@ -34,6 +42,7 @@ struct zc_rcache_ops {
 
 struct zc_rcache_stats {
 	uint64_t hits, misses, evictions, invalidations, merges;
+	uint64_t inv[ZC_INV_CAUSES]; /* entries dropped, by cause; they sum to invalidations */
 	uint64_t entries, bytes; /* currently indexed */
 };
 
@@ -54,8 +63,12 @@ void *zc_rcache_entry_handle(const struct zc_rcache_entry *e);
 uintptr_t zc_rcache_entry_start(const struct zc_rcache_entry *e);
 size_t zc_rcache_entry_len(const struct zc_rcache_entry *e);
 
-/* Drops every entry that overlaps [addr, addr + len). Returns how many. */
+/* Drops every entry that overlaps [addr, addr + len) (cause
+ * ZC_INV_EXPLICIT). Returns how many. */
 int zc_rcache_invalidate(struct zc_rcache *rc, const void *addr, size_t len);
+
+/* From now on, apply the ranges pushed to ring (NULL: stop watching). */
+void zc_rcache_watch(struct zc_rcache *rc, struct zc_invring *ring);
 
 void zc_rcache_get_stats(const struct zc_rcache *rc, struct zc_rcache_stats *s);
 

@@ -153,6 +153,7 @@ int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
 		L->copts.eager_size = PERF_LIB_EAGER_MAX;
 	zc_ctx_opts_init(&L->xopts);
 	L->xopts.busy_poll_us = o->busy_poll_us;
+	L->xopts.no_memhooks = o->no_memhooks;
 	if (L->xopts.cq_depth < 2 * credits + 2 + L->copts.send_depth + 64)
 		L->xopts.cq_depth = 2 * credits + 2 + L->copts.send_depth + 64;
 	/* Room for every buffer of the pool, so that --rcache measures reuse, not eviction. */

@@ -267,9 +267,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zc_perf: %s\n", err);
 		return 2;
 	}
-	if (!ctx.test->library && (o.copy || o.rcache || o.busy_poll_set)) {
+	if (!ctx.test->library && (o.copy || o.rcache || o.busy_poll_set || o.no_memhooks)) {
 		fprintf(stderr, "zc_perf: %s: only the library tests (stream, msg, zc, rma, rma_read) take it\n",
-			o.copy ? "--copy" : o.fresh_reg ? "--no-rcache-reuse" : o.rcache ? "--rcache" : "--busy-poll-us");
+			o.copy ? "--copy" : o.fresh_reg ? "--no-rcache-reuse" : o.rcache ? "--rcache"
+			: o.no_memhooks ? "--no-memhooks" : "--busy-poll-us");
 		return 2;
 	}
 	if (o.lat ? !ctx.test->run_lat : !ctx.test->run_bw) {

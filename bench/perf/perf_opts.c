@@ -16,7 +16,7 @@ enum opt_id {
 	OPT_PORT, OPT_QPS, OPT_INLINE, OPT_RDMA_CM, OPT_GBITS, OPT_TX, OPT_RX, OPT_CQ_MOD,
 	OPT_BIND, OPT_EVENTS, OPT_TEST, OPT_LAT, OPT_BW, OPT_VERIFY, OPT_JSON, OPT_CSV,
 	OPT_WAIT, OPT_HELP, OPT_VERSION, OPT_COPY, OPT_RCACHE, OPT_NO_RCACHE_REUSE,
-	OPT_BUSY_POLL,
+	OPT_BUSY_POLL, OPT_NO_MEMHOOKS,
 };
 
 struct opt_spec {
@@ -57,6 +57,7 @@ static const struct opt_spec specs[] = {
 	{0, "rcache", 0, OPT_RCACHE},
 	{0, "no-rcache-reuse", 0, OPT_NO_RCACHE_REUSE},
 	{0, "busy-poll-us", 1, OPT_BUSY_POLL},
+	{0, "no-memhooks", 0, OPT_NO_MEMHOOKS},
 };
 
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
@@ -258,6 +259,9 @@ static int apply(struct perf_opts *o, const struct opt_spec *sp, const char *fla
 		return 0;
 	case OPT_NO_RCACHE_REUSE:
 		o->fresh_reg = 1;
+		return 0;
+	case OPT_NO_MEMHOOKS:
+		o->no_memhooks = 1;
 		return 0;
 	case OPT_BUSY_POLL:
 		o->busy_poll_set = 1;
@@ -503,6 +507,8 @@ void perf_opts_usage(FILE *f, const char *prog)
 		"                           of one zc_mr_reg region\n"
 		"      --no-rcache-reuse    zc_mr_invalidate each buffer after every completion, so\n"
 		"                           every transfer registers afresh (implies --rcache)\n"
+		"      --no-memhooks        zc_ctx_opts.no_memhooks: the cache ignores the memory\n"
+		"                           hooks (to measure what following them costs)\n"
 		"      --busy-poll-us=N     zc_ctx_opts.busy_poll_us: -1 (default: never sleep),\n"
 		"                           0 (= -e: sleep at once) or N: spin N us, then sleep\n"
 		"Output:\n"

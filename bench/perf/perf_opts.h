@@ -65,6 +65,7 @@ struct perf_opts {
 	int copy;                      /* --copy: eager_size at its maximum, the copy path up to it */
 	int rcache;                    /* --rcache: zero-copy buffers through the registration cache */
 	int fresh_reg;                 /* --no-rcache-reuse: invalidate after every completion (implies --rcache) */
+	int no_memhooks;               /* --no-memhooks: zc_ctx_opts.no_memhooks */
 	int busy_poll_us;              /* --busy-poll-us: zc_ctx_opts.busy_poll_us (default -1, -e 0) */
 	int busy_poll_set;
 };

@@ -3,7 +3,8 @@
 # prefix, then build test/install/consumer.c out of tree against that copy
 # (a) with pkg-config, (b) with find_package(zcrdma), shared and static each,
 # run every program, and check the installed files, the SONAME and that the
-# shared library exports only zc_* symbols. Needs no RDMA device.
+# shared library exports only zc_* symbols and the memory hooks' libc names.
+# Needs no RDMA device.
 #
 #   consumer.sh BUILD_DIR SOURCE_DIR
 # Environment (set by ctest): CMAKE (cmake binary), CC (C compiler),
@@ -69,6 +70,8 @@ while read -r -a w; do
 	zc_*) nzc=$((nzc + 1)) ;;
 	ZCRDMA_*) [ "$type" = A ] || fail "exported symbol $name ($type)" ;;
 	_init | _fini) ;;
+	# The memory hooks' interposers (src/memhook.c, include/zcrdma.h).
+	mmap | mmap64 | munmap | mremap | madvise | shmdt) [ "$type" = T ] || fail "hook $name ($type)" ;;
 	*) fail "exported symbol outside zc_*: $name ($type)" ;;
 	esac
 done <"$work/nm.txt"

@@ -31,6 +31,7 @@ struct fake_mr {
 static struct fake {
 	int regs, deregs;
 	int fail;		      /* next regs return this error while nonzero */
+	int push_on_dereg;	      /* the next dereg pushes page 10 to the ring */
 	struct fake_mr reg_log[MAXLOG]; /* ranges registered, in order */
 	uintptr_t dereg_log[MAXLOG];  /* starts of ranges deregistered, in order */
 	struct fake_mr *live[MAXLOG];
@@ -38,6 +39,7 @@ static struct fake {
 } F;
 
 static size_t pg;
+static struct zc_invring ring; /* the tests' own: no hook fills it */
 
 static void *fake_reg(void *arg, void *addr, size_t len, int *err)
 {
@@ -69,6 +71,10 @@ static void fake_dereg(void *arg, void *handle)
 		;
 	require(i < F.nlive); /* never registered, or deregistered twice */
 	F.live[i] = F.live[--F.nlive];
+	if (F.push_on_dereg) {
+		F.push_on_dereg = 0;
+		zc_invring_push(&ring, BASE + 10 * pg, BASE + 11 * pg, ZC_INV_BRK);
+	}
 	if (F.deregs < MAXLOG)
 		F.dereg_log[F.deregs] = ((struct fake_mr *)handle)->start;
 	F.deregs++;
@@ -641,6 +647,199 @@ START_TEST(test_random_workload_keeps_references_valid_and_leaks_nothing)
 }
 END_TEST
 
+/* ---- the ring of invalidated ranges (what the memory hooks fill) ---- */
+
+
+static struct zc_rcache *watching_cache(void)
+{
+	struct zc_rcache *rc = roomy_cache();
+
+	memset(&ring, 0, sizeof(ring));
+	zc_rcache_watch(rc, &ring);
+	return rc;
+}
+
+static void push_pages(size_t first, size_t n, int cause)
+{
+	zc_invring_push(&ring, page(first), page(first + n), cause);
+}
+
+static uint64_t inv(struct zc_rcache *rc, int cause)
+{
+	struct zc_rcache_stats s;
+
+	zc_rcache_get_stats(rc, &s);
+	return s.inv[cause];
+}
+
+START_TEST(test_ring_read_returns_ranges_in_order_and_catches_up)
+{
+	struct zc_inv_range r[4];
+	uint64_t from = 0;
+	int i;
+
+	memset(&ring, 0, sizeof(ring));
+	for (i = 0; i < 6; i++)
+		zc_invring_push(&ring, (uintptr_t)i * 10, (uintptr_t)i * 10 + 5, i % ZC_INV_CAUSES);
+	ck_assert_uint_eq(zc_invring_seq(&ring), 6);
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 4), 4);
+	ck_assert_uint_eq(from, 4);
+	ck_assert_uint_eq(r[3].start, 30);
+	ck_assert_uint_eq(r[3].end, 35);
+	ck_assert_int_eq(r[3].cause, 3);
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 4), 2);
+	ck_assert_uint_eq(r[1].start, 50);
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 4), 0);
+	ck_assert_uint_eq(from, 6);
+}
+END_TEST
+
+START_TEST(test_ring_reader_left_behind_by_more_than_its_size_is_told_overflow)
+{
+	struct zc_inv_range r[1];
+	uint64_t from = 0, i;
+
+	memset(&ring, 0, sizeof(ring));
+	for (i = 0; i < ZC_INVRING_SIZE; i++)
+		zc_invring_push(&ring, i, i + 1, ZC_INV_UNMAP);
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 1), 1); /* exactly full: nothing lost */
+	zc_invring_push(&ring, 0, 1, ZC_INV_UNMAP);
+	zc_invring_push(&ring, 0, 1, ZC_INV_UNMAP);
+	from = 0;
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 1), -EOVERFLOW);
+	ck_assert_uint_eq(from, ZC_INVRING_SIZE + 2);
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 1), 0);
+}
+END_TEST
+
+START_TEST(test_ring_lock_held_at_fork_is_released_in_the_child)
+{
+	struct zc_inv_range r[1];
+	uint64_t from = 0;
+
+	memset(&ring, 0, sizeof(ring));
+	ck_assert(!atomic_flag_test_and_set(&ring.lock)); /* "another thread" holds it */
+	zc_invring_after_fork(&ring);
+	zc_invring_push(&ring, 1, 2, ZC_INV_UNMAP); /* would spin forever otherwise */
+	ck_assert_int_eq(zc_invring_read(&ring, &from, r, 1), 1);
+}
+END_TEST
+
+START_TEST(test_watched_range_drops_only_overlapping_entries_at_the_next_get)
+{
+	struct zc_rcache *rc = watching_cache();
+
+	touch_pages(rc, 0, 2);
+	touch_pages(rc, 10, 2);
+	touch_pages(rc, 20, 2);
+	/* A sub-page range inside page 11: the whole entry [10, 12) is stale. */
+	zc_invring_push(&ring, page(11) + 100, page(11) + 200, ZC_INV_MADVISE);
+	ck_assert_int_eq(F.deregs, 0); /* the hook never touches the cache */
+	touch_pages(rc, 0, 2);         /* any call catches up first */
+	ck_assert_int_eq(F.deregs, 1);
+	ck_assert_uint_eq(F.dereg_log[0], page(10));
+	ck_assert_uint_eq(inv(rc, ZC_INV_MADVISE), 1);
+	check_stats(rc, 1, 3, 0, 1, 0, 2, 4 * pg);
+	touch_pages(rc, 10, 2); /* the new mapping is registered again */
+	ck_assert_int_eq(F.regs, 4);
+	zc_rcache_free(rc);
+}
+END_TEST
+
+START_TEST(test_watched_cache_applies_every_range_since_its_last_call_in_order)
+{
+	struct zc_rcache *rc = watching_cache();
+	int i;
+
+	for (i = 0; i < 8; i++)
+		touch_pages(rc, (size_t)i * 4, 1);
+	/* More ranges than one catch-up batch, causes mixed. */
+	for (i = 0; i < 200; i++)
+		push_pages((size_t)(i % 8) * 4, 1, i % 2 ? ZC_INV_UNMAP : ZC_INV_REMAP);
+	ck_assert_int_eq(zc_rcache_invalidate(rc, at(100, 0), pg), 0);
+	ck_assert_int_eq(F.deregs, 8);
+	ck_assert_uint_eq(inv(rc, ZC_INV_REMAP) + inv(rc, ZC_INV_UNMAP), 8);
+	ck_assert_uint_eq(inv(rc, ZC_INV_REMAP), 4);
+	/* Nothing new: the next call applies nothing again. */
+	touch_pages(rc, 0, 1);
+	ck_assert_int_eq(F.deregs, 8);
+	ck_assert_int_eq(F.regs, 9);
+	zc_rcache_free(rc);
+}
+END_TEST
+
+START_TEST(test_ring_overflow_drops_every_entry_in_use_ones_at_their_put)
+{
+	struct zc_rcache *rc = watching_cache();
+	struct zc_rcache_entry *busy;
+	int i;
+
+	touch_pages(rc, 0, 1);
+	touch_pages(rc, 10, 1);
+	busy = get_pages(rc, 20, 1);
+	for (i = 0; i < ZC_INVRING_SIZE + 1; i++)
+		push_pages(1000, 1, ZC_INV_UNMAP); /* touches no entry, but the ring laps */
+	touch_pages(rc, 30, 1);
+	ck_assert_int_eq(F.deregs, 2); /* the idle ones at once */
+	ck_assert(is_live(zc_rcache_entry_handle(busy)));
+	ck_assert_uint_eq(inv(rc, ZC_INV_OVERFLOW), 3);
+	touch_pages(rc, 20, 1); /* the busy entry left the index: a miss */
+	ck_assert_int_eq(F.regs, 5);
+	zc_rcache_put(rc, busy);
+	ck_assert_int_eq(F.deregs, 3);
+	zc_rcache_free(rc);
+	ck_assert_int_eq(F.nlive, 0);
+}
+END_TEST
+
+START_TEST(test_unmap_of_entry_in_use_defers_its_dereg_and_never_hits_again)
+{
+	struct zc_rcache *rc = watching_cache();
+	struct zc_rcache_entry *busy = get_pages(rc, 0, 4), *e;
+
+	push_pages(2, 1, ZC_INV_UNMAP);
+	e = get_pages(rc, 0, 4); /* same range after the unmap: must miss */
+	ck_assert_ptr_ne(e, busy);
+	ck_assert_int_eq(F.regs, 2);
+	ck_assert_int_eq(F.deregs, 0); /* the transfer in flight keeps its pages */
+	ck_assert(is_live(zc_rcache_entry_handle(busy)));
+	zc_rcache_put(rc, busy);
+	ck_assert_int_eq(F.deregs, 1);
+	ck_assert_uint_eq(F.dereg_log[0], page(0));
+	ck_assert_uint_eq(inv(rc, ZC_INV_UNMAP), 1);
+	zc_rcache_put(rc, e);
+	zc_rcache_free(rc);
+	ck_assert_int_eq(F.nlive, 0);
+}
+END_TEST
+
+START_TEST(test_pushes_made_by_a_dereg_during_catch_up_are_applied_too)
+{
+	struct zc_rcache *rc = watching_cache();
+
+	touch_pages(rc, 0, 1);
+	touch_pages(rc, 10, 1);
+	F.push_on_dereg = 1; /* the first dereg "frees", and free unmaps page 10 */
+	push_pages(0, 1, ZC_INV_UNMAP);
+	touch_pages(rc, 20, 1);
+	ck_assert_int_eq(F.deregs, 2);
+	ck_assert_uint_eq(inv(rc, ZC_INV_BRK), 1);
+	zc_rcache_free(rc);
+}
+END_TEST
+
+START_TEST(test_explicit_invalidate_counts_as_explicit)
+{
+	struct zc_rcache *rc = watching_cache();
+
+	touch_pages(rc, 0, 1);
+	ck_assert_int_eq(zc_rcache_invalidate(rc, at(0, 0), 1), 1);
+	ck_assert_uint_eq(inv(rc, ZC_INV_EXPLICIT), 1);
+	zc_rcache_free(rc);
+}
+END_TEST
+
+
 int main(void)
 {
 	Suite *s = suite_create("rcache");
@@ -673,6 +872,15 @@ int main(void)
 	tcase_add_test(tc, test_free_deregisters_every_handle_exactly_once);
 	tcase_add_test(tc, test_stats_count_every_event_exactly);
 	tcase_add_test(tc, test_random_workload_keeps_references_valid_and_leaks_nothing);
+	tcase_add_test(tc, test_ring_read_returns_ranges_in_order_and_catches_up);
+	tcase_add_test(tc, test_ring_reader_left_behind_by_more_than_its_size_is_told_overflow);
+	tcase_add_test(tc, test_ring_lock_held_at_fork_is_released_in_the_child);
+	tcase_add_test(tc, test_watched_range_drops_only_overlapping_entries_at_the_next_get);
+	tcase_add_test(tc, test_watched_cache_applies_every_range_since_its_last_call_in_order);
+	tcase_add_test(tc, test_ring_overflow_drops_every_entry_in_use_ones_at_their_put);
+	tcase_add_test(tc, test_unmap_of_entry_in_use_defers_its_dereg_and_never_hits_again);
+	tcase_add_test(tc, test_pushes_made_by_a_dereg_during_catch_up_are_applied_too);
+	tcase_add_test(tc, test_explicit_invalidate_counts_as_explicit);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
