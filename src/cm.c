@@ -23,11 +23,11 @@ static int check_opts(const struct zc_conn_opts *o)
 	if (o->timeout_ms < 0 || o->credits < 1 || o->credits > ZC_CREDITS_MAX || o->eager_size < 64 ||
 	    o->eager_size > ZC_SLOT_MAX - ZC_HDR_SIZE || o->send_depth < 8 || o->send_depth > 16384 ||
 	    o->rnr_retry < 0 || o->rnr_retry > 7 || o->retry_count < 0 || o->retry_count > 7 || o->keepalive_ms < 0)
-		return zc_err(-EINVAL, "connection options out of range (credits 1..%d, eager_size 64..%d, "
+		return zc__err(-EINVAL, "connection options out of range (credits 1..%d, eager_size 64..%d, "
 				       "send_depth 8..16384, retries 0..7)",
 			      ZC_CREDITS_MAX, ZC_SLOT_MAX - ZC_HDR_SIZE);
 	if (o->send_depth < o->credits + 8)
-		return zc_err(-EINVAL, "send_depth (%d) must exceed credits (%d) by at least 8: finishing each "
+		return zc__err(-EINVAL, "send_depth (%d) must exceed credits (%d) by at least 8: finishing each "
 				       "rendezvous the peer may have open takes a send slot",
 			      o->send_depth, o->credits);
 	return 0;
@@ -41,8 +41,8 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 		return NULL;
 	c->kind = ZC_OBJ_CONN;
 	c->ctx = ctx;
-	zc_list_init(&c->exports);
-	zc_list_add(&ctx->conns, &c->node);
+	zc__list_init(&c->exports);
+	zc__list_add(&ctx->conns, &c->node);
 	c->state = ZC_CONN_SETUP;
 	if (opts)
 		c->opts = *opts;
@@ -74,7 +74,7 @@ static void conn_destroy(struct zc_conn *c)
 {
 	conn_reset(c);
 	zc__ctx_forget_conn(c->ctx, c, c->data);
-	zc_list_del(&c->node);
+	zc__list_del(&c->node);
 	free(c);
 }
 
@@ -97,7 +97,7 @@ int zc__cm_process(struct zc_ctx *ctx)
 	struct rdma_cm_event *ev;
 	int handled = 0;
 
-	zc_err_progress_begin();
+	zc__err_progress_begin();
 	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
 		int *kind = ev->id->context;
 
@@ -127,11 +127,11 @@ int zc__cm_process(struct zc_ctx *ctx)
 				c->cm_event = ev->event;
 				c->cm_status = ev->status;
 				if (ev->event == RDMA_CM_EVENT_ESTABLISHED && ev->param.conn.private_data_len) {
-					int rc = zc_priv_decode(ev->param.conn.private_data,
+					int rc = zc__priv_decode(ev->param.conn.private_data,
 								ev->param.conn.private_data_len, &c->peer);
 					if (rc) {
 						c->cm_status = rc;
-						snprintf(c->cm_detail, sizeof(c->cm_detail), "%s", zc_err_detail());
+						snprintf(c->cm_detail, sizeof(c->cm_detail), "%s", zc__err_detail());
 					}
 				}
 			}
@@ -142,13 +142,13 @@ int zc__cm_process(struct zc_ctx *ctx)
 				zc__ctx_poll_cq(ctx);
 				c->disconnected = true;
 				if (c->state == ZC_CONN_OPEN && !c->ep.close_received)
-					zc__qp_fail(&c->ep.qp, zc_err(-ECONNRESET, "the peer disconnected (%s)",
+					zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected (%s)",
 							       rdma_event_str(ev->event)));
 			}
 		}
 		rdma_ack_cm_event(ev);
 	}
-	zc_err_progress_end();
+	zc__err_progress_end();
 	return handled;
 }
 
@@ -158,7 +158,7 @@ static void opened(struct zc_conn *c)
 	c->state = ZC_CONN_OPEN;
 	zc__qp_set_connected(&c->ep.qp);
 	if (c->disconnected && !c->ep.close_received)
-		zc__qp_fail(&c->ep.qp, zc_err(-ECONNRESET, "the peer disconnected right after connecting"));
+		zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected right after connecting"));
 }
 
 static int cm_answered(struct zc_conn *c, void *arg)
@@ -182,8 +182,8 @@ static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 		return rc;
 	ev = c->cm_event;
 	if (ev == expected)
-		return c->cm_status < 0 ? zc_err(c->cm_status, "%s", c->cm_detail) : 0;
-	return zc_err(cm_errno(ev, c->cm_status), "%s while waiting for %s (status %d)", rdma_event_str(ev),
+		return c->cm_status < 0 ? zc__err(c->cm_status, "%s", c->cm_detail) : 0;
+	return zc__err(cm_errno(ev, c->cm_status), "%s while waiting for %s (status %d)", rdma_event_str(ev),
 		      rdma_event_str(expected), c->cm_status);
 }
 
@@ -201,10 +201,10 @@ static void set_ack_timeout(struct rdma_cm_id *id)
 static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
 {
 	uint32_t rd_atom = c->ctx->caps.max_qp_rd_atom;
-	struct zc_priv mine;
+	struct zc__priv mine;
 
 	zc__ep_local_priv(&c->ep, c->opts.eager_size, rd_atom, &mine);
-	zc_priv_encode(priv, &mine);
+	zc__priv_encode(priv, &mine);
 	*p = (struct rdma_conn_param){
 		.private_data = priv, .private_data_len = ZC_PRIV_SIZE,
 		.responder_resources = (uint8_t)(c->ctx->caps.max_qp_rd_atom > 255 ? 255 : c->ctx->caps.max_qp_rd_atom),
@@ -222,14 +222,14 @@ static int create_qp(struct zc_conn *c, uint32_t credits)
 	int rc;
 
 	if (c->id->verbs != c->ctx->verbs)
-		return zc_err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
+		return zc__err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
 			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
 	rc = zc__qp_init_attr(&c->ep.qp, c->ctx, zc__ep_slots(credits), (uint32_t)c->opts.send_depth,
 			      (uint32_t)(ZC_HDR_SIZE + c->opts.eager_size), &attr);
 	if (rc)
 		return rc;
 	if (rdma_create_qp(c->id, c->ctx->pd, &attr))
-		return zc_err(-errno, "rdma_create_qp: %s", strerror(errno));
+		return zc__err(-errno, "rdma_create_qp: %s", strerror(errno));
 	return zc__ep_setup(&c->ep, c, c->id, credits, c->opts.mr_fallback);
 }
 
@@ -241,15 +241,15 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 	int rc;
 
 	if (rdma_create_id(c->ctx->cm_ch, &c->id, c, RDMA_PS_TCP))
-		return zc_err(-errno, "rdma_create_id: %s", strerror(errno));
+		return zc__err(-errno, "rdma_create_id: %s", strerror(errno));
 	if (rdma_resolve_addr(c->id, (struct sockaddr *)src, (struct sockaddr *)dst, RESOLVE_MS))
-		return zc_err(-errno, "rdma_resolve_addr: %s", strerror(errno));
+		return zc__err(-errno, "rdma_resolve_addr: %s", strerror(errno));
 	rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, deadline);
 	if (rc)
 		return rc;
 	set_ack_timeout(c->id);
 	if (rdma_resolve_route(c->id, RESOLVE_MS))
-		return zc_err(-errno, "rdma_resolve_route: %s", strerror(errno));
+		return zc__err(-errno, "rdma_resolve_route: %s", strerror(errno));
 	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline);
 	if (!rc)
 		rc = create_qp(c, (uint32_t)c->opts.credits);
@@ -257,7 +257,7 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 		return rc;
 	conn_param(c, &param, priv);
 	if (rdma_connect(c->id, &param))
-		return zc_err(-errno, "rdma_connect: %s", strerror(errno));
+		return zc__err(-errno, "rdma_connect: %s", strerror(errno));
 	return wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
 }
 
@@ -284,7 +284,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	int rc, attempt;
 
 	if (!ctx || !addr || !out || !port)
-		return zc_err(-EINVAL, "zc_connect: context, address, port and output are required");
+		return zc__err(-EINVAL, "zc_connect: context, address, port and output are required");
 	if (opts && (rc = check_opts(opts)))
 		return rc;
 	rc = zc__resolve(addr, port, &dst);
@@ -292,7 +292,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		return rc;
 	c = conn_alloc(ctx, opts);
 	if (!c)
-		return zc_err(-ENOMEM, "zc_connect: out of memory");
+		return zc__err(-ENOMEM, "zc_connect: out of memory");
 	deadline = zc__now_ms() + c->opts.timeout_ms;
 	src = ctx->local;
 	((struct sockaddr_in *)&src)->sin_port = 0;
@@ -307,7 +307,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		if (rc == -ECONNREFUSED)
 			refused = true;
 		else if (rc == -ETIMEDOUT && refused)
-			rc = zc_err(-ECONNREFUSED, "refused on every attempt for %d ms (nothing listening?)",
+			rc = zc__err(-ECONNREFUSED, "refused on every attempt for %d ms (nothing listening?)",
 				    c->opts.timeout_ms);
 		conn_reset(c);
 		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc__remaining_ms(deadline) == 0)
@@ -325,7 +325,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 
 		snprintf(detail, sizeof(detail), "%s", zc_last_error());
 		conn_destroy(c);
-		return zc_err(rc, "connect to %s:%u failed: %s", addr, port, detail);
+		return zc__err(rc, "connect to %s:%u failed: %s", addr, port, detail);
 	}
 	rc = zc__ep_peer(&c->ep, &c->peer, c->opts.eager_size);
 	if (!rc)
@@ -346,12 +346,12 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	int rc;
 
 	if (!ctx || !out)
-		return zc_err(-EINVAL, "zc_listen: context and output are required");
+		return zc__err(-EINVAL, "zc_listen: context and output are required");
 	if (opts && (rc = check_opts(opts)))
 		return rc;
 	l = calloc(1, sizeof(*l));
 	if (!l)
-		return zc_err(-ENOMEM, "zc_listen: out of memory");
+		return zc__err(-ENOMEM, "zc_listen: out of memory");
 	l->kind = ZC_OBJ_LISTENER;
 	l->ctx = ctx;
 	l->backlog = 64;
@@ -363,18 +363,18 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	addr = ctx->local;
 	((struct sockaddr_in *)&addr)->sin_port = htons(port);
 	if (!l->pending) {
-		rc = zc_err(-ENOMEM, "zc_listen: out of memory");
+		rc = zc__err(-ENOMEM, "zc_listen: out of memory");
 		goto err;
 	}
 	if (rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
-		rc = zc_err(-errno, "zc_listen: rdma_create_id: %s", strerror(errno));
+		rc = zc__err(-errno, "zc_listen: rdma_create_id: %s", strerror(errno));
 		goto err;
 	}
 	if (rdma_bind_addr(l->id, (struct sockaddr *)&addr) || rdma_listen(l->id, (int)l->backlog)) {
-		rc = zc_err(-errno, "cannot listen on port %u: %s", port, strerror(errno));
+		rc = zc__err(-errno, "cannot listen on port %u: %s", port, strerror(errno));
 		goto err;
 	}
-	zc_list_add(&ctx->listeners, &l->node);
+	zc__list_add(&ctx->listeners, &l->node);
 	*out = l;
 	return 0;
 err:
@@ -395,7 +395,7 @@ int zc_listener_free(struct zc_listener **pl)
 	struct zc_listener *l;
 
 	if (!pl || !*pl)
-		return zc_err(-EINVAL, "zc_listener_free: no listener");
+		return zc__err(-EINVAL, "zc_listener_free: no listener");
 	l = *pl;
 	while (l->pending_count) {
 		struct rdma_cm_id *id = l->pending[l->pending_head].id;
@@ -405,7 +405,7 @@ int zc_listener_free(struct zc_listener **pl)
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 	}
-	zc_list_del(&l->node);
+	zc__list_del(&l->node);
 	rdma_destroy_id(l->id);
 	free(l->pending);
 	free(l);
@@ -433,11 +433,11 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 	if (!c) {
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
-		return zc_err(-ENOMEM, "zc_accept: out of memory");
+		return zc__err(-ENOMEM, "zc_accept: out of memory");
 	}
 	c->id = id;
 	id->context = c;
-	rc = zc_priv_decode(p.priv, p.priv_len, &c->peer);
+	rc = zc__priv_decode(p.priv, p.priv_len, &c->peer);
 	if (rc) {
 		rdma_reject(id, NULL, 0);
 		conn_destroy(c);
@@ -460,7 +460,7 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 											  : param.responder_resources);
 	deadline = zc__now_ms() + c->opts.timeout_ms;
 	set_ack_timeout(id);
-	rc = rdma_accept(id, &param) ? zc_err(-errno, "rdma_accept: %s", strerror(errno))
+	rc = rdma_accept(id, &param) ? zc__err(-errno, "rdma_accept: %s", strerror(errno))
 				     : wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
 	if (rc) {
 		zc_abort(&c);
@@ -494,7 +494,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 	int rc;
 
 	if (!l || !out)
-		return zc_err(-EINVAL, "zc_accept: listener and output are required");
+		return zc__err(-EINVAL, "zc_accept: listener and output are required");
 	deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
 	zc__ctx_progress(l->ctx);
 	zc__cm_process(l->ctx);
@@ -503,7 +503,7 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 		if (rc == -EAGAIN)
 			return rc; /* the fd is armed: the caller may sleep on it */
 		if (rc == -ETIMEDOUT)
-			return zc_err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
+			return zc__err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
 				      *skipped ? "; a handshake failed: " : "", skipped);
 		rc = accept_one(l, out);
 		if (!rc || !peer_abandoned(rc))
@@ -523,11 +523,11 @@ static int conn_teardown(struct zc_conn *c, int rc)
 int zc__conn_check(struct zc_conn *c)
 {
 	if (!c)
-		return zc_err(-EINVAL, "no connection");
+		return zc__err(-EINVAL, "no connection");
 	if (c->ep.qp.err)
 		return zc__qp_error(&c->ep.qp);
 	if (c->state != ZC_CONN_OPEN)
-		return zc_err(-ENOTCONN, "the connection is not open");
+		return zc__err(-ENOTCONN, "the connection is not open");
 	return 0;
 }
 
@@ -586,7 +586,7 @@ int zc__conn_wait_for(struct zc_conn *c, int (*cond)(struct zc_conn *c, void *ar
 	int rc = zc__ctx_wait_for(c->ctx, conn_cond, &w, deadline);
 
 	if (rc == -ETIMEDOUT)
-		return zc_err(rc, "timed out %s", what);
+		return zc__err(rc, "timed out %s", what);
 	return rc;
 }
 
@@ -604,7 +604,7 @@ void *zc_conn_data(const struct zc_conn *c)
 int zc_abort(struct zc_conn **pc)
 {
 	if (!pc || !*pc)
-		return zc_err(-EINVAL, "zc_abort: no connection");
+		return zc__err(-EINVAL, "zc_abort: no connection");
 	conn_teardown(*pc, 0);
 	*pc = NULL;
 	return 0;
@@ -633,7 +633,7 @@ int zc_close(struct zc_conn **pc)
 	int rc = 0;
 
 	if (!pc || !*pc)
-		return zc_err(-EINVAL, "zc_close: no connection");
+		return zc__err(-EINVAL, "zc_close: no connection");
 	c = *pc;
 	*pc = NULL;
 	deadline = zc__now_ms() + c->opts.timeout_ms;

@@ -18,13 +18,13 @@ struct zc__rma_op {
 	int status;
 	uint64_t token;
 	uint64_t len;
-	struct zc_rcache_entry *entry;
+	struct zc__rcache_entry *entry;
 };
 
 /* A range of a region granted to one connection's peer (rma.c). */
 struct zc_export {
 	struct zc_conn *conn; /* NULL once the connection is gone */
-	struct zc_list node;  /* on conn->exports */
+	struct zc__list node;  /* on conn->exports */
 	struct zc_mr *mr;
 	struct ibv_mw *mw;
 	struct ibv_mr *fallback_mr;
@@ -40,7 +40,7 @@ struct zc_conn {
 	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
 	struct zc_ctx *ctx;
 	void *data;            /* the application's (zc_conn_set_data) */
-	struct zc_list node;   /* on ctx->conns */
+	struct zc__list node;   /* on ctx->conns */
 	struct rdma_cm_id *id;
 	struct zc_conn_opts opts;
 	enum zc__conn_state state;
@@ -49,14 +49,14 @@ struct zc_conn {
 #define ZC_CM_NONE (-1)        /* (RDMA_CM_EVENT_ADDR_RESOLVED is 0) */
 	int cm_status;
 	char cm_detail[256];   /* zc_last_error() text behind a failed cm_status */
-	struct zc_priv peer;   /* the peer's connection parameters */
+	struct zc__priv peer;   /* the peer's connection parameters */
 	/* dead-peer detection: completions seen, and when that last changed */
 	uint64_t activity_seen;
 	int64_t quiet_since;
 	/* one-sided RMA (rma.c) */
 	struct zc__rma_op *rma;
 	uint32_t n_rma;
-	struct zc_list exports;
+	struct zc__list exports;
 	struct zc__ep ep;
 };
 
@@ -69,7 +69,7 @@ struct zc__pending {
 struct zc_listener {
 	int kind; /* ZC_OBJ_LISTENER */
 	struct zc_ctx *ctx;
-	struct zc_list node;   /* on ctx->listeners */
+	struct zc__list node;   /* on ctx->listeners */
 	struct rdma_cm_id *id;
 	struct zc_conn_opts opts;
 	struct zc__pending *pending;

@@ -18,16 +18,16 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	int rc;
 
 	if (!local_addr || !out)
-		return zc_err(-EINVAL, "zc_ctx_new: local address and output pointer are required");
+		return zc__err(-EINVAL, "zc_ctx_new: local address and output pointer are required");
 	if (opts && (opts->cq_depth < 64 || opts->rcache_entries < 1 || opts->rcache_bytes < 1))
-		return zc_err(-EINVAL, "zc_ctx_new: cq_depth must be >= 64 and the cache bounds >= 1");
+		return zc__err(-EINVAL, "zc_ctx_new: cq_depth must be >= 64 and the cache bounds >= 1");
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
-		return zc_err(-ENOMEM, "zc_ctx_new: out of memory");
+		return zc__err(-ENOMEM, "zc_ctx_new: out of memory");
 	ctx->epfd = -1;
 	ctx->cm_hook = zc__cm_process;
-	zc_list_init(&ctx->conns);
-	zc_list_init(&ctx->listeners);
+	zc__list_init(&ctx->conns);
+	zc__list_init(&ctx->listeners);
 	if (opts)
 		ctx->opts = *opts;
 	else
@@ -47,17 +47,17 @@ int zc_ctx_free(struct zc_ctx **pctx)
 	struct zc_ctx *ctx;
 
 	if (!pctx || !*pctx)
-		return zc_err(-EINVAL, "zc_ctx_free: no context");
+		return zc__err(-EINVAL, "zc_ctx_free: no context");
 	ctx = *pctx;
 	if (ctx->n_mrs)
-		return zc_err(-EBUSY, "zc_ctx_free: %u memory regions are still registered", ctx->n_mrs);
-	while (!zc_list_empty(&ctx->conns)) {
-		struct zc_conn *c = zc_list_first(&ctx->conns, struct zc_conn, node);
+		return zc__err(-EBUSY, "zc_ctx_free: %u memory regions are still registered", ctx->n_mrs);
+	while (!zc__list_empty(&ctx->conns)) {
+		struct zc_conn *c = zc__list_first(&ctx->conns, struct zc_conn, node);
 
 		zc_abort(&c);
 	}
-	while (!zc_list_empty(&ctx->listeners)) {
-		struct zc_listener *l = zc_list_first(&ctx->listeners, struct zc_listener, node);
+	while (!zc__list_empty(&ctx->listeners)) {
+		struct zc_listener *l = zc__list_first(&ctx->listeners, struct zc_listener, node);
 
 		zc_listener_free(&l);
 	}
@@ -70,7 +70,7 @@ int zc_ctx_free(struct zc_ctx **pctx)
 int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps)
 {
 	if (!ctx || !caps)
-		return zc_err(-EINVAL, "zc_ctx_query: NULL argument");
+		return zc__err(-EINVAL, "zc_ctx_query: NULL argument");
 	*caps = ctx->caps;
 	caps->cap_ipc_lock = zc__memlock_check(ctx, 0) == 1;
 	return 0;
@@ -78,16 +78,16 @@ int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps)
 
 int zc_ctx_fd(struct zc_ctx *ctx)
 {
-	return ctx ? ctx->epfd : zc_err(-EINVAL, "zc_ctx_fd: no context");
+	return ctx ? ctx->epfd : zc__err(-EINVAL, "zc_ctx_fd: no context");
 }
 
 int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
 {
-	struct zc_rcache_stats rs;
+	struct zc__rcache_stats rs;
 
 	if (!ctx || !s)
-		return zc_err(-EINVAL, "zc_ctx_stats: NULL argument");
-	zc_rcache_get_stats(ctx->rcache, &rs);
+		return zc__err(-EINVAL, "zc_ctx_stats: NULL argument");
+	zc__rcache_get_stats(ctx->rcache, &rs);
 	*s = ctx->stats;
 	s->rcache_hits = rs.hits;
 	s->rcache_misses = rs.misses;
@@ -109,10 +109,10 @@ int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
  * each quiet one is probed as a blocking call would probe its own. */
 static void keepalive_all(struct zc_ctx *ctx)
 {
-	struct zc_list *n;
+	struct zc__list *n;
 
 	for (n = ctx->conns.next; n != &ctx->conns; n = n->next)
-		zc__conn_keepalive(zc_container_of(n, struct zc_conn, node));
+		zc__conn_keepalive(zc__container_of(n, struct zc_conn, node));
 }
 
 struct reap {
@@ -143,7 +143,7 @@ int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeou
 	int rc;
 
 	if (!ctx || !comps || max <= 0)
-		return zc_err(-EINVAL, "zc_poll: bad arguments");
+		return zc__err(-EINVAL, "zc_poll: bad arguments");
 	/* once per call, CM included: an event-loop application calls this
 	 * when the context's fd fires, whichever source made it fire */
 	zc__ctx_progress_all(ctx);

@@ -42,7 +42,7 @@ static int set_nonblocking(int fd)
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return zc_err(-errno, "fcntl(O_NONBLOCK): %s", strerror(errno));
+		return zc__err(-errno, "fcntl(O_NONBLOCK): %s", strerror(errno));
 	return 0;
 }
 
@@ -55,7 +55,7 @@ int zc__resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
 	snprintf(serv, sizeof(serv), "%u", port);
 	rc = getaddrinfo(host, serv, &hints, &res);
 	if (rc)
-		return zc_err(-EHOSTUNREACH, "cannot resolve '%s': %s", host, gai_strerror(rc));
+		return zc__err(-EHOSTUNREACH, "cannot resolve '%s': %s", host, gai_strerror(rc));
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
 	return 0;
@@ -69,7 +69,7 @@ static int query_caps(struct zc_ctx *ctx)
 	bool soft_roce;
 
 	if (ibv_query_device_ex(ctx->verbs, NULL, &attr))
-		return zc_err(-errno, "ibv_query_device_ex: %s", strerror(errno));
+		return zc__err(-errno, "ibv_query_device_ex: %s", strerror(errno));
 	soft_roce = attr.orig_attr.vendor_id == 0xFFFFFF; /* rxe's vendor id */
 	snprintf(ctx->caps.device, sizeof(ctx->caps.device), "%s", ibv_get_device_name(ctx->verbs->device));
 	ctx->caps.max_sge = (uint32_t)attr.orig_attr.max_sge;
@@ -114,7 +114,7 @@ static int query_caps(struct zc_ctx *ctx)
 			ibv_destroy_cq(cq);
 	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl))
-		return zc_err(-errno, "getrlimit(RLIMIT_MEMLOCK): %s", strerror(errno));
+		return zc__err(-errno, "getrlimit(RLIMIT_MEMLOCK): %s", strerror(errno));
 	ctx->caps.memlock_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
 	return 0;
 }
@@ -129,23 +129,23 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 		return rc;
 	ctx->cm_ch = rdma_create_event_channel();
 	if (!ctx->cm_ch)
-		return zc_err(-errno, "rdma_create_event_channel: %s (is rdma_ucm loaded?)", strerror(errno));
+		return zc__err(-errno, "rdma_create_event_channel: %s (is rdma_ucm loaded?)", strerror(errno));
 	if (rdma_create_id(ctx->cm_ch, &ctx->bind_id, NULL, RDMA_PS_TCP))
-		return zc_err(-errno, "rdma_create_id: %s", strerror(errno));
+		return zc__err(-errno, "rdma_create_id: %s", strerror(errno));
 	if (rdma_bind_addr(ctx->bind_id, (struct sockaddr *)&ctx->local))
-		return zc_err(-errno == -EADDRNOTAVAIL ? -EADDRNOTAVAIL : -errno,
+		return zc__err(-errno == -EADDRNOTAVAIL ? -EADDRNOTAVAIL : -errno,
 			      "cannot bind %s: %s (is it configured on this host?)", local_addr, strerror(errno));
 	ctx->verbs = ctx->bind_id->verbs;
 	if (!ctx->verbs)
-		return zc_err(-ENODEV, "%s is not the address of an RDMA device: check `rdma link` and `ibv_devices`",
+		return zc__err(-ENODEV, "%s is not the address of an RDMA device: check `rdma link` and `ibv_devices`",
 			      local_addr);
 	if (!(ctx->pd = ibv_alloc_pd(ctx->verbs)))
-		return zc_err(errno ? -errno : -ENOMEM, "ibv_alloc_pd on %s: %s", ibv_get_device_name(ctx->verbs->device),
+		return zc__err(errno ? -errno : -ENOMEM, "ibv_alloc_pd on %s: %s", ibv_get_device_name(ctx->verbs->device),
 			      strerror(errno));
 	if (!(ctx->comp_ch = ibv_create_comp_channel(ctx->verbs)))
-		return zc_err(errno ? -errno : -ENOMEM, "ibv_create_comp_channel: %s", strerror(errno));
+		return zc__err(errno ? -errno : -ENOMEM, "ibv_create_comp_channel: %s", strerror(errno));
 	if (!(ctx->cq = ibv_create_cq(ctx->verbs, ctx->opts.cq_depth, ctx, ctx->comp_ch, 0)))
-		return zc_err(errno ? -errno : -ENOMEM, "ibv_create_cq of %d entries on %s: %s (lower zc_ctx_opts.cq_depth?)",
+		return zc__err(errno ? -errno : -ENOMEM, "ibv_create_cq of %d entries on %s: %s (lower zc_ctx_opts.cq_depth?)",
 			      ctx->opts.cq_depth, ibv_get_device_name(ctx->verbs->device), strerror(errno));
 	rc = query_caps(ctx);
 	if (rc)
@@ -156,7 +156,7 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	ctx->done_cap = (unsigned)ctx->opts.cq_depth;
 	ctx->done = calloc(ctx->done_cap, sizeof(*ctx->done));
 	if (!ctx->done)
-		return zc_err(-ENOMEM, "zc_ctx_new: out of memory for the completion ring");
+		return zc__err(-ENOMEM, "zc_ctx_new: out of memory for the completion ring");
 	/* One fd for the application: readable on completions or CM events.
 	 * Both underlying fds are non-blocking so progress never sleeps. */
 	if ((rc = set_nonblocking(ctx->comp_ch->fd)) || (rc = set_nonblocking(ctx->cm_ch->fd)))
@@ -164,7 +164,7 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ctx->epfd < 0 || epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->comp_ch->fd, &ev) ||
 	    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev))
-		return zc_err(-errno, "epoll: %s", strerror(errno));
+		return zc__err(-errno, "epoll: %s", strerror(errno));
 	if (ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
 	return 0;
@@ -174,7 +174,7 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 void zc__dev_close(struct zc_ctx *ctx)
 {
 	if (ctx->rcache)
-		zc_rcache_free(ctx->rcache);
+		zc__rcache_free(ctx->rcache);
 	if (ctx->cq)
 		ibv_destroy_cq(ctx->cq);
 	if (ctx->comp_ch)
@@ -193,7 +193,7 @@ void zc__dev_close(struct zc_ctx *ctx)
 int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries)
 {
 	if (ctx->cq_reserved + entries > ctx->opts.cq_depth)
-		return zc_err(-ENOSPC, "the context's completion queue (%d entries) has room for %d more, this "
+		return zc__err(-ENOSPC, "the context's completion queue (%d entries) has room for %d more, this "
 				       "connection needs %d: raise zc_ctx_opts.cq_depth or use fewer connections",
 			      ctx->opts.cq_depth, ctx->opts.cq_depth - ctx->cq_reserved, entries);
 	ctx->cq_reserved += entries;
@@ -209,7 +209,7 @@ void zc__ctx_release_cq(struct zc_ctx *ctx, int entries)
 int zc__ctx_room(struct zc_ctx *ctx)
 {
 	if (ctx->zc_outstanding >= ctx->done_cap)
-		return zc_err(-EAGAIN, "%u zero-copy operations outstanding: reap completions with zc_poll()",
+		return zc__err(-EAGAIN, "%u zero-copy operations outstanding: reap completions with zc_poll()",
 			      ctx->zc_outstanding);
 	return 0;
 }
@@ -264,7 +264,7 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 	struct ibv_wc wc[32];
 	int n, i, total = 0;
 
-	zc_err_progress_begin();
+	zc__err_progress_begin();
 	while ((n = ibv_poll_cq(ctx->cq, 32, wc)) > 0) {
 		for (i = 0; i < n; i++) {
 			struct zc__wr *wr = (struct zc__wr *)(uintptr_t)wc[i].wr_id;
@@ -275,7 +275,7 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 		if (n < 32)
 			break;
 	}
-	zc_err_progress_end();
+	zc__err_progress_end();
 	if (total && ctx->cq_armed)
 		ctx->cq_fired = true;
 	return total;

@@ -45,14 +45,14 @@ struct zc_ctx {
 	unsigned idle_polls;
 	int epfd;
 	struct zc_caps caps;
-	struct zc_rcache *rcache;
+	struct zc__rcache *rcache;
 	struct zc_stats stats;
 	unsigned n_mrs;
 	bool logged_fallback;
 	/* Handles every pending rdma_cm event; returns how many (cm.c). */
 	int (*cm_hook)(struct zc_ctx *ctx);
-	struct zc_list conns;         /* every live connection, freed with the context */
-	struct zc_list listeners;
+	struct zc__list conns;         /* every live connection, freed with the context */
+	struct zc__list listeners;
 	struct zc_completion *done;   /* reaped by zc_poll(): a ring */
 	unsigned done_cap, done_head, done_count, zc_outstanding;
 };
@@ -132,10 +132,10 @@ struct ibv_mr *zc__reg_local(struct zc_ctx *ctx, void *addr, size_t len, int *ib
 /* The registration for [buf, buf+len): mr if given, else a cache entry
  * (*entry, to be put). write: the NIC will write into it. */
 int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **reg,
-		int *ibv_access, struct zc_rcache_entry **entry);
+		int *ibv_access, struct zc__rcache_entry **entry);
 int zc__lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
-		 struct zc_rcache_entry **entry);
-void zc__entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry);
+		 struct zc__rcache_entry **entry);
+void zc__entry_put(struct zc_ctx *ctx, struct zc__rcache_entry *entry);
 /* The registration cache over this context's device. */
 int zc__rcache_open(struct zc_ctx *ctx);
 

@@ -12,7 +12,7 @@
 static __thread char last_error[512];
 /* While progress runs inside a call, failures it finds belong to other
  * connections: their details go here, to be kept by those connections
- * (zc_err_detail), and the caller's own detail survives. */
+ * (zc__err_detail), and the caller's own detail survives. */
 static __thread char progress_error[512];
 static __thread unsigned progress_depth;
 
@@ -80,7 +80,7 @@ const char *zc_last_error(void)
 	return last_error;
 }
 
-int zc_err(int err, const char *fmt, ...)
+int zc__err(int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,22 +90,22 @@ int zc_err(int err, const char *fmt, ...)
 	return err > 0 ? -err : err;
 }
 
-const char *zc_err_detail(void)
+const char *zc__err_detail(void)
 {
 	return progress_depth ? progress_error : last_error;
 }
 
-void zc_err_progress_begin(void)
+void zc__err_progress_begin(void)
 {
 	progress_depth++;
 }
 
-void zc_err_progress_end(void)
+void zc__err_progress_end(void)
 {
 	progress_depth--;
 }
 
-void zc_log(const struct zc_ctx_opts *o, int level, const char *fmt, ...)
+void zc__log(const struct zc_ctx_opts *o, int level, const char *fmt, ...)
 {
 	int max = o->log_level ? o->log_level : ZC_LOG_WARN;
 	char msg[512];

@@ -4,20 +4,20 @@
 
 /*
  * Records a detail message for zc_last_error() and returns err as a negative
- * code, so call sites read: return zc_err(-EINVAL, "port %d out of range", p);
+ * code, so call sites read: return zc__err(-EINVAL, "port %d out of range", p);
  */
-int zc_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int zc__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The detail zc_err() recorded last: zc_last_error()'s, or, between
- * zc_err_progress_begin() and _end(), that of a failure found by progress
+/* The detail zc__err() recorded last: zc_last_error()'s, or, between
+ * zc__err_progress_begin() and _end(), that of a failure found by progress
  * (which a connection keeps with its error instead of overwriting the
  * caller's). Calls nest. */
-const char *zc_err_detail(void);
-void zc_err_progress_begin(void);
-void zc_err_progress_end(void);
+const char *zc__err_detail(void);
+void zc__err_progress_begin(void);
+void zc__err_progress_end(void);
 
 struct zc_ctx_opts;
 /* Passes a message to the context's log callback, if it takes that level. */
-void zc_log(const struct zc_ctx_opts *opts, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void zc__log(const struct zc_ctx_opts *opts, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -3,37 +3,37 @@
 
 #include "invring.h"
 
-static void lock(struct zc_invring *ring)
+static void lock(struct zc__invring *ring)
 {
 	while (atomic_flag_test_and_set_explicit(&ring->lock, memory_order_acquire))
 		;
 }
 
-static void unlock(struct zc_invring *ring)
+static void unlock(struct zc__invring *ring)
 {
 	atomic_flag_clear_explicit(&ring->lock, memory_order_release);
 }
 
-void zc_invring_after_fork(struct zc_invring *ring)
+void zc__invring_after_fork(struct zc__invring *ring)
 {
 	/* The holder was between taking the lock and bumping the sequence:
 	 * its range is not visible, and its unmap never happened here. */
 	unlock(ring);
 }
 
-void zc_invring_push(struct zc_invring *ring, uintptr_t start, uintptr_t end, int cause)
+void zc__invring_push(struct zc__invring *ring, uintptr_t start, uintptr_t end, int cause)
 {
 	uint64_t seq;
 
 	lock(ring);
 	seq = atomic_load_explicit(&ring->seq, memory_order_relaxed);
-	ring->r[seq % ZC_INVRING_SIZE] = (struct zc_inv_range){start, end, cause};
+	ring->r[seq % ZC_INVRING_SIZE] = (struct zc__inv_range){start, end, cause};
 	/* Release: a reader that sees the new sequence sees the range. */
 	atomic_store_explicit(&ring->seq, seq + 1, memory_order_release);
 	unlock(ring);
 }
 
-int zc_invring_read(struct zc_invring *ring, uint64_t *from, struct zc_inv_range *out, int max)
+int zc__invring_read(struct zc__invring *ring, uint64_t *from, struct zc__inv_range *out, int max)
 {
 	uint64_t seq;
 	int n = 0;

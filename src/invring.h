@@ -25,7 +25,7 @@
 #define ZC_INVRING_SIZE 1024
 
 /* Why a cached registration was dropped (zc_stats counts each). */
-enum zc_inv_cause {
+enum zc__inv_cause {
 	ZC_INV_UNMAP,    /* munmap, or the old place of an mremap */
 	ZC_INV_REMAP,    /* mmap MAP_FIXED over it, mremap onto it */
 	ZC_INV_MADVISE,  /* MADV_DONTNEED / FREE / REMOVE / DONTNEED_LOCKED */
@@ -36,28 +36,28 @@ enum zc_inv_cause {
 	ZC_INV_CAUSES
 };
 
-struct zc_inv_range {
+struct zc__inv_range {
 	uintptr_t start, end; /* [start, end) */
 	int cause;
 };
 
-struct zc_invring {
+struct zc__invring {
 	atomic_flag lock;
 	_Atomic uint64_t seq; /* ranges pushed so far; range n is at r[n % SIZE] */
-	struct zc_inv_range r[ZC_INVRING_SIZE];
+	struct zc__inv_range r[ZC_INVRING_SIZE];
 };
 
 /* A zeroed ring (static storage, or memset) is ready to use. */
 
 /* Records [start, end). Never allocates; safe inside malloc and free. */
-void zc_invring_push(struct zc_invring *ring, uintptr_t start, uintptr_t end, int cause);
+void zc__invring_push(struct zc__invring *ring, uintptr_t start, uintptr_t end, int cause);
 
 /* In a fork()ed child, the only thread: a lock some other thread of the
  * parent held at the fork stays held forever unless released here. */
-void zc_invring_after_fork(struct zc_invring *ring);
+void zc__invring_after_fork(struct zc__invring *ring);
 
 /* The hot-path check: has anything been pushed since seq? */
-static inline uint64_t zc_invring_seq(struct zc_invring *ring)
+static inline uint64_t zc__invring_seq(struct zc__invring *ring)
 {
 	return atomic_load_explicit(&ring->seq, memory_order_acquire);
 }
@@ -68,6 +68,6 @@ static inline uint64_t zc_invring_seq(struct zc_invring *ring)
  * when some of them were already overwritten; *from then jumps to the
  * current sequence and the caller must treat everything as invalidated.
  */
-int zc_invring_read(struct zc_invring *ring, uint64_t *from, struct zc_inv_range *out, int max);
+int zc__invring_read(struct zc__invring *ring, uint64_t *from, struct zc__inv_range *out, int max);
 
 #endif

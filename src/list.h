@@ -5,25 +5,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct zc_list {
-	struct zc_list *next, *prev;
+struct zc__list {
+	struct zc__list *next, *prev;
 };
 
-#define zc_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-#define zc_list_first(head, type, member) zc_container_of((head)->next, type, member)
+#define zc__container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define zc__list_first(head, type, member) zc__container_of((head)->next, type, member)
 
 /* A head, or a node that is on no list (removing it again is harmless). */
-static inline void zc_list_init(struct zc_list *n)
+static inline void zc__list_init(struct zc__list *n)
 {
 	n->next = n->prev = n;
 }
 
-static inline bool zc_list_empty(const struct zc_list *head)
+static inline bool zc__list_empty(const struct zc__list *head)
 {
 	return head->next == head;
 }
 
-static inline void zc_list_add(struct zc_list *head, struct zc_list *n)
+static inline void zc__list_add(struct zc__list *head, struct zc__list *n)
 {
 	n->next = head->next;
 	n->prev = head;
@@ -31,11 +31,11 @@ static inline void zc_list_add(struct zc_list *head, struct zc_list *n)
 	head->next = n;
 }
 
-static inline void zc_list_del(struct zc_list *n)
+static inline void zc__list_del(struct zc__list *n)
 {
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
-	zc_list_init(n);
+	zc__list_init(n);
 }
 
 #endif

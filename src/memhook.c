@@ -36,12 +36,12 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-static struct zc_invring ring;
+static struct zc__invring ring;
 static atomic_bool active;
 static int mode = ZC_MEMHOOKS_INTERPOSE;
 static void **curbrk; /* glibc's __curbrk, which our brk must keep current */
 
-struct zc_invring *zc_memhook_ring(void)
+struct zc__invring *zc__memhook_ring(void)
 {
 	return &ring;
 }
@@ -52,7 +52,7 @@ static void record(const void *addr, size_t len, int cause)
 
 	if (!len || !atomic_load_explicit(&active, memory_order_relaxed))
 		return;
-	zc_invring_push(&ring, s, len > UINTPTR_MAX - s ? UINTPTR_MAX : s + len, cause);
+	zc__invring_push(&ring, s, len > UINTPTR_MAX - s ? UINTPTR_MAX : s + len, cause);
 }
 
 /* ---- the handlers, exported as the libc functions they replace ---- */
@@ -267,7 +267,7 @@ static int patch_libc(void)
 
 static void child_after_fork(void)
 {
-	zc_invring_after_fork(&ring);
+	zc__invring_after_fork(&ring);
 }
 
 static void install(void)
@@ -279,7 +279,7 @@ static void install(void)
 		mode = ZC_MEMHOOKS_PATCH;
 }
 
-int zc_memhook_install(void)
+int zc__memhook_install(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 

@@ -9,9 +9,9 @@
 
 /* Installs the hooks once per process (later calls return at once) and
  * returns the mode in force: ZC_MEMHOOKS_PATCH, _INTERPOSE (zcrdma.h). */
-int zc_memhook_install(void);
+int zc__memhook_install(void);
 
-/* The ring the hooks fill, for zc_rcache_watch(). */
-struct zc_invring *zc_memhook_ring(void);
+/* The ring the hooks fill, for zc__rcache_watch(). */
+struct zc__invring *zc__memhook_ring(void);
 
 #endif

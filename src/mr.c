@@ -49,7 +49,7 @@ int zc__memlock_check(struct zc_ctx *ctx, size_t len)
 	pinned_kb = status_field("VmPin", 0) + status_field("VmLck", 0);
 	need_kb = pinned_kb + (len + 4095) / 1024;
 	if (need_kb > rl.rlim_cur / 1024)
-		return zc_err(-ZC_EMEMLOCK,
+		return zc__err(-ZC_EMEMLOCK,
 			      "registering %zu bytes needs %llu KiB of locked memory but ulimit -l is %llu KiB "
 			      "(%llu KiB already pinned): raise ulimit -l to at least %llu or grant CAP_IPC_LOCK",
 			      len, (unsigned long long)need_kb, (unsigned long long)(rl.rlim_cur / 1024),
@@ -67,7 +67,7 @@ void zc__dereg_mr(struct zc_ctx *ctx, struct ibv_mr *mr)
 	ctx->stats.deregs++;
 	ctx->stats.reg_ns += (uint64_t)(zc__now_ns() - t0);
 	if (rc)
-		zc_log(&ctx->opts, ZC_LOG_ERR, "ibv_dereg_mr(%p, %zu): %s: the region stays pinned", mr->addr,
+		zc__log(&ctx->opts, ZC_LOG_ERR, "ibv_dereg_mr(%p, %zu): %s: the region stays pinned", mr->addr,
 		       mr->length, strerror(rc));
 }
 
@@ -76,7 +76,7 @@ void zc__dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw)
 	int rc = ibv_dealloc_mw(mw);
 
 	if (rc)
-		zc_log(&ctx->opts, ZC_LOG_ERR, "ibv_dealloc_mw(rkey %#x): %s", mw->rkey, strerror(rc));
+		zc__log(&ctx->opts, ZC_LOG_ERR, "ibv_dealloc_mw(rkey %#x): %s", mw->rkey, strerror(rc));
 }
 
 /* The memlock limit is diagnosed only when a registration fails: reading
@@ -96,11 +96,11 @@ struct ibv_mr *zc__reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access
 	if (limit < 0)
 		*err = limit;
 	else if (limit == 0)
-		*err = zc_err(-ZC_EMEMLOCK, "ibv_reg_mr of %zu bytes failed (%s): the memlock limit is probably too "
+		*err = zc__err(-ZC_EMEMLOCK, "ibv_reg_mr of %zu bytes failed (%s): the memlock limit is probably too "
 					    "low: raise ulimit -l or grant CAP_IPC_LOCK",
 			      len, strerror(e));
 	else
-		*err = zc_err(e == EFAULT ? -EFAULT : -(e ? e : ENOMEM), "ibv_reg_mr(%p, %zu): %s", addr, len,
+		*err = zc__err(e == EFAULT ? -EFAULT : -(e ? e : ENOMEM), "ibv_reg_mr(%p, %zu): %s", addr, len,
 			      strerror(e));
 	return NULL;
 }
@@ -124,10 +124,10 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 	struct zc_mr *m;
 
 	if (!ctx || !addr || !len || !out || (access & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
-		return zc_err(-EINVAL, "zc_mr_reg: bad arguments");
+		return zc__err(-EINVAL, "zc_mr_reg: bad arguments");
 	m = calloc(1, sizeof(*m));
 	if (!m)
-		return zc_err(-ENOMEM, "zc_mr_reg: out of memory");
+		return zc__err(-ENOMEM, "zc_mr_reg: out of memory");
 	/* The region itself grants nothing remote: rights go out through windows
 	 * bound to exact sub-ranges. Read-only pages register read-only, so a
 	 * PROT_READ file mapping is sent without a copy. */
@@ -135,7 +135,7 @@ int zc_mr_reg(struct zc_ctx *ctx, void *addr, size_t len, int access, struct zc_
 	if (m->mr && (access & ZC_ACCESS_REMOTE_WRITE) && !(m->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
 		zc__dereg_mr(ctx, m->mr);
 		m->mr = NULL;
-		err = zc_err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
+		err = zc__err(-EFAULT, "zc_mr_reg: remote write requested on read-only memory");
 	}
 	if (!m->mr) {
 		free(m);
@@ -153,10 +153,10 @@ int zc_mr_dereg(struct zc_mr **pm)
 	struct zc_mr *m;
 
 	if (!pm || !*pm)
-		return zc_err(-EINVAL, "zc_mr_dereg: no region");
+		return zc__err(-EINVAL, "zc_mr_dereg: no region");
 	m = *pm;
 	if (m->exports)
-		return zc_err(-EBUSY, "zc_mr_dereg: %u exports of this region are still live", m->exports);
+		return zc__err(-EBUSY, "zc_mr_dereg: %u exports of this region are still live", m->exports);
 	zc__dereg_mr(m->ctx, m->mr);
 	m->ctx->n_mrs--;
 	free(m);
@@ -167,12 +167,12 @@ int zc_mr_dereg(struct zc_mr **pm)
 int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len)
 {
 	if (!ctx)
-		return zc_err(-EINVAL, "zc_mr_invalidate: no context");
-	return zc_rcache_invalidate(ctx->rcache, addr, len);
+		return zc__err(-EINVAL, "zc_mr_invalidate: no context");
+	return zc__rcache_invalidate(ctx->rcache, addr, len);
 }
 
 int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, struct ibv_mr **out,
-	       int *ibv_access, struct zc_rcache_entry **entry)
+	       int *ibv_access, struct zc__rcache_entry **entry)
 {
 	struct zc__reg *reg;
 	int rc, attempt;
@@ -182,9 +182,9 @@ int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *m
 		uintptr_t b = (uintptr_t)buf, s = (uintptr_t)mr->mr->addr;
 
 		if (mr->ctx != ctx || b < s || b + len > s + mr->mr->length)
-			return zc_err(-EINVAL, "the buffer is not inside the given memory region");
+			return zc__err(-EINVAL, "the buffer is not inside the given memory region");
 		if (write && !(mr->ibv_access & IBV_ACCESS_LOCAL_WRITE))
-			return zc_err(-EPERM, "the memory region is read-only but is used as a destination");
+			return zc__err(-EPERM, "the memory region is read-only but is used as a destination");
 		*out = mr->mr;
 		*ibv_access = mr->ibv_access;
 		return 0;
@@ -192,24 +192,24 @@ int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *m
 	/* A read-only entry may cover a range that is writable now (or in part):
 	 * drop it and register again once before giving up. */
 	for (attempt = 0; attempt < 2; attempt++) {
-		rc = zc_rcache_get(ctx->rcache, buf, len ? len : 1, entry);
+		rc = zc__rcache_get(ctx->rcache, buf, len ? len : 1, entry);
 		if (rc)
 			return rc;
-		reg = zc_rcache_entry_handle(*entry);
+		reg = zc__rcache_entry_handle(*entry);
 		if (!write || (reg->ibv_access & IBV_ACCESS_LOCAL_WRITE)) {
 			*out = reg->mr;
 			*ibv_access = reg->ibv_access;
 			return 0;
 		}
-		zc_rcache_put(ctx->rcache, *entry);
+		zc__rcache_put(ctx->rcache, *entry);
 		*entry = NULL;
-		zc_rcache_invalidate(ctx->rcache, buf, len ? len : 1);
+		zc__rcache_invalidate(ctx->rcache, buf, len ? len : 1);
 	}
-	return zc_err(-EFAULT, "the destination buffer %p (%zu bytes) is not writable", buf, len);
+	return zc__err(-EFAULT, "the destination buffer %p (%zu bytes) is not writable", buf, len);
 }
 
 int zc__lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
-		struct zc_rcache_entry **entry)
+		struct zc__rcache_entry **entry)
 {
 	struct ibv_mr *m;
 	int access, rc = zc__reg_for(ctx, buf, len, mr, write, &m, &access, entry);
@@ -219,10 +219,10 @@ int zc__lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *
 	return rc;
 }
 
-void zc__entry_put(struct zc_ctx *ctx, struct zc_rcache_entry *entry)
+void zc__entry_put(struct zc_ctx *ctx, struct zc__rcache_entry *entry)
 {
 	if (entry)
-		zc_rcache_put(ctx->rcache, entry);
+		zc__rcache_put(ctx->rcache, entry);
 }
 
 static void *rcache_reg(void *arg, void *addr, size_t len, int *err)
@@ -231,7 +231,7 @@ static void *rcache_reg(void *arg, void *addr, size_t len, int *err)
 	struct zc__reg *reg = malloc(sizeof(*reg));
 
 	if (!reg) {
-		*err = zc_err(-ENOMEM, "out of memory");
+		*err = zc__err(-ENOMEM, "out of memory");
 		return NULL;
 	}
 	reg->mr = zc__reg_local(ctx, addr, len, &reg->ibv_access, err);
@@ -252,15 +252,15 @@ static void rcache_dereg(void *arg, void *handle)
 
 int zc__rcache_open(struct zc_ctx *ctx)
 {
-	struct zc_rcache_ops ops = {.reg = rcache_reg, .dereg = rcache_dereg, .arg = ctx};
-	int rc = zc_rcache_new(&ops, ctx->opts.rcache_entries, ctx->opts.rcache_bytes, &ctx->rcache);
+	struct zc__rcache_ops ops = {.reg = rcache_reg, .dereg = rcache_dereg, .arg = ctx};
+	int rc = zc__rcache_new(&ops, ctx->opts.rcache_entries, ctx->opts.rcache_bytes, &ctx->rcache);
 
 	if (rc || ctx->opts.no_memhooks)
 		return rc;
-	ctx->caps.memhooks = zc_memhook_install();
-	zc_rcache_watch(ctx->rcache, zc_memhook_ring());
+	ctx->caps.memhooks = zc__memhook_install();
+	zc__rcache_watch(ctx->rcache, zc__memhook_ring());
 	if (ctx->caps.memhooks == ZC_MEMHOOKS_INTERPOSE)
-		zc_log(&ctx->opts, ZC_LOG_WARN, "libc could not be patched: the registration cache sees only "
+		zc__log(&ctx->opts, ZC_LOG_WARN, "libc could not be patched: the registration cache sees only "
 						"unmaps made through the dynamic linker, not those inside malloc/free");
 	return 0;
 }

@@ -44,7 +44,7 @@ struct zc__item {
 	/* the READ round: [off, off + want) into dst */
 	uint8_t *dst;
 	uint32_t dst_lkey;
-	struct zc_rcache_entry *dst_entry;
+	struct zc__rcache_entry *dst_entry;
 	uint64_t want, posted;
 	uint32_t reads;
 	int status;
@@ -78,7 +78,7 @@ struct zc__rndv {
 	struct ibv_mw *mw;              /* window, kept for rebinding */
 	uint32_t rkey;                  /* what the peer was given */
 	struct ibv_mr *fallback_mr;     /* per-transfer MR where windows are off */
-	struct zc_rcache_entry *entry;
+	struct zc__rcache_entry *entry;
 };
 
 /* A FIN that found the send queue full. Its RTS slot stays held until the
@@ -96,7 +96,7 @@ struct zc__ep {
 	size_t eager_max;      /* payload bytes the peer's slots take */
 	bool close_sent;
 	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
-	struct zc_credit cr;
+	struct zc__credit cr;
 	/* arrived messages, a FIFO */
 	struct zc__item *items;
 	uint32_t item_head, item_count, items_cap;
@@ -117,11 +117,11 @@ struct zc__ep {
  * CLOSE and a spare (credit.h says why that is enough). */
 uint32_t zc__ep_slots(uint32_t credits);
 /* This side's connection parameters, for the rdma_cm private data. */
-void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc_priv *p);
+void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc__priv *p);
 /* The QP exists: engine buffers, receive slots, protocol state. */
 int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, bool mr_fallback);
 /* The peer's parameters are known (its private data). */
-int zc__ep_peer(struct zc__ep *e, const struct zc_priv *peer, size_t eager_size);
+int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer, size_t eager_size);
 /* Gives every zero-copy operation still owned by the endpoint back to the
  * application with err, then frees its state. Work requests must all be
  * reaped already (zc__qp_drain). */

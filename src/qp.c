@@ -31,7 +31,7 @@ static void *alloc_registered(struct zc__qp *q, size_t len, struct ibv_mr **mr, 
 	void *buf = NULL;
 
 	if (posix_memalign(&buf, 4096, len)) {
-		*rc = zc_err(-ENOMEM, "out of memory for %zu bytes of connection buffers", len);
+		*rc = zc__err(-ENOMEM, "out of memory for %zu bytes of connection buffers", len);
 		return NULL;
 	}
 	memset(buf, 0, len);
@@ -64,7 +64,7 @@ int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_op
 	q->sreq = calloc(q->depth, sizeof(*q->sreq));
 	q->sreq_free = calloc(q->depth, sizeof(*q->sreq_free));
 	if (!q->rx_wr || !q->sreq || !q->sreq_free)
-		return zc_err(-ENOMEM, "out of memory for connection state");
+		return zc__err(-ENOMEM, "out of memory for connection state");
 	for (i = 0; i < q->depth; i++) {
 		q->sreq[i] = (struct zc__sreq){.wr.done = send_done, .qp = q, .idx = i};
 		q->sreq_free[i] = q->depth - 1 - i;
@@ -126,7 +126,7 @@ int zc__qp_post_recv(struct zc__qp *q, uint32_t slot)
 		return 0;
 	/* Providers return the error; errno is not always set. */
 	if ((rc = ibv_post_recv(q->qp, &wr, &bad)))
-		return zc__qp_fail(q, zc_err(-rc, "ibv_post_recv: %s", strerror(rc)));
+		return zc__qp_fail(q, zc__err(-rc, "ibv_post_recv: %s", strerror(rc)));
 	q->rx_posted++;
 	return 0;
 }
@@ -162,7 +162,7 @@ int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr)
 	for (w = wr; w; w = w->next)
 		n++;
 	if ((rc = ibv_post_send(q->qp, wr, &bad)))
-		return zc__qp_fail(q, zc_err(-rc, "ibv_post_send: %s", strerror(rc)));
+		return zc__qp_fail(q, zc__err(-rc, "ibv_post_send: %s", strerror(rc)));
 	q->sq_inflight += (uint32_t)n;
 	return 0;
 }
@@ -229,7 +229,7 @@ int zc__qp_fail(struct zc__qp *q, int err)
 	if (q->err)
 		return q->err;
 	q->err = err;
-	snprintf(q->detail, sizeof(q->detail), "%s", zc_err_detail());
+	snprintf(q->detail, sizeof(q->detail), "%s", zc__err_detail());
 	if (q->connected && !q->dead && q->id)
 		rdma_disconnect(q->id); /* the peer learns at once; our WRs flush */
 	q->dead = true;
@@ -239,7 +239,7 @@ int zc__qp_fail(struct zc__qp *q, int err)
 
 int zc__qp_error(struct zc__qp *q)
 {
-	return zc_err(q->err, "%s", q->detail);
+	return zc__err(q->err, "%s", q->detail);
 }
 
 /* Status of a completion; a failure the QP did not expect fails it. */
@@ -250,7 +250,7 @@ static int wc_status(struct zc__qp *q, const struct ibv_wc *wc, bool recv)
 	/* A flush we did not cause means the QP went to the error state
 	 * under us (e.g. the peer broke an RDMA access rule). */
 	if (wc->status != IBV_WC_SUCCESS && (wc->status != IBV_WC_WR_FLUSH_ERR || !q->dead))
-		zc__qp_fail(q, zc_err(status, "%s completion failed on %s: %s", recv ? "receive" : "send",
+		zc__qp_fail(q, zc__err(status, "%s completion failed on %s: %s", recv ? "receive" : "send",
 				      q->ctx->caps.device, ibv_wc_status_str(wc->status)));
 	q->activity++;
 	return status;
@@ -258,7 +258,7 @@ static int wc_status(struct zc__qp *q, const struct ibv_wc *wc, bool recv)
 
 static void recv_done(struct zc__wr *wr, const struct ibv_wc *wc)
 {
-	struct zc__rwr *r = zc_container_of(wr, struct zc__rwr, wr);
+	struct zc__rwr *r = zc__container_of(wr, struct zc__rwr, wr);
 	struct zc__qp *q = r->qp;
 	int status = wc_status(q, wc, true);
 
@@ -271,7 +271,7 @@ static void recv_done(struct zc__wr *wr, const struct ibv_wc *wc)
 
 static void send_done(struct zc__wr *wr, const struct ibv_wc *wc)
 {
-	struct zc__sreq *s = zc_container_of(wr, struct zc__sreq, wr);
+	struct zc__sreq *s = zc__container_of(wr, struct zc__sreq, wr);
 	struct zc__qp *q = s->qp;
 	int status = wc_status(q, wc, false);
 
@@ -306,6 +306,6 @@ void zc__qp_drain(struct zc__qp *q, int timeout_ms)
 	}
 	ibv_modify_qp(q->qp, &attr, IBV_QP_STATE);
 	if (zc__ctx_wait_for(q->ctx, drained, q, deadline) < 0)
-		zc_log(&q->ctx->opts, ZC_LOG_ERR, "%s: %u receive and %u send work requests not flushed within %d ms",
+		zc__log(&q->ctx->opts, ZC_LOG_ERR, "%s: %u receive and %u send work requests not flushed within %d ms",
 		       q->ctx->caps.device, q->rx_posted, q->sq_inflight, timeout_ms);
 }

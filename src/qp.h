@@ -38,7 +38,7 @@ struct zc__sreq {
 	uint8_t op;
 	uint64_t token;
 	uint64_t len;
-	struct zc_rcache_entry *entry;
+	struct zc__rcache_entry *entry;
 	void *arg;
 };
 

@@ -30,7 +30,7 @@ struct link {
 	struct link *prev, *next;
 };
 
-struct zc_rcache_entry {
+struct zc__rcache_entry {
 	struct link link;
 	uintptr_t start;
 	size_t len;
@@ -39,22 +39,22 @@ struct zc_rcache_entry {
 	bool indexed;
 };
 
-struct zc_rcache {
-	struct zc_rcache_ops ops;
+struct zc__rcache {
+	struct zc__rcache_ops ops;
 	size_t max_entries, max_bytes;
 	uintptr_t page_mask;
 
-	struct zc_rcache_entry **idx;
+	struct zc__rcache_entry **idx;
 	size_t n, cap;
 	size_t bytes; /* sum of indexed lengths */
 
 	struct link lru; /* head.next is the least recently used */
 	struct link detached;
 
-	struct zc_invring *ring; /* NULL unless watching */
+	struct zc__invring *ring; /* NULL unless watching */
 	uint64_t ring_seen;      /* ranges of ring applied so far */
 
-	struct zc_rcache_stats stats;
+	struct zc__rcache_stats stats;
 };
 
 static void list_init(struct link *head)
@@ -81,19 +81,19 @@ static void list_del(struct link *l)
 	l->next->prev = l->prev;
 }
 
-static struct zc_rcache_entry *entry_of(struct link *l)
+static struct zc__rcache_entry *entry_of(struct link *l)
 {
-	return (struct zc_rcache_entry *)((char *)l - offsetof(struct zc_rcache_entry, link));
+	return (struct zc__rcache_entry *)((char *)l - offsetof(struct zc__rcache_entry, link));
 }
 
-static uintptr_t entry_end(const struct zc_rcache_entry *e)
+static uintptr_t entry_end(const struct zc__rcache_entry *e)
 {
 	return e->start + e->len;
 }
 
 /* Page-aligns [addr, addr + len); false if the range or its rounding would
  * wrap past the top of the address space. */
-static bool page_range(const struct zc_rcache *rc, uintptr_t addr, size_t len, uintptr_t *s,
+static bool page_range(const struct zc__rcache *rc, uintptr_t addr, size_t len, uintptr_t *s,
 		       uintptr_t *e)
 {
 	if (len > UINTPTR_MAX - addr)
@@ -107,7 +107,7 @@ static bool page_range(const struct zc_rcache *rc, uintptr_t addr, size_t len, u
 }
 
 /* First index whose entry ends at or after x (n if none). */
-static size_t first_end_at_least(const struct zc_rcache *rc, uintptr_t x)
+static size_t first_end_at_least(const struct zc__rcache *rc, uintptr_t x)
 {
 	size_t lo = 0, hi = rc->n;
 
@@ -122,7 +122,7 @@ static size_t first_end_at_least(const struct zc_rcache *rc, uintptr_t x)
 	return lo;
 }
 
-static void destroy(struct zc_rcache *rc, struct zc_rcache_entry *e)
+static void destroy(struct zc__rcache *rc, struct zc__rcache_entry *e)
 {
 	rc->ops.dereg(rc->ops.arg, e->handle);
 	free(e);
@@ -131,7 +131,7 @@ static void destroy(struct zc_rcache *rc, struct zc_rcache_entry *e)
 /* Takes e out of the index bookkeeping (the caller fixes up the array). An
  * entry still in use must outlive its registration's last transfer, so it is
  * parked on the detached list instead of being deregistered. */
-static void unindex(struct zc_rcache *rc, struct zc_rcache_entry *e)
+static void unindex(struct zc__rcache *rc, struct zc__rcache_entry *e)
 {
 	rc->bytes -= e->len;
 	e->indexed = false;
@@ -144,7 +144,7 @@ static void unindex(struct zc_rcache *rc, struct zc_rcache_entry *e)
 }
 
 /* Replaces idx[i, j) with `with` (or nothing if NULL); capacity must allow. */
-static void splice(struct zc_rcache *rc, size_t i, size_t j, struct zc_rcache_entry *with)
+static void splice(struct zc__rcache *rc, size_t i, size_t j, struct zc__rcache_entry *with)
 {
 	size_t k = with ? i + 1 : i;
 
@@ -156,10 +156,10 @@ static void splice(struct zc_rcache *rc, size_t i, size_t j, struct zc_rcache_en
 
 /* Evicts least recently used idle entries until the bounds hold or only
  * entries in use are left (then the bound stays exceeded until they are put). */
-static void enforce_bounds(struct zc_rcache *rc)
+static void enforce_bounds(struct zc__rcache *rc)
 {
 	while ((rc->n > rc->max_entries || rc->bytes > rc->max_bytes) && !list_empty(&rc->lru)) {
-		struct zc_rcache_entry *e = entry_of(rc->lru.next);
+		struct zc__rcache_entry *e = entry_of(rc->lru.next);
 		size_t i = first_end_at_least(rc, e->start + 1);
 
 		splice(rc, i, i + 1, NULL);
@@ -168,9 +168,9 @@ static void enforce_bounds(struct zc_rcache *rc)
 	}
 }
 
-static int reserve(struct zc_rcache *rc, size_t need)
+static int reserve(struct zc__rcache *rc, size_t need)
 {
-	struct zc_rcache_entry **idx;
+	struct zc__rcache_entry **idx;
 	size_t cap;
 
 	if (need <= rc->cap)
@@ -185,7 +185,7 @@ static int reserve(struct zc_rcache *rc, size_t need)
 }
 
 /* Drops every entry touching [s, end), counting them under cause. */
-static int drop_range(struct zc_rcache *rc, uintptr_t s, uintptr_t end, int cause)
+static int drop_range(struct zc__rcache *rc, uintptr_t s, uintptr_t end, int cause)
 {
 	size_t i, j;
 
@@ -201,12 +201,12 @@ static int drop_range(struct zc_rcache *rc, uintptr_t s, uintptr_t end, int caus
 
 /* Applies what the hooks pushed since the last call. Applying can push more
  * (a deregistration may free, and free may unmap): the loop takes those too. */
-static void catch_up(struct zc_rcache *rc)
+static void catch_up(struct zc__rcache *rc)
 {
-	struct zc_inv_range r[64];
+	struct zc__inv_range r[64];
 	int n, k;
 
-	while ((n = zc_invring_read(rc->ring, &rc->ring_seen, r, 64)) != 0) {
+	while ((n = zc__invring_read(rc->ring, &rc->ring_seen, r, 64)) != 0) {
 		if (n < 0) {
 			drop_range(rc, 0, UINTPTR_MAX, ZC_INV_OVERFLOW);
 			continue;
@@ -217,23 +217,23 @@ static void catch_up(struct zc_rcache *rc)
 }
 
 /* The whole cost of watching on the hot path: one acquire load. */
-static void sync_ring(struct zc_rcache *rc)
+static void sync_ring(struct zc__rcache *rc)
 {
-	if (rc->ring && zc_invring_seq(rc->ring) != rc->ring_seen)
+	if (rc->ring && zc__invring_seq(rc->ring) != rc->ring_seen)
 		catch_up(rc);
 }
 
-void zc_rcache_watch(struct zc_rcache *rc, struct zc_invring *ring)
+void zc__rcache_watch(struct zc__rcache *rc, struct zc__invring *ring)
 {
 	rc->ring = ring;
 	if (ring)
-		rc->ring_seen = zc_invring_seq(ring);
+		rc->ring_seen = zc__invring_seq(ring);
 }
 
-int zc_rcache_new(const struct zc_rcache_ops *ops, unsigned max_entries, size_t max_bytes,
-		  struct zc_rcache **rcp)
+int zc__rcache_new(const struct zc__rcache_ops *ops, unsigned max_entries, size_t max_bytes,
+		  struct zc__rcache **rcp)
 {
-	struct zc_rcache *rc;
+	struct zc__rcache *rc;
 
 	if (!ops || !ops->reg || !ops->dereg || max_entries < 1 || max_bytes < 1 || !rcp)
 		return -EINVAL;
@@ -257,7 +257,7 @@ int zc_rcache_new(const struct zc_rcache_ops *ops, unsigned max_entries, size_t 
 	return 0;
 }
 
-void zc_rcache_free(struct zc_rcache *rc)
+void zc__rcache_free(struct zc__rcache *rc)
 {
 	size_t i;
 
@@ -266,7 +266,7 @@ void zc_rcache_free(struct zc_rcache *rc)
 	for (i = 0; i < rc->n; i++)
 		destroy(rc, rc->idx[i]);
 	while (!list_empty(&rc->detached)) {
-		struct zc_rcache_entry *e = entry_of(rc->detached.next);
+		struct zc__rcache_entry *e = entry_of(rc->detached.next);
 
 		list_del(&e->link);
 		destroy(rc, e);
@@ -275,9 +275,9 @@ void zc_rcache_free(struct zc_rcache *rc)
 	free(rc);
 }
 
-int zc_rcache_get(struct zc_rcache *rc, const void *addr, size_t len, struct zc_rcache_entry **ep)
+int zc__rcache_get(struct zc__rcache *rc, const void *addr, size_t len, struct zc__rcache_entry **ep)
 {
-	struct zc_rcache_entry *e;
+	struct zc__rcache_entry *e;
 	uintptr_t s, end, us, uend;
 	size_t i, j, k;
 	int err = 0;
@@ -339,7 +339,7 @@ int zc_rcache_get(struct zc_rcache *rc, const void *addr, size_t len, struct zc_
 	return 0;
 }
 
-void zc_rcache_put(struct zc_rcache *rc, struct zc_rcache_entry *e)
+void zc__rcache_put(struct zc__rcache *rc, struct zc__rcache_entry *e)
 {
 	if (--e->refs)
 		return;
@@ -352,22 +352,22 @@ void zc_rcache_put(struct zc_rcache *rc, struct zc_rcache_entry *e)
 	enforce_bounds(rc);
 }
 
-void *zc_rcache_entry_handle(const struct zc_rcache_entry *e)
+void *zc__rcache_entry_handle(const struct zc__rcache_entry *e)
 {
 	return e->handle;
 }
 
-uintptr_t zc_rcache_entry_start(const struct zc_rcache_entry *e)
+uintptr_t zc__rcache_entry_start(const struct zc__rcache_entry *e)
 {
 	return e->start;
 }
 
-size_t zc_rcache_entry_len(const struct zc_rcache_entry *e)
+size_t zc__rcache_entry_len(const struct zc__rcache_entry *e)
 {
 	return e->len;
 }
 
-int zc_rcache_invalidate(struct zc_rcache *rc, const void *addr, size_t len)
+int zc__rcache_invalidate(struct zc__rcache *rc, const void *addr, size_t len)
 {
 	uintptr_t s, end;
 
@@ -383,7 +383,7 @@ int zc_rcache_invalidate(struct zc_rcache *rc, const void *addr, size_t len)
 	return drop_range(rc, s, end, ZC_INV_EXPLICIT);
 }
 
-void zc_rcache_get_stats(const struct zc_rcache *rc, struct zc_rcache_stats *s)
+void zc__rcache_get_stats(const struct zc__rcache *rc, struct zc__rcache_stats *s)
 {
 	*s = rc->stats;
 	s->entries = rc->n;

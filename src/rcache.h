@@ -7,7 +7,7 @@
  * range: a lookup hits when one entry covers the whole requested range;
  * overlapping or adjacent entries are merged into one larger registration;
  * unused entries are evicted least-recently-used first when the cache exceeds
- * its entry or byte bound; zc_rcache_invalidate() drops every entry touching
+ * its entry or byte bound; zc__rcache_invalidate() drops every entry touching
  * a range the application freed or remapped. Entries in use (referenced by a
  * pending transfer) are never deregistered under it: they leave the index and
  * die when their last reference is put.
@@ -29,10 +29,10 @@
 
 #include "invring.h"
 
-struct zc_rcache;
-struct zc_rcache_entry;
+struct zc__rcache;
+struct zc__rcache_entry;
 
-struct zc_rcache_ops {
+struct zc__rcache_ops {
 	/* Registers [addr, addr + len); returns an opaque handle (an ibv_mr *)
 	 * or NULL with *err set to a negative error code. */
 	void *(*reg)(void *arg, void *addr, size_t len, int *err);
@@ -40,36 +40,36 @@ struct zc_rcache_ops {
 	void *arg;
 };
 
-struct zc_rcache_stats {
+struct zc__rcache_stats {
 	uint64_t hits, misses, evictions, invalidations, merges;
 	uint64_t inv[ZC_INV_CAUSES]; /* entries dropped, by cause; they sum to invalidations */
 	uint64_t entries, bytes; /* currently indexed */
 };
 
 /* max_entries / max_bytes: LRU bounds on what stays registered while unused. */
-int zc_rcache_new(const struct zc_rcache_ops *ops, unsigned max_entries, size_t max_bytes,
-		  struct zc_rcache **rc);
+int zc__rcache_new(const struct zc__rcache_ops *ops, unsigned max_entries, size_t max_bytes,
+		  struct zc__rcache **rc);
 /* Deregisters everything; entries still referenced are a caller bug (they
  * are deregistered anyway). */
-void zc_rcache_free(struct zc_rcache *rc);
+void zc__rcache_free(struct zc__rcache *rc);
 
 /* Finds or creates an entry covering [addr, addr + len) and takes a
  * reference on it. len 0 is -EINVAL. */
-int zc_rcache_get(struct zc_rcache *rc, const void *addr, size_t len, struct zc_rcache_entry **e);
-void zc_rcache_put(struct zc_rcache *rc, struct zc_rcache_entry *e);
+int zc__rcache_get(struct zc__rcache *rc, const void *addr, size_t len, struct zc__rcache_entry **e);
+void zc__rcache_put(struct zc__rcache *rc, struct zc__rcache_entry *e);
 
-void *zc_rcache_entry_handle(const struct zc_rcache_entry *e);
+void *zc__rcache_entry_handle(const struct zc__rcache_entry *e);
 /* The page-aligned range the entry registered. */
-uintptr_t zc_rcache_entry_start(const struct zc_rcache_entry *e);
-size_t zc_rcache_entry_len(const struct zc_rcache_entry *e);
+uintptr_t zc__rcache_entry_start(const struct zc__rcache_entry *e);
+size_t zc__rcache_entry_len(const struct zc__rcache_entry *e);
 
 /* Drops every entry that overlaps [addr, addr + len) (cause
  * ZC_INV_EXPLICIT). Returns how many. */
-int zc_rcache_invalidate(struct zc_rcache *rc, const void *addr, size_t len);
+int zc__rcache_invalidate(struct zc__rcache *rc, const void *addr, size_t len);
 
 /* From now on, apply the ranges pushed to ring (NULL: stop watching). */
-void zc_rcache_watch(struct zc_rcache *rc, struct zc_invring *ring);
+void zc__rcache_watch(struct zc__rcache *rc, struct zc__invring *ring);
 
-void zc_rcache_get_stats(const struct zc_rcache *rc, struct zc_rcache_stats *s);
+void zc__rcache_get_stats(const struct zc__rcache *rc, struct zc__rcache_stats *s);
 
 #endif

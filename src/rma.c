@@ -53,7 +53,7 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 
 	e->mw = ibv_alloc_mw(c->ctx->pd, IBV_MW_TYPE_2);
 	if (!e->mw)
-		return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
+		return zc__err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
 	rc = zc__conn_wait_for(c, bind_slot, &i, -1, "");
 	if (rc < 0)
 		return rc;
@@ -74,7 +74,7 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 	}
 	zc__conn_wait_for(c, bound, e, -1, "");
 	if (e->status)
-		return zc_err(e->status, "binding a memory window failed");
+		return zc__err(e->status, "binding a memory window failed");
 	e->mw->rkey = e->rkey;
 	c->ctx->stats.mw_binds++;
 	return 0;
@@ -91,14 +91,14 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 		return rc;
 	if (!mr || !out || !desc || !len || mr->ctx != c->ctx || offset > mr->mr->length ||
 	    len > mr->mr->length - offset || !access || (access & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
-		return zc_err(-EINVAL, "zc_export: the range must lie inside the region and access must be set");
+		return zc__err(-EINVAL, "zc_export: the range must lie inside the region and access must be set");
 	if (access & ~mr->access)
-		return zc_err(-EPERM, "zc_export: the region was registered without the rights requested");
+		return zc__err(-EPERM, "zc_export: the region was registered without the rights requested");
 	e = calloc(1, sizeof(*e));
 	if (!e)
-		return zc_err(-ENOMEM, "zc_export: out of memory");
+		return zc__err(-ENOMEM, "zc_export: out of memory");
 	e->mr = mr;
-	zc_list_init(&e->node);
+	zc__list_init(&e->node);
 	addr = (uintptr_t)mr->mr->addr + offset;
 	if (c->ctx->caps.mw_type2 && !c->opts.mr_fallback && (mr->ibv_access & IBV_ACCESS_MW_BIND)) {
 		rc = bind_window(c, e, addr, len, access);
@@ -122,7 +122,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 	}
 	zc__desc_encode(desc, access, e->rkey, addr, len);
 	e->conn = c;
-	zc_list_add(&c->exports, &e->node);
+	zc__list_add(&c->exports, &e->node);
 	mr->exports++;
 	*out = e;
 	return 0;
@@ -144,19 +144,19 @@ int zc__rma_setup(struct zc_conn *c)
 {
 	c->n_rma = (uint32_t)c->opts.send_depth;
 	c->rma = calloc(c->n_rma, sizeof(*c->rma));
-	return c->rma ? 0 : zc_err(-ENOMEM, "out of memory for RMA state");
+	return c->rma ? 0 : zc__err(-ENOMEM, "out of memory for RMA state");
 }
 
 /* Every piece has been reaped (the QP was drained): what remains are the
  * exports, which the application revokes later; the peer loses them now. */
 void zc__rma_release(struct zc_conn *c)
 {
-	while (!zc_list_empty(&c->exports)) {
-		struct zc_export *e = zc_list_first(&c->exports, struct zc_export, node);
+	while (!zc__list_empty(&c->exports)) {
+		struct zc_export *e = zc__list_first(&c->exports, struct zc_export, node);
 
 		export_release(e);
 		e->conn = NULL;
-		zc_list_del(&e->node);
+		zc__list_del(&e->node);
 	}
 	free(c->rma);
 	c->rma = NULL;
@@ -165,7 +165,7 @@ void zc__rma_release(struct zc_conn *c)
 
 static void piece_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
-	struct zc_conn *c = zc_container_of(q, struct zc_conn, ep.qp);
+	struct zc_conn *c = zc__container_of(q, struct zc_conn, ep.qp);
 	struct zc__rma_op *o = s->arg;
 
 	if (status && !o->status)
@@ -182,10 +182,10 @@ int zc_export_revoke(struct zc_export **pe)
 	struct zc_export *e;
 
 	if (!pe || !*pe)
-		return zc_err(-EINVAL, "zc_export_revoke: no export");
+		return zc__err(-EINVAL, "zc_export_revoke: no export");
 	e = *pe;
 	export_release(e);
-	zc_list_del(&e->node);
+	zc__list_del(&e->node);
 	e->mr->exports--;
 	free(e);
 	*pe = NULL;
@@ -204,15 +204,15 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	if (rc)
 		return rc;
 	if ((!buf && len) || !len)
-		return zc_err(-EINVAL, "RMA of an empty or NULL buffer");
+		return zc__err(-EINVAL, "RMA of an empty or NULL buffer");
 	rc = zc__desc_decode(remote, &access, &rkey, &raddr, &rlen);
 	if (rc)
 		return rc;
 	if (off > rlen || len > rlen - off)
-		return zc_err(-EINVAL, "RMA of %zu bytes at offset %llu is outside the %llu-byte export", len,
+		return zc__err(-EINVAL, "RMA of %zu bytes at offset %llu is outside the %llu-byte export", len,
 			      (unsigned long long)off, (unsigned long long)rlen);
 	if (!(access & (op == ZC_OP_READ ? ZC_ACCESS_REMOTE_READ : ZC_ACCESS_REMOTE_WRITE)))
-		return zc_err(-EPERM, "the peer did not grant %s access to this range",
+		return zc__err(-EPERM, "the peer did not grant %s access to this range",
 			      op == ZC_OP_READ ? "read" : "write");
 	rc = zc__ctx_room(c->ctx);
 	if (rc)

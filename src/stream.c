@@ -50,7 +50,7 @@ static int head_ready(struct zc_conn *c, void *arg)
 	if (c->ep.qp.err)
 		return zc__qp_error(&c->ep.qp);
 	if (c->state != ZC_CONN_OPEN)
-		return zc_err(-ENOTCONN, "the connection is not open");
+		return zc__err(-ENOTCONN, "the connection is not open");
 	return zc__item_head(&c->ep) && !c->ep.posted_count;
 }
 
@@ -66,11 +66,11 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 	if (rc)
 		return rc;
 	if (c->ep.close_sent)
-		return zc_err(-EPIPE, "the connection was closed for sending");
+		return zc__err(-EPIPE, "the connection was closed for sending");
 	if (c->ep.close_received)
-		return zc_err(-EPIPE, "the peer closed the connection");
+		return zc__err(-EPIPE, "the peer closed the connection");
 	if (!buf && len)
-		return zc_err(-EINVAL, "NULL buffer");
+		return zc__err(-EINVAL, "NULL buffer");
 	return 0;
 }
 
@@ -113,7 +113,7 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 static struct zc__item *head_item(struct zc_conn *c, int flags, int *rc)
 {
 	if (!c) {
-		*rc = zc_err(-EINVAL, "no connection");
+		*rc = zc__err(-EINVAL, "no connection");
 		return NULL;
 	}
 	zc__ctx_progress(c->ctx);
@@ -148,7 +148,7 @@ ssize_t zc_recv(struct zc_conn *c, void *buf, size_t len, int flags)
 	int rc;
 
 	if (!buf && len)
-		return zc_err(-EINVAL, "NULL buffer");
+		return zc__err(-EINVAL, "NULL buffer");
 	if (len == 0)
 		return 0;
 	it = head_item(c, flags, &rc);
@@ -177,7 +177,7 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 	if (rc)
 		return rc;
 	if (len > ZC_RNDV_MAX_LEN)
-		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
+		return zc__err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
 	if (len > c->ep.eager_max)
 		return send_rndv_blocking(c, buf, len, flags);
 	rc = zc__conn_wait_for(c, eager_sent, &s, deadline_for(flags), "");
@@ -192,7 +192,7 @@ ssize_t zc_msg_peek(struct zc_conn *c, int flags)
 	if (!it)
 		return rc;
 	if (it->kind == ZC_ITEM_CLOSE)
-		return zc_err(-EPIPE, "the peer closed the connection");
+		return zc__err(-EPIPE, "the peer closed the connection");
 	return (ssize_t)(it->len - it->off);
 }
 
@@ -203,15 +203,15 @@ ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)
 	int rc;
 
 	if (!buf && cap)
-		return zc_err(-EINVAL, "NULL buffer");
+		return zc__err(-EINVAL, "NULL buffer");
 	it = head_item(c, flags, &rc);
 	if (!it)
 		return rc;
 	if (it->kind == ZC_ITEM_CLOSE)
-		return zc_err(-EPIPE, "the peer closed the connection");
+		return zc__err(-EPIPE, "the peer closed the connection");
 	n = (size_t)(it->len - it->off);
 	if (n > cap)
-		return zc_err(-EMSGSIZE, "next message has %zu bytes, the buffer %zu", n, cap);
+		return zc__err(-EMSGSIZE, "next message has %zu bytes, the buffer %zu", n, cap);
 	if (it->kind == ZC_ITEM_EAGER) {
 		if (n == 0)
 			zc__item_pop(&c->ep);
@@ -234,7 +234,7 @@ int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr,
 	if (rc)
 		return rc;
 	if (len > ZC_RNDV_MAX_LEN)
-		return zc_err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
+		return zc__err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
 	rc = zc__zsend_submit(&c->ep, &z);
 	if (!rc)
 		zc__ctx_submitted(c->ctx);
@@ -251,7 +251,7 @@ int zc_recv_zc(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, uint6
 	if (rc)
 		return rc;
 	if (!buf && len)
-		return zc_err(-EINVAL, "NULL buffer");
+		return zc__err(-EINVAL, "NULL buffer");
 	rc = zc__posted_add(&c->ep, &p);
 	if (!rc)
 		zc__ctx_submitted(c->ctx);

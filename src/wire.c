@@ -14,7 +14,7 @@ static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return l
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 
-void zc_hdr_encode(void *buf, const struct zc_hdr *h)
+void zc__hdr_encode(void *buf, const struct zc__hdr *h)
 {
 	uint8_t *p = buf;
 
@@ -26,7 +26,7 @@ void zc_hdr_encode(void *buf, const struct zc_hdr *h)
 	put32(p + 12, h->id);
 }
 
-void zc_rts_encode(void *buf, const struct zc_rts *r)
+void zc__rts_encode(void *buf, const struct zc__rts *r)
 {
 	uint8_t *p = buf;
 
@@ -38,10 +38,10 @@ void zc_rts_encode(void *buf, const struct zc_rts *r)
 
 static int proto(const char *what, unsigned long long v)
 {
-	return zc_err(-ZC_EPEERPROTO, "peer sent a bad message: %s (%llu)", what, v);
+	return zc__err(-ZC_EPEERPROTO, "peer sent a bad message: %s (%llu)", what, v);
 }
 
-int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_hdr *h, struct zc_rts *r)
+int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc__hdr *h, struct zc__rts *r)
 {
 	const uint8_t *p = buf;
 
@@ -54,7 +54,7 @@ int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_
 	h->len = get32(p + 8);
 	h->id = get32(p + 12);
 	if (h->version != ZC_WIRE_VERSION)
-		return zc_err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", h->version, ZC_WIRE_VERSION);
+		return zc__err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", h->version, ZC_WIRE_VERSION);
 	if (h->flags != 0)
 		return proto("unknown flags", h->flags);
 	switch (h->type) {
@@ -93,7 +93,7 @@ int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_
 	}
 }
 
-void zc_priv_encode(void *buf, const struct zc_priv *pr)
+void zc__priv_encode(void *buf, const struct zc__priv *pr)
 {
 	uint8_t *p = buf;
 
@@ -105,20 +105,20 @@ void zc_priv_encode(void *buf, const struct zc_priv *pr)
 	put32(p + 12, ZC_PRIV_MAGIC);
 }
 
-int zc_priv_decode(const void *buf, size_t len, struct zc_priv *pr)
+int zc__priv_decode(const void *buf, size_t len, struct zc__priv *pr)
 {
 	const uint8_t *p = buf;
 
 	/* rdma_cm pads private data with zeros, so longer is fine. */
 	if (!buf || len < ZC_PRIV_SIZE || get32(p + 12) != ZC_PRIV_MAGIC)
-		return zc_err(-ZC_EPEERPROTO, "peer is not a zcrdma endpoint (no connection parameters)");
+		return zc__err(-ZC_EPEERPROTO, "peer is not a zcrdma endpoint (no connection parameters)");
 	pr->version = p[0];
 	pr->flags = p[1];
 	pr->credits = get16(p + 2);
 	pr->slot_size = get32(p + 4);
 	pr->rd_atom = get32(p + 8);
 	if (pr->version != ZC_WIRE_VERSION)
-		return zc_err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", pr->version, ZC_WIRE_VERSION);
+		return zc__err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", pr->version, ZC_WIRE_VERSION);
 	if (pr->flags != 0)
 		return proto("unknown connection flags", pr->flags);
 	if (pr->credits == 0 || pr->credits > ZC_CREDITS_MAX)
@@ -157,7 +157,7 @@ int zc__desc_decode(const struct zc_desc *d, int *access, uint32_t *rkey, uint64
 
 	if (!d || d->bytes[0] != DESC_VERSION || d->bytes[2] || d->bytes[3] || memcmp(d->bytes + 24, zero, 8) ||
 	    !d->bytes[1] || (d->bytes[1] & ~(ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE)))
-		return zc_err(-EINVAL, "not a zcrdma memory descriptor");
+		return zc__err(-EINVAL, "not a zcrdma memory descriptor");
 	memcpy(&k, d->bytes + 4, 4);
 	memcpy(&a, d->bytes + 8, 8);
 	memcpy(&l, d->bytes + 16, 8);
@@ -166,6 +166,6 @@ int zc__desc_decode(const struct zc_desc *d, int *access, uint32_t *rkey, uint64
 	*addr = le64toh(a);
 	*len = le64toh(l);
 	if (*len == 0 || *addr + *len < *addr)
-		return zc_err(-EINVAL, "memory descriptor with an empty or wrapping range");
+		return zc__err(-EINVAL, "memory descriptor with an empty or wrapping range");
 	return 0;
 }

@@ -10,7 +10,7 @@
  *   ... len  |  id             |
  *
  *   version  ZC_WIRE_VERSION
- *   type     enum zc_msg_type
+ *   type     enum zc__msg_type
  *   flags    0 (reserved, must be zero)
  *   ack      cumulative count of data receive slots the sender of this header
  *            has released (credit return, see credit.h)
@@ -38,15 +38,15 @@
 /* Rendezvous transfers are bounded so lengths stay far from overflow. */
 #define ZC_RNDV_MAX_LEN (1ull << 40)
 
-enum zc_msg_type {
+enum zc__msg_type {
 	ZC_MSG_EAGER = 1,  /* data: payload follows the header (uses a credit) */
-	ZC_MSG_RTS = 2,    /* data: rendezvous request, body = zc_rts (uses a credit) */
+	ZC_MSG_RTS = 2,    /* data: rendezvous request, body = zc__rts (uses a credit) */
 	ZC_MSG_FIN = 3,    /* control: rendezvous id done; sent with SEND_WITH_INV */
 	ZC_MSG_CREDIT = 4, /* control: credit return only */
 	ZC_MSG_CLOSE = 5,  /* control: orderly close, no more data follows */
 };
 
-struct zc_hdr {
+struct zc__hdr {
 	uint8_t version;
 	uint8_t type;
 	uint16_t flags;
@@ -57,7 +57,7 @@ struct zc_hdr {
 
 #define ZC_RTS_F_INV 0x1
 
-struct zc_rts {
+struct zc__rts {
 	uint64_t addr;
 	uint64_t len;
 	uint32_t rkey;
@@ -65,13 +65,13 @@ struct zc_rts {
 };
 
 /* Whether a message type consumes one of the peer's data credits. */
-static inline int zc_msg_is_data(uint8_t type)
+static inline int zc__msg_is_data(uint8_t type)
 {
 	return type == ZC_MSG_EAGER || type == ZC_MSG_RTS;
 }
 
-void zc_hdr_encode(void *buf, const struct zc_hdr *h);
-void zc_rts_encode(void *buf, const struct zc_rts *r);
+void zc__hdr_encode(void *buf, const struct zc__hdr *h);
+void zc__rts_encode(void *buf, const struct zc__rts *r);
 
 /*
  * Decodes and validates a received message of byte_len bytes. eager_max is
@@ -79,7 +79,7 @@ void zc_rts_encode(void *buf, const struct zc_rts *r);
  * -ZC_EVERSION / -ZC_EPEERPROTO (with zc_last_error() naming the field).
  * On success *h is filled, and for RTS *r too.
  */
-int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_hdr *h, struct zc_rts *r);
+int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc__hdr *h, struct zc__rts *r);
 
 /*
  * Connection parameters exchanged in rdma_cm private data (both directions),
@@ -92,7 +92,7 @@ int zc_msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc_
 #define ZC_SLOT_MIN 64
 #define ZC_SLOT_MAX (1u << 20)
 
-struct zc_priv {
+struct zc__priv {
 	uint8_t version;
 	uint8_t flags;
 	uint16_t credits;       /* data slots the sender of this blob posts for its peer */
@@ -100,8 +100,8 @@ struct zc_priv {
 	uint32_t rd_atom;       /* RDMA READs this side accepts in flight as responder */
 };
 
-void zc_priv_encode(void *buf, const struct zc_priv *p);
-int zc_priv_decode(const void *buf, size_t len, struct zc_priv *p);
+void zc__priv_encode(void *buf, const struct zc__priv *p);
+int zc__priv_decode(const void *buf, size_t len, struct zc__priv *p);
 
 /* An RMA descriptor: u8 version, u8 access, u16 zero, u32 rkey, u64 addr,
  * u64 len, u64 zero, little-endian. Decoding refuses any other version,

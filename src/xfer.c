@@ -10,10 +10,10 @@
 
 static void fill_hdr(struct zc__ep *e, uint8_t *buf, uint8_t type, uint32_t len, uint32_t id)
 {
-	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id,
-			   .ack = zc_credit_advertise(&e->cr)};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id,
+			   .ack = zc__credit_advertise(&e->cr)};
 
-	zc_hdr_encode(buf, &h);
+	zc__hdr_encode(buf, &h);
 }
 
 int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
@@ -33,7 +33,7 @@ static void zq_drain(struct zc__ep *e);
 /* A data message's slot is free again: repost it and owe the peer a credit. */
 static void release_slot(struct zc__ep *e, uint32_t slot)
 {
-	zc_credit_release(&e->cr);
+	zc__credit_release(&e->cr);
 	e->held--;
 	zc__qp_post_recv(&e->qp, slot);
 }
@@ -52,7 +52,7 @@ void zc__flush_ctl(struct zc__ep *e)
 		release_slot(e, f.slot);
 		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey);
 	}
-	if (zc_credit_update_due(&e->cr, e->held) && e->qp.sreq_free_count)
+	if (zc__credit_update_due(&e->cr, e->held) && e->qp.sreq_free_count)
 		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0);
 	/* Room may have freed for a READ round waiting for it. */
 	zc__read_advance(e, zc__item_head(e));
@@ -62,14 +62,14 @@ void zc__flush_ctl(struct zc__ep *e)
  * its SEND does. */
 static void eager_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
-	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
 
 	zc__ctx_complete(e->ctx, e->conn, s->token, s->op, status, status ? 0 : s->len);
 }
 
 static void flush_ctl_hook(struct zc__qp *q)
 {
-	zc__flush_ctl(zc_container_of(q, struct zc__ep, qp));
+	zc__flush_ctl(zc__container_of(q, struct zc__ep, qp));
 }
 
 int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, uint64_t token)
@@ -78,10 +78,10 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 	uint8_t *slot;
 	int i;
 
-	if (!e->qp.sreq_free_count || !zc_credit_avail(&e->cr))
+	if (!e->qp.sreq_free_count || !zc__credit_avail(&e->cr))
 		return -EAGAIN;
 	i = zc__sreq_get(&e->qp);
-	zc_credit_take(&e->cr);
+	zc__credit_take(&e->cr);
 	s = &e->qp.sreq[i];
 	if (op) {
 		s->done = eager_done;
@@ -127,12 +127,12 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 {
 	struct zc_ctx *ctx = e->ctx;
 	bool window = ctx->caps.mw_type2 && !e->mr_fallback;
-	struct zc_rts rts = {.addr = (uintptr_t)buf, .len = len};
+	struct zc__rts rts = {.addr = (uintptr_t)buf, .len = len};
 	struct zc__rndv *r;
 	struct ibv_mr *local = NULL;
 	int ri, rs, rb = -1, rc, access = 0;
 
-	if (!zc_credit_avail(&e->cr) || e->qp.sreq_free_count < 2 || (ri = free_rndv(e)) < 0 ||
+	if (!zc__credit_avail(&e->cr) || e->qp.sreq_free_count < 2 || (ri = free_rndv(e)) < 0 ||
 	    (window && ctx->bind_needs_idle_sq && e->qp.sq_inflight))
 		return -EAGAIN;
 	r = &e->rndv[ri];
@@ -149,7 +149,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	if (window) {
 		if (!r->mw && !(r->mw = ibv_alloc_mw(ctx->pd, IBV_MW_TYPE_2))) {
 			rndv_release(e, r);
-			return zc_err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
+			return zc__err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
 		}
 		rb = zc__sreq_get(&e->qp);
 		r->rkey = ibv_inc_rkey(r->mw->rkey);
@@ -172,7 +172,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 		ctx->stats.mw_binds++;
 	} else {
 		if (!ctx->logged_fallback && !local) {
-			zc_log(&ctx->opts, ZC_LOG_WARN, "%s: %s; rendezvous exposes per-transfer MRs instead of memory windows",
+			zc__log(&ctx->opts, ZC_LOG_WARN, "%s: %s; rendezvous exposes per-transfer MRs instead of memory windows",
 			       ctx->caps.device, e->mr_fallback ? "mr_fallback requested" : "no type-2 memory windows");
 			ctx->logged_fallback = true;
 		}
@@ -191,9 +191,9 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	r->token = token;
 	r->len = len;
 	rs = zc__sreq_get(&e->qp);
-	zc_credit_take(&e->cr);
+	zc__credit_take(&e->cr);
 	fill_hdr(e, zc__qp_tx_slot(&e->qp, (uint32_t)rs), ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16);
-	zc_rts_encode(zc__qp_tx_slot(&e->qp, (uint32_t)rs) + ZC_HDR_SIZE, &rts);
+	zc__rts_encode(zc__qp_tx_slot(&e->qp, (uint32_t)rs) + ZC_HDR_SIZE, &rts);
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
 	*out = (uint32_t)ri;
@@ -228,20 +228,20 @@ static void rndv_fail_all(struct zc__ep *e, int err)
 			rndv_finish(e, &e->rndv[i], err);
 }
 
-static int on_fin(struct zc__ep *e, const struct zc_hdr *h, const struct ibv_wc *wc)
+static int on_fin(struct zc__ep *e, const struct zc__hdr *h, const struct ibv_wc *wc)
 {
 	uint32_t idx = h->id & 0xffff;
 	struct zc__rndv *r = idx < e->n_rndv ? &e->rndv[idx] : NULL;
 
 	if (!r || r->owner == ZC_RNDV_FREE || r->done || r->gen != (uint16_t)(h->id >> 16))
-		return zc_err(-ZC_EPEERPROTO, "peer finished rendezvous %#x, which is not outstanding", h->id);
+		return zc__err(-ZC_EPEERPROTO, "peer finished rendezvous %#x, which is not outstanding", h->id);
 	if (r->mw) {
 		/* rxe reports the invalidation as wc_flags bit 0x4 rather than
 		 * IBV_WC_WITH_INV; invalidated_rkey is right on both. */
 		bool inv = wc->wc_flags & (IBV_WC_WITH_INV | 0x4);
 
 		if (!r->fallback_mr && (!inv || wc->invalidated_rkey != r->rkey))
-			return zc_err(-ZC_EPEERPROTO, "peer's FIN did not invalidate the window it was given");
+			return zc__err(-ZC_EPEERPROTO, "peer's FIN did not invalidate the window it was given");
 	}
 	rndv_finish(e, r, 0);
 	return 0;
@@ -276,23 +276,23 @@ static void finish_rts(struct zc__ep *e, struct zc__item *it)
 static int push_item(struct zc__ep *e, const struct zc__item *src)
 {
 	if (e->item_count == e->items_cap)
-		return zc_err(-ZC_EPEERPROTO, "peer sent more messages than it had credits for");
+		return zc__err(-ZC_EPEERPROTO, "peer sent more messages than it had credits for");
 	e->items[(e->item_head + e->item_count++) % e->items_cap] = *src;
 	return 0;
 }
 
 static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 {
-	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
 	struct zc__item it = {.slot = slot};
-	struct zc_hdr h;
-	struct zc_rts rts;
-	int rc = zc_msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, e->qp.slot_size - ZC_HDR_SIZE, &h, &rts);
+	struct zc__hdr h;
+	struct zc__rts rts;
+	int rc = zc__msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, e->qp.slot_size - ZC_HDR_SIZE, &h, &rts);
 
 	if (!rc)
-		rc = zc_credit_on_ack(&e->cr, h.ack);
-	if (!rc && zc_msg_is_data(h.type) && !zc_credit_peer_may_send(&e->cr, e->held))
-		rc = zc_err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", e->credits);
+		rc = zc__credit_on_ack(&e->cr, h.ack);
+	if (!rc && zc__msg_is_data(h.type) && !zc__credit_peer_may_send(&e->cr, e->held))
+		rc = zc__err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", e->credits);
 	if (rc) {
 		zc__qp_fail(&e->qp, rc);
 		return;
@@ -444,7 +444,7 @@ void zc__item_end_read(struct zc__ep *e, struct zc__item *it)
 
 static void read_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
-	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
 	struct zc__item *it = zc__item_head(e);
 
 	(void)s;
@@ -544,7 +544,7 @@ int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z)
 	if (rc != -EAGAIN)
 		return rc;
 	if (e->zq_count == e->zq_cap)
-		return zc_err(-EAGAIN, "%u zero-copy sends wait for the peer's credits and the queue (4 x send_depth) "
+		return zc__err(-EAGAIN, "%u zero-copy sends wait for the peer's credits and the queue (4 x send_depth) "
 				       "is full: reap completions with zc_poll() and retry",
 			      e->zq_count);
 	e->zq[(e->zq_head + e->zq_count++) % e->zq_cap] = *z;
@@ -554,7 +554,7 @@ int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z)
 int zc__posted_add(struct zc__ep *e, const struct zc__posted *p)
 {
 	if (e->posted_count == e->posted_cap)
-		return zc_err(-ENOSPC, "%u receive buffers already posted", e->posted_count);
+		return zc__err(-ENOSPC, "%u receive buffers already posted", e->posted_count);
 	e->posted[(e->posted_head + e->posted_count++) % e->posted_cap] = *p;
 	zc__match_posted(e);
 	zc__flush_ctl(e);
@@ -599,7 +599,7 @@ bool zc__ep_busy(const struct zc__ep *e)
  * application with err. */
 static void ep_failed(struct zc__qp *q, int err)
 {
-	struct zc__ep *e = zc_container_of(q, struct zc__ep, qp);
+	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
 	struct zc__item *it = zc__item_head(e);
 	uint32_t keep;
 
@@ -631,9 +631,9 @@ uint32_t zc__ep_slots(uint32_t credits)
 	return 2 * credits + 2;
 }
 
-void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc_priv *p)
+void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc__priv *p)
 {
-	*p = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)e->credits,
+	*p = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)e->credits,
 			      .slot_size = (uint32_t)(ZC_HDR_SIZE + eager_size), .rd_atom = rd_atom ? rd_atom : 1};
 }
 
@@ -654,25 +654,25 @@ int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, 
 	e->zq_cap = 4 * e->qp.depth;
 	e->zq = calloc(e->zq_cap, sizeof(*e->zq));
 	if (!e->items || !e->posted || !e->fin_queue || !e->zq)
-		return zc_err(-ENOMEM, "out of memory for connection state");
+		return zc__err(-ENOMEM, "out of memory for connection state");
 	e->items_cap = e->posted_cap = n;
 	return 0;
 }
 
-int zc__ep_peer(struct zc__ep *e, const struct zc_priv *peer, size_t eager_size)
+int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer, size_t eager_size)
 {
 	e->eager_max = peer->slot_size - ZC_HDR_SIZE;
 	if (e->eager_max > eager_size)
 		e->eager_max = eager_size;
 	if (peer->credits > e->credits)
-		return zc_err(-ZC_EPEERPROTO, "peer answered with %u credits, more than the %u offered", peer->credits,
+		return zc__err(-ZC_EPEERPROTO, "peer answered with %u credits, more than the %u offered", peer->credits,
 			      e->credits);
 	e->credits = peer->credits;
-	zc_credit_init(&e->cr, e->credits);
+	zc__credit_init(&e->cr, e->credits);
 	e->n_rndv = e->credits;
 	e->rndv = calloc(e->n_rndv, sizeof(*e->rndv));
 	if (!e->rndv)
-		return zc_err(-ENOMEM, "out of memory for rendezvous state");
+		return zc__err(-ENOMEM, "out of memory for rendezvous state");
 	/* rdma_cm carries READ depths in a byte, so 255 is the most either side
 	 * agreed to, whatever the devices could do. */
 	e->max_reads = e->ctx->caps.max_qp_rd_atom < peer->rd_atom ? e->ctx->caps.max_qp_rd_atom : peer->rd_atom;

@@ -2,11 +2,11 @@
  * memhook_bench - what the memory hooks cost, on any host (no RDMA):
  *
  *   1. N mmap/munmap pairs of one page through libc's own functions, before
- *      and after zc_memhook_install() patched them (the hook records the
+ *      and after zc__memhook_install() patched them (the hook records the
  *      range under the ring's spinlock and makes the system call itself),
  *      and N munmaps of a page where nothing is mapped (a system call that
  *      does nothing, so the hook's share shows), and the ring push alone;
- *   2. a registration-cache hit (zc_rcache_get + zc_rcache_put of a cached
+ *   2. a registration-cache hit (zc__rcache_get + zc__rcache_put of a cached
  *      range, fake registrar), with the cache watching the ring and not,
  *      alternating, once the hooks are in (nothing unmaps meanwhile).
  *
@@ -97,7 +97,7 @@ static double empty_munmap(long n, void *hole)
 /* What a hook adds besides the jump: one push, uncontended. */
 static double pushes(long n)
 {
-	static struct zc_invring ring;
+	static struct zc__invring ring;
 	double v[RUNS];
 	int r;
 
@@ -106,7 +106,7 @@ static double pushes(long n)
 		long i;
 
 		for (i = 0; i < n; i++)
-			zc_invring_push(&ring, (uintptr_t)i << 12, (uintptr_t)(i + 1) << 12, ZC_INV_UNMAP);
+			zc__invring_push(&ring, (uintptr_t)i << 12, (uintptr_t)(i + 1) << 12, ZC_INV_UNMAP);
 		v[r] = (now_ns() - t0) / (double)n;
 	}
 	return median(v);
@@ -126,27 +126,27 @@ static void fake_dereg(void *arg, void *handle)
 /* One run of n cache hits; the caller alternates watching and not. */
 static double hits(long n, int watch)
 {
-	static const struct zc_rcache_ops ops = {fake_reg, fake_dereg, NULL};
+	static const struct zc__rcache_ops ops = {fake_reg, fake_dereg, NULL};
 	static char buf[1 << 16];
-	struct zc_rcache *rc;
-	struct zc_rcache_entry *e;
+	struct zc__rcache *rc;
+	struct zc__rcache_entry *e;
 	double t0;
 	long i;
 
-	if (zc_rcache_new(&ops, 256, 1 << 30, &rc))
+	if (zc__rcache_new(&ops, 256, 1 << 30, &rc))
 		exit(1);
-	zc_rcache_watch(rc, watch ? zc_memhook_ring() : NULL);
-	if (zc_rcache_get(rc, buf, sizeof(buf), &e)) /* the miss */
+	zc__rcache_watch(rc, watch ? zc__memhook_ring() : NULL);
+	if (zc__rcache_get(rc, buf, sizeof(buf), &e)) /* the miss */
 		exit(1);
-	zc_rcache_put(rc, e);
+	zc__rcache_put(rc, e);
 	t0 = now_ns();
 	for (i = 0; i < n; i++) {
-		if (zc_rcache_get(rc, buf, sizeof(buf), &e))
+		if (zc__rcache_get(rc, buf, sizeof(buf), &e))
 			exit(1);
-		zc_rcache_put(rc, e);
+		zc__rcache_put(rc, e);
 	}
 	t0 = (now_ns() - t0) / (double)n;
-	zc_rcache_free(rc);
+	zc__rcache_free(rc);
 	return t0;
 }
 
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
 	map_unmap(n / 4 + 1); /* warm-up: page tables, caches, CPU frequency */
 	before = map_unmap(n);
 	e_before = empty_munmap(n, hole);
-	mode = zc_memhook_install();
+	mode = zc__memhook_install();
 	after = map_unmap(n);
 	e_after = empty_munmap(n, hole);
 	printf("mmap+munmap, libc unhooked:    %7.1f ns\n", before);

@@ -3,12 +3,12 @@
  *
  * Byte 0 of the input picks what the rest is (byte 0 % 6):
  *   0  a received message: u32 eager_max (LE), then the message itself, whose
- *      length is byte_len (zc_msg_decode: header, EAGER, RTS body, controls)
- *   1  rdma_cm private data, all of the rest (zc_priv_decode; empty = NULL)
+ *      length is byte_len (zc__msg_decode: header, EAGER, RTS body, controls)
+ *   1  rdma_cm private data, all of the rest (zc__priv_decode; empty = NULL)
  *   2  an RMA descriptor (struct zc_desc, src/wire.c): the first 32 bytes of
  *      the rest, zero-padded (empty = a NULL descriptor)
- *   3  header and RTS fields -> zc_hdr_encode/zc_rts_encode -> decode
- *   4  private-data fields -> zc_priv_encode -> decode
+ *   3  header and RTS fields -> zc__hdr_encode/zc__rts_encode -> decode
+ *   4  private-data fields -> zc__priv_encode -> decode
  *   5  descriptor fields -> desc_encode -> decode
  *
  * Every decode is held to three things, any failure being a crash:
@@ -97,13 +97,13 @@ static int msg_spec(const uint8_t *p, size_t n, size_t eager_max)
 	}
 }
 
-static int hdr_eq(const struct zc_hdr *a, const struct zc_hdr *b)
+static int hdr_eq(const struct zc__hdr *a, const struct zc__hdr *b)
 {
 	return a->version == b->version && a->type == b->type && a->flags == b->flags && a->ack == b->ack &&
 	       a->len == b->len && a->id == b->id;
 }
 
-static int rts_eq(const struct zc_rts *a, const struct zc_rts *b)
+static int rts_eq(const struct zc__rts *a, const struct zc__rts *b)
 {
 	return a->addr == b->addr && a->len == b->len && a->rkey == b->rkey && a->flags == b->flags;
 }
@@ -111,10 +111,10 @@ static int rts_eq(const struct zc_rts *a, const struct zc_rts *b)
 /* Decodes p[0..n), checks it against the spec, bounds and round trip. */
 static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 {
-	struct zc_hdr h, h2;
-	struct zc_rts r, r2;
+	struct zc__hdr h, h2;
+	struct zc__rts r, r2;
 	uint8_t *out;
-	int rc = zc_msg_decode(p, n, eager_max, &h, &r);
+	int rc = zc__msg_decode(p, n, eager_max, &h, &r);
 
 	CHECK(rc == msg_spec(p, n, eager_max));
 	if (rc) {
@@ -138,7 +138,7 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 		CHECK(h.type == ZC_MSG_FIN || h.id == 0);
 		break;
 	}
-	CHECK(zc_msg_is_data(h.type) == (h.type == ZC_MSG_EAGER || h.type == ZC_MSG_RTS));
+	CHECK(zc__msg_is_data(h.type) == (h.type == ZC_MSG_EAGER || h.type == ZC_MSG_RTS));
 
 	/* Round trip: the header (and RTS body) re-encode to the same bytes, and
 	 * those decode to the same struct. */
@@ -146,11 +146,11 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 	CHECK(out);
 	memcpy(out, p, n);
 	memset(out, 0xee, h.type == ZC_MSG_RTS ? ZC_RTS_SIZE : ZC_HDR_SIZE);
-	zc_hdr_encode(out, &h);
+	zc__hdr_encode(out, &h);
 	if (h.type == ZC_MSG_RTS)
-		zc_rts_encode(out + ZC_HDR_SIZE, &r);
+		zc__rts_encode(out + ZC_HDR_SIZE, &r);
 	CHECK(memcmp(out, p, n) == 0);
-	CHECK(zc_msg_decode(out, n, eager_max, &h2, &r2) == 0);
+	CHECK(zc__msg_decode(out, n, eager_max, &h2, &r2) == 0);
 	CHECK(hdr_eq(&h, &h2));
 	CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &r2));
 	free(out);
@@ -160,8 +160,8 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
  * says so, and then with every field as encoded. */
 static void msg_encode_check(const uint8_t *p, size_t n)
 {
-	struct zc_hdr h, d;
-	struct zc_rts r, e;
+	struct zc__hdr h, d;
+	struct zc__rts r, e;
 	uint8_t buf[ZC_RTS_SIZE + 4096];
 	uint32_t eager_max;
 	uint16_t extra;
@@ -182,9 +182,9 @@ static void msg_encode_check(const uint8_t *p, size_t n)
 	else if (extra & 0x4000)
 		len -= len < (extra & 0x3fu) ? len : (extra & 0x3fu);
 	memset(buf, 0x5a, sizeof(buf));
-	zc_hdr_encode(buf, &h);
-	zc_rts_encode(buf + ZC_HDR_SIZE, &r);
-	rc = zc_msg_decode(buf, len, eager_max, &d, &e);
+	zc__hdr_encode(buf, &h);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &r);
+	rc = zc__msg_decode(buf, len, eager_max, &d, &e);
 	CHECK(rc == msg_spec(buf, len, eager_max));
 	if (rc == 0) {
 		CHECK(hdr_eq(&h, &d));
@@ -212,7 +212,7 @@ static int priv_spec(const uint8_t *p, size_t n)
 	return 0;
 }
 
-static int priv_eq(const struct zc_priv *a, const struct zc_priv *b)
+static int priv_eq(const struct zc__priv *a, const struct zc__priv *b)
 {
 	return a->version == b->version && a->flags == b->flags && a->credits == b->credits &&
 	       a->slot_size == b->slot_size && a->rd_atom == b->rd_atom;
@@ -220,14 +220,14 @@ static int priv_eq(const struct zc_priv *a, const struct zc_priv *b)
 
 static void priv_check(const uint8_t *p, size_t n)
 {
-	struct zc_priv pr, pr2;
+	struct zc__priv pr, pr2;
 	uint8_t out[ZC_PRIV_SIZE];
-	int rc = zc_priv_decode(p, n, &pr);
+	int rc = zc__priv_decode(p, n, &pr);
 
 	CHECK(rc == priv_spec(p, n));
 	/* Extra bytes (rdma_cm's padding) never change the verdict. */
 	if (p && n > ZC_PRIV_SIZE) {
-		CHECK(zc_priv_decode(p, ZC_PRIV_SIZE, &pr2) == rc);
+		CHECK(zc__priv_decode(p, ZC_PRIV_SIZE, &pr2) == rc);
 		CHECK(rc || priv_eq(&pr, &pr2));
 	}
 	if (rc) {
@@ -239,22 +239,22 @@ static void priv_check(const uint8_t *p, size_t n)
 	CHECK(pr.credits >= 1 && pr.credits <= ZC_CREDITS_MAX);
 	CHECK(pr.slot_size >= ZC_SLOT_MIN && pr.slot_size <= ZC_SLOT_MAX);
 	CHECK(pr.rd_atom >= 1 && pr.rd_atom <= 65536);
-	zc_priv_encode(out, &pr);
+	zc__priv_encode(out, &pr);
 	CHECK(memcmp(out, p, ZC_PRIV_SIZE) == 0);
-	CHECK(zc_priv_decode(out, sizeof(out), &pr2) == 0);
+	CHECK(zc__priv_decode(out, sizeof(out), &pr2) == 0);
 	CHECK(priv_eq(&pr, &pr2));
 }
 
 static void priv_encode_check(const uint8_t *p, size_t n)
 {
-	struct zc_priv pr, d;
+	struct zc__priv pr, d;
 	uint8_t out[ZC_PRIV_SIZE];
 	int rc;
 
 	take(&p, &n, &pr, sizeof(pr));
-	zc_priv_encode(out, &pr);
+	zc__priv_encode(out, &pr);
 	CHECK(le(out + 12, 4) == ZC_PRIV_MAGIC);
-	rc = zc_priv_decode(out, sizeof(out), &d);
+	rc = zc__priv_decode(out, sizeof(out), &d);
 	CHECK(rc == priv_spec(out, sizeof(out)));
 	CHECK(rc || priv_eq(&pr, &d));
 	priv_check(out, sizeof(out));

@@ -50,14 +50,14 @@ static void put(const char *sub, const char *name, const void *a, size_t na, con
 enum { W_MSG, W_PRIV, W_DESC, W_ENC_MSG, W_ENC_PRIV, W_ENC_DESC };
 
 /* Mode 0: u32 eager_max, then the message. */
-static void msg(const char *name, uint32_t eager_max, const struct zc_hdr *h, const struct zc_rts *r, size_t len)
+static void msg(const char *name, uint32_t eager_max, const struct zc__hdr *h, const struct zc__rts *r, size_t len)
 {
 	uint8_t buf[5 + ZC_RTS_SIZE + 256] = {W_MSG};
 
 	memcpy(buf + 1, &(uint32_t){htole32(eager_max)}, 4);
-	zc_hdr_encode(buf + 5, h);
+	zc__hdr_encode(buf + 5, h);
 	if (r)
-		zc_rts_encode(buf + 5 + ZC_HDR_SIZE, r);
+		zc__rts_encode(buf + 5 + ZC_HDR_SIZE, r);
 	else
 		for (size_t i = ZC_HDR_SIZE; i < len; i++)
 			buf[5 + i] = (uint8_t)i; /* eager payload */
@@ -67,9 +67,9 @@ static void msg(const char *name, uint32_t eager_max, const struct zc_hdr *h, co
 static void wire_seeds(void)
 {
 	const uint32_t slot_eager = 48; /* the smallest slot (64 bytes) minus the header */
-	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .ack = 3};
-	struct zc_rts r = {.addr = 0x7f0000001000, .len = 1 << 20, .rkey = 0x1234, .flags = ZC_RTS_F_INV};
-	struct zc_priv pv = {.version = ZC_WIRE_VERSION, .credits = 64, .slot_size = 4096 + 16, .rd_atom = 16};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .ack = 3};
+	struct zc__rts r = {.addr = 0x7f0000001000, .len = 1 << 20, .rkey = 0x1234, .flags = ZC_RTS_F_INV};
+	struct zc__priv pv = {.version = ZC_WIRE_VERSION, .credits = 64, .slot_size = 4096 + 16, .rd_atom = 16};
 	uint8_t b[64] = {0};
 	struct zc_desc d;
 
@@ -116,16 +116,16 @@ static void wire_seeds(void)
 
 	/* Private data: as sent, padded by rdma_cm, at the limits, broken. */
 	b[0] = W_PRIV;
-	zc_priv_encode(b + 1, &pv);
+	zc__priv_encode(b + 1, &pv);
 	put("wire", "priv", b, 1 + ZC_PRIV_SIZE, NULL, 0);
 	put("wire", "priv-padded", b, 1 + 56, NULL, 0);
 	put("wire", "priv-short", b, ZC_PRIV_SIZE, NULL, 0);
-	pv = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = ZC_CREDITS_MAX, .slot_size = ZC_SLOT_MAX,
+	pv = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = ZC_CREDITS_MAX, .slot_size = ZC_SLOT_MAX,
 			      .rd_atom = 65536};
-	zc_priv_encode(b + 1, &pv);
+	zc__priv_encode(b + 1, &pv);
 	put("wire", "priv-max", b, 1 + ZC_PRIV_SIZE, NULL, 0);
-	pv = (struct zc_priv){.version = ZC_WIRE_VERSION, .credits = 1, .slot_size = ZC_SLOT_MIN, .rd_atom = 1};
-	zc_priv_encode(b + 1, &pv);
+	pv = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = 1, .slot_size = ZC_SLOT_MIN, .rd_atom = 1};
+	zc__priv_encode(b + 1, &pv);
 	put("wire", "priv-min", b, 1 + ZC_PRIV_SIZE, NULL, 0);
 	b[1 + 12] ^= 1;
 	put("wire", "priv-badmagic", b, 1 + ZC_PRIV_SIZE, NULL, 0);
@@ -144,9 +144,9 @@ static void wire_seeds(void)
 
 	/* Encoder modes: the fields as raw host-order bytes (see fuzz_wire.c). */
 	b[0] = W_ENC_MSG;
-	put("wire", "enc-msg", b, 1, &(struct zc_hdr){.version = 1, .type = ZC_MSG_EAGER, .len = 8}, sizeof(h));
+	put("wire", "enc-msg", b, 1, &(struct zc__hdr){.version = 1, .type = ZC_MSG_EAGER, .len = 8}, sizeof(h));
 	b[0] = W_ENC_PRIV;
-	put("wire", "enc-priv", b, 1, &(struct zc_priv){.version = 1, .credits = 8, .slot_size = 256, .rd_atom = 4},
+	put("wire", "enc-priv", b, 1, &(struct zc__priv){.version = 1, .credits = 8, .slot_size = 256, .rd_atom = 4},
 	    sizeof(pv));
 	b[0] = W_ENC_DESC;
 	b[1] = ZC_ACCESS_REMOTE_WRITE;

@@ -64,7 +64,7 @@ struct raw {
 	struct ibv_mr *mr;
 	struct ibv_mr *extra; /* the READ target offered for remote reads, if it is */
 	uint8_t *buf; /* NRECV receive slots, then one send slot, then a READ target */
-	struct zc_priv peer;
+	struct zc__priv peer;
 	uint32_t acked; /* what we advertise: every slot is reposted at once */
 	struct ibv_wc early[NRECV]; /* receive completions reaped while waiting for a send's */
 	int nearly;
@@ -97,7 +97,7 @@ static void post_recv(struct raw *r, int i)
 static void raw_connect(struct raw *r)
 {
 	struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct zc_priv mine = {.version = ZC_WIRE_VERSION, .credits = 8, .slot_size = SLOT, .rd_atom = 16};
+	struct zc__priv mine = {.version = ZC_WIRE_VERSION, .credits = 8, .slot_size = SLOT, .rd_atom = 16};
 	uint8_t priv[ZC_PRIV_SIZE];
 	struct rdma_conn_param param = {.private_data = priv, .private_data_len = ZC_PRIV_SIZE,
 					.responder_resources = 16, .initiator_depth = 16, .retry_count = 7};
@@ -125,12 +125,12 @@ static void raw_connect(struct raw *r)
 	RXE_ASSERT(r->mr, "ibv_reg_mr");
 	for (i = 0; i < NRECV; i++)
 		post_recv(r, i);
-	zc_priv_encode(priv, &mine);
+	zc__priv_encode(priv, &mine);
 	RXE_ASSERT(rdma_connect(r->id, &param) == 0, "rdma_connect");
 	/* The CM resends a lost REQ or REP only after ~4 s (librdmacm's
 	 * response timeout), and an emulated guest under load can need two. */
 	ev = cm_wait(r, RDMA_CM_EVENT_ESTABLISHED, 30000);
-	RXE_ASSERT(zc_priv_decode(ev->param.conn.private_data, ev->param.conn.private_data_len, &r->peer) == 0,
+	RXE_ASSERT(zc__priv_decode(ev->param.conn.private_data, ev->param.conn.private_data_len, &r->peer) == 0,
 		   "server's parameters");
 	rdma_ack_cm_event(ev);
 }
@@ -200,21 +200,21 @@ static struct ibv_wc next_recv_wc(struct raw *r)
 
 static void send_msg(struct raw *r, uint8_t type, uint32_t len, uint32_t id, uint32_t inv)
 {
-	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = r->acked};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = r->acked};
 
-	zc_hdr_encode(slot(r, NRECV), &h);
+	zc__hdr_encode(slot(r, NRECV), &h);
 	raw_send(r, ZC_HDR_SIZE + len, inv);
 }
 
 /* Waits for the server's message of this type, skipping credit messages. */
-static void wait_msg(struct raw *r, uint8_t type, struct zc_hdr *h, struct zc_rts *rts)
+static void wait_msg(struct raw *r, uint8_t type, struct zc__hdr *h, struct zc__rts *rts)
 {
 	for (;;) {
 		struct ibv_wc wc = next_recv_wc(r);
 
 		RXE_ASSERT(wc.status == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV, "recv: %s",
 			   ibv_wc_status_str(wc.status));
-		RXE_ASSERT(zc_msg_decode(slot(r, (int)wc.wr_id), wc.byte_len, SLOT - ZC_HDR_SIZE, h, rts) == 0,
+		RXE_ASSERT(zc__msg_decode(slot(r, (int)wc.wr_id), wc.byte_len, SLOT - ZC_HDR_SIZE, h, rts) == 0,
 			   "the library sent something invalid: %s", zc_last_error());
 		post_recv(r, (int)wc.wr_id);
 		if (h->type == type)
@@ -225,11 +225,11 @@ static void wait_msg(struct raw *r, uint8_t type, struct zc_hdr *h, struct zc_rt
 /* Offers our READ-target area to the server in an RTS for len bytes. */
 static void send_rts(struct raw *r, uint64_t len, uint32_t rkey)
 {
-	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_RTS, .id = 1, .ack = r->acked};
-	struct zc_rts rts = {.addr = (uintptr_t)slot(r, NRECV + 1), .len = len, .rkey = rkey};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_RTS, .id = 1, .ack = r->acked};
+	struct zc__rts rts = {.addr = (uintptr_t)slot(r, NRECV + 1), .len = len, .rkey = rkey};
 
-	zc_hdr_encode(slot(r, NRECV), &h);
-	zc_rts_encode(slot(r, NRECV) + ZC_HDR_SIZE, &rts);
+	zc__hdr_encode(slot(r, NRECV), &h);
+	zc__rts_encode(slot(r, NRECV) + ZC_HDR_SIZE, &rts);
 	raw_send(r, ZC_RTS_SIZE, 0);
 }
 
@@ -330,8 +330,8 @@ static void *server(void *arg)
 
 static void hostile(struct raw *r)
 {
-	struct zc_hdr h;
-	struct zc_rts rts;
+	struct zc__hdr h;
+	struct zc__rts rts;
 	uint32_t i;
 
 	if (!strcmp(mode, "window") || !strcmp(mode, "noinv") || !strcmp(mode, "overread")) {
@@ -377,14 +377,14 @@ static void hostile(struct raw *r)
 		slot(r, NRECV)[0] = ZC_WIRE_VERSION;
 		raw_send(r, 16, 0);
 	} else if (!strcmp(mode, "version")) {
-		struct zc_hdr v = {.version = 9, .type = ZC_MSG_EAGER};
+		struct zc__hdr v = {.version = 9, .type = ZC_MSG_EAGER};
 
-		zc_hdr_encode(slot(r, NRECV), &v);
+		zc__hdr_encode(slot(r, NRECV), &v);
 		raw_send(r, ZC_HDR_SIZE, 0);
 	} else if (!strcmp(mode, "lie")) {
-		struct zc_hdr l = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 100};
+		struct zc__hdr l = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 100};
 
-		zc_hdr_encode(slot(r, NRECV), &l);
+		zc__hdr_encode(slot(r, NRECV), &l);
 		raw_send(r, ZC_HDR_SIZE + 20, 0); /* says 100 bytes, carries 20 */
 	} else if (!strcmp(mode, "overflow")) {
 		/* Each send completes: the server is not reading yet. */

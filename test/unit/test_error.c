@@ -47,24 +47,24 @@ END_TEST
 
 START_TEST(test_err_records_detail_and_negates)
 {
-	ck_assert_int_eq(zc_err(EINVAL, "port %d out of range", 70000), -EINVAL);
+	ck_assert_int_eq(zc__err(EINVAL, "port %d out of range", 70000), -EINVAL);
 	ck_assert_str_eq(zc_last_error(), "port 70000 out of range");
-	ck_assert_int_eq(zc_err(-ENOMEM, "x"), -ENOMEM);
+	ck_assert_int_eq(zc__err(-ENOMEM, "x"), -ENOMEM);
 }
 END_TEST
 
 START_TEST(test_progress_failure_keeps_callers_detail)
 {
-	ck_assert_int_eq(zc_err(-EMSGSIZE, "the caller's own failure"), -EMSGSIZE);
-	zc_err_progress_begin();
-	ck_assert_int_eq(zc_err(-ECONNRESET, "another connection's peer vanished"), -ECONNRESET);
-	ck_assert_str_eq(zc_err_detail(), "another connection's peer vanished");
-	zc_err_progress_begin(); /* progress nests (a CM event reaps the CQ) */
-	zc_err(-EPROTO, "nested");
-	zc_err_progress_end();
-	zc_err_progress_end();
+	ck_assert_int_eq(zc__err(-EMSGSIZE, "the caller's own failure"), -EMSGSIZE);
+	zc__err_progress_begin();
+	ck_assert_int_eq(zc__err(-ECONNRESET, "another connection's peer vanished"), -ECONNRESET);
+	ck_assert_str_eq(zc__err_detail(), "another connection's peer vanished");
+	zc__err_progress_begin(); /* progress nests (a CM event reaps the CQ) */
+	zc__err(-EPROTO, "nested");
+	zc__err_progress_end();
+	zc__err_progress_end();
 	ck_assert_str_eq(zc_last_error(), "the caller's own failure");
-	ck_assert_str_eq(zc_err_detail(), "the caller's own failure");
+	ck_assert_str_eq(zc__err_detail(), "the caller's own failure");
 }
 END_TEST
 
@@ -84,13 +84,13 @@ START_TEST(test_log_is_silent_by_default_and_filters_by_level)
 	int calls = 0;
 
 	zc_ctx_opts_init(&o);
-	zc_log(&o, ZC_LOG_ERR, "nobody listens"); /* no callback: nothing, no crash */
+	zc__log(&o, ZC_LOG_ERR, "nobody listens"); /* no callback: nothing, no crash */
 	ck_assert_int_eq(o.log_level, ZC_LOG_WARN);
 	o.log_fn = log_sink;
 	o.log_arg = &calls;
-	zc_log(&o, ZC_LOG_INFO, "too verbose for WARN");
+	zc__log(&o, ZC_LOG_INFO, "too verbose for WARN");
 	ck_assert_int_eq(calls, 0);
-	zc_log(&o, ZC_LOG_WARN, "window %d", 7);
+	zc__log(&o, ZC_LOG_WARN, "window %d", 7);
 	ck_assert_int_eq(calls, 1);
 	ck_assert_int_eq(logged_level, ZC_LOG_WARN);
 	ck_assert_str_eq(logged, "window 7");

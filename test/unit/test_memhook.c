@@ -22,24 +22,24 @@ static uint64_t seen;
 
 static void setup(void)
 {
-	int mode = zc_memhook_install();
+	int mode = zc__memhook_install();
 
 #if defined(__x86_64__) && defined(__GLIBC__)
 	ck_assert_int_eq(mode, ZC_MEMHOOKS_PATCH);
 #else
 	ck_assert_int_ge(mode, ZC_MEMHOOKS_INTERPOSE);
 #endif
-	seen = zc_invring_seq(zc_memhook_ring());
+	seen = zc__invring_seq(zc__memhook_ring());
 }
 
 /* True if a range pushed since setup (or the last call) with this cause
  * covers [addr, addr + len). */
 static int recorded(uintptr_t s, size_t len, int cause)
 {
-	struct zc_inv_range r[64];
+	struct zc__inv_range r[64];
 	int n, i, found = 0;
 
-	while ((n = zc_invring_read(zc_memhook_ring(), &seen, r, 64)) > 0)
+	while ((n = zc__invring_read(zc__memhook_ring(), &seen, r, 64)) > 0)
 		for (i = 0; i < n; i++)
 			if (r[i].cause == cause && r[i].start <= s && r[i].end >= s + len)
 				found = 1;
@@ -161,9 +161,9 @@ END_TEST
 
 START_TEST(test_install_is_idempotent)
 {
-	int mode = zc_memhook_install();
+	int mode = zc__memhook_install();
 
-	ck_assert_int_eq(zc_memhook_install(), mode);
+	ck_assert_int_eq(zc__memhook_install(), mode);
 }
 END_TEST
 

@@ -10,20 +10,20 @@
 
 static size_t make(uint8_t *buf, uint8_t type, uint32_t len, uint32_t id, uint32_t ack)
 {
-	struct zc_hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = ack};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = ack};
 
-	zc_hdr_encode(buf, &h);
+	zc__hdr_encode(buf, &h);
 	return ZC_HDR_SIZE;
 }
 
 START_TEST(test_eager_roundtrip_keeps_every_field)
 {
 	uint8_t buf[64];
-	struct zc_hdr h;
-	struct zc_rts r;
+	struct zc__hdr h;
+	struct zc__rts r;
 
 	make(buf, ZC_MSG_EAGER, 10, 0, 0xdeadbeef);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 10, 100, &h, &r), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 10, 100, &h, &r), 0);
 	ck_assert_uint_eq(h.type, ZC_MSG_EAGER);
 	ck_assert_uint_eq(h.len, 10);
 	ck_assert_uint_eq(h.ack, 0xdeadbeef);
@@ -43,12 +43,12 @@ END_TEST
 START_TEST(test_rts_roundtrip_and_range_checks)
 {
 	uint8_t buf[ZC_RTS_SIZE];
-	struct zc_rts in = {.addr = 0x7f0000001001, .len = 64ull << 20, .rkey = 0x1234, .flags = ZC_RTS_F_INV}, out;
-	struct zc_hdr h;
+	struct zc__rts in = {.addr = 0x7f0000001001, .len = 64ull << 20, .rkey = 0x1234, .flags = ZC_RTS_F_INV}, out;
+	struct zc__hdr h;
 
 	make(buf, ZC_MSG_RTS, 0, 7, 1);
-	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
 	ck_assert_uint_eq(out.addr, in.addr);
 	ck_assert_uint_eq(out.len, in.len);
 	ck_assert_uint_eq(out.rkey, in.rkey);
@@ -56,64 +56,64 @@ START_TEST(test_rts_roundtrip_and_range_checks)
 	ck_assert_uint_eq(h.id, 7);
 
 	in.len = 0;
-	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
 	in.len = ZC_RNDV_MAX_LEN + 1;
-	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
 	in.len = 4096;
 	in.addr = UINT64_MAX - 100;
-	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
 	in.addr = 4096;
 	in.flags = 0x80;
-	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
 	/* A valid RTS one byte short: only its length is wrong. */
 	in.flags = ZC_RTS_F_INV;
-	zc_rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_RTS_SIZE - 1, 100, &h, &out), -ZC_EPEERPROTO);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE - 1, 100, &h, &out), -ZC_EPEERPROTO);
 }
 END_TEST
 
 START_TEST(test_malformed_headers_are_rejected)
 {
 	uint8_t buf[64] = {0};
-	struct zc_hdr h;
-	struct zc_rts r;
+	struct zc__hdr h;
+	struct zc__rts r;
 
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE - 1, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE - 1, 100, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_EAGER, 0, 0, 0);
 	buf[0] = 9;
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EVERSION);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EVERSION);
 	make(buf, 0, 0, 0, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
 	make(buf, 77, 0, 0, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_EAGER, 0, 0, 0);
 	buf[2] = 1; /* flags */
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
 	/* eager length beyond the slot, or differing from the bytes received */
 	make(buf, ZC_MSG_EAGER, 101, 0, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 101, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 101, 100, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_EAGER, 10, 0, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 9, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 9, 100, &h, &r), -ZC_EPEERPROTO);
 	/* control messages carry nothing */
 	make(buf, ZC_MSG_CREDIT, 4, 0, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE + 4, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 4, 100, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_CLOSE, 0, 3, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_FIN, 0, 3, 0);
-	ck_assert_int_eq(zc_msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), 0);
 }
 END_TEST
 
 START_TEST(test_random_bytes_never_crash_the_decoder)
 {
 	uint8_t buf[ZC_RTS_SIZE];
-	struct zc_hdr h;
-	struct zc_rts r;
+	struct zc__hdr h;
+	struct zc__rts r;
 	uint32_t x = 12345;
 	int i, j, ok = 0;
 
@@ -123,7 +123,7 @@ START_TEST(test_random_bytes_never_crash_the_decoder)
 			buf[j] = (uint8_t)(x >> 16);
 		}
 		buf[0] = ZC_WIRE_VERSION;
-		if (zc_msg_decode(buf, (size_t)(x % (sizeof(buf) + 1)), 24, &h, &r) == 0)
+		if (zc__msg_decode(buf, (size_t)(x % (sizeof(buf) + 1)), 24, &h, &r) == 0)
 			ok++;
 	}
 	ck_assert_int_lt(ok, 100000);
@@ -132,109 +132,109 @@ END_TEST
 
 START_TEST(test_priv_roundtrip_and_validation)
 {
-	struct zc_priv p = {.version = ZC_WIRE_VERSION, .credits = 64, .slot_size = 16400, .rd_atom = 128}, q;
+	struct zc__priv p = {.version = ZC_WIRE_VERSION, .credits = 64, .slot_size = 16400, .rd_atom = 128}, q;
 	uint8_t buf[ZC_PRIV_SIZE + 8] = {0};
 
-	zc_priv_encode(buf, &p);
-	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), 0);
+	zc__priv_encode(buf, &p);
+	ck_assert_int_eq(zc__priv_decode(buf, sizeof(buf), &q), 0);
 	ck_assert_uint_eq(q.credits, 64);
 	ck_assert_uint_eq(q.slot_size, 16400);
 	ck_assert_uint_eq(q.rd_atom, 128);
-	ck_assert_int_eq(zc_priv_decode(buf, ZC_PRIV_SIZE - 1, &q), -ZC_EPEERPROTO);
-	ck_assert_int_eq(zc_priv_decode(NULL, 0, &q), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__priv_decode(buf, ZC_PRIV_SIZE - 1, &q), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__priv_decode(NULL, 0, &q), -ZC_EPEERPROTO);
 	p.credits = 0;
-	zc_priv_encode(buf, &p);
-	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
+	zc__priv_encode(buf, &p);
+	ck_assert_int_eq(zc__priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
 	p.credits = 8;
 	p.slot_size = ZC_SLOT_MAX + 1;
-	zc_priv_encode(buf, &p);
-	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
+	zc__priv_encode(buf, &p);
+	ck_assert_int_eq(zc__priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
 	p.slot_size = 128;
 	p.version = 2;
-	zc_priv_encode(buf, &p);
-	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EVERSION);
+	zc__priv_encode(buf, &p);
+	ck_assert_int_eq(zc__priv_decode(buf, sizeof(buf), &q), -ZC_EVERSION);
 	memset(buf, 0, sizeof(buf));
-	ck_assert_int_eq(zc_priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__priv_decode(buf, sizeof(buf), &q), -ZC_EPEERPROTO);
 }
 END_TEST
 
 START_TEST(test_credits_run_out_and_come_back_with_acks)
 {
-	struct zc_credit c;
+	struct zc__credit c;
 	int i;
 
-	zc_credit_init(&c, 4);
+	zc__credit_init(&c, 4);
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(zc_credit_take(&c), 0);
-	ck_assert_int_eq(zc_credit_take(&c), -EAGAIN);
-	ck_assert_int_eq(zc_credit_on_ack(&c, 3), 0);
-	ck_assert_uint_eq(zc_credit_avail(&c), 3);
+		ck_assert_int_eq(zc__credit_take(&c), 0);
+	ck_assert_int_eq(zc__credit_take(&c), -EAGAIN);
+	ck_assert_int_eq(zc__credit_on_ack(&c, 3), 0);
+	ck_assert_uint_eq(zc__credit_avail(&c), 3);
 	/* an old ack again is harmless */
-	ck_assert_int_eq(zc_credit_on_ack(&c, 3), 0);
-	ck_assert_uint_eq(zc_credit_avail(&c), 3);
+	ck_assert_int_eq(zc__credit_on_ack(&c, 3), 0);
+	ck_assert_uint_eq(zc__credit_avail(&c), 3);
 }
 END_TEST
 
 START_TEST(test_ack_beyond_what_was_sent_is_a_protocol_error)
 {
-	struct zc_credit c;
+	struct zc__credit c;
 
-	zc_credit_init(&c, 4);
-	zc_credit_take(&c);
-	ck_assert_int_eq(zc_credit_on_ack(&c, 2), -ZC_EPEERPROTO);
-	ck_assert_int_eq(zc_credit_on_ack(&c, 1), 0);
+	zc__credit_init(&c, 4);
+	zc__credit_take(&c);
+	ck_assert_int_eq(zc__credit_on_ack(&c, 2), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__credit_on_ack(&c, 1), 0);
 	/* going backwards looks like a huge release: also rejected */
-	ck_assert_int_eq(zc_credit_on_ack(&c, 0), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__credit_on_ack(&c, 0), -ZC_EPEERPROTO);
 }
 END_TEST
 
 START_TEST(test_peer_overflow_counts_unadvertised_slots_as_held)
 {
-	struct zc_credit c;
+	struct zc__credit c;
 
-	zc_credit_init(&c, 4);
-	ck_assert(zc_credit_peer_may_send(&c, 3));
-	ck_assert(!zc_credit_peer_may_send(&c, 4));
+	zc__credit_init(&c, 4);
+	ck_assert(zc__credit_peer_may_send(&c, 3));
+	ck_assert(!zc__credit_peer_may_send(&c, 4));
 	/* the application consumed two, but the peer has not been told */
-	zc_credit_release(&c);
-	zc_credit_release(&c);
-	ck_assert(!zc_credit_peer_may_send(&c, 2));
-	ck_assert_uint_eq(zc_credit_advertise(&c), 2);
-	ck_assert(zc_credit_peer_may_send(&c, 2));
-	ck_assert(!zc_credit_peer_may_send(&c, 4));
+	zc__credit_release(&c);
+	zc__credit_release(&c);
+	ck_assert(!zc__credit_peer_may_send(&c, 2));
+	ck_assert_uint_eq(zc__credit_advertise(&c), 2);
+	ck_assert(zc__credit_peer_may_send(&c, 2));
+	ck_assert(!zc__credit_peer_may_send(&c, 4));
 }
 END_TEST
 
 START_TEST(test_counters_wrap_around)
 {
-	struct zc_credit c;
+	struct zc__credit c;
 
-	zc_credit_init(&c, 2);
+	zc__credit_init(&c, 2);
 	c.sent = c.peer_acked = UINT32_MAX;
-	ck_assert_int_eq(zc_credit_take(&c), 0);
-	ck_assert_int_eq(zc_credit_take(&c), 0);
-	ck_assert_int_eq(zc_credit_take(&c), -EAGAIN);
-	ck_assert_int_eq(zc_credit_on_ack(&c, 1), 0);
-	ck_assert_uint_eq(zc_credit_avail(&c), 2);
+	ck_assert_int_eq(zc__credit_take(&c), 0);
+	ck_assert_int_eq(zc__credit_take(&c), 0);
+	ck_assert_int_eq(zc__credit_take(&c), -EAGAIN);
+	ck_assert_int_eq(zc__credit_on_ack(&c, 1), 0);
+	ck_assert_uint_eq(zc__credit_avail(&c), 2);
 }
 END_TEST
 
 START_TEST(test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked)
 {
-	struct zc_credit c;
+	struct zc__credit c;
 
-	zc_credit_init(&c, 64);
-	ck_assert(!zc_credit_update_due(&c, 0));
-	zc_credit_release(&c);
-	ck_assert(!zc_credit_update_due(&c, 5)); /* rides on our next header */
-	ck_assert(!zc_credit_update_due(&c, 0)); /* a ping-pong: likewise */
-	ck_assert(zc_credit_update_due(&c, 63)); /* the peer has no credit left */
-	ck_assert_uint_eq(zc_credit_advertise(&c), 1);
-	ck_assert(!zc_credit_update_due(&c, 63));
+	zc__credit_init(&c, 64);
+	ck_assert(!zc__credit_update_due(&c, 0));
+	zc__credit_release(&c);
+	ck_assert(!zc__credit_update_due(&c, 5)); /* rides on our next header */
+	ck_assert(!zc__credit_update_due(&c, 0)); /* a ping-pong: likewise */
+	ck_assert(zc__credit_update_due(&c, 63)); /* the peer has no credit left */
+	ck_assert_uint_eq(zc__credit_advertise(&c), 1);
+	ck_assert(!zc__credit_update_due(&c, 63));
 	for (int i = 0; i < 16; i++)
-		zc_credit_release(&c);
-	ck_assert(zc_credit_update_due(&c, 10));
-	ck_assert_uint_eq(zc_credit_unadvertised(&c), 16);
+		zc__credit_release(&c);
+	ck_assert(zc__credit_update_due(&c, 10));
+	ck_assert_uint_eq(zc__credit_unadvertised(&c), 16);
 }
 END_TEST
 
