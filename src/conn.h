@@ -1,7 +1,8 @@
 /*
- * Internal, layer 4 (the API): connections and listeners (cm.c), the
- * application's transfer calls (stream.c), one-sided RMA (rma.c) and the
- * context's public calls (ctx.c).
+ * Internal, layer 4 (the API): connections and listeners (cm.c), a
+ * connection's state checks and waits (conn.c), the application's transfer
+ * calls (stream.c), one-sided RMA (rma.c) and the context's public calls
+ * (ctx.c).
  */
 #ifndef ZC_CONN_H
 #define ZC_CONN_H
@@ -79,6 +80,8 @@ struct zc_listener {
 /* cm.c */
 /* Handles every pending rdma_cm event of the context (its cm_hook). */
 int zc__cm_process(struct zc_ctx *ctx);
+
+/* conn.c */
 /* 0 if the connection is open, else why not (with its detail). */
 int zc__conn_check(struct zc_conn *conn);
 /* Probes a quiet connection (see zc_conn_opts.keepalive_ms). */

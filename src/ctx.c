@@ -33,7 +33,10 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	else
 		zc_ctx_opts_init(&ctx->opts);
 	rc = zc__dev_open(ctx, local_addr);
+	if (!rc)
+		rc = zc__rcache_open(ctx);
 	if (rc) {
+		zc__rcache_close(ctx);
 		zc__dev_close(ctx);
 		free(ctx);
 		return rc;
@@ -61,6 +64,7 @@ int zc_ctx_free(struct zc_ctx **pctx)
 
 		zc_listener_free(&l);
 	}
+	zc__rcache_close(ctx);
 	zc__dev_close(ctx);
 	free(ctx);
 	*pctx = NULL;

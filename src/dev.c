@@ -150,9 +150,6 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	rc = query_caps(ctx);
 	if (rc)
 		return rc;
-	rc = zc__rcache_open(ctx);
-	if (rc)
-		return rc;
 	ctx->done_cap = (unsigned)ctx->opts.cq_depth;
 	ctx->done = calloc(ctx->done_cap, sizeof(*ctx->done));
 	if (!ctx->done)
@@ -173,8 +170,6 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 /* Releases what zc__dev_open() acquired, whatever it got to. */
 void zc__dev_close(struct zc_ctx *ctx)
 {
-	if (ctx->rcache)
-		zc__rcache_free(ctx->rcache);
 	if (ctx->cq)
 		ibv_destroy_cq(ctx->cq);
 	if (ctx->comp_ch)

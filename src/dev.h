@@ -72,8 +72,8 @@ struct zc__reg {
 };
 
 /* dev.c: the device */
-/* Opens the device behind opts-configured ctx->local: PD, CQ, channels,
- * capabilities, registration cache, completion ring, event fd. */
+/* Opens the device behind local_addr: PD, CQ, channels, capabilities,
+ * completion ring, event fd. */
 int zc__dev_open(struct zc_ctx *ctx, const char *local_addr);
 void zc__dev_close(struct zc_ctx *ctx);
 int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries);
@@ -136,7 +136,9 @@ int zc__reg_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *m
 int zc__lkey_for(struct zc_ctx *ctx, const void *buf, size_t len, struct zc_mr *mr, bool write, uint32_t *lkey,
 		 struct zc__rcache_entry **entry);
 void zc__entry_put(struct zc_ctx *ctx, struct zc__rcache_entry *entry);
-/* The registration cache over this context's device. */
+/* The registration cache over this context's device (after zc__dev_open),
+ * watching the memory hooks unless the options say not to. */
 int zc__rcache_open(struct zc_ctx *ctx);
+void zc__rcache_close(struct zc_ctx *ctx);
 
 #endif

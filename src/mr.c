@@ -250,6 +250,13 @@ static void rcache_dereg(void *arg, void *handle)
 	free(reg);
 }
 
+void zc__rcache_close(struct zc_ctx *ctx)
+{
+	if (ctx->rcache)
+		zc__rcache_free(ctx->rcache);
+	ctx->rcache = NULL;
+}
+
 int zc__rcache_open(struct zc_ctx *ctx)
 {
 	struct zc__rcache_ops ops = {.reg = rcache_reg, .dereg = rcache_dereg, .arg = ctx};

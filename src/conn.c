@@ -1,0 +1,76 @@
+/* A connection's state as its calls see it: open or why not, keepalive, and
+ * the one wait of a call blocked on it. */
+#include <errno.h>
+
+#include "error.h"
+#include "conn.h"
+
+int zc__conn_check(struct zc_conn *c)
+{
+	if (!c)
+		return zc__err(-EINVAL, "no connection");
+	if (c->ep.qp.err)
+		return zc__qp_error(&c->ep.qp);
+	if (c->state != ZC_CONN_OPEN)
+		return zc__err(-ENOTCONN, "the connection is not open");
+	return 0;
+}
+
+/*
+ * A peer that died without a word (power loss, link down) sends nothing and
+ * acknowledges nothing, so when no completion arrived for keepalive_ms a
+ * zero-length RDMA WRITE probes it: it needs no memory on either side, and
+ * against a dead peer it fails once the transport's retries run out,
+ * failing the connection with -ZC_ETRANSPORT.
+ */
+int zc__conn_keepalive(struct zc_conn *c)
+{
+	int64_t now;
+
+	if (c->ep.qp.err)
+		return zc__qp_error(&c->ep.qp);
+	if (!c->opts.keepalive_ms || c->state != ZC_CONN_OPEN)
+		return 0;
+	/* A busy connection costs no clock read: its quiet time starts at
+	 * the first check that finds it idle. */
+	if (c->ep.qp.activity != c->activity_seen) {
+		c->activity_seen = c->ep.qp.activity;
+		c->quiet_since = 0;
+		return 0;
+	}
+	now = zc__now_ms();
+	if (!c->quiet_since) {
+		c->quiet_since = now;
+		return 0;
+	}
+	if (now - c->quiet_since >= c->opts.keepalive_ms && !c->ep.qp.probe_inflight) {
+		c->quiet_since = now;
+		return zc__qp_probe(&c->ep.qp);
+	}
+	return 0;
+}
+
+struct conn_wait {
+	struct zc_conn *c;
+	int (*cond)(struct zc_conn *c, void *arg);
+	void *arg;
+};
+
+static int conn_cond(void *arg)
+{
+	struct conn_wait *w = arg;
+	int rc = w->cond(w->c, w->arg);
+
+	return rc ? rc : zc__conn_keepalive(w->c);
+}
+
+int zc__conn_wait_for(struct zc_conn *c, int (*cond)(struct zc_conn *c, void *arg), void *arg, int64_t deadline,
+		      const char *what)
+{
+	struct conn_wait w = {.c = c, .cond = cond, .arg = arg};
+	int rc = zc__ctx_wait_for(c->ctx, conn_cond, &w, deadline);
+
+	if (rc == -ETIMEDOUT)
+		return zc__err(rc, "timed out %s", what);
+	return rc;
+}
