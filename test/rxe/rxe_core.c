@@ -218,8 +218,9 @@ static void test_close_completions(void)
 		CHECK_RC(zc_recv_zc(p.c, bufs[i], sizeof(bufs[i]), NULL, (uint64_t)i), "zc_recv_zc");
 	CHECK_RC(zc_abort(&p.c), "zc_abort");
 	expect_aborted(p.cctx, 3, &marker_abort);
-	zc_close(&p.s);
+	pair_close(&p);
 
+	p = (struct pair){0};
 	pair_open(&p, 2);
 	zc_conn_set_data(p.c, &marker_close);
 	CHECK_RC(zc_recv_zc(p.c, bufs[3], sizeof(bufs[3]), NULL, 7), "zc_recv_zc");
