@@ -170,7 +170,7 @@ struct zc_caps {
 };
 
 /* zc_caps.memhooks (see REGISTRATION CACHE below zc_mr_invalidate()) */
-#define ZC_MEMHOOKS_OFF 0       /* the context was created with no_memhooks */
+#define ZC_MEMHOOKS_OFF 0       /* created with no_memhooks (or a ThreadSanitizer build) */
 #define ZC_MEMHOOKS_INTERPOSE 1 /* calls through the dynamic linker only */
 #define ZC_MEMHOOKS_PATCH 2     /* libc's own functions patched: malloc/free too */
 
