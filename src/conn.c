@@ -54,14 +54,24 @@ struct conn_wait {
 	struct zc_conn *c;
 	int (*cond)(struct zc_conn *c, void *arg);
 	void *arg;
+	bool waited;
 };
 
+/* Quiet time is measured only once the call has waited: a condition met
+ * at once (the common case while busy) costs no clock read, which is a
+ * system call where the TSC is not trusted. */
 static int conn_cond(void *arg)
 {
 	struct conn_wait *w = arg;
 	int rc = w->cond(w->c, w->arg);
 
-	return rc ? rc : zc__conn_keepalive(w->c);
+	if (rc)
+		return rc;
+	if (!w->waited) {
+		w->waited = true;
+		return w->c->ep.qp.err ? zc__qp_error(&w->c->ep.qp) : 0;
+	}
+	return zc__conn_keepalive(w->c);
 }
 
 int zc__conn_wait_for(struct zc_conn *c, int (*cond)(struct zc_conn *c, void *arg), void *arg, int64_t deadline,
