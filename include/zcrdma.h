@@ -116,7 +116,7 @@ struct zc_export;
 enum zc_log_level {
 	ZC_LOG_ERR = 1,  /* a resource leaked or a peer broke a rule */
 	ZC_LOG_WARN,     /* a degraded mode, e.g. no memory windows on the device */
-	ZC_LOG_INFO,     /* connection set-up and teardown */
+	ZC_LOG_INFO,     /* (no message uses INFO or DEBUG yet) */
 	ZC_LOG_DEBUG,
 };
 struct zc_ctx_opts {
