@@ -54,12 +54,12 @@ struct conn_wait {
 	struct zc_conn *c;
 	int (*cond)(struct zc_conn *c, void *arg);
 	void *arg;
-	bool waited;
+	bool blocking, looked;
 };
 
-/* Quiet time is measured only once the call has waited: a condition met
- * at once (the common case while busy) costs no clock read, which is a
- * system call where the TSC is not trusted. */
+/* Quiet time is measured only by a blocking call that has waited: a
+ * condition met at once (the common case while busy) and a ZC__NOWAIT look
+ * cost no clock read, which is a system call where the TSC is not trusted. */
 static int conn_cond(void *arg)
 {
 	struct conn_wait *w = arg;
@@ -67,8 +67,8 @@ static int conn_cond(void *arg)
 
 	if (rc)
 		return rc;
-	if (!w->waited) {
-		w->waited = true;
+	if (!w->blocking || !w->looked) {
+		w->looked = true;
 		return w->c->ep.qp.err ? zc__qp_error(&w->c->ep.qp) : 0;
 	}
 	return zc__conn_keepalive(w->c);
@@ -77,7 +77,7 @@ static int conn_cond(void *arg)
 int zc__conn_wait_for(struct zc_conn *c, int (*cond)(struct zc_conn *c, void *arg), void *arg, int64_t deadline,
 		      const char *what)
 {
-	struct conn_wait w = {.c = c, .cond = cond, .arg = arg};
+	struct conn_wait w = {.c = c, .cond = cond, .arg = arg, .blocking = deadline != ZC__NOWAIT};
 	int rc = zc__ctx_wait_for(c->ctx, conn_cond, &w, deadline);
 
 	if (rc == -ETIMEDOUT)
