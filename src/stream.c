@@ -19,20 +19,26 @@ struct span {
 
 /* Conditions of the waits below: > 0 met, 0 not yet, < 0 failed. */
 
+/* A send attempt as a condition: -EAGAIN (no credit or room) is "not yet". */
+static int attempted(int rc)
+{
+	return rc == -EAGAIN ? 0 : rc < 0 ? rc : 1;
+}
+
+/* Queued zero-copy sends go first: a copy must not overtake them. */
 static int eager_sent(struct zc_conn *c, void *arg)
 {
 	struct span *s = arg;
-	int rc = c->ep.zq_count ? -EAGAIN : zc__send_eager(&c->ep, s->buf, s->len, 0, 0);
 
-	return rc == -EAGAIN ? 0 : rc < 0 ? rc : 1;
+	return c->ep.zq_count ? 0 : attempted(zc__send_eager(&c->ep, s->buf, s->len, 0, 0));
 }
 
 static int rndv_started(struct zc_conn *c, void *arg)
 {
 	struct span *s = arg;
-	int rc = c->ep.zq_count ? -EAGAIN : zc__send_rndv(&c->ep, s->buf, s->len, NULL, ZC_RNDV_BLOCKING, 0, &s->idx);
 
-	return rc == -EAGAIN ? 0 : rc < 0 ? rc : 1;
+	return c->ep.zq_count ? 0
+			      : attempted(zc__send_rndv(&c->ep, s->buf, s->len, NULL, ZC_RNDV_BLOCKING, 0, &s->idx));
 }
 
 /* A failed connection finishes every rendezvous (ep_failed), so this is
