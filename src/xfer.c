@@ -640,14 +640,16 @@ void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_at
 int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, bool mr_fallback)
 {
 	uint32_t n = e->qp.n_slots;
-	int rc = zc__qp_setup(&e->qp, id, &ep_ops);
+	int rc;
 
-	if (rc)
-		return rc;
+	/* Before the engine, whose failure zc__ep_release() reports with them. */
 	e->ctx = e->qp.ctx;
 	e->conn = conn;
 	e->credits = credits;
 	e->mr_fallback = mr_fallback;
+	rc = zc__qp_setup(&e->qp, id, &ep_ops);
+	if (rc)
+		return rc;
 	e->items = calloc(n, sizeof(*e->items));
 	e->posted = calloc(n, sizeof(*e->posted));
 	e->fin_queue = calloc(n, sizeof(*e->fin_queue));
