@@ -93,8 +93,18 @@ struct zc_export;
  * struct zc_ctx_opts - context options (zc_ctx_opts_init() sets defaults)
  *
  *   cq_depth          completion-queue entries shared by all connections
- *                     (default 8192); each connection reserves its send and
- *                     receive depth from it, so it bounds the connections.
+ *                     at first (default 8192); the queue grows as receive
+ *                     slots are added, up to the device's limit
+ *   eager_size        largest payload this context's connections receive by
+ *                     copy: the size of its receive slots (default 16384,
+ *                     at least 64); a connection's own eager_size may lower
+ *                     what it sends and accepts, never raise it
+ *   rx_slots          receive slots the context's connections share
+ *                     (default 1024); see RECEIVE SLOTS AND CREDITS below
+ *   no_srq            if set, every connection gets receive slots of its
+ *                     own (2 * credits + 1) instead of sharing the context's
+ *                     pool; the default where the device has no shared
+ *                     receive queue (zc_caps.srq)
  *   busy_poll_us      how long blocking calls spin on the completion queue
  *                     before sleeping on the event fd (default 100; 0 sleeps
  *                     at once, -1 never sleeps).
@@ -128,6 +138,9 @@ struct zc_ctx_opts {
 	void *log_arg;
 	int log_level;
 	int no_memhooks;
+	size_t eager_size;
+	int rx_slots;
+	int no_srq;
 };
 
 /* zc_ctx_opts_init - fill opts with the defaults documented above. */
@@ -167,6 +180,7 @@ struct zc_caps {
 	uint64_t memlock_limit; /* RLIMIT_MEMLOCK in bytes, UINT64_MAX if unlimited */
 	int cap_ipc_lock;       /* the process may lock memory beyond the limit */
 	int memhooks;           /* how the registration cache learns of unmaps: ZC_MEMHOOKS_* */
+	int srq;                /* connections share receive slots (a shared receive queue) */
 };
 
 /* zc_caps.memhooks (see REGISTRATION CACHE below zc_mr_invalidate()) */
@@ -207,6 +221,10 @@ struct zc_stats {
 	 * the hooks' ring holds (1024 ranges). */
 	uint64_t rcache_inv_unmap, rcache_inv_remap, rcache_inv_madvise, rcache_inv_brk;
 	uint64_t rcache_inv_shmdt, rcache_inv_explicit, rcache_inv_overflow;
+	/* Receive slots posted (shared pool and per-connection ones), how
+	 * many of them are promised to connections now, and send staging
+	 * slots; each is eager_size + 16 bytes of registered memory. */
+	uint64_t rx_slots, rx_slots_promised, tx_slots;
 };
 
 /* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */

@@ -203,7 +203,7 @@ static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *pr
 	uint32_t rd_atom = c->ctx->caps.max_qp_rd_atom;
 	struct zc__priv mine;
 
-	zc__ep_local_priv(&c->ep, c->opts.eager_size, rd_atom, &mine);
+	zc__ep_local_priv(&c->ep, rd_atom, &mine);
 	zc__priv_encode(priv, &mine);
 	*p = (struct rdma_conn_param){
 		.private_data = priv, .private_data_len = ZC_PRIV_SIZE,
@@ -213,24 +213,23 @@ static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *pr
 	};
 }
 
-/* The QP and the endpoint over it, offering `credits`. The client posts
- * its slots before it knows the server's offer, so it uses its own, which
- * is never smaller than the negotiated value. */
-static int create_qp(struct zc_conn *c, uint32_t credits)
+/* The QP and the endpoint over it; windows grow up to the credits option
+ * each way (credit.h). */
+static int create_qp(struct zc_conn *c)
 {
+	uint32_t credits = (uint32_t)c->opts.credits;
 	struct ibv_qp_init_attr attr;
 	int rc;
 
 	if (c->id->verbs != c->ctx->verbs)
 		return zc__err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
 			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
-	rc = zc__qp_init_attr(&c->ep.qp, c->ctx, zc__ep_slots(credits), (uint32_t)c->opts.send_depth,
-			      (uint32_t)(ZC_HDR_SIZE + c->opts.eager_size), &attr);
+	rc = zc__qp_init_attr(&c->ep.qp, c->ctx, zc__ep_own_slots(credits), (uint32_t)c->opts.send_depth, &attr);
 	if (rc)
 		return rc;
 	if (rdma_create_qp(c->id, c->ctx->pd, &attr))
 		return zc__err(-errno, "rdma_create_qp: %s", strerror(errno));
-	return zc__ep_setup(&c->ep, c, c->id, credits, c->opts.mr_fallback);
+	return zc__ep_setup(&c->ep, c, c->id, credits, c->opts.eager_size, c->opts.mr_fallback);
 }
 
 static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct sockaddr_storage *dst,
@@ -252,7 +251,7 @@ static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct 
 		return zc__err(-errno, "rdma_resolve_route: %s", strerror(errno));
 	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline);
 	if (!rc)
-		rc = create_qp(c, (uint32_t)c->opts.credits);
+		rc = create_qp(c);
 	if (rc)
 		return rc;
 	conn_param(c, &param, priv);
@@ -327,7 +326,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		conn_destroy(c);
 		return zc__err(rc, "connect to %s:%u failed: %s", addr, port, detail);
 	}
-	rc = zc__ep_peer(&c->ep, &c->peer, c->opts.eager_size);
+	rc = zc__ep_peer(&c->ep, &c->peer);
 	if (!rc)
 		rc = zc__rma_setup(c);
 	if (rc) {
@@ -443,11 +442,9 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 		conn_destroy(c);
 		return rc;
 	}
-	/* Both directions run with the smaller offer: the control-message bound
-	 * (credit.h) needs each side's slots to cover the other's credits. */
-	rc = create_qp(c, c->peer.credits < (uint32_t)c->opts.credits ? c->peer.credits : (uint32_t)c->opts.credits);
+	rc = create_qp(c);
 	if (!rc)
-		rc = zc__ep_peer(&c->ep, &c->peer, c->opts.eager_size);
+		rc = zc__ep_peer(&c->ep, &c->peer);
 	if (!rc)
 		rc = zc__rma_setup(c);
 	if (rc) {

@@ -10,7 +10,8 @@ void zc_ctx_opts_init(struct zc_ctx_opts *o)
 	if (!o)
 		return;
 	*o = (struct zc_ctx_opts){.cq_depth = 8192, .busy_poll_us = 100, .rcache_entries = 256,
-				  .rcache_bytes = 1ul << 30, .log_level = ZC_LOG_WARN};
+				  .rcache_bytes = 1ul << 30, .log_level = ZC_LOG_WARN, .eager_size = 16384,
+				  .rx_slots = 1024};
 }
 int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc_ctx **out)
 {
@@ -19,8 +20,11 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 
 	if (!local_addr || !out)
 		return zc__err(-EINVAL, "zc_ctx_new: local address and output pointer are required");
-	if (opts && (opts->cq_depth < 64 || opts->rcache_entries < 1 || opts->rcache_bytes < 1))
-		return zc__err(-EINVAL, "zc_ctx_new: cq_depth must be >= 64 and the cache bounds >= 1");
+	if (opts && (opts->cq_depth < 64 || opts->rcache_entries < 1 || opts->rcache_bytes < 1 ||
+		     opts->eager_size < 64 || opts->eager_size > ZC_SLOT_MAX - ZC_HDR_SIZE || opts->rx_slots < 1))
+		return zc__err(-EINVAL, "zc_ctx_new: cq_depth must be >= 64, the cache bounds and rx_slots >= 1, "
+				       "eager_size 64..%d",
+			      ZC_SLOT_MAX - ZC_HDR_SIZE);
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return zc__err(-ENOMEM, "zc_ctx_new: out of memory");
@@ -64,6 +68,7 @@ int zc_ctx_free(struct zc_ctx **pctx)
 
 		zc_listener_free(&l);
 	}
+	zc__ctx_pools_close(ctx);
 	zc__rcache_close(ctx);
 	zc__dev_close(ctx);
 	free(ctx);
@@ -104,6 +109,7 @@ int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
 	s->rcache_inv_shmdt = rs.inv[ZC_INV_SHMDT];
 	s->rcache_inv_explicit = rs.inv[ZC_INV_EXPLICIT];
 	s->rcache_inv_overflow = rs.inv[ZC_INV_OVERFLOW];
+	s->rx_slots_promised = ctx->rxpool ? ctx->rxpool->budget.reserved : 0;
 	s->rcache_entries = rs.entries;
 	s->rcache_bytes = rs.bytes;
 	return 0;

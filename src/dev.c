@@ -74,6 +74,9 @@ static int query_caps(struct zc_ctx *ctx)
 	snprintf(ctx->caps.device, sizeof(ctx->caps.device), "%s", ibv_get_device_name(ctx->verbs->device));
 	ctx->caps.max_sge = (uint32_t)attr.orig_attr.max_sge;
 	ctx->caps.max_qp_rd_atom = (uint32_t)attr.orig_attr.max_qp_rd_atom;
+	ctx->max_cqe = attr.orig_attr.max_cqe;
+	ctx->max_srq_wr = (uint32_t)attr.orig_attr.max_srq_wr;
+	ctx->caps.srq = attr.orig_attr.max_srq > 0 && attr.orig_attr.max_srq_wr > 0 && !ctx->opts.no_srq;
 	ctx->caps.mw_type2 = !!(attr.orig_attr.device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
 								  IBV_DEVICE_MEM_WINDOW_TYPE_2B));
 	/* Soft-RoCE (measured on Linux 6.1) re-executes a completed
@@ -119,6 +122,13 @@ static int query_caps(struct zc_ctx *ctx)
 	return 0;
 }
 
+/* What receive slots leave of the CQ bounds the sends in flight; the CQ
+ * grows to keep that at least half of it (zc__ctx_reserve_cq). */
+static void set_send_room(struct zc_ctx *ctx)
+{
+	ctx->cq_send_room = (uint32_t)(ctx->cq_size - ctx->cq_reserved);
+}
+
 int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
@@ -150,6 +160,8 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	rc = query_caps(ctx);
 	if (rc)
 		return rc;
+	ctx->cq_size = ctx->cq->cqe;
+	set_send_room(ctx);
 	ctx->done_cap = (unsigned)ctx->opts.cq_depth;
 	ctx->done = calloc(ctx->done_cap, sizeof(*ctx->done));
 	if (!ctx->done)
@@ -187,17 +199,28 @@ void zc__dev_close(struct zc_ctx *ctx)
 
 int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries)
 {
-	if (ctx->cq_reserved + entries > ctx->opts.cq_depth)
-		return zc__err(-ENOSPC, "the context's completion queue (%d entries) has room for %d more, this "
-				       "connection needs %d: raise zc_ctx_opts.cq_depth or use fewer connections",
-			      ctx->opts.cq_depth, ctx->opts.cq_depth - ctx->cq_reserved, entries);
+	int need = 2 * (ctx->cq_reserved + entries);
+
+	if (need > ctx->cq_size) {
+		int size = need > ctx->max_cqe ? ctx->max_cqe : need;
+
+		if (size < need / 2 + 64 || ibv_resize_cq(ctx->cq, size))
+			return zc__err(-ENOSPC, "the context's completion queue (%d entries, %d at most on %s) has "
+						 "no room for %d more receive slots: use fewer connections or a smaller "
+						 "zc_ctx_opts.rx_slots",
+				      ctx->cq_size, ctx->max_cqe, ctx->caps.device, entries);
+		/* The provider may round up: its figure is the size. */
+		ctx->cq_size = ctx->cq->cqe;
+	}
 	ctx->cq_reserved += entries;
+	set_send_room(ctx);
 	return 0;
 }
 
 void zc__ctx_release_cq(struct zc_ctx *ctx, int entries)
 {
 	ctx->cq_reserved -= entries;
+	set_send_room(ctx);
 }
 
 /* Whether one more zero-copy operation fits the completion ring. */

@@ -26,6 +26,9 @@ struct zc__wr {
 	void (*done)(struct zc__wr *wr, const struct ibv_wc *wc);
 };
 
+struct zc__rxpool;
+struct zc__txpool;
+
 struct zc_ctx {
 	struct zc_ctx_opts opts;
 	struct rdma_event_channel *cm_ch;
@@ -35,7 +38,13 @@ struct zc_ctx {
 	struct ibv_pd *pd;
 	struct ibv_comp_channel *comp_ch;
 	struct ibv_cq *cq;
-	int cq_reserved;
+	int cq_size, max_cqe;
+	int cq_reserved;        /* entries promised to posted receive slots */
+	uint32_t cq_send_room;  /* the rest: send completions in flight at most */
+	uint32_t sreqs_inuse;   /* send requests taken, over all QPs */
+	uint32_t max_srq_wr;
+	struct zc__rxpool *rxpool; /* shared receive slots (qp layer) */
+	struct zc__txpool *txpool; /* shared send staging slots */
 	/* CQ notification: armed, the next completion raises an event on
 	 * comp_ch; fired, a completion was polled while armed, so an event
 	 * may be (or soon be) on the channel and must be consumed. */
@@ -76,6 +85,8 @@ struct zc__reg {
  * completion ring, event fd. */
 int zc__dev_open(struct zc_ctx *ctx, const char *local_addr);
 void zc__dev_close(struct zc_ctx *ctx);
+/* Promises CQ entries to receive slots, growing the CQ as far as the
+ * device allows; what is left bounds the send completions in flight. */
 int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries);
 void zc__ctx_release_cq(struct zc_ctx *ctx, int entries);
 

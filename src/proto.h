@@ -92,36 +92,42 @@ struct zc__ep {
 	struct zc_ctx *ctx;
 	struct zc_conn *conn;  /* named in completions */
 	bool mr_fallback;      /* windows refused by the options */
-	uint32_t credits;      /* negotiated: min of both sides, used both ways */
-	size_t eager_max;      /* payload bytes the peer's slots take */
+	uint32_t credits;      /* the largest window, both ways (credits option) */
+	size_t eager_max;      /* payload bytes we send eagerly: the peer's slots take them */
+	size_t eager_in;       /* payload bytes our slots take */
 	bool close_sent;
 	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
 	struct zc__credit cr;
+	bool cr_open;          /* cr holds promises of the pool */
 	/* arrived messages, a FIFO */
 	struct zc__item *items;
 	uint32_t item_head, item_count, items_cap;
 	uint32_t held;          /* data slots held by items */
-	struct zc__posted *posted;
-	uint32_t posted_head, posted_count, posted_cap;
+	struct zc__posted *posted; /* grows on demand up to posted_max */
+	uint32_t posted_head, posted_count, posted_cap, posted_max;
 	struct zc__rndv *rndv;  /* indexed by id & 0xffff */
 	uint32_t n_rndv;
 	uint32_t reads_inflight, max_reads;
 	struct zc__zsend *zq;   /* zero-copy sends queued in submission order */
-	uint32_t zq_head, zq_count, zq_cap;
+	uint32_t zq_head, zq_count, zq_cap, zq_max;
 	struct zc__fin *fin_queue; /* FINs waiting for send-queue room */
 	uint32_t fin_head, fin_count;
 };
 
 /* xfer.c: set-up and teardown */
-/* Slots for `credits` data messages and as many control messages, plus
- * CLOSE and a spare (credit.h says why that is enough). */
-uint32_t zc__ep_slots(uint32_t credits);
+/* The window a connection starts with and never goes below (credit.h). */
+#define ZC__WINDOW_MIN 1
+/* Receive slots of a connection that has its own (no shared queue): a full
+ * window of data, as many control messages, and CLOSE (credit.h). */
+uint32_t zc__ep_own_slots(uint32_t credits);
 /* This side's connection parameters, for the rdma_cm private data. */
-void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc__priv *p);
-/* The QP exists: engine buffers, receive slots, protocol state. */
-int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, bool mr_fallback);
+void zc__ep_local_priv(const struct zc__ep *e, uint32_t rd_atom, struct zc__priv *p);
+/* The QP exists: engine, the promises of our first window, protocol state.
+ * eager_size: the connection's option (the context's bounds it). */
+int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, size_t eager_size,
+		 bool mr_fallback);
 /* The peer's parameters are known (its private data). */
-int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer, size_t eager_size);
+int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer);
 /* Gives every zero-copy operation still owned by the endpoint back to the
  * application with err, then frees its state. Work requests must all be
  * reaped already (zc__qp_drain). */

@@ -6,98 +6,99 @@
 
 #include "error.h"
 #include "qp.h"
+#include "wire.h"
 
-int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t n_slots, uint32_t depth, uint32_t slot_size,
+/* Shared slots: soft limit from the options, hard limit what the device's
+ * receive queue and completion queue can take. */
+int zc__ctx_pools(struct zc_ctx *ctx)
+{
+	uint32_t slot = (uint32_t)(ZC_HDR_SIZE + ctx->opts.eager_size);
+	int rc = 0;
+
+	if (!ctx->txpool && (rc = zc__txpool_open(&ctx->txpool, ctx, slot)))
+		return rc;
+	if (!ctx->rxpool && ctx->caps.srq) {
+		uint32_t hard = ctx->max_srq_wr, soft = (uint32_t)ctx->opts.rx_slots;
+
+		if (hard > (uint32_t)ctx->max_cqe / 2)
+			hard = (uint32_t)ctx->max_cqe / 2; /* the other half: send completions */
+		rc = zc__rxpool_open(&ctx->rxpool, ctx, slot, NULL, soft < hard ? soft : hard, hard);
+	}
+	return rc;
+}
+
+void zc__ctx_pools_close(struct zc_ctx *ctx)
+{
+	zc__rxpool_close(ctx->rxpool);
+	zc__txpool_close(ctx->txpool);
+	ctx->rxpool = NULL;
+	ctx->txpool = NULL;
+}
+
+int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t own_slots, uint32_t depth,
 		     struct ibv_qp_init_attr *a)
 {
-	int rc = zc__ctx_reserve_cq(ctx, (int)(n_slots + depth));
+	int rc = zc__ctx_pools(ctx);
 
 	if (rc)
 		return rc;
 	q->ctx = ctx;
-	q->n_slots = n_slots;
 	q->depth = depth;
-	q->slot_size = slot_size;
+	q->rx_own = !ctx->rxpool;
+	q->own_slots = q->rx_own ? own_slots : 0;
 	*a = (struct ibv_qp_init_attr){
 		.send_cq = ctx->cq, .recv_cq = ctx->cq, .qp_type = IBV_QPT_RC,
-		.cap = {.max_send_wr = depth, .max_recv_wr = n_slots, .max_send_sge = 2, .max_recv_sge = 1,
-			.max_inline_data = ctx->caps.max_inline},
+		.srq = q->rx_own ? NULL : ctx->rxpool->srq,
+		.cap = {.max_send_wr = depth, .max_recv_wr = q->own_slots, .max_send_sge = 2,
+			.max_recv_sge = q->rx_own ? 1 : 0, .max_inline_data = ctx->caps.max_inline},
 	};
 	return 0;
 }
 
-static void *alloc_registered(struct zc__qp *q, size_t len, struct ibv_mr **mr, int *rc)
-{
-	void *buf = NULL;
-
-	if (posix_memalign(&buf, 4096, len)) {
-		*rc = zc__err(-ENOMEM, "out of memory for %zu bytes of connection buffers", len);
-		return NULL;
-	}
-	memset(buf, 0, len);
-	*mr = zc__reg_mr(q->ctx, buf, len, IBV_ACCESS_LOCAL_WRITE, rc);
-	if (!*mr) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-static void recv_done(struct zc__wr *wr, const struct ibv_wc *wc);
 static void send_done(struct zc__wr *wr, const struct ibv_wc *wc);
 
 int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_ops *ops)
 {
 	uint32_t i;
-	int rc = 0;
+	int rc;
 
 	q->id = id;
 	q->qp = id->qp;
 	q->ops = ops;
-	q->rx_buf = alloc_registered(q, (size_t)q->slot_size * q->n_slots, &q->rx_mr, &rc);
-	if (!q->rx_buf)
-		return rc;
-	q->tx_buf = alloc_registered(q, (size_t)q->slot_size * q->depth, &q->tx_mr, &rc);
-	if (!q->tx_buf)
-		return rc;
-	q->rx_wr = calloc(q->n_slots, sizeof(*q->rx_wr));
 	q->sreq = calloc(q->depth, sizeof(*q->sreq));
 	q->sreq_free = calloc(q->depth, sizeof(*q->sreq_free));
-	if (!q->rx_wr || !q->sreq || !q->sreq_free)
+	if (!q->sreq || !q->sreq_free)
 		return zc__err(-ENOMEM, "out of memory for connection state");
 	for (i = 0; i < q->depth; i++) {
-		q->sreq[i] = (struct zc__sreq){.wr.done = send_done, .qp = q, .idx = i};
+		q->sreq[i] = (struct zc__sreq){.wr.done = send_done, .qp = q, .idx = i, .tx = ZC__NO_TX};
 		q->sreq_free[i] = q->depth - 1 - i;
 	}
 	q->sreq_free_count = q->depth;
-	for (i = 0; i < q->n_slots; i++) {
-		q->rx_wr[i] = (struct zc__rwr){.wr.done = recv_done, .qp = q, .slot = i};
-		rc = zc__qp_post_recv(q, i);
-		if (rc)
-			return rc;
+	if (q->rx_own) {
+		uint32_t slot = (uint32_t)(ZC_HDR_SIZE + q->ctx->opts.eager_size);
+
+		rc = zc__rxpool_open(&q->rx, q->ctx, slot, q, q->own_slots, q->own_slots);
+		return rc;
 	}
-	return 0;
+	q->rx = q->ctx->rxpool;
+	rc = zc__rxpool_attach(q->rx, q);
+	if (rc)
+		q->rx = NULL;
+	return rc;
 }
 
 void zc__qp_release(struct zc__qp *q)
 {
-	if (q->rx_mr)
-		zc__dereg_mr(q->ctx, q->rx_mr);
-	if (q->tx_mr)
-		zc__dereg_mr(q->ctx, q->tx_mr);
-	free(q->rx_buf);
-	free(q->tx_buf);
-	free(q->rx_wr);
+	if (q->rx && q->rx_own)
+		zc__rxpool_close(q->rx);
+	else if (q->rx)
+		zc__rxpool_detach(q->rx, q);
+	q->rx = NULL;
 	free(q->sreq);
 	free(q->sreq_free);
-	if (q->n_slots)
-		zc__ctx_release_cq(q->ctx, (int)(q->n_slots + q->depth));
-	q->rx_mr = q->tx_mr = NULL;
-	q->rx_buf = q->tx_buf = NULL;
-	q->rx_wr = NULL;
 	q->sreq = NULL;
 	q->sreq_free = NULL;
-	q->n_slots = q->depth = q->sreq_free_count = 0;
+	q->depth = q->sreq_free_count = 0;
 }
 
 void zc__qp_set_connected(struct zc__qp *q)
@@ -107,28 +108,12 @@ void zc__qp_set_connected(struct zc__qp *q)
 
 uint8_t *zc__qp_rx_slot(const struct zc__qp *q, uint32_t slot)
 {
-	return q->rx_buf + (size_t)slot * q->slot_size;
-}
-
-uint8_t *zc__qp_tx_slot(const struct zc__qp *q, uint32_t i)
-{
-	return q->tx_buf + (size_t)i * q->slot_size;
+	return zc__rxpool_addr(q->rx, slot);
 }
 
 int zc__qp_post_recv(struct zc__qp *q, uint32_t slot)
 {
-	struct ibv_sge sge = {.addr = (uintptr_t)zc__qp_rx_slot(q, slot), .length = q->slot_size,
-			      .lkey = q->rx_mr->lkey};
-	struct ibv_recv_wr wr = {.wr_id = (uintptr_t)&q->rx_wr[slot].wr, .sg_list = &sge, .num_sge = 1}, *bad;
-	int rc;
-
-	if (q->dead)
-		return 0;
-	/* Providers return the error; errno is not always set. */
-	if ((rc = ibv_post_recv(q->qp, &wr, &bad)))
-		return zc__qp_fail(q, zc__err(-rc, "ibv_post_recv: %s", strerror(rc)));
-	q->rx_posted++;
-	return 0;
+	return zc__rxpool_repost(q->rx, slot);
 }
 
 int zc__sreq_get(struct zc__qp *q)
@@ -136,9 +121,10 @@ int zc__sreq_get(struct zc__qp *q)
 	struct zc__sreq *s;
 	uint32_t i;
 
-	if (!q->sreq_free_count)
+	if (!q->sreq_free_count || q->ctx->sreqs_inuse >= q->ctx->cq_send_room)
 		return -EAGAIN;
 	i = q->sreq_free[--q->sreq_free_count];
+	q->ctx->sreqs_inuse++;
 	s = &q->sreq[i];
 	s->done = NULL;
 	s->op = 0;
@@ -151,6 +137,13 @@ int zc__sreq_get(struct zc__qp *q)
 
 void zc__sreq_put(struct zc__qp *q, uint32_t i)
 {
+	struct zc__sreq *s = &q->sreq[i];
+
+	if (s->tx != ZC__NO_TX) {
+		zc__txpool_put(q->ctx->txpool, s->tx);
+		s->tx = ZC__NO_TX;
+	}
+	q->ctx->sreqs_inuse--;
 	q->sreq_free[q->sreq_free_count++] = i;
 }
 
@@ -167,14 +160,32 @@ int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr)
 	return 0;
 }
 
-int zc__qp_post_staged(struct zc__qp *q, int i, uint32_t len, enum ibv_wr_opcode opcode, uint32_t inv_rkey)
+int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, const void *payload, uint32_t len,
+		enum ibv_wr_opcode opcode, uint32_t inv_rkey)
 {
-	struct ibv_sge sge = {.addr = (uintptr_t)zc__qp_tx_slot(q, (uint32_t)i), .length = len, .lkey = q->tx_mr->lkey};
-	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&q->sreq[i].wr, .sg_list = &sge, .num_sge = 1,
+	struct zc__sreq *s = &q->sreq[i];
+	struct ibv_sge sge[2] = {{.addr = (uintptr_t)hdr, .length = hdr_len}, {.addr = (uintptr_t)payload, .length = len}};
+	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&s->wr, .sg_list = sge, .num_sge = len ? 2 : 1,
 				 .opcode = opcode, .send_flags = IBV_SEND_SIGNALED};
 
-	if (len <= q->ctx->caps.max_inline)
+	/* Inline: the provider copies from our memory at post time. */
+	if (hdr_len + len <= q->ctx->caps.max_inline) {
 		wr.send_flags |= IBV_SEND_INLINE;
+	} else {
+		struct zc__txpool *t = q->ctx->txpool;
+		uint8_t *buf;
+		int rc = zc__txpool_get(t, &s->tx);
+
+		if (rc)
+			return zc__qp_fail(q, rc);
+		buf = zc__slab_addr(&t->slab, s->tx);
+		memcpy(buf, hdr, hdr_len);
+		if (len)
+			memcpy(buf + hdr_len, payload, len);
+		sge[0] = (struct ibv_sge){.addr = (uintptr_t)buf, .length = hdr_len + len,
+					  .lkey = zc__slab_lkey(&t->slab, s->tx)};
+		wr.num_sge = 1;
+	}
 	if (opcode == IBV_WR_SEND_WITH_INV)
 		wr.invalidate_rkey = inv_rkey;
 	return zc__qp_post_send(q, &wr);
@@ -256,15 +267,14 @@ static int wc_status(struct zc__qp *q, const struct ibv_wc *wc, bool recv)
 	return status;
 }
 
-static void recv_done(struct zc__wr *wr, const struct ibv_wc *wc)
+void zc__qp_recv_done(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 {
-	struct zc__rwr *r = zc__container_of(wr, struct zc__rwr, wr);
-	struct zc__qp *q = r->qp;
 	int status = wc_status(q, wc, true);
 
-	q->rx_posted--;
 	if (!status && !q->dead)
-		q->ops->recv(q, r->slot, wc);
+		q->ops->recv(q, slot, wc);
+	else if (!q->rx_own)
+		zc__rxpool_repost(q->rx, slot); /* a shared slot outlives the QP */
 	if (!q->dead)
 		q->ops->progress(q);
 }
@@ -287,7 +297,8 @@ static int drained(void *arg)
 {
 	struct zc__qp *q = arg;
 
-	return !q->rx_posted && !q->sq_inflight;
+	/* Shared slots are not flushed: only a QP's own queue must empty. */
+	return (!q->rx_own || !q->rx || !q->rx->posted) && !q->sq_inflight;
 }
 
 void zc__qp_drain(struct zc__qp *q, int timeout_ms)
@@ -307,5 +318,5 @@ void zc__qp_drain(struct zc__qp *q, int timeout_ms)
 	ibv_modify_qp(q->qp, &attr, IBV_QP_STATE);
 	if (zc__ctx_wait_for(q->ctx, drained, q, deadline) < 0)
 		zc__log(&q->ctx->opts, ZC_LOG_ERR, "%s: %u receive and %u send work requests not flushed within %d ms",
-		       q->ctx->caps.device, q->rx_posted, q->sq_inflight, timeout_ms);
+		       q->ctx->caps.device, q->rx_own && q->rx ? q->rx->posted : 0, q->sq_inflight, timeout_ms);
 }

@@ -1,17 +1,20 @@
 /*
  * Internal, layer 2 (queue-pair engine): one reliable-connected QP with its
- * receive slots, its registered send ring and its pool of send requests.
+ * pool of send requests, over the receive and send slots it shares with the
+ * context's other QPs (pool.c).
  *
  * The engine knows nothing of protocols. Whoever posts a send request sets
  * its continuation (done), which runs when the request completes; arrivals
  * in receive slots, freed send-queue room and the QP's failure are reported
  * through the ops table of the layer above. Every field is written only by
- * qp.c; the layers above read them.
+ * qp.c and pool.c; the layers above read them.
  */
 #ifndef ZC_QP_H
 #define ZC_QP_H
 
+#include "credit.h"
 #include "dev.h"
+#include "slab.h"
 
 struct zc__qp;
 struct zc__sreq;
@@ -40,13 +43,40 @@ struct zc__sreq {
 	uint64_t len;
 	struct zc__rcache_entry *entry;
 	void *arg;
+	uint32_t tx; /* staging slot of the send pool, or ZC__NO_TX */
 };
+#define ZC__NO_TX UINT32_MAX
 
 /* A receive slot's work request. */
-struct zc__rwr {
+struct zc__rslot {
 	struct zc__wr wr;
-	struct zc__qp *qp;
-	uint32_t slot;
+	struct zc__rxpool *pool;
+	uint32_t idx;
+};
+
+/*
+ * Receive slots: posted to a shared receive queue for every QP of the
+ * context, or (owner set: the device has no SRQ, or the context was asked
+ * for none) to one QP's own receive queue. The budget (credit.h) counts
+ * the slots promised to connections; fill() posts at least that many.
+ */
+struct zc__rxpool {
+	struct zc_ctx *ctx;
+	struct ibv_srq *srq;
+	struct zc__qp *owner;
+	struct zc__slab slab;
+	struct zc__rslot *slots;
+	struct zc__rx_budget budget;
+	uint32_t posted;          /* slots in the receive queue now */
+	struct zc__qp **map;      /* shared: qp_num -> QP, open addressing */
+	uint32_t map_cap, map_count;
+};
+
+/* Staging slots for sends that cannot go inline, lent per send request. */
+struct zc__txpool {
+	struct zc__slab slab;
+	uint32_t *free;
+	uint32_t n_free;
 };
 
 struct zc__qp {
@@ -58,16 +88,12 @@ struct zc__qp {
 	bool dead;                /* failed, or being torn down */
 	int err;                  /* sticky: why it is dead */
 	char detail[256];         /* zc_last_error() text behind err */
-	/* receive slots */
-	uint32_t slot_size, n_slots;
-	uint8_t *rx_buf;
-	struct ibv_mr *rx_mr;
-	struct zc__rwr *rx_wr;
-	uint32_t rx_posted;
-	/* send ring: one slot per send request */
+	/* receive slots: the context's shared pool, or this QP's own */
+	struct zc__rxpool *rx;
+	bool rx_own;
+	uint32_t own_slots;       /* per-QP pool: its size */
+	/* send requests */
 	uint32_t depth;
-	uint8_t *tx_buf;
-	struct ibv_mr *tx_mr;
 	struct zc__sreq *sreq;
 	uint32_t *sreq_free;
 	uint32_t sreq_free_count, sq_inflight;
@@ -76,27 +102,53 @@ struct zc__qp {
 	bool probe_inflight;
 };
 
-/* Reserves CQ room for n_slots receives and depth sends, and fills the
- * attributes rdma_create_qp() needs. */
-int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t n_slots, uint32_t depth, uint32_t slot_size,
+/* pool.c: the receive pool (owner NULL: shared, on an SRQ) */
+int zc__rxpool_open(struct zc__rxpool **out, struct zc_ctx *ctx, uint32_t slot_size, struct zc__qp *owner,
+		    uint32_t soft_max, uint32_t hard_max);
+void zc__rxpool_close(struct zc__rxpool *p);
+/* Posts slots until the pool holds every slot its budget promised. */
+int zc__rxpool_fill(struct zc__rxpool *p);
+int zc__rxpool_repost(struct zc__rxpool *p, uint32_t slot);
+uint8_t *zc__rxpool_addr(const struct zc__rxpool *p, uint32_t slot);
+/* Completions of the shared queue find their QP by number. */
+int zc__rxpool_attach(struct zc__rxpool *p, struct zc__qp *q);
+void zc__rxpool_detach(struct zc__rxpool *p, struct zc__qp *q);
+/* pool.c: the send staging pool */
+int zc__txpool_open(struct zc__txpool **out, struct zc_ctx *ctx, uint32_t slot_size);
+void zc__txpool_close(struct zc__txpool *t);
+int zc__txpool_get(struct zc__txpool *t, uint32_t *slot);
+void zc__txpool_put(struct zc__txpool *t, uint32_t slot);
+
+/* The context's pools, created on first use; slot_size bytes per slot
+ * (header included). */
+int zc__ctx_pools(struct zc_ctx *ctx);
+void zc__ctx_pools_close(struct zc_ctx *ctx);
+
+/* Fills the attributes rdma_create_qp() needs: on the context's shared
+ * receive queue, or with a receive queue of own_slots where there is none. */
+int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t own_slots, uint32_t depth,
 		     struct ibv_qp_init_attr *attr);
-/* The QP exists (on id): allocates and registers the buffers, posts every
- * receive slot. */
+/* The QP exists (on id): the send requests, the QP's own receive pool if
+ * it has one, its entry in the shared pool's table otherwise. */
 int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_ops *ops);
-/* Frees the buffers; every work request must have been reaped (drain). */
+/* Frees what setup made; every work request must have been reaped (drain). */
 void zc__qp_release(struct zc__qp *q);
 void zc__qp_set_connected(struct zc__qp *q);
 
 uint8_t *zc__qp_rx_slot(const struct zc__qp *q, uint32_t slot);
-uint8_t *zc__qp_tx_slot(const struct zc__qp *q, uint32_t i);
 int zc__qp_post_recv(struct zc__qp *q, uint32_t slot);
-/* A free send request (its continuation cleared), or -EAGAIN. */
+/* A message arrived for q in receive slot `slot` (pool.c). */
+void zc__qp_recv_done(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc);
+/* A free send request (its continuation cleared), or -EAGAIN: none left on
+ * the QP, or the context's completion queue has no room for its completion. */
 int zc__sreq_get(struct zc__qp *q);
 void zc__sreq_put(struct zc__qp *q, uint32_t i);
 /* Posts wr (whose wr_id names send requests); a failure fails the QP. */
 int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr);
-/* Sends len bytes staged in send request i's ring slot. */
-int zc__qp_post_staged(struct zc__qp *q, int i, uint32_t len, enum ibv_wr_opcode opcode, uint32_t inv_rkey);
+/* Sends hdr followed by len bytes of payload with send request i: inline
+ * when it fits (nothing is copied by us), else copied into a staging slot. */
+int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, const void *payload, uint32_t len,
+		enum ibv_wr_opcode opcode, uint32_t inv_rkey);
 /* A zero-length RDMA WRITE: a dead peer fails it once retries run out. */
 int zc__qp_probe(struct zc__qp *q);
 

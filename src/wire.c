@@ -20,7 +20,7 @@ void zc__hdr_encode(void *buf, const struct zc__hdr *h)
 
 	p[0] = h->version;
 	p[1] = h->type;
-	put16(p + 2, h->flags);
+	put16(p + 2, h->window);
 	put32(p + 4, h->ack);
 	put32(p + 8, h->len);
 	put32(p + 12, h->id);
@@ -49,14 +49,14 @@ int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc
 		return proto("message shorter than the header", byte_len);
 	h->version = p[0];
 	h->type = p[1];
-	h->flags = get16(p + 2);
+	h->window = get16(p + 2);
 	h->ack = get32(p + 4);
 	h->len = get32(p + 8);
 	h->id = get32(p + 12);
 	if (h->version != ZC_WIRE_VERSION)
 		return zc__err(-ZC_EVERSION, "peer speaks wire version %u, this side %u", h->version, ZC_WIRE_VERSION);
-	if (h->flags != 0)
-		return proto("unknown flags", h->flags);
+	if (h->window > ZC_CREDITS_MAX)
+		return proto("credit window beyond the largest allowed", h->window);
 	switch (h->type) {
 	case ZC_MSG_EAGER:
 		if (h->len > eager_max)

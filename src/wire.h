@@ -5,15 +5,16 @@
  *
  *   0        1        2        4        8        12       16
  *   +--------+--------+--------+--------+--------+--------+
- *   |version | type   | flags  |  ack            |  len  ...
+ *   |version | type   | window |  ack            |  len  ...
  *   +--------+--------+--------+--------+--------+--------+
  *   ... len  |  id             |
  *
  *   version  ZC_WIRE_VERSION
  *   type     enum zc__msg_type
- *   flags    0 (reserved, must be zero)
- *   ack      cumulative count of data receive slots the sender of this header
- *            has released (credit return, see credit.h)
+ *   window   data messages the receiver of this header may send beyond ack
+ *   ack      cumulative count of data messages of the peer the sender of this
+ *            header has consumed; ack + window is the peer's credit edge
+ *            (credit.h), which never moves back
  *   len      EAGER: payload bytes after the header; others: 0
  *   id       RTS/FIN: rendezvous identifier chosen by the data's sender
  *
@@ -31,7 +32,7 @@
 
 #include "zcrdma.h"
 
-#define ZC_WIRE_VERSION 1
+#define ZC_WIRE_VERSION 2
 #define ZC_HDR_SIZE 16
 #define ZC_RTS_BODY_SIZE 24
 #define ZC_RTS_SIZE (ZC_HDR_SIZE + ZC_RTS_BODY_SIZE)
@@ -49,7 +50,7 @@ enum zc__msg_type {
 struct zc__hdr {
 	uint8_t version;
 	uint8_t type;
-	uint16_t flags;
+	uint16_t window;
 	uint32_t ack;
 	uint32_t len;
 	uint32_t id;
@@ -95,7 +96,7 @@ int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc
 struct zc__priv {
 	uint8_t version;
 	uint8_t flags;
-	uint16_t credits;       /* data slots the sender of this blob posts for its peer */
+	uint16_t credits;       /* the first window the sender of this blob lends its peer */
 	uint32_t slot_size;     /* bytes per receive slot, header included */
 	uint32_t rd_atom;       /* RDMA READs this side accepts in flight as responder */
 };

@@ -8,24 +8,45 @@
 #include "proto.h"
 
 
-static void fill_hdr(struct zc__ep *e, uint8_t *buf, uint8_t type, uint32_t len, uint32_t id)
+/* Builds a header carrying our credit return and window. A grown window
+ * may have promised more receive slots: they are posted before the header
+ * that advertises them can leave. */
+static int fill_hdr(struct zc__ep *e, uint8_t *buf, uint8_t type, uint32_t len, uint32_t id)
 {
-	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id,
-			   .ack = zc__credit_advertise(&e->cr)};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id};
+	int rc;
 
+	zc__credit_advertise(&e->cr, &h.ack, &h.window);
 	zc__hdr_encode(buf, &h);
+	rc = zc__rxpool_fill(e->qp.rx);
+	return rc ? zc__qp_fail(&e->qp, rc) : 0;
+}
+
+/* A data message: its credit promised a slot for the peer's reply. */
+static int take_credit(struct zc__ep *e)
+{
+	int rc = zc__credit_take(&e->cr);
+
+	if (!rc && (rc = zc__rxpool_fill(e->qp.rx)))
+		return zc__qp_fail(&e->qp, rc);
+	return rc;
 }
 
 int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
 {
-	int i = zc__sreq_get(&e->qp);
+	uint8_t hdr[ZC_HDR_SIZE];
+	int i = zc__sreq_get(&e->qp), rc;
 
 	if (i < 0)
 		return -EAGAIN;
-	fill_hdr(e, zc__qp_tx_slot(&e->qp, (uint32_t)i), type, 0, id);
+	if ((rc = fill_hdr(e, hdr, type, 0, id))) {
+		zc__sreq_put(&e->qp, (uint32_t)i);
+		return rc;
+	}
 	if (type == ZC_MSG_CREDIT)
 		e->ctx->stats.credit_msgs++;
-	return zc__qp_post_staged(&e->qp, i, ZC_HDR_SIZE, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND, inv_rkey);
+	return zc__qp_send(&e->qp, i, hdr, ZC_HDR_SIZE, NULL, 0, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND,
+			   inv_rkey);
 }
 
 static void zq_drain(struct zc__ep *e);
@@ -47,12 +68,12 @@ void zc__flush_ctl(struct zc__ep *e)
 	while (e->fin_count && e->qp.sreq_free_count) {
 		struct zc__fin f = e->fin_queue[e->fin_head];
 
-		e->fin_head = (e->fin_head + 1) % e->qp.n_slots;
+		e->fin_head = (e->fin_head + 1) % e->items_cap;
 		e->fin_count--;
 		release_slot(e, f.slot);
 		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey);
 	}
-	if (zc__credit_update_due(&e->cr, e->held) && e->qp.sreq_free_count)
+	if (zc__credit_update_due(&e->cr) && e->qp.sreq_free_count)
 		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0);
 	/* Room may have freed for a READ round waiting for it. */
 	zc__read_advance(e, zc__item_head(e));
@@ -74,14 +95,16 @@ static void flush_ctl_hook(struct zc__qp *q)
 
 int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, uint64_t token)
 {
+	uint8_t hdr[ZC_HDR_SIZE];
 	struct zc__sreq *s;
-	uint8_t *slot;
-	int i;
+	int i, rc;
 
-	if (!e->qp.sreq_free_count || !zc__credit_avail(&e->cr))
+	if (!zc__credit_avail(&e->cr) || (i = zc__sreq_get(&e->qp)) < 0)
 		return -EAGAIN;
-	i = zc__sreq_get(&e->qp);
-	zc__credit_take(&e->cr);
+	if ((rc = take_credit(e)) || (rc = fill_hdr(e, hdr, ZC_MSG_EAGER, (uint32_t)len, 0))) {
+		zc__sreq_put(&e->qp, (uint32_t)i);
+		return rc;
+	}
 	s = &e->qp.sreq[i];
 	if (op) {
 		s->done = eager_done;
@@ -89,17 +112,13 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 		s->token = token;
 		s->len = len;
 	}
-	slot = zc__qp_tx_slot(&e->qp, (uint32_t)i);
-	fill_hdr(e, slot, ZC_MSG_EAGER, (uint32_t)len, 0);
-	/* One copy into the registered ring: cheaper than registering a small
-	 * buffer, and the caller gets it back at once. */
-	if (len)
-		memcpy(slot + ZC_HDR_SIZE, buf, len);
 	if (ZC_HDR_SIZE + len <= e->ctx->caps.max_inline)
 		e->ctx->stats.inline_msgs++;
 	else
 		e->ctx->stats.eager_msgs++;
-	return zc__qp_post_staged(&e->qp, i, (uint32_t)(ZC_HDR_SIZE + len), IBV_WR_SEND, 0);
+	/* Inline, or one copy into a registered staging slot: cheaper than
+	 * registering a small buffer, and the caller gets it back at once. */
+	return zc__qp_send(&e->qp, i, hdr, ZC_HDR_SIZE, buf, (uint32_t)len, IBV_WR_SEND, 0);
 }
 
 static int free_rndv(struct zc__ep *e)
@@ -130,6 +149,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	struct zc__rts rts = {.addr = (uintptr_t)buf, .len = len};
 	struct zc__rndv *r;
 	struct ibv_mr *local = NULL;
+	uint8_t msg[ZC_RTS_SIZE];
 	int ri, rs, rb = -1, rc, access = 0;
 
 	if (!zc__credit_avail(&e->cr) || e->qp.sreq_free_count < 2 || (ri = free_rndv(e)) < 0 ||
@@ -151,7 +171,10 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 			rndv_release(e, r);
 			return zc__err(-ENOMEM, "ibv_alloc_mw: %s", strerror(errno));
 		}
-		rb = zc__sreq_get(&e->qp);
+		if ((rb = zc__sreq_get(&e->qp)) < 0) {
+			rndv_release(e, r);
+			return -EAGAIN;
+		}
 		r->rkey = ibv_inc_rkey(r->mw->rkey);
 		{
 			struct ibv_send_wr bind = {
@@ -190,14 +213,20 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	r->status = 0;
 	r->token = token;
 	r->len = len;
-	rs = zc__sreq_get(&e->qp);
-	zc__credit_take(&e->cr);
-	fill_hdr(e, zc__qp_tx_slot(&e->qp, (uint32_t)rs), ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16);
-	zc__rts_encode(zc__qp_tx_slot(&e->qp, (uint32_t)rs) + ZC_HDR_SIZE, &rts);
+	/* The bind is posted: from here a failure fails the QP, whose
+	 * failure hands the entry back (ep_failed). */
+	if ((rs = zc__sreq_get(&e->qp)) < 0)
+		return zc__qp_fail(&e->qp, zc__err(-ENOSPC, "no send request left for a rendezvous request"));
+	if ((rc = take_credit(e)) ||
+	    (rc = fill_hdr(e, msg, ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16))) {
+		zc__sreq_put(&e->qp, (uint32_t)rs);
+		return zc__qp_fail(&e->qp, rc);
+	}
+	zc__rts_encode(msg + ZC_HDR_SIZE, &rts);
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
 	*out = (uint32_t)ri;
-	return zc__qp_post_staged(&e->qp, rs, ZC_RTS_SIZE, IBV_WR_SEND, 0);
+	return zc__qp_send(&e->qp, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0);
 }
 
 static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status)
@@ -269,7 +298,7 @@ static void finish_rts(struct zc__ep *e, struct zc__item *it)
 	struct zc__fin f = {.id = it->id, .rkey = it->inv ? it->rkey : 0, .slot = it->slot};
 
 	item_remove(e);
-	e->fin_queue[(e->fin_head + e->fin_count++) % e->qp.n_slots] = f;
+	e->fin_queue[(e->fin_head + e->fin_count++) % e->items_cap] = f;
 	zc__flush_ctl(e);
 }
 
@@ -287,13 +316,14 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 	struct zc__item it = {.slot = slot};
 	struct zc__hdr h;
 	struct zc__rts rts;
-	int rc = zc__msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, e->qp.slot_size - ZC_HDR_SIZE, &h, &rts);
+	int rc = zc__msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, e->eager_in, &h, &rts);
 
 	if (!rc)
-		rc = zc__credit_on_ack(&e->cr, h.ack);
-	if (!rc && zc__msg_is_data(h.type) && !zc__credit_peer_may_send(&e->cr, e->held))
-		rc = zc__err(-ZC_EPEERPROTO, "peer sent more data messages than its %u credits", e->credits);
+		rc = zc__credit_on_ack(&e->cr, h.ack, h.window);
+	if (!rc && zc__msg_is_data(h.type))
+		rc = zc__credit_on_data(&e->cr);
 	if (rc) {
+		zc__qp_post_recv(&e->qp, slot);
 		zc__qp_fail(&e->qp, rc);
 		return;
 	}
@@ -535,6 +565,29 @@ static void zq_drain(struct zc__ep *e)
 	}
 }
 
+/* Rings an idle connection never needs start empty and double, up to max,
+ * keeping their order (unwrapped to head 0). */
+static int ring_grow(void **arr, uint32_t *head, uint32_t count, uint32_t *cap, uint32_t max, size_t elem)
+{
+	uint32_t n = *cap ? 2 * *cap : 8, i;
+	uint8_t *a;
+
+	if (n > max)
+		n = max;
+	if (n <= *cap)
+		return -ENOSPC;
+	a = malloc(n * elem);
+	if (!a)
+		return -ENOMEM;
+	for (i = 0; i < count; i++)
+		memcpy(a + i * elem, (uint8_t *)*arr + ((*head + i) % *cap) * elem, elem);
+	free(*arr);
+	*arr = a;
+	*head = 0;
+	*cap = n;
+	return 0;
+}
+
 int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z)
 {
 	/* Beyond the credits, sends wait in the queue in order; they go out
@@ -543,7 +596,8 @@ int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z)
 
 	if (rc != -EAGAIN)
 		return rc;
-	if (e->zq_count == e->zq_cap)
+	if (e->zq_count == e->zq_cap &&
+	    ring_grow((void **)&e->zq, &e->zq_head, e->zq_count, &e->zq_cap, e->zq_max, sizeof(*e->zq)))
 		return zc__err(-EAGAIN, "%u zero-copy sends wait for the peer's credits and the queue (4 x send_depth) "
 				       "is full: reap completions with zc_poll() and retry",
 			      e->zq_count);
@@ -553,7 +607,9 @@ int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z)
 
 int zc__posted_add(struct zc__ep *e, const struct zc__posted *p)
 {
-	if (e->posted_count == e->posted_cap)
+	if (e->posted_count == e->posted_cap &&
+	    ring_grow((void **)&e->posted, &e->posted_head, e->posted_count, &e->posted_cap, e->posted_max,
+		      sizeof(*e->posted)))
 		return zc__err(-ENOSPC, "%u receive buffers already posted", e->posted_count);
 	e->posted[(e->posted_head + e->posted_count++) % e->posted_cap] = *p;
 	zc__match_posted(e);
@@ -626,20 +682,20 @@ static void ep_failed(struct zc__qp *q, int err)
 
 static const struct zc__qp_ops ep_ops = {.recv = ep_recv, .progress = flush_ctl_hook, .failed = ep_failed};
 
-uint32_t zc__ep_slots(uint32_t credits)
+uint32_t zc__ep_own_slots(uint32_t credits)
 {
-	return 2 * credits + 2;
+	return 2 * credits + 1;
 }
 
-void zc__ep_local_priv(const struct zc__ep *e, size_t eager_size, uint32_t rd_atom, struct zc__priv *p)
+void zc__ep_local_priv(const struct zc__ep *e, uint32_t rd_atom, struct zc__priv *p)
 {
-	*p = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)e->credits,
-			      .slot_size = (uint32_t)(ZC_HDR_SIZE + eager_size), .rd_atom = rd_atom ? rd_atom : 1};
+	*p = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)zc__credit_initial_window(&e->cr),
+			      .slot_size = (uint32_t)(ZC_HDR_SIZE + e->eager_in), .rd_atom = rd_atom ? rd_atom : 1};
 }
 
-int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, bool mr_fallback)
+int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, uint32_t credits, size_t eager_size,
+		 bool mr_fallback)
 {
-	uint32_t n = e->qp.n_slots;
 	int rc;
 
 	/* Before the engine, whose failure zc__ep_release() reports with them. */
@@ -647,30 +703,35 @@ int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, 
 	e->conn = conn;
 	e->credits = credits;
 	e->mr_fallback = mr_fallback;
+	e->eager_in = eager_size < e->ctx->opts.eager_size ? eager_size : e->ctx->opts.eager_size;
 	rc = zc__qp_setup(&e->qp, id, &ep_ops);
 	if (rc)
 		return rc;
-	e->items = calloc(n, sizeof(*e->items));
-	e->posted = calloc(n, sizeof(*e->posted));
-	e->fin_queue = calloc(n, sizeof(*e->fin_queue));
-	e->zq_cap = 4 * e->qp.depth;
-	e->zq = calloc(e->zq_cap, sizeof(*e->zq));
-	if (!e->items || !e->posted || !e->fin_queue || !e->zq)
+	rc = zc__credit_open(&e->cr, &e->qp.rx->budget, ZC__WINDOW_MIN, credits);
+	if (!rc)
+		e->cr_open = true;
+	if (!rc)
+		rc = zc__rxpool_fill(e->qp.rx);
+	if (rc)
+		return rc;
+	/* Items: every data message we granted, and CLOSE. */
+	e->items_cap = credits + 1;
+	e->posted_max = 2 * credits + 2;
+	e->items = calloc(e->items_cap, sizeof(*e->items));
+	e->fin_queue = calloc(e->items_cap, sizeof(*e->fin_queue));
+	e->zq_max = 4 * e->qp.depth;
+	if (!e->items || !e->fin_queue)
 		return zc__err(-ENOMEM, "out of memory for connection state");
-	e->items_cap = e->posted_cap = n;
 	return 0;
 }
 
-int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer, size_t eager_size)
+int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer)
 {
 	e->eager_max = peer->slot_size - ZC_HDR_SIZE;
-	if (e->eager_max > eager_size)
-		e->eager_max = eager_size;
-	if (peer->credits > e->credits)
-		return zc__err(-ZC_EPEERPROTO, "peer answered with %u credits, more than the %u offered", peer->credits,
-			      e->credits);
-	e->credits = peer->credits;
-	zc__credit_init(&e->cr, e->credits);
+	if (e->eager_max > e->eager_in)
+		e->eager_max = e->eager_in;
+	zc__credit_peer_grant(&e->cr, peer->credits);
+	/* A rendezvous holds a credit: never more open than data in flight. */
 	e->n_rndv = e->credits;
 	e->rndv = calloc(e->n_rndv, sizeof(*e->rndv));
 	if (!e->rndv)
@@ -691,6 +752,14 @@ void zc__ep_release(struct zc__ep *e)
 
 	if (e->qp.ops)
 		ep_failed(&e->qp, e->qp.err ? e->qp.err : -ECONNABORTED);
+	/* Slots still held go back to the pool, and the promises with them. */
+	for (; e->item_count; item_remove(e))
+		if (zc__item_head(e)->kind != ZC_ITEM_CLOSE)
+			zc__qp_post_recv(&e->qp, zc__item_head(e)->slot);
+	for (; e->fin_count; e->fin_count--, e->fin_head = (e->fin_head + 1) % e->items_cap)
+		zc__qp_post_recv(&e->qp, e->fin_queue[e->fin_head].slot);
+	if (e->cr_open)
+		zc__credit_close(&e->cr);
 	for (i = 0; e->rndv && i < e->n_rndv; i++)
 		if (e->rndv[i].mw)
 			zc__dealloc_mw(e->ctx, e->rndv[i].mw);

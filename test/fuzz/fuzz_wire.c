@@ -69,10 +69,10 @@ static int msg_spec(const uint8_t *p, size_t n, size_t eager_max)
 
 	if (n < ZC_HDR_SIZE)
 		return -ZC_EPEERPROTO; /* M1 */
-	if (p[0] != 1)
+	if (p[0] != 2)
 		return -ZC_EVERSION; /* M2 */
-	if (le(p + 2, 2) != 0)
-		return -ZC_EPEERPROTO; /* M3 */
+	if (le(p + 2, 2) > 4096)
+		return -ZC_EPEERPROTO; /* M3: window */
 	len = le(p + 8, 4);
 	id = le(p + 12, 4);
 	switch (p[1]) {
@@ -99,7 +99,7 @@ static int msg_spec(const uint8_t *p, size_t n, size_t eager_max)
 
 static int hdr_eq(const struct zc__hdr *a, const struct zc__hdr *b)
 {
-	return a->version == b->version && a->type == b->type && a->flags == b->flags && a->ack == b->ack &&
+	return a->version == b->version && a->type == b->type && a->window == b->window && a->ack == b->ack &&
 	       a->len == b->len && a->id == b->id;
 }
 
@@ -121,7 +121,7 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 		CHECK(zc_last_error()[0] != '\0');
 		return;
 	}
-	CHECK(h.version == ZC_WIRE_VERSION && h.flags == 0);
+	CHECK(h.version == ZC_WIRE_VERSION && h.window <= ZC_CREDITS_MAX);
 	CHECK(h.type >= ZC_MSG_EAGER && h.type <= ZC_MSG_CLOSE);
 	switch (h.type) {
 	case ZC_MSG_EAGER:
@@ -201,7 +201,7 @@ static int priv_spec(const uint8_t *p, size_t n)
 
 	if (!p || n < 16 || memcmp(p + 12, "\x64\x72\x63\x7a", 4) != 0)
 		return -ZC_EPEERPROTO; /* P1 */
-	if (p[0] != 1)
+	if (p[0] != 2)
 		return -ZC_EVERSION; /* P2 */
 	credits = le(p + 2, 2);
 	slot = le(p + 4, 4);

@@ -108,8 +108,8 @@ static void wire_seeds(void)
 	h.type = ZC_MSG_CLOSE;
 	msg("msg-close", 4080, &h, NULL, ZC_HDR_SIZE);
 	msg("msg-short", 4080, &h, NULL, ZC_HDR_SIZE - 1);
-	h.version = 2;
-	msg("msg-version2", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.version = ZC_WIRE_VERSION + 1;
+	msg("msg-version-next", 4080, &h, NULL, ZC_HDR_SIZE);
 	h.version = ZC_WIRE_VERSION;
 	h.type = 6;
 	msg("msg-type6", 4080, &h, NULL, ZC_HDR_SIZE);
@@ -144,9 +144,9 @@ static void wire_seeds(void)
 
 	/* Encoder modes: the fields as raw host-order bytes (see fuzz_wire.c). */
 	b[0] = W_ENC_MSG;
-	put("wire", "enc-msg", b, 1, &(struct zc__hdr){.version = 1, .type = ZC_MSG_EAGER, .len = 8}, sizeof(h));
+	put("wire", "enc-msg", b, 1, &(struct zc__hdr){.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 8}, sizeof(h));
 	b[0] = W_ENC_PRIV;
-	put("wire", "enc-priv", b, 1, &(struct zc__priv){.version = 1, .credits = 8, .slot_size = 256, .rd_atom = 4},
+	put("wire", "enc-priv", b, 1, &(struct zc__priv){.version = ZC_WIRE_VERSION, .credits = 8, .slot_size = 256, .rd_atom = 4},
 	    sizeof(pv));
 	b[0] = W_ENC_DESC;
 	b[1] = ZC_ACCESS_REMOTE_WRITE;
