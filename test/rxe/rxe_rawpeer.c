@@ -47,6 +47,7 @@
 
 #define SLOT 4096
 #define NRECV 64
+#define WINDOW 8 /* lent to the server, on top of every ack (all slots are reposted at once) */
 #define RNDV_LEN (256 * 1024)
 
 static struct rxe_env env;
@@ -97,7 +98,7 @@ static void post_recv(struct raw *r, int i)
 static void raw_connect(struct raw *r)
 {
 	struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct zc__priv mine = {.version = ZC_WIRE_VERSION, .credits = 8, .slot_size = SLOT, .rd_atom = 16};
+	struct zc__priv mine = {.version = ZC_WIRE_VERSION, .credits = WINDOW, .slot_size = SLOT, .rd_atom = 16};
 	uint8_t priv[ZC_PRIV_SIZE];
 	struct rdma_conn_param param = {.private_data = priv, .private_data_len = ZC_PRIV_SIZE,
 					.responder_resources = 16, .initiator_depth = 16, .retry_count = 7};
@@ -200,7 +201,7 @@ static struct ibv_wc next_recv_wc(struct raw *r)
 
 static void send_msg(struct raw *r, uint8_t type, uint32_t len, uint32_t id, uint32_t inv)
 {
-	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = r->acked};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id, .ack = r->acked, .window = WINDOW};
 
 	zc__hdr_encode(slot(r, NRECV), &h);
 	raw_send(r, ZC_HDR_SIZE + len, inv);
@@ -225,7 +226,7 @@ static void wait_msg(struct raw *r, uint8_t type, struct zc__hdr *h, struct zc__
 /* Offers our READ-target area to the server in an RTS for len bytes. */
 static void send_rts(struct raw *r, uint64_t len, uint32_t rkey)
 {
-	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_RTS, .id = 1, .ack = r->acked};
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_RTS, .id = 1, .ack = r->acked, .window = WINDOW};
 	struct zc__rts rts = {.addr = (uintptr_t)slot(r, NRECV + 1), .len = len, .rkey = rkey};
 
 	zc__hdr_encode(slot(r, NRECV), &h);
@@ -382,7 +383,7 @@ static void hostile(struct raw *r)
 		zc__hdr_encode(slot(r, NRECV), &v);
 		raw_send(r, ZC_HDR_SIZE, 0);
 	} else if (!strcmp(mode, "lie")) {
-		struct zc__hdr l = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 100};
+		struct zc__hdr l = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 100, .window = WINDOW};
 
 		zc__hdr_encode(slot(r, NRECV), &l);
 		raw_send(r, ZC_HDR_SIZE + 20, 0); /* says 100 bytes, carries 20 */
