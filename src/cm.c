@@ -52,18 +52,14 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 }
 
 /* Reclaims every work request (flushing the QP), then buffers and windows,
- * then the QP: a type-2 window still bound to a QP holds a reference on it,
- * and rxe's destroy then stalls for a minute. */
+ * then the QP (the engine's release): a type-2 window still bound to a QP
+ * holds a reference on it, and rxe's destroy then stalls for a minute. */
 static void conn_reset(struct zc_conn *c)
 {
-	bool has_qp = c->ep.qp.qp != NULL;
-
-	if (has_qp)
+	if (c->ep.qp.qp)
 		zc__qp_drain(&c->ep.qp, 2000);
 	zc__rma_release(c);
 	zc__ep_release(&c->ep);
-	if (has_qp)
-		rdma_destroy_qp(c->id);
 	if (c->id) {
 		rdma_destroy_id(c->id);
 		c->id = NULL;

@@ -43,6 +43,7 @@ struct zc_ctx {
 	uint32_t cq_send_room;  /* the rest: send completions in flight at most */
 	uint32_t sreqs_inuse;   /* send requests taken, over all QPs */
 	uint32_t max_srq_wr;
+	unsigned n_qps;            /* QPs on the pools; at 0 the pools are freed */
 	struct zc__rxpool *rxpool; /* shared receive slots (qp layer) */
 	struct zc__txpool *txpool; /* shared send staging slots */
 	/* CQ notification: armed, the next completion raises an event on

@@ -27,6 +27,16 @@ int zc__ctx_pools(struct zc_ctx *ctx)
 	return rc;
 }
 
+/* No QP is left: give the slots back. Completions still queued would
+ * name them, so the CQ is polled dry first (with no QP left, none can be
+ * added). A context keeps no idle pinned memory. */
+static void pools_idle(struct zc_ctx *ctx)
+{
+	while (zc__ctx_poll_cq(ctx) > 0)
+		;
+	zc__ctx_pools_close(ctx);
+}
+
 void zc__ctx_pools_close(struct zc_ctx *ctx)
 {
 	zc__rxpool_close(ctx->rxpool);
@@ -42,6 +52,8 @@ int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t own_slots, u
 
 	if (rc)
 		return rc;
+	if (!q->ctx)
+		ctx->n_qps++;
 	q->ctx = ctx;
 	q->depth = depth;
 	q->rx_own = !ctx->rxpool;
@@ -99,6 +111,12 @@ void zc__qp_release(struct zc__qp *q)
 	q->sreq = NULL;
 	q->sreq_free = NULL;
 	q->depth = q->sreq_free_count = 0;
+	if (q->qp)
+		rdma_destroy_qp(q->id);
+	q->qp = NULL;
+	if (q->ctx && !--q->ctx->n_qps)
+		pools_idle(q->ctx);
+	q->ctx = NULL;
 }
 
 void zc__qp_set_connected(struct zc__qp *q)

@@ -152,6 +152,8 @@ int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
 	if (o->copy)
 		L->copts.eager_size = PERF_LIB_EAGER_MAX;
 	zc_ctx_opts_init(&L->xopts);
+	if (o->copy)
+		L->xopts.eager_size = PERF_LIB_EAGER_MAX; /* the receive slots take the copy path's messages */
 	L->xopts.busy_poll_us = o->busy_poll_us;
 	L->xopts.no_memhooks = o->no_memhooks;
 	if (L->xopts.cq_depth < 2 * credits + 2 + L->copts.send_depth + 64)
