@@ -323,8 +323,6 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		return zc__err(rc, "connect to %s:%u failed: %s", addr, port, detail);
 	}
 	rc = zc__ep_peer(&c->ep, &c->peer);
-	if (!rc)
-		rc = zc__rma_setup(c);
 	if (rc) {
 		zc_abort(&c);
 		return rc;
@@ -441,8 +439,6 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 	rc = create_qp(c);
 	if (!rc)
 		rc = zc__ep_peer(&c->ep, &c->peer);
-	if (!rc)
-		rc = zc__rma_setup(c);
 	if (rc) {
 		rdma_reject(id, NULL, 0);
 		conn_destroy(c);

@@ -95,7 +95,6 @@ int zc__conn_wait_for(struct zc_conn *conn, int (*cond)(struct zc_conn *conn, vo
 		      int64_t deadline, const char *what);
 
 /* rma.c */
-int zc__rma_setup(struct zc_conn *conn);
 /* Revokes every export (the peer loses access at once) and frees RMA state. */
 void zc__rma_release(struct zc_conn *conn);
 

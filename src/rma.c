@@ -140,11 +140,16 @@ static void export_release(struct zc_export *e)
 	e->fallback_mr = NULL;
 }
 
-int zc__rma_setup(struct zc_conn *c)
+/* Made at the first one-sided operation: most connections never make one. */
+static int rma_table(struct zc_conn *c)
 {
+	if (c->rma)
+		return 0;
+	c->rma = calloc((size_t)c->opts.send_depth, sizeof(*c->rma));
+	if (!c->rma)
+		return zc__err(-ENOMEM, "out of memory for RMA state");
 	c->n_rma = (uint32_t)c->opts.send_depth;
-	c->rma = calloc(c->n_rma, sizeof(*c->rma));
-	return c->rma ? 0 : zc__err(-ENOMEM, "out of memory for RMA state");
+	return 0;
 }
 
 /* Every piece has been reaped (the QP was drained): what remains are the
@@ -214,8 +219,7 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	if (!(access & (op == ZC_OP_READ ? ZC_ACCESS_REMOTE_READ : ZC_ACCESS_REMOTE_WRITE)))
 		return zc__err(-EPERM, "the peer did not grant %s access to this range",
 			      op == ZC_OP_READ ? "read" : "write");
-	rc = zc__ctx_room(c->ctx);
-	if (rc)
+	if ((rc = zc__ctx_room(c->ctx)) || (rc = rma_table(c)))
 		return rc;
 	piece = c->ctx->caps.max_msg_size;
 	pieces = (uint32_t)((len + piece - 1) / piece);
