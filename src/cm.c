@@ -74,11 +74,13 @@ static void conn_destroy(struct zc_conn *c)
 	free(c);
 }
 
-static int cm_errno(int event, int status)
+/* A busy listener's reject is retried like a refusal; an incompatible
+ * peer's is final. */
+static int cm_errno(int event, int rej)
 {
 	switch (event) {
 	case RDMA_CM_EVENT_REJECTED:
-		return status == 28 /* IB_CM_REJ_CONSUMER_DEFINED */ ? -ZC_EPEERPROTO : -ECONNREFUSED;
+		return rej == ZC_REJ_INCOMPATIBLE ? -ZC_EPEERPROTO : -ECONNREFUSED;
 	case RDMA_CM_EVENT_UNREACHABLE:
 	case RDMA_CM_EVENT_ADDR_ERROR:
 	case RDMA_CM_EVENT_ROUTE_ERROR:
@@ -86,6 +88,14 @@ static int cm_errno(int event, int status)
 	default:
 		return -ECONNRESET;
 	}
+}
+
+void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason)
+{
+	uint8_t priv[ZC_REJ_SIZE];
+
+	zc__rej_encode(priv, reason);
+	rdma_reject(id, priv, sizeof(priv));
 }
 
 int zc__cm_process(struct zc_ctx *ctx)
@@ -110,7 +120,7 @@ int zc__cm_process(struct zc_ctx *ctx)
 				memcpy(p->priv, ev->param.conn.private_data, p->priv_len);
 				ev->id->context = NULL;
 			} else {
-				rdma_reject(ev->id, NULL, 0);
+				zc__cm_reject(ev->id, ZC_REJ_BUSY);
 				rdma_ack_cm_event(ev);
 				continue;
 			}
@@ -122,6 +132,9 @@ int zc__cm_process(struct zc_ctx *ctx)
 			if (c->state == ZC_CONN_SETUP && c->cm_event == ZC_CM_NONE) {
 				c->cm_event = ev->event;
 				c->cm_status = ev->status;
+				if (ev->event == RDMA_CM_EVENT_REJECTED)
+					c->cm_rej = zc__rej_decode(ev->param.conn.private_data,
+								   ev->param.conn.private_data_len);
 				if (ev->event == RDMA_CM_EVENT_ESTABLISHED && ev->param.conn.private_data_len) {
 					int rc = zc__priv_decode(ev->param.conn.private_data,
 								ev->param.conn.private_data_len, &c->peer);
@@ -179,8 +192,12 @@ static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
 	ev = c->cm_event;
 	if (ev == expected)
 		return c->cm_status < 0 ? zc__err(c->cm_status, "%s", c->cm_detail) : 0;
-	return zc__err(cm_errno(ev, c->cm_status), "%s while waiting for %s (status %d)", rdma_event_str(ev),
-		      rdma_event_str(expected), c->cm_status);
+	return zc__err(cm_errno(ev, c->cm_rej), "%s while waiting for %s (status %d%s)", rdma_event_str(ev),
+		      rdma_event_str(expected), c->cm_status,
+		      ev != RDMA_CM_EVENT_REJECTED ? ""
+		      : c->cm_rej == ZC_REJ_BUSY ? ": the listener's backlog is full"
+		      : c->cm_rej == ZC_REJ_INCOMPATIBLE ? ": the listener refused our connection parameters"
+							 : ": not by a zcrdma listener; its kernel may have refused the route");
 }
 
 /* The local ACK timeout, 4.096 us * 2^17 = 0.54 s per try: with 6 retries
@@ -395,7 +412,7 @@ int zc_listener_free(struct zc_listener **pl)
 
 		l->pending_head = (l->pending_head + 1) % l->backlog;
 		l->pending_count--;
-		rdma_reject(id, NULL, 0);
+		zc__cm_reject(id, ZC_REJ_BUSY);
 		rdma_destroy_id(id);
 	}
 	zc__list_del(&l->node);
@@ -424,7 +441,7 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 
 	c = conn_alloc(l->ctx, &l->opts);
 	if (!c) {
-		rdma_reject(id, NULL, 0);
+		zc__cm_reject(id, ZC_REJ_BUSY);
 		rdma_destroy_id(id);
 		return zc__err(-ENOMEM, "zc_accept: out of memory");
 	}
@@ -432,7 +449,7 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 	id->context = c;
 	rc = zc__priv_decode(p.priv, p.priv_len, &c->peer);
 	if (rc) {
-		rdma_reject(id, NULL, 0);
+		zc__cm_reject(id, ZC_REJ_INCOMPATIBLE);
 		conn_destroy(c);
 		return rc;
 	}
@@ -440,7 +457,8 @@ static int accept_one(struct zc_listener *l, struct zc_conn **out)
 	if (!rc)
 		rc = zc__ep_peer(&c->ep, &c->peer);
 	if (rc) {
-		rdma_reject(id, NULL, 0);
+		/* out of resources here: the client may try again */
+		zc__cm_reject(id, ZC_REJ_BUSY);
 		conn_destroy(c);
 		return rc;
 	}

@@ -49,6 +49,7 @@ struct zc_conn {
 	int cm_event;          /* last rdma_cm event for this id while setting up */
 #define ZC_CM_NONE (-1)        /* (RDMA_CM_EVENT_ADDR_RESOLVED is 0) */
 	int cm_status;
+	uint8_t cm_rej;        /* a REJECTED's zcrdma reason (wire.h), 0 if none */
 	char cm_detail[256];   /* zc_last_error() text behind a failed cm_status */
 	struct zc__priv peer;   /* the peer's connection parameters */
 	/* dead-peer detection: completions seen, and when that last changed */
@@ -80,6 +81,8 @@ struct zc_listener {
 /* cm.c */
 /* Handles every pending rdma_cm event of the context (its cm_hook). */
 int zc__cm_process(struct zc_ctx *ctx);
+/* Rejects a connection request, saying why (wire.h). */
+void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason);
 
 /* conn.c */
 /* 0 if the connection is open, else why not (with its detail). */

@@ -12,8 +12,8 @@ int zc__budget_reserve(struct zc__rx_budget *b, uint32_t n, bool mandatory)
 	if (mandatory) {
 		if (n > b->hard_max - b->reserved)
 			return zc__err(-ENOBUFS, "the context's receive pool is full (%u slots promised to its "
-						 "connections): close connections or raise zc_ctx_opts.rx_slots_max",
-				      b->reserved);
+						 "connections, %u at most): close connections",
+				      b->reserved, b->hard_max);
 		b->reserved += n;
 		return (int)n;
 	}

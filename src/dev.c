@@ -206,8 +206,8 @@ int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries)
 
 		if (size < need / 2 + 64 || ibv_resize_cq(ctx->cq, size))
 			return zc__err(-ENOSPC, "the context's completion queue (%d entries, %d at most on %s) has "
-						 "no room for %d more receive slots: use fewer connections or a smaller "
-						 "zc_ctx_opts.rx_slots",
+						 "no room for %d more receive slots: use fewer connections, fewer credits "
+						 "per connection, or the shared receive queue (zc_ctx_opts.no_srq 0)",
 				      ctx->cq_size, ctx->max_cqe, ctx->caps.device, entries);
 		/* The provider may round up: its figure is the size. */
 		ctx->cq_size = ctx->cq->cqe;

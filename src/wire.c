@@ -169,3 +169,22 @@ int zc__desc_decode(const struct zc_desc *d, int *access, uint32_t *rkey, uint64
 		return zc__err(-EINVAL, "memory descriptor with an empty or wrapping range");
 	return 0;
 }
+
+void zc__rej_encode(void *buf, uint8_t reason)
+{
+	uint8_t *p = buf;
+
+	memset(p, 0, ZC_REJ_SIZE);
+	put32(p, ZC_REJ_MAGIC);
+	p[4] = reason;
+}
+
+uint8_t zc__rej_decode(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (!buf || len < ZC_REJ_SIZE || get32(p) != ZC_REJ_MAGIC ||
+	    (p[4] != ZC_REJ_BUSY && p[4] != ZC_REJ_INCOMPATIBLE))
+		return 0;
+	return p[4];
+}

@@ -104,6 +104,22 @@ struct zc__priv {
 void zc__priv_encode(void *buf, const struct zc__priv *p);
 int zc__priv_decode(const void *buf, size_t len, struct zc__priv *p);
 
+/*
+ * Why a zcrdma listener rejected a connection request, in the rdma_cm
+ * reject's private data (8 bytes: u32 magic "zcrj", u8 reason, 3 zero).
+ * A reject without it (status 28 too) comes from something else: the
+ * peer's kernel, or a listener that is not zcrdma.
+ */
+#define ZC_REJ_SIZE 8
+#define ZC_REJ_MAGIC 0x6a72637au /* "zcrj" */
+enum zc__rej_reason {
+	ZC_REJ_BUSY = 1,         /* the backlog is full: try again */
+	ZC_REJ_INCOMPATIBLE = 2, /* the request's parameters were refused */
+};
+void zc__rej_encode(void *buf, uint8_t reason);
+/* The reason, or 0 when buf is not a zcrdma reject. */
+uint8_t zc__rej_decode(const void *buf, size_t len);
+
 /* An RMA descriptor: u8 version, u8 access, u16 zero, u32 rkey, u64 addr,
  * u64 len, u64 zero, little-endian. Decoding refuses any other version,
  * unknown or no access bits, non-zero reserved bytes and empty or wrapping

@@ -161,6 +161,24 @@ START_TEST(test_priv_roundtrip_and_validation)
 }
 END_TEST
 
+START_TEST(test_reject_reasons_roundtrip_and_strangers_are_none)
+{
+	uint8_t buf[32] = {0};
+
+	zc__rej_encode(buf, ZC_REJ_BUSY);
+	ck_assert_uint_eq(zc__rej_decode(buf, ZC_REJ_SIZE), ZC_REJ_BUSY);
+	ck_assert_uint_eq(zc__rej_decode(buf, sizeof(buf)), ZC_REJ_BUSY); /* padded by rdma_cm */
+	ck_assert_uint_eq(zc__rej_decode(buf, ZC_REJ_SIZE - 1), 0);
+	zc__rej_encode(buf, ZC_REJ_INCOMPATIBLE);
+	ck_assert_uint_eq(zc__rej_decode(buf, ZC_REJ_SIZE), ZC_REJ_INCOMPATIBLE);
+	buf[4] = 9;
+	ck_assert_uint_eq(zc__rej_decode(buf, ZC_REJ_SIZE), 0);
+	memset(buf, 0, sizeof(buf)); /* a kernel's reject carries zeros or nothing */
+	ck_assert_uint_eq(zc__rej_decode(buf, sizeof(buf)), 0);
+	ck_assert_uint_eq(zc__rej_decode(NULL, 0), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wire");
@@ -174,6 +192,7 @@ int main(void)
 	tcase_add_test(w, test_malformed_headers_are_rejected);
 	tcase_add_test(w, test_random_bytes_never_crash_the_decoder);
 	tcase_add_test(w, test_priv_roundtrip_and_validation);
+	tcase_add_test(w, test_reject_reasons_roundtrip_and_strangers_are_none);
 	suite_add_tcase(s, w);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
