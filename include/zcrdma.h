@@ -43,8 +43,48 @@
  *   Calls block unless given ZC_DONTWAIT, in which case they return -EAGAIN
  *   instead of waiting. All progress happens inside zcrdma calls on the
  *   context (there is no background thread). zc_ctx_fd() returns one fd per
- *   context that becomes readable when zc_poll() or a ZC_DONTWAIT call may
- *   make progress; use it with poll/epoll, then call zc_poll(ctx, ..., 0).
+ *   context that becomes readable when zc_wait_events(), zc_poll() or a
+ *   ZC_DONTWAIT call may make progress; use it with poll/epoll, then call
+ *   zc_wait_events(ctx, ..., 0) (or zc_poll(ctx, ..., 0)).
+ *
+ * MANY CONNECTIONS: ONE EVENT LOOP
+ *   A server serves every client from one loop over zc_wait_events(),
+ *   which reports each connection's events with its user data, found
+ *   without sweeping all connections (see Events, below zc_poll()):
+ *
+ *     zc_listen(ctx, port, NULL, &l);
+ *     for (;;) {
+ *         int n = zc_wait_events(ctx, ev, 64, -1);
+ *         for (i = 0; i < n; i++) {
+ *             struct zc_conn *c = ev[i].conn;
+ *             switch (ev[i].type) {
+ *             case ZC_EV_ACCEPT:          // level-triggered
+ *                 while (zc_accept(l, &c, 0) == 0)
+ *                     zc_conn_set_data(c, client_new());
+ *                 break;
+ *             case ZC_EV_READABLE:        // level-triggered
+ *                 while ((len = zc_msg_recv(c, buf, cap, ZC_DONTWAIT)) >= 0)
+ *                     handle(ev[i].data, buf, len);
+ *                 if (len == -EPIPE)      // the client's end of stream
+ *                     zc_close_start(&c); // ZC_EV_CLOSED follows
+ *                 break;
+ *             case ZC_EV_ERROR:           // once; ev[i].status says why
+ *                 zc_abort(&c);
+ *                 client_free(ev[i].data);
+ *                 break;
+ *             case ZC_EV_CLOSED:          // once; conn is NULL, data is not
+ *                 client_free(ev[i].data);
+ *                 break;
+ *             }
+ *         }
+ *     }
+ *
+ *   Clients connect without waiting with zc_connect_start() (a
+ *   ZC_EV_CONNECTED event follows). To sleep in your own epoll instead,
+ *   add zc_ctx_fd() to it and call zc_wait_events(ctx, ev, 64, 0) when it
+ *   fires, following NO MISSED WAKE-UPS at zc_wait_events(). Silent dead
+ *   peers are found by keepalive probes the loop sends by itself.
+ *   examples/zc_echo.c (zc_echo -l) is a complete server.
  *
  * THREAD SAFETY
  *   A context and everything created from it (listeners, connections,
@@ -180,9 +220,10 @@ ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
 /*
  * zc_ctx_fd - the context's event fd
  *
- * Readable when a completion or connection event is pending. Use it with
- * poll/epoll (POLLIN); when it fires call zc_poll(ctx, ..., 0) or the
- * ZC_DONTWAIT calls you were waiting on. The fd signals what happens after
+ * Readable when a completion or connection event is pending, or a timer of
+ * the context (keepalive, handshake or close timeout) is due. Use it with
+ * poll/epoll (POLLIN); when it fires call zc_wait_events(ctx, ..., 0),
+ * zc_poll(ctx, ..., 0) or the ZC_DONTWAIT calls you were waiting on. The fd signals what happens after
  * the library last said "nothing more": so before sleeping on it, call
  * zc_poll(ctx, ..., 0) until it returns fewer than max, and repeat a
  * ZC_DONTWAIT call until it returns -EAGAIN. Wake-ups without work are

@@ -602,6 +602,7 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	zc__ctx_wait_for(ctx, setup_over, c, -1);
 	if (c->state == ZC_CONN_OPEN) {
 		c->owned = true;
+		zc__ev_kick(c); /* what happened before it was handed out */
 		*out = c;
 		return 0;
 	}
@@ -763,7 +764,6 @@ static void close_begin(struct zc_conn *c, bool async)
 		c->result = 0;
 		teardown(c, async ? ZC_AFTER_CLOSED : ZC_AFTER_DONE);
 	}
-	zc__cm_walk(c->ctx);
 }
 
 int zc_close_start(struct zc_conn **pc)

@@ -55,19 +55,18 @@ int zc__conn_keepalive(struct zc_conn *c)
 /* Checks come every keepalive_ms / 4, so a peer quiet since just after a
  * check is probed within 1.5 keepalive_ms (zc__conn_keepalive starts the
  * quiet time at the first check that finds no activity). */
+static int64_t ka_key(const struct zc__list *n)
+{
+	return zc__container_of(n, struct zc_conn, ka_node)->ka_due;
+}
+
 void zc__conn_ka_add(struct zc_conn *c, int64_t now)
 {
-	struct zc__list *pos;
-
 	if (!c->opts.keepalive_ms)
 		return;
 	c->ka_due = now + (c->opts.keepalive_ms >= 4 ? c->opts.keepalive_ms / 4 : 1);
-	/* From the tail: with one keepalive_ms for all it belongs right there. */
-	for (pos = c->ctx->ka.prev; pos != &c->ctx->ka; pos = pos->prev)
-		if (zc__container_of(pos, struct zc_conn, ka_node)->ka_due <= c->ka_due)
-			break;
-	zc__list_add(pos, &c->ka_node);
-	zc__ctx_timer_at(c->ctx, zc__list_first(&c->ctx->ka, struct zc_conn, ka_node)->ka_due);
+	zc__list_insert_sorted(&c->ctx->ka, &c->ka_node, ka_key);
+	zc__ctx_timer_at(c->ctx, ka_key(c->ctx->ka.next));
 }
 
 void zc__conn_ka_del(struct zc_conn *c)

@@ -158,7 +158,8 @@ static void server_close(struct server *s)
 
 struct client {
 	struct zc_conn *c;
-	unsigned next;   /* the size index sent last */
+	unsigned next;   /* the size index in flight */
+	bool echoed, sent; /* its echo arrived; its send completion was reaped */
 	uint8_t *sbuf;
 	bool done;
 };
@@ -166,6 +167,24 @@ struct client {
 static uint32_t seed_of(unsigned cli, unsigned idx)
 {
 	return cli * 131 + idx + 1;
+}
+
+/* Sends are zc_send_zc: a blocking rendezvous send in one loop while the
+ * other loop blocks in its echo would deadlock two single-threaded loops.
+ * The buffer is the library's until its completion, so the next message
+ * goes once both the echo and the completion are in. */
+static void client_next(struct client *k, unsigned me)
+{
+	if (!k->echoed || !k->sent)
+		return;
+	if (++k->next == NSIZES) {
+		k->done = true;
+		CHECK_RC(zc_close_start(&k->c), "client zc_close_start");
+		return;
+	}
+	k->echoed = k->sent = false;
+	rxe_fill(k->sbuf, sizes[k->next], seed_of(me, k->next));
+	CHECK_RC(zc_send_zc(k->c, k->sbuf, sizes[k->next], NULL, me), "client zc_send_zc");
 }
 
 static void echo(void)
@@ -198,12 +217,23 @@ static void echo(void)
 			switch (ev[i].type) {
 			case ZC_EV_CONNECTED:
 				CHECK_RC(ev[i].status, "asynchronous connect");
+				RXE_ASSERT(ev[i].conn == k->c, "CONNECTED names another connection");
 				connected++;
-				k->next = 0;
-				rxe_fill(k->sbuf, sizes[0], seed_of(me, 0));
-				CHECK_RC(zc_msg_send(k->c, k->sbuf, sizes[0], 0), "client zc_msg_send");
+				k->next = (unsigned)-1;
+				k->echoed = k->sent = true;
+				client_next(k, me);
+				break;
+			case ZC_EV_COMPLETION:
+				RXE_ASSERT(ev[i].op == ZC_OP_SEND && ev[i].token == me, "completion op %d token %llu",
+					   ev[i].op, (unsigned long long)ev[i].token);
+				CHECK_RC(ev[i].status, "client zc_send_zc");
+				RXE_ASSERT(ev[i].len == sizes[k->next], "sent %zu of %zu", ev[i].len, sizes[k->next]);
+				k->sent = true;
+				client_next(k, me);
 				break;
 			case ZC_EV_READABLE:
+				if (k->done) /* the server's end of stream after ours */
+					break;
 				m = zc_msg_recv(k->c, rbuf, MiB, ZC_DONTWAIT);
 				if (m == -EAGAIN)
 					break;
@@ -213,13 +243,8 @@ static void echo(void)
 				RXE_ASSERT(rxe_check(rbuf, (size_t)m, seed_of(me, k->next)) < 0,
 					   "client %u: echo of %zu bytes corrupt at %ld", me, sizes[k->next],
 					   rxe_check(rbuf, (size_t)m, seed_of(me, k->next)));
-				if (++k->next == NSIZES) {
-					k->done = true;
-					CHECK_RC(zc_close_start(&k->c), "client zc_close_start");
-					break;
-				}
-				rxe_fill(k->sbuf, sizes[k->next], seed_of(me, k->next));
-				CHECK_RC(zc_msg_send(k->c, k->sbuf, sizes[k->next], 0), "client zc_msg_send");
+				k->echoed = true;
+				client_next(k, me);
 				break;
 			case ZC_EV_CLOSED:
 				RXE_ASSERT(k->done && !ev[i].conn, "CLOSED of client %u before it was done", me);
@@ -675,7 +700,8 @@ static void dead(void)
 				break;
 			case ZC_EV_READABLE:
 				RXE_ASSERT(zc_msg_recv(c, buf, sizeof(buf), ZC_DONTWAIT) == 5, "hello");
-				RXE_ASSERT(atomic_load(&dead_phase) == 1, "the client is not idle yet");
+				while (atomic_load(&dead_phase) < 1) /* the client's send returned */
+					usleep(1000);
 				/* both sides idle from here: cut the link */
 				netem("add");
 				t_dark = rxe_now();
