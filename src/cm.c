@@ -675,16 +675,17 @@ int zc_listener_free(struct zc_listener **pl)
 	if (!pl || !*pl)
 		return zc__err(-EINVAL, "zc_listener_free: no listener");
 	l = *pl;
-	/* Handshakes still running are dropped when they end; established
-	 * connections nobody took are aborted. */
+	/* Established connections nobody took are aborted (which makes
+	 * progress: requests may still join); then handshakes still running
+	 * lose the listener and are dropped when they end. */
+	while (!zc__list_empty(&l->ready))
+		conn_teardown(zc__list_first(&l->ready, struct zc_conn, lq_node), 0);
 	for (n = l->ctx->life.next; n != &l->ctx->life; n = n->next) {
 		struct zc_conn *c = zc__container_of(n, struct zc_conn, life_node);
 
 		if (c->listener == l)
 			leave_listener(c);
 	}
-	while (!zc__list_empty(&l->ready))
-		conn_teardown(zc__list_first(&l->ready, struct zc_conn, lq_node), 0);
 	zc__ev_forget_listener(l);
 	zc__list_del(&l->node);
 	rdma_destroy_id(l->id);
