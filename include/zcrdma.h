@@ -416,8 +416,9 @@ ZC_API int zc_abort(struct zc_conn **conn);
 /*
  * zc_conn_set_data, zc_conn_data - the application's pointer for a connection
  *
- * Every completion of the connection carries it (zc_completion.data), even
- * one reaped after the connection was closed. NULL until set.
+ * Every completion and event of the connection carries it
+ * (zc_completion.data, zc_event.data), even one reported after the
+ * connection was closed (ZC_EV_CLOSED). NULL until set.
  */
 ZC_API void zc_conn_set_data(struct zc_conn *conn, void *data);
 ZC_API void *zc_conn_data(const struct zc_conn *conn);
