@@ -34,10 +34,10 @@ struct zc_export {
 	int status;
 };
 
-/* SETUP: handshake running; OPEN; FAILED: an asynchronous connect failed
- * (nothing left but the handle); CLOSING: zc_close()/zc_close_start()
- * runs, the application no longer uses the handle. */
-enum zc__conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_FAILED, ZC_CONN_CLOSING };
+/* SETUP: handshake running; OPEN (also while a close lingers: phase says
+ * so); FAILED: an asynchronous connect failed, nothing is left but the
+ * handle. */
+enum zc__conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_FAILED };
 
 /* Where a connection's set-up or close stands (cm.c advances it, from
  * rdma_cm events and from zc__cm_walk()):
@@ -56,7 +56,8 @@ struct zc__evnode {
 	struct zc_event ev;
 };
 
-/* cm.c writes every field but the RMA ones (rma.c) and ep (xfer.c). */
+/* cm.c writes every field but the RMA ones (rma.c), ep (xfer.c), the
+ * keepalive list's (conn.c) and the events' (event.c). */
 struct zc_conn {
 	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
 	struct zc_ctx *ctx;
