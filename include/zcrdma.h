@@ -621,9 +621,11 @@ struct zc_event {
  *     ZC_EV_ACCEPT    while zc_accept(l, &c, 0) would not return -EAGAIN.
  *   Edge-triggered, once per occurrence:
  *     ZC_EV_WRITABLE  once after zc_send(), zc_msg_send() or zc_send_zc()
- *                     returned -EAGAIN, when a credit and send-queue room
+ *                     returned -EAGAIN (or a ZC_DONTWAIT zc_send() took
+ *                     less than len), when a credit and send-queue room
  *                     are back (and no zc_send_zc() is still queued);
- *                     another -EAGAIN arms it again.
+ *                     another -EAGAIN arms it again. Not for a full
+ *                     completion ring: reap completions for that.
  *     ZC_EV_COMPLETION  once per zero-copy operation.
  *   Once per connection: ZC_EV_CONNECTED, ZC_EV_PEER_CLOSED, ZC_EV_ERROR,
  *   ZC_EV_CLOSED.

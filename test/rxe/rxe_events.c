@@ -2,7 +2,7 @@
  * zc_wait_events() over real rxe: servers and clients that are event loops,
  * each sleeping only in zc_wait_events(). Every transfer is byte-verified.
  *
- *   rxe_events echo|sparse|refused|handshake|close|writable|dead
+ *   rxe_events echo|sparse|refused|handshake|close|writable|dead|dead_fd
  *
  * echo       an event-loop server, 16 clients driven by one event-loop
  *            client thread (zc_connect_start, zc_close_start), each
@@ -22,10 +22,13 @@
  * dead       a client whose link goes dark (netem 100 % loss) while idle:
  *            the server, only sleeping in zc_wait_events, gets ERROR
  *            within 10 s
+ * dead_fd    the same with the server asleep in its own poll() on
+ *            zc_ctx_fd(): the keepalive timer wakes the fd by itself
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <rdma/rdma_cma.h>
 #include <stdatomic.h>
@@ -673,7 +676,10 @@ static void *dead_client(void *arg)
 	return NULL;
 }
 
-static void dead(void)
+/* own_poll: the server sleeps in its own poll() on zc_ctx_fd() and calls
+ * zc_wait_events(..., 0) when it fires, following NO MISSED WAKE-UPS; the
+ * keepalive timer must wake the fd by itself. */
+static void dead(bool own_poll)
 {
 	struct server s;
 	struct zc_event ev[EV_MAX];
@@ -681,7 +687,7 @@ static void dead(void)
 	struct zc_conn *c = NULL;
 	uint8_t buf[16];
 	double t_dark = 0;
-	int n, i, status = 0;
+	int n, i, status = 0, wakeups = 0;
 	pthread_t t;
 
 	if (system("modprobe sch_netem && tc qdisc show >/dev/null") != 0)
@@ -690,8 +696,16 @@ static void dead(void)
 	server_open(&s, 0);
 	pthread_create(&t, NULL, dead_client, NULL);
 	while (!status) {
-		n = zc_wait_events(s.ctx, ev, EV_MAX, 20000);
+		n = zc_wait_events(s.ctx, ev, EV_MAX, own_poll ? 0 : 20000);
 		CHECK_RC(n, "zc_wait_events");
+		if (own_poll && n == 0) {
+			struct pollfd p = {.fd = zc_ctx_fd(s.ctx), .events = POLLIN};
+
+			RXE_ASSERT(poll(&p, 1, 20000) == 1, "zc_ctx_fd() silent for 20 s (the link went dark %.1f s ago)",
+				   t_dark ? rxe_now() - t_dark : 0);
+			wakeups++;
+			continue;
+		}
 		RXE_ASSERT(n > 0, "no event within 20 s (the link went dark %.1f s ago)", t_dark ? rxe_now() - t_dark : 0);
 		for (i = 0; i < n; i++) {
 			switch (ev[i].type) {
@@ -700,6 +714,7 @@ static void dead(void)
 				break;
 			case ZC_EV_READABLE:
 				RXE_ASSERT(zc_msg_recv(c, buf, sizeof(buf), ZC_DONTWAIT) == 5, "hello");
+				RXE_ASSERT(zc_msg_recv(c, buf, sizeof(buf), ZC_DONTWAIT) == -EAGAIN, "drained");
 				while (atomic_load(&dead_phase) < 1) /* the client's send returned */
 					usleep(1000);
 				/* both sides idle from here: cut the link */
@@ -716,8 +731,9 @@ static void dead(void)
 		}
 	}
 	CHECK_RC(zc_ctx_stats(s.ctx, &st), "zc_ctx_stats");
-	printf("dead: ERROR %d (%s) %.1f s after the link went dark; %llu keepalive checks\n", status,
-	       zc_strerror(status), rxe_now() - t_dark, (unsigned long long)st.keepalive_checks);
+	printf("dead%s: ERROR %d (%s) %.1f s after the link went dark; %llu keepalive checks, %d fd wake-ups\n",
+	       own_poll ? "_fd" : "", status, zc_strerror(status), rxe_now() - t_dark,
+	       (unsigned long long)st.keepalive_checks, wakeups);
 	RXE_ASSERT(status == -ZC_ETRANSPORT || status == -ECONNRESET, "expected a transport error");
 	RXE_ASSERT(rxe_now() - t_dark < 10, "took %.1f s, more than 10", rxe_now() - t_dark);
 	netem_off();
@@ -746,9 +762,11 @@ int main(int argc, char **argv)
 	else if (!strcmp(mode, "writable"))
 		writable();
 	else if (!strcmp(mode, "dead"))
-		dead();
+		dead(false);
+	else if (!strcmp(mode, "dead_fd"))
+		dead(true);
 	else
-		RXE_FAIL("usage: rxe_events echo|sparse|refused|handshake|close|writable|dead");
+		RXE_FAIL("usage: rxe_events echo|sparse|refused|handshake|close|writable|dead|dead_fd");
 	printf("rxe_events %s: PASS\n", mode);
 	return 0;
 }
