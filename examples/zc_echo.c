@@ -5,8 +5,10 @@
  *   client:  zc_echo -b SRCADDR ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]
  *
  * The server listens on ADDR (an address of an RDMA netdev, PORT default
- * 7471), accepts connections one after another (all of them, or N with -n)
- * and sends every message it receives straight back with zc_msg_recv() /
+ * 7471) and serves every client at once from one event loop
+ * (zc_wait_events(): the recipe for a many-client server), forever or until
+ * N connections (-n; it stops listening after the N-th) have ended. It
+ * sends every message it receives straight back with zc_msg_recv() /
  * zc_msg_send(): small messages are copied through the library's rings,
  * larger ones are RDMA-read into its buffer and RDMA-read back by the client.
  * Messages up to MAXSIZE bytes (default 16 MiB) are echoed; a larger one ends
@@ -52,7 +54,7 @@ static void usage(void)
 		"usage: %s -l ADDR[:PORT] [-n N] [-m MAXSIZE]                    (server)\n"
 		"       %s -b SRCADDR ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]  (client)\n"
 		"  -l ADDR[:PORT]  listen on ADDR, an address of an RDMA netdev (port %d by default)\n"
-		"  -n N            serve N connections, then exit (default: forever)\n"
+		"  -n N            serve N connections (all at once), then exit (default: forever)\n"
 		"  -m MAXSIZE      largest message echoed (default 16M)\n"
 		"  -b SRCADDR      the client's local RDMA address (required: contexts are created on it)\n"
 		"  -s SIZE         message size in bytes, K/M/G suffixes allowed (default 1024)\n"
@@ -104,101 +106,175 @@ static long check(const uint8_t *p, size_t len, uint64_t i)
 /* ------------------------------------------------------------------ */
 /* Server                                                              */
 
-/* Echoes messages until the client closes. 0 on an orderly close. */
-static int serve(struct zc_conn **conn, uint8_t *buf, size_t maxsize, uint64_t *msgs, uint64_t *bytes)
-{
-	for (;;) {
-		ssize_t n = zc_msg_recv(*conn, buf, maxsize, 0);
+/* One client of the server, its user data (zc_conn_set_data). */
+struct peer {
+	long long id;
+	uint64_t msgs, bytes;
+};
 
-		if (n == -EPIPE)
-			return 0; /* the client closed after its last message */
-		if (n == -EMSGSIZE) {
-			ssize_t next = zc_msg_peek(*conn, ZC_DONTWAIT);
-
-			zc_ex_warn("a message of %zd bytes exceeds -m %zu; dropping the connection",
-				next, maxsize);
-			return -1;
-		}
-		if (n < 0) {
-			zc_fail("receive", n);
-			return -1;
-		}
-		ssize_t s = zc_msg_send(*conn, buf, (size_t)n, 0);
-
-		if (s < 0) {
-			zc_fail("send", s);
-			return -1;
-		}
-		(*msgs)++;
-		*bytes += (uint64_t)n;
-	}
-}
-
-static int server(const char *listen_arg, long long nconns, size_t maxsize)
-{
-	char host[256];
-	uint16_t port;
+struct echo_server {
 	struct zc_ctx *ctx;
 	struct zc_listener *l;
 	uint8_t *buf;
-	long long served = 0;
-	int rc, failures = 0;
+	size_t maxsize;
+	long long nconns, accepted, ended;
+	int failures;
+};
+
+/* A connection's end: its line, and the peer freed. */
+static void peer_end(struct echo_server *s, struct peer *p, int failed)
+{
+	zc_ex_warn("connection %lld: echoed %" PRIu64 " messages, %" PRIu64 " bytes%s", p->id, p->msgs, p->bytes,
+		   failed ? " (failed)" : "");
+	s->failures += failed;
+	s->ended++;
+	free(p);
+}
+
+/* Accepts what is established; with -n, stops listening after the last. */
+static void on_accept(struct echo_server *s)
+{
+	struct zc_conn *conn;
+	struct peer *p;
+	int rc;
+
+	while (s->l && (rc = zc_accept(s->l, &conn, 0)) != -EAGAIN) {
+		if (rc) {
+			/* a peer that is not a zcrdma endpoint was rejected; keep serving */
+			zc_fail("accept", rc);
+			s->failures++;
+			continue;
+		}
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			zc_ex_warn("out of memory for connection %lld", s->accepted + 1);
+			zc_abort(&conn);
+			s->failures++;
+			continue;
+		}
+		p->id = ++s->accepted;
+		zc_conn_set_data(conn, p);
+		if (s->nconns >= 0 && s->accepted == s->nconns)
+			zc_listener_free(&s->l);
+	}
+}
+
+/* Echoes what the connection has, without waiting for more; closes it
+ * (zc_close_start) once the client has closed. */
+static void on_readable(struct echo_server *s, struct zc_conn *conn, struct peer *p)
+{
+	for (;;) {
+		ssize_t n = zc_msg_recv(conn, s->buf, s->maxsize, ZC_DONTWAIT), sent;
+
+		if (n == -EAGAIN)
+			return;
+		if (n == -EPIPE) { /* the client closed after its last message */
+			if (zc_close_start(&conn)) {
+				zc_abort(&conn);
+				peer_end(s, p, 1);
+			}
+			return;
+		}
+		if (n == -EMSGSIZE)
+			zc_ex_warn("connection %lld: a message of %zd bytes exceeds -m %zu; dropping it", p->id,
+				   zc_msg_peek(conn, ZC_DONTWAIT), s->maxsize);
+		else if (n < 0)
+			zc_fail("receive", n);
+		/* Blocking: a small echo waits only for a credit; a large one
+		 * until this client has read it (other clients wait meanwhile). */
+		sent = n < 0 ? n : zc_msg_send(conn, s->buf, (size_t)n, 0);
+		if (sent < 0) {
+			if (n >= 0)
+				zc_fail("send", sent);
+			zc_abort(&conn);
+			peer_end(s, p, 1);
+			return;
+		}
+		p->msgs++;
+		p->bytes += (uint64_t)n;
+	}
+}
+
+static void on_event(struct echo_server *s, const struct zc_event *ev)
+{
+	struct zc_conn *conn = ev->conn;
+
+	switch (ev->type) {
+	case ZC_EV_ACCEPT:
+		on_accept(s);
+		break;
+	case ZC_EV_READABLE:
+		on_readable(s, conn, ev->data);
+		break;
+	case ZC_EV_ERROR:
+		zc_fail("connection", ev->status);
+		zc_abort(&conn);
+		peer_end(s, ev->data, 1);
+		break;
+	case ZC_EV_CLOSED:
+		if (ev->status)
+			zc_fail("close", ev->status);
+		peer_end(s, ev->data, ev->status != 0);
+		break;
+	default: /* PEER_CLOSED: the end of stream is read as READABLE */
+		break;
+	}
+}
+
+/*
+ * The server is one event loop over every client: zc_wait_events()
+ * reports which connection has messages (READABLE), new connections
+ * (ACCEPT), failures (ERROR) and finished closes (CLOSED); nothing in it
+ * waits for one client while others have work, except a rendezvous echo
+ * (see on_readable).
+ */
+static int server(const char *listen_arg, long long nconns, size_t maxsize)
+{
+	struct echo_server s = {.nconns = nconns, .maxsize = maxsize};
+	struct zc_event ev[64];
+	char host[256];
+	uint16_t port;
+	int rc, n, i;
 
 	if (zc_ex_parse_hostport(listen_arg, host, sizeof(host), &port, DEFAULT_PORT)) {
 		zc_ex_warn("bad listen address '%s' (ADDR[:PORT])", listen_arg);
 		return 2;
 	}
-	buf = malloc(maxsize ? maxsize : 1);
-	if (!buf) {
+	s.buf = malloc(maxsize ? maxsize : 1);
+	if (!s.buf) {
 		zc_ex_warn("cannot allocate the %zu-byte message buffer (-m)", maxsize);
 		return 1;
 	}
-	rc = zc_ctx_new(host, NULL, &ctx);
+	rc = zc_ctx_new(host, NULL, &s.ctx);
 	if (rc) {
 		zc_fail(host, rc);
-		free(buf);
+		free(s.buf);
 		return 1;
 	}
-	rc = zc_listen(ctx, port, NULL, &l);
+	rc = zc_listen(s.ctx, port, NULL, &s.l);
 	if (rc) {
 		zc_fail("listen", rc);
-		zc_ctx_free(&ctx);
-		free(buf);
+		zc_ctx_free(&s.ctx);
+		free(s.buf);
 		return 1;
 	}
-	zc_ex_warn("listening on %s port %u", host, zc_listener_port(l));
-	while (nconns < 0 || served < nconns) {
-		struct zc_conn *conn;
-		uint64_t msgs = 0, bytes = 0;
-
-		rc = zc_accept(l, &conn, -1);
-		if (rc) {
-			/* A peer that is not a zcrdma endpoint is rejected; keep serving. */
-			zc_fail("accept", rc);
-			if (rc == -ZC_EVERSION || rc == -ZC_EPEERPROTO || rc == -ETIMEDOUT || rc == -ECONNRESET) {
-				failures++;
-				served++;
-				continue;
-			}
-			failures++;
+	zc_ex_warn("listening on %s port %u", host, zc_listener_port(s.l));
+	while (nconns < 0 || s.ended < nconns) {
+		n = zc_wait_events(s.ctx, ev, 64, -1);
+		if (n < 0) {
+			zc_fail("wait", n);
+			s.failures++;
 			break;
 		}
-		served++;
-		if (serve(&conn, buf, maxsize, &msgs, &bytes)) {
-			failures++;
-			zc_abort(&conn);
-		} else if ((rc = zc_close(&conn))) {
-			zc_fail("close", rc);
-			failures++;
-		}
-		zc_ex_warn("connection %lld: echoed %" PRIu64 " messages, %" PRIu64 " bytes", served,
-			msgs, bytes);
+		for (i = 0; i < n; i++)
+			on_event(&s, &ev[i]);
 	}
-	zc_listener_free(&l);
-	zc_mr_invalidate(ctx, buf, maxsize ? maxsize : 1);
-	zc_ctx_free(&ctx);
-	free(buf);
-	return failures ? 1 : 0;
+	if (s.l)
+		zc_listener_free(&s.l);
+	zc_mr_invalidate(s.ctx, s.buf, maxsize ? maxsize : 1);
+	zc_ctx_free(&s.ctx);
+	free(s.buf);
+	return s.failures ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------ */

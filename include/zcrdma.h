@@ -43,8 +43,48 @@
  *   Calls block unless given ZC_DONTWAIT, in which case they return -EAGAIN
  *   instead of waiting. All progress happens inside zcrdma calls on the
  *   context (there is no background thread). zc_ctx_fd() returns one fd per
- *   context that becomes readable when zc_poll() or a ZC_DONTWAIT call may
- *   make progress; use it with poll/epoll, then call zc_poll(ctx, ..., 0).
+ *   context that becomes readable when zc_wait_events(), zc_poll() or a
+ *   ZC_DONTWAIT call may make progress; use it with poll/epoll, then call
+ *   zc_wait_events(ctx, ..., 0) (or zc_poll(ctx, ..., 0)).
+ *
+ * MANY CONNECTIONS: ONE EVENT LOOP
+ *   A server serves every client from one loop over zc_wait_events(),
+ *   which reports each connection's events with its user data, found
+ *   without sweeping all connections (see Events, below zc_poll()):
+ *
+ *     zc_listen(ctx, port, NULL, &l);
+ *     for (;;) {
+ *         int n = zc_wait_events(ctx, ev, 64, -1);
+ *         for (i = 0; i < n; i++) {
+ *             struct zc_conn *c = ev[i].conn;
+ *             switch (ev[i].type) {
+ *             case ZC_EV_ACCEPT:          // level-triggered
+ *                 while (zc_accept(l, &c, 0) == 0)
+ *                     zc_conn_set_data(c, client_new());
+ *                 break;
+ *             case ZC_EV_READABLE:        // level-triggered
+ *                 while ((len = zc_msg_recv(c, buf, cap, ZC_DONTWAIT)) >= 0)
+ *                     handle(ev[i].data, buf, len);
+ *                 if (len == -EPIPE)      // the client's end of stream
+ *                     zc_close_start(&c); // ZC_EV_CLOSED follows
+ *                 break;
+ *             case ZC_EV_ERROR:           // once; ev[i].status says why
+ *                 zc_abort(&c);
+ *                 client_free(ev[i].data);
+ *                 break;
+ *             case ZC_EV_CLOSED:          // once; conn is NULL, data is not
+ *                 client_free(ev[i].data);
+ *                 break;
+ *             }
+ *         }
+ *     }
+ *
+ *   Clients connect without waiting with zc_connect_start() (a
+ *   ZC_EV_CONNECTED event follows). To sleep in your own epoll instead,
+ *   add zc_ctx_fd() to it and call zc_wait_events(ctx, ev, 64, 0) when it
+ *   fires, following NO MISSED WAKE-UPS at zc_wait_events(). Silent dead
+ *   peers are found by keepalive probes the loop sends by itself.
+ *   examples/zc_echo.c (zc_echo -l) is a complete server.
  *
  * THREAD SAFETY
  *   A context and everything created from it (listeners, connections,
@@ -194,9 +234,10 @@ ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
 /*
  * zc_ctx_fd - the context's event fd
  *
- * Readable when a completion or connection event is pending. Use it with
- * poll/epoll (POLLIN); when it fires call zc_poll(ctx, ..., 0) or the
- * ZC_DONTWAIT calls you were waiting on. The fd signals what happens after
+ * Readable when a completion or connection event is pending, or a timer of
+ * the context (keepalive, handshake or close timeout) is due. Use it with
+ * poll/epoll (POLLIN); when it fires call zc_wait_events(ctx, ..., 0),
+ * zc_poll(ctx, ..., 0) or the ZC_DONTWAIT calls you were waiting on. The fd signals what happens after
  * the library last said "nothing more": so before sleeping on it, call
  * zc_poll(ctx, ..., 0) until it returns fewer than max, and repeat a
  * ZC_DONTWAIT call until it returns -EAGAIN. Wake-ups without work are
@@ -225,6 +266,10 @@ struct zc_stats {
 	 * many of them are promised to connections now, and send staging
 	 * slots; each is eager_size + 16 bytes of registered memory. */
 	uint64_t rx_slots, rx_slots_promised, tx_slots;
+	/* Connections and listeners zc_wait_events() looked at: only those
+	 * something happened to (or that stay readable), never all of them;
+	 * and keepalive checks, each of a connection that was due. */
+	uint64_t event_checks, keepalive_checks;
 };
 
 /* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */
@@ -250,11 +295,13 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *                  never be noticed)
  *   mr_fallback    if set, rendezvous exposes a per-transfer MR instead of
  *                  a memory window even when windows exist (default 0)
- *   keepalive_ms   a blocking call that has seen nothing from the peer for
- *                  this long probes it with a zero-length RDMA WRITE; a dead
- *                  peer then fails the call with -ZC_ETRANSPORT once the
- *                  transport's retries (retry_count) run out, about 5 s on
- *                  rxe (default 2000; 0 turns probing off)
+ *   keepalive_ms   a connection that has seen nothing from the peer for
+ *                  this long probes it with a zero-length RDMA WRITE, from
+ *                  a blocking call on it or from zc_wait_events()/zc_poll()
+ *                  (see DEAD PEERS there); a dead peer then fails the
+ *                  connection with -ZC_ETRANSPORT once the transport's
+ *                  retries (retry_count) run out, about 5 s on rxe
+ *                  (default 2000; 0 turns probing off)
  */
 struct zc_conn_opts {
 	int timeout_ms;
@@ -288,15 +335,22 @@ ZC_API uint16_t zc_listener_port(struct zc_listener *listener);
 /*
  * zc_accept - take the next incoming connection
  *
- * Waits up to timeout_ms (-1: forever, 0: don't wait) for a peer.
- * Returns 0 and sets *conn, or -EAGAIN (timeout_ms 0, nothing pending),
- * -ETIMEDOUT, -ZC_EVERSION / -ZC_EPEERPROTO (the peer is not a compatible
- * zcrdma endpoint; it is rejected), -ENOSPC (completion queue full),
+ * The library accepts incoming requests itself, inside progress (any
+ * call on the context that makes progress: zc_wait_events(), zc_poll(),
+ * waits): it creates the connection, answers the handshake and queues the
+ * connection once it is established, up to a backlog of 64 handshakes and
+ * queued connections together (more are rejected). zc_accept() takes the
+ * oldest established connection; it waits up to timeout_ms (-1: forever,
+ * 0: not at all, and then it never waits) for one.
+ *
+ * Returns 0 and sets *conn, or -EAGAIN (timeout_ms 0, nothing queued),
+ * -ETIMEDOUT, and, once each, the failure of a request the server could
+ * not take: -ZC_EVERSION / -ZC_EPEERPROTO (the peer is not a compatible
+ * zcrdma endpoint; it was rejected), -ENOSPC (completion queue full),
  * -ENOMEM. A request whose peer abandons the handshake (gives up, vanishes
- * or disconnects) is skipped, as TCP never hands accept() a connection that
- * died in its handshake; the -ETIMEDOUT message then names the last such
- * failure. The handshake of a pending request may take up to the
- * connection's timeout_ms.
+ * or disconnects, or it takes longer than the listener's timeout_ms) is
+ * dropped silently, as TCP never hands accept() a connection that died in
+ * its handshake; the -ETIMEDOUT message names the last such failure.
  */
 ZC_API int zc_accept(struct zc_listener *listener, struct zc_conn **conn, int timeout_ms);
 
@@ -317,6 +371,26 @@ ZC_API int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const
 		      struct zc_conn **conn);
 
 /*
+ * zc_connect_start - connect without waiting
+ *
+ * Returns at once with *conn set to a connection being set up; the
+ * handshake (address and route resolution, the connect, retries of
+ * refused attempts with backoff until opts->timeout_ms) runs inside later
+ * calls on the context. zc_wait_events() reports its end as one
+ * ZC_EV_CONNECTED event: status 0 (the connection is open) or the error
+ * zc_connect() would have returned. Until then, transfers on conn fail with
+ * -ENOTCONN; after a failure they fail with that error. Either way the
+ * application closes conn (zc_close(), zc_close_start() or zc_abort()).
+ * zc_connect() is this call plus a wait for that outcome.
+ *
+ * Returns 0 and sets *conn, or -EINVAL, -EHOSTUNREACH (the name does not
+ * resolve), -ENOMEM. Never waits (a host name is resolved with
+ * getaddrinfo(3); give a numeric address in an event loop).
+ */
+ZC_API int zc_connect_start(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
+			    struct zc_conn **conn);
+
+/*
  * zc_close - orderly close
  *
  * Waits (up to the connection's timeout) until everything sent has been
@@ -333,6 +407,22 @@ ZC_API int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const
 ZC_API int zc_close(struct zc_conn **conn);
 
 /*
+ * zc_close_start - orderly close without waiting
+ *
+ * Starts what zc_close() does (deliver what was sent, CLOSE, disconnect,
+ * reclaim) and returns at once; later calls on the context carry it on.
+ * The handle is the library's from now on: *conn is set to NULL, and no
+ * event names the connection again except one ZC_EV_CLOSED from
+ * zc_wait_events(), with conn NULL, the user data and the status
+ * zc_close() would have returned; the connection is freed by then. A
+ * connection still being set up is abandoned. Pending zero-copy operations
+ * complete as for zc_close().
+ *
+ * Returns 0, or -EINVAL, -ENOMEM (nothing was started).
+ */
+ZC_API int zc_close_start(struct zc_conn **conn);
+
+/*
  * zc_abort - close at once
  *
  * Disconnects without waiting for pending data; the peer's calls fail with
@@ -344,8 +434,9 @@ ZC_API int zc_abort(struct zc_conn **conn);
 /*
  * zc_conn_set_data, zc_conn_data - the application's pointer for a connection
  *
- * Every completion of the connection carries it (zc_completion.data), even
- * one reaped after the connection was closed. NULL until set.
+ * Every completion and event of the connection carries it
+ * (zc_completion.data, zc_event.data), even one reported after the
+ * connection was closed (ZC_EV_CLOSED). NULL until set.
  */
 ZC_API void zc_conn_set_data(struct zc_conn *conn, void *data);
 ZC_API void *zc_conn_data(const struct zc_conn *conn);
@@ -483,11 +574,111 @@ ZC_API int zc_recv_zc(struct zc_conn *conn, void *buf, size_t len, struct zc_mr 
  *
  * Processes completions and connection events for every connection of the
  * context, then stores up to max zero-copy completions in comps. Waits up to
- * timeout_ms (-1 forever, 0 not at all) for at least one.
+ * timeout_ms (-1 forever, 0 not at all) for at least one. It is
+ * zc_wait_events() reporting completions only: set-ups, closes and
+ * keepalives progress the same way, and other events stay pending.
  *
  * Returns the number stored (0 on timeout), or -EINVAL.
  */
 ZC_API int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+
+enum zc_event_type {
+	ZC_EV_ACCEPT = 1,  /* listener: zc_accept() has a connection (or an error) for you */
+	ZC_EV_CONNECTED,   /* zc_connect_start() finished: status 0 or why it failed */
+	ZC_EV_READABLE,    /* a message, stream bytes or the end of the stream waits */
+	ZC_EV_WRITABLE,    /* room again after a send returned -EAGAIN */
+	ZC_EV_PEER_CLOSED, /* the peer closed in order (its CLOSE arrived) */
+	ZC_EV_ERROR,       /* the connection failed: status is the error */
+	ZC_EV_CLOSED,      /* zc_close_start() finished: status as zc_close()'s */
+	ZC_EV_COMPLETION,  /* a zero-copy operation finished (as zc_poll() reports) */
+};
+
+/*
+ * struct zc_event - one thing that happened
+ *
+ *   type      enum zc_event_type
+ *   conn      the connection; NULL for ZC_EV_ACCEPT, for ZC_EV_CLOSED (it
+ *             is freed) and for completions of a closed connection
+ *   listener  the listener of ZC_EV_ACCEPT, else NULL
+ *   data      the connection's user data (zc_conn_set_data())
+ *   status    0 or a negative error code (CONNECTED, ERROR, CLOSED,
+ *             COMPLETION)
+ *   token, op, len   ZC_EV_COMPLETION only: as in struct zc_completion
+ */
+struct zc_event {
+	int type;
+	struct zc_conn *conn;
+	struct zc_listener *listener;
+	void *data;
+	int status;
+	uint64_t token;
+	int op;
+	size_t len;
+};
+
+/*
+ * zc_wait_events - make progress and report what happened
+ *
+ * Processes completions, connection events and due timers for the whole
+ * context (as zc_poll() does), then stores up to max events in evs. Waits
+ * up to timeout_ms (-1 forever, 0 not at all: it then never waits or
+ * sleeps) for at least one. Returns the number stored (0 on timeout), or
+ * -EINVAL.
+ *
+ * TRIGGERING (as epoll(7) would call it)
+ *   Level-triggered, reported by every call while they hold (at most once
+ *   per call):
+ *     ZC_EV_READABLE  while zc_recv()/zc_msg_recv()/zc_msg_peek() with
+ *                     ZC_DONTWAIT would not return -EAGAIN: data, or the
+ *                     end of the stream (which stays: close the
+ *                     connection). Not while zc_recv_zc() buffers are
+ *                     posted (messages go to them) or after ZC_EV_ERROR.
+ *     ZC_EV_ACCEPT    while zc_accept(l, &c, 0) would not return -EAGAIN.
+ *   Edge-triggered, once per occurrence:
+ *     ZC_EV_WRITABLE  once after zc_send(), zc_msg_send() or zc_send_zc()
+ *                     returned -EAGAIN (or a ZC_DONTWAIT zc_send() took
+ *                     less than len), when a credit and send-queue room
+ *                     are back (and no zc_send_zc() is still queued);
+ *                     another -EAGAIN arms it again. Not for a full
+ *                     completion ring: reap completions for that.
+ *     ZC_EV_COMPLETION  once per zero-copy operation.
+ *   Once per connection: ZC_EV_CONNECTED, ZC_EV_PEER_CLOSED, ZC_EV_ERROR,
+ *   ZC_EV_CLOSED.
+ *   Events of one connection come in this order within a call:
+ *   CONNECTED, WRITABLE, READABLE, PEER_CLOSED, ERROR. A connection that
+ *   zc_accept() has not handed out yet reports nothing; its events follow
+ *   once it has been.
+ *
+ * NO MISSED WAKE-UPS
+ *   zc_wait_events() with a timeout returns as soon as any event holds.
+ *   An application sleeping in its own epoll/poll on zc_ctx_fd() must, as
+ *   for zc_poll(), first call zc_wait_events(ctx, evs, max, 0) until it
+ *   returns fewer than max, and for each READABLE (ACCEPT) it got, receive
+ *   (accept) until -EAGAIN, or call zc_wait_events() again instead of
+ *   sleeping: a level-triggered event still holding does not make the fd
+ *   readable. After that the fd becomes readable when anything new
+ *   happens, including a keepalive or handshake timeout coming due (a
+ *   timerfd in the context's set). Spurious wake-ups are possible.
+ *
+ * COST
+ *   Finding ready connections does not grow with the number of
+ *   connections: a connection is looked at when something happened to it
+ *   (zc_stats.event_checks counts the looks), keepalive checks take only
+ *   connections that are due (zc_stats.keepalive_checks), and set-ups and
+ *   closes in progress are advanced on their own list.
+ *
+ * DEAD PEERS
+ *   Every open connection with keepalive_ms set is checked every
+ *   keepalive_ms / 4 by zc_wait_events() and zc_poll(): a peer silent for
+ *   keepalive_ms is probed, and a dead one is reported as ZC_EV_ERROR
+ *   (-ZC_ETRANSPORT, or -ECONNRESET) once retry_count runs out (about
+ *   5 s on rxe with the defaults), also while the application only sleeps
+ *   in zc_wait_events() or on zc_ctx_fd().
+ */
+ZC_API int zc_wait_events(struct zc_ctx *ctx, struct zc_event *evs, int max, int timeout_ms);
 
 /* ------------------------------------------------------------------ */
 /* Memory registration                                                 */

@@ -1,4 +1,13 @@
-/* Connection manager: listen, accept, connect, close, and rdma_cm events. */
+/*
+ * Connection manager: listen, accept, connect, close, and rdma_cm events.
+ *
+ * Set-up and close are state machines (zc_conn.phase, conn.h) advanced by
+ * rdma_cm events (zc__cm_process) and by time (zc__cm_walk), so nothing
+ * needs a caller waiting: zc_connect() is zc_connect_start() plus a wait,
+ * zc_close() is the machine of zc_close_start() plus a wait, and incoming
+ * requests are accepted inside progress; zc_accept() only takes
+ * established connections off the listener's queue.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +51,10 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 	c->kind = ZC_OBJ_CONN;
 	c->ctx = ctx;
 	zc__list_init(&c->exports);
+	zc__list_init(&c->ka_node);
+	zc__list_init(&c->ev_node);
+	zc__list_init(&c->life_node);
+	zc__list_init(&c->lq_node);
 	zc__list_add(&ctx->conns, &c->node);
 	c->state = ZC_CONN_SETUP;
 	if (opts)
@@ -51,13 +64,14 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 	return c;
 }
 
-/* Reclaims every work request (flushing the QP), then buffers and windows,
- * then the QP (the engine's release): a type-2 window still bound to a QP
- * holds a reference on it, and rxe's destroy then stalls for a minute. */
-static void conn_reset(struct zc_conn *c)
+/* Reclaims every work request (flushing the QP, waiting up to drain_ms),
+ * then buffers and windows, then the QP (the engine's release): a type-2
+ * window still bound to a QP holds a reference on it, and rxe's destroy
+ * then stalls for a minute. */
+static void conn_reset(struct zc_conn *c, int drain_ms)
 {
 	if (c->ep.qp.qp)
-		zc__qp_drain(&c->ep.qp, 2000);
+		zc__qp_drain(&c->ep.qp, drain_ms);
 	zc__rma_release(c);
 	zc__ep_release(&c->ep);
 	if (c->id) {
@@ -66,17 +80,48 @@ static void conn_reset(struct zc_conn *c)
 	}
 }
 
+/* The phase, with the connection on ctx->life while it has one to advance. */
+static void life_set(struct zc_conn *c, enum zc__phase ph)
+{
+	c->phase = ph;
+	if (ph == ZC_PH_NONE || ph == ZC_PH_DONE)
+		zc__list_del(&c->life_node);
+	else if (!zc__list_linked(&c->life_node))
+		zc__list_add_tail(&c->ctx->life, &c->life_node);
+}
+
+/* An accepted connection stops counting against its listener's backlog. */
+static void leave_listener(struct zc_conn *c)
+{
+	struct zc_listener *l = c->listener;
+
+	if (!l)
+		return;
+	if (zc__list_linked(&c->lq_node)) {
+		zc__list_del(&c->lq_node);
+		l->queued--;
+	} else {
+		l->handshakes--;
+	}
+	c->listener = NULL;
+}
+
 static void conn_destroy(struct zc_conn *c)
 {
-	conn_reset(c);
+	conn_reset(c, 2000);
+	leave_listener(c);
+	life_set(c, ZC_PH_NONE);
+	zc__conn_ka_del(c);
+	zc__ev_forget(c);
 	zc__ctx_forget_conn(c->ctx, c, c->data);
 	zc__list_del(&c->node);
+	free(c->closed_ev);
 	free(c);
 }
 
 /* A busy listener's reject is retried like a refusal; an incompatible
  * peer's is final. */
-static int cm_errno(int event, int rej)
+static int cm_errno(int event, uint8_t rej)
 {
 	switch (event) {
 	case RDMA_CM_EVENT_REJECTED:
@@ -96,108 +141,6 @@ void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason)
 
 	zc__rej_encode(priv, reason);
 	rdma_reject(id, priv, sizeof(priv));
-}
-
-int zc__cm_process(struct zc_ctx *ctx)
-{
-	struct rdma_cm_event *ev;
-	int handled = 0;
-
-	zc__err_progress_begin();
-	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
-		int *kind = ev->id->context;
-
-		handled++;
-		if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
-			struct zc_listener *l = ev->listen_id->context;
-
-			if (l && l->pending_count < l->backlog) {
-				struct zc__pending *p = &l->pending[(l->pending_head + l->pending_count++) % l->backlog];
-				uint8_t n = ev->param.conn.private_data_len;
-
-				p->id = ev->id;
-				p->priv_len = n < sizeof(p->priv) ? n : sizeof(p->priv);
-				memcpy(p->priv, ev->param.conn.private_data, p->priv_len);
-				ev->id->context = NULL;
-			} else {
-				zc__cm_reject(ev->id, ZC_REJ_BUSY);
-				rdma_ack_cm_event(ev);
-				continue;
-			}
-		} else if (kind && *kind == ZC_OBJ_CONN) {
-			struct zc_conn *c = ev->id->context;
-
-			/* The first event after a wait began is the answer; a
-			 * DISCONNECTED right behind an ESTABLISHED is handled below. */
-			if (c->state == ZC_CONN_SETUP && c->cm_event == ZC_CM_NONE) {
-				c->cm_event = ev->event;
-				c->cm_status = ev->status;
-				if (ev->event == RDMA_CM_EVENT_REJECTED)
-					c->cm_rej = zc__rej_decode(ev->param.conn.private_data,
-								   ev->param.conn.private_data_len);
-				if (ev->event == RDMA_CM_EVENT_ESTABLISHED && ev->param.conn.private_data_len) {
-					int rc = zc__priv_decode(ev->param.conn.private_data,
-								ev->param.conn.private_data_len, &c->peer);
-					if (rc) {
-						c->cm_status = rc;
-						snprintf(c->cm_detail, sizeof(c->cm_detail), "%s", zc__err_detail());
-					}
-				}
-			}
-			if (ev->event == RDMA_CM_EVENT_DISCONNECTED || ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL) {
-				/* The peer's CLOSE completed before it disconnected, but
-				 * its completion may still sit in our CQ: reap it first so
-				 * an orderly close is not mistaken for a reset. */
-				zc__ctx_poll_cq(ctx);
-				c->disconnected = true;
-				if (c->state == ZC_CONN_OPEN && !c->ep.close_received)
-					zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected (%s)",
-							       rdma_event_str(ev->event)));
-			}
-		}
-		rdma_ack_cm_event(ev);
-	}
-	zc__err_progress_end();
-	return handled;
-}
-
-/* The connection is up; a disconnect that raced its set-up is a reset. */
-static void opened(struct zc_conn *c)
-{
-	c->state = ZC_CONN_OPEN;
-	zc__qp_set_connected(&c->ep.qp);
-	if (c->disconnected && !c->ep.close_received)
-		zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected right after connecting"));
-}
-
-static int cm_answered(struct zc_conn *c, void *arg)
-{
-	(void)arg;
-	return c->cm_event != ZC_CM_NONE;
-}
-
-/* Waits for the next rdma_cm event of a connection being set up. A
- * connection that fails meanwhile (the peer's first message broke the
- * protocol) ends the wait with its error. */
-static int wait_cm(struct zc_conn *c, int expected, int64_t deadline)
-{
-	char what[64];
-	int ev, rc;
-
-	c->cm_event = ZC_CM_NONE;
-	snprintf(what, sizeof(what), "waiting for %s", rdma_event_str(expected));
-	rc = zc__conn_wait_for(c, cm_answered, NULL, deadline, what);
-	if (rc < 0)
-		return rc;
-	ev = c->cm_event;
-	if (ev == expected)
-		return c->cm_status < 0 ? zc__err(c->cm_status, "%s", c->cm_detail) : 0;
-	return zc__err(cm_errno(ev, c->cm_rej), "%s while waiting for %s (status %d%s)", rdma_event_str(ev),
-		      rdma_event_str(expected), c->cm_status,
-		      ev != RDMA_CM_EVENT_REJECTED ? ""
-		      : c->cm_rej == ZC_REJ_BUSY ? ": the listener's backlog is full"
-		      : c->cm_rej == ZC_REJ_INCOMPATIBLE ? ": the listener refused our connection parameters"
-							 : ": not by a zcrdma listener; its kernel may have refused the route");
 }
 
 /* The local ACK timeout, 4.096 us * 2^17 = 0.54 s per try: with 6 retries
@@ -242,58 +185,382 @@ static int create_qp(struct zc_conn *c)
 		return rc;
 	if (rdma_create_qp(c->id, c->ctx->pd, &attr))
 		return zc__err(-errno, "rdma_create_qp: %s", strerror(errno));
+	c->ep.notify = zc__ev_notify;
 	return zc__ep_setup(&c->ep, c, c->id, credits, c->opts.eager_size, c->opts.mr_fallback);
 }
 
-static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct sockaddr_storage *dst,
-			int64_t deadline)
+/* The connection is up; a disconnect that raced its set-up is a reset. */
+static void opened(struct zc_conn *c)
 {
-	struct rdma_conn_param param;
-	uint8_t priv[ZC_PRIV_SIZE];
-	int rc;
-
-	if (rdma_create_id(c->ctx->cm_ch, &c->id, c, RDMA_PS_TCP))
-		return zc__err(-errno, "rdma_create_id: %s", strerror(errno));
-	if (rdma_resolve_addr(c->id, (struct sockaddr *)src, (struct sockaddr *)dst, RESOLVE_MS))
-		return zc__err(-errno, "rdma_resolve_addr: %s", strerror(errno));
-	rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, deadline);
-	if (rc)
-		return rc;
-	set_ack_timeout(c->id);
-	if (rdma_resolve_route(c->id, RESOLVE_MS))
-		return zc__err(-errno, "rdma_resolve_route: %s", strerror(errno));
-	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline);
-	if (!rc)
-		rc = create_qp(c);
-	if (rc)
-		return rc;
-	conn_param(c, &param, priv);
-	if (rdma_connect(c->id, &param))
-		return zc__err(-errno, "rdma_connect: %s", strerror(errno));
-	return wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
+	c->state = ZC_CONN_OPEN;
+	life_set(c, ZC_PH_NONE);
+	zc__qp_set_connected(&c->ep.qp);
+	zc__conn_ka_add(c, zc__now_ms());
+	if (c->disconnected && !c->ep.close_received)
+		zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected right after connecting"));
 }
 
-static int never(void *arg)
+/* Disconnects and starts flushing the QP; zc__cm_walk() finishes the
+ * teardown once every work request is reaped, then does `after`. */
+static void teardown(struct zc_conn *c, enum zc__after after)
 {
-	(void)arg;
+	if (c->id && c->ep.qp.qp)
+		rdma_disconnect(c->id);
+	zc__qp_flush(&c->ep.qp);
+	c->after = after;
+	c->drain_deadline = zc__now_ms() + 2000;
+	life_set(c, ZC_PH_DRAIN);
+}
+
+/* A handshake the peer abandoned (it gave up, vanished or disconnected) is
+ * dropped, as TCP never hands accept() a connection that died in its
+ * handshake. A peer that is not a compatible endpoint (-ZC_EVERSION,
+ * -ZC_EPEERPROTO) and the server's own failures are for zc_accept(). */
+static bool peer_abandoned(int rc)
+{
+	return rc == -EINVAL || rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED ||
+	       rc == -ECONNABORTED;
+}
+
+static void setup_failed(struct zc_conn *c, int rc)
+{
+	char detail[256];
+
+	snprintf(detail, sizeof(detail), "%s", zc__err_detail());
+	if (c->passive) {
+		struct zc_listener *l = c->listener;
+
+		if (l && !peer_abandoned(rc) && !l->err) {
+			l->err = rc;
+			snprintf(l->err_detail, sizeof(l->err_detail), "%s", detail);
+			zc__ev_kick_listener(l);
+		} else if (l) {
+			snprintf(l->skipped, sizeof(l->skipped), "%s", detail);
+		}
+		/* refused if it was accepted already: harmless */
+		zc__cm_reject(c->id, rc == -ZC_EVERSION || rc == -ZC_EPEERPROTO ? ZC_REJ_INCOMPATIBLE : ZC_REJ_BUSY);
+		leave_listener(c);
+		teardown(c, ZC_AFTER_DROP);
+		return;
+	}
+	/* rxe rejects a quick reconnect from a recycled port as stale; such
+	 * attempts and refusals are retried with backoff until the deadline. */
+	if (rc == -ECONNREFUSED)
+		c->refused = true;
+	if ((rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH) && zc__remaining_ms(c->deadline) > 0) {
+		teardown(c, ZC_AFTER_RETRY);
+		return;
+	}
+	/* Report the refusal, not the timeout it was retried into. */
+	if (rc == -ETIMEDOUT && c->refused) {
+		rc = -ECONNREFUSED;
+		snprintf(detail, sizeof(detail), "refused on every attempt for %d ms (nothing listening?)",
+			 c->opts.timeout_ms);
+	}
+	c->result = rc;
+	snprintf(c->cm_detail, sizeof(c->cm_detail), "connect to %s failed: %s", c->peer_name, detail);
+	teardown(c, ZC_AFTER_FAIL);
+}
+
+/* ESTABLISHED: the client takes the server's parameters; the server's
+ * connection joins its listener's queue. */
+static int established(struct zc_conn *c, const uint8_t *priv, uint8_t n)
+{
+	int rc = 0;
+
+	if (c->ep.qp.err) /* the peer's first message broke the protocol */
+		return zc__qp_error(&c->ep.qp);
+	if (c->passive) {
+		if (!c->listener)
+			return zc__err(-ECONNABORTED, "the listener was freed during the handshake");
+	} else {
+		if (n)
+			rc = zc__priv_decode(priv, n, &c->peer);
+		if (!rc)
+			rc = zc__ep_peer(&c->ep, &c->peer);
+		if (rc)
+			return rc;
+	}
+	opened(c);
+	if (c->passive) {
+		struct zc_listener *l = c->listener;
+
+		l->handshakes--;
+		l->queued++;
+		zc__list_add_tail(&l->ready, &c->lq_node);
+		zc__ev_kick_listener(l);
+	} else if (c->owned) {
+		zc__ev_raise(c, ZC_EV_CONNECTED);
+	}
 	return 0;
 }
 
-/* Waits until retry_at (or the deadline) making progress on the context's
- * other connections, instead of sleeping under them. */
-static void backoff(struct zc_ctx *ctx, int64_t retry_at, int64_t deadline)
+/* The next step of a handshake, on the rdma_cm event it waited for. */
+static void setup_event(struct zc_conn *c, int event, int status, const uint8_t *priv, uint8_t n)
 {
-	zc__ctx_wait_for(ctx, never, NULL, retry_at < deadline ? retry_at : deadline);
+	struct rdma_conn_param param;
+	uint8_t mine[ZC_PRIV_SIZE];
+	int rc = 0;
+
+	if (event != c->expect) {
+		uint8_t rej = event == RDMA_CM_EVENT_REJECTED ? zc__rej_decode(priv, n) : 0;
+
+		setup_failed(c, zc__err(cm_errno(event, rej), "%s while waiting for %s (status %d%s)", rdma_event_str(event),
+				       rdma_event_str(c->expect), status,
+				       event != RDMA_CM_EVENT_REJECTED ? ""
+				       : rej == ZC_REJ_BUSY ? ": the listener's backlog is full"
+				       : rej == ZC_REJ_INCOMPATIBLE ? ": the listener refused our connection parameters"
+				       : ": not by a zcrdma listener; its kernel may have refused the route"));
+		return;
+	}
+	switch (event) {
+	case RDMA_CM_EVENT_ADDR_RESOLVED:
+		set_ack_timeout(c->id);
+		c->expect = RDMA_CM_EVENT_ROUTE_RESOLVED;
+		if (rdma_resolve_route(c->id, RESOLVE_MS))
+			rc = zc__err(-errno, "rdma_resolve_route: %s", strerror(errno));
+		break;
+	case RDMA_CM_EVENT_ROUTE_RESOLVED:
+		c->expect = RDMA_CM_EVENT_ESTABLISHED;
+		rc = create_qp(c);
+		if (!rc) {
+			conn_param(c, &param, mine);
+			if (rdma_connect(c->id, &param))
+				rc = zc__err(-errno, "rdma_connect: %s", strerror(errno));
+		}
+		break;
+	default:
+		rc = established(c, priv, n);
+	}
+	if (rc)
+		setup_failed(c, rc);
 }
 
-int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
-	       struct zc_conn **out)
+/* A connection request: the whole handshake runs inside progress. */
+static void incoming(struct zc_listener *l, struct rdma_cm_id *id, const uint8_t *priv, uint8_t n)
 {
-	struct sockaddr_storage dst, src;
-	int64_t deadline;
+	struct rdma_conn_param param;
+	uint8_t mine[ZC_PRIV_SIZE];
 	struct zc_conn *c;
-	bool refused = false;
-	int rc, attempt;
+	int rc;
+
+	if (!l || l->handshakes + l->queued >= l->backlog || !(c = conn_alloc(l->ctx, &l->opts))) {
+		zc__cm_reject(id, ZC_REJ_BUSY);
+		rdma_destroy_id(id);
+		return;
+	}
+	c->passive = true;
+	c->id = id;
+	id->context = c;
+	c->listener = l;
+	l->handshakes++;
+	c->deadline = zc__now_ms() + c->opts.timeout_ms;
+	c->expect = RDMA_CM_EVENT_ESTABLISHED;
+	life_set(c, ZC_PH_CONNECT);
+	rc = zc__priv_decode(priv, n, &c->peer);
+	if (!rc)
+		rc = create_qp(c);
+	if (!rc)
+		rc = zc__ep_peer(&c->ep, &c->peer);
+	if (!rc) {
+		conn_param(c, &param, mine);
+		param.responder_resources = (uint8_t)(c->peer.rd_atom < param.responder_resources
+							      ? c->peer.rd_atom : param.responder_resources);
+		set_ack_timeout(id);
+		if (rdma_accept(id, &param))
+			rc = zc__err(-errno, "rdma_accept: %s", strerror(errno));
+	}
+	if (rc)
+		setup_failed(c, rc);
+}
+
+static void conn_event(struct zc_conn *c, int event, int status, const uint8_t *priv, uint8_t n)
+{
+	if (c->phase == ZC_PH_CONNECT)
+		setup_event(c, event, status, priv, n);
+	if (event == RDMA_CM_EVENT_DISCONNECTED || event == RDMA_CM_EVENT_DEVICE_REMOVAL) {
+		/* The peer's CLOSE completed before it disconnected, but its
+		 * completion may still sit in our CQ: reap it first so an
+		 * orderly close is not mistaken for a reset. */
+		zc__ctx_poll_cq(c->ctx);
+		c->disconnected = true;
+		if (c->state == ZC_CONN_OPEN && !c->ep.close_received)
+			zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected (%s)", rdma_event_str(event)));
+	}
+}
+
+int zc__cm_process(struct zc_ctx *ctx)
+{
+	struct rdma_cm_event *ev;
+	int handled = 0;
+
+	zc__err_progress_begin();
+	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
+		struct rdma_cm_id *id = ev->id, *listen_id = ev->listen_id;
+		int event = ev->event, status = ev->status, *kind = id->context;
+		uint8_t priv[ZC_PRIV_SIZE], n = 0;
+
+		if (ev->param.conn.private_data) {
+			n = ev->param.conn.private_data_len < sizeof(priv) ? ev->param.conn.private_data_len
+									  : (uint8_t)sizeof(priv);
+			memcpy(priv, ev->param.conn.private_data, n);
+		}
+		/* Acked before it is handled: handling may destroy the id, and
+		 * rdma_destroy_id() waits until its events are acked. */
+		rdma_ack_cm_event(ev);
+		handled++;
+		if (event == RDMA_CM_EVENT_CONNECT_REQUEST)
+			incoming(listen_id->context, id, priv, n);
+		else if (kind && *kind == ZC_OBJ_CONN)
+			conn_event(id->context, event, status, priv, n);
+	}
+	zc__err_progress_end();
+	return handled;
+}
+
+/* One attempt of a connect: resolve, route, connect, each step on the
+ * event before it (setup_event). */
+static void attempt_start(struct zc_conn *c)
+{
+	struct sockaddr_storage src = c->ctx->local;
+	int rc = 0;
+
+	((struct sockaddr_in *)&src)->sin_port = 0;
+	c->state = ZC_CONN_SETUP;
+	c->disconnected = false;
+	c->expect = RDMA_CM_EVENT_ADDR_RESOLVED;
+	life_set(c, ZC_PH_CONNECT);
+	if (rdma_create_id(c->ctx->cm_ch, &c->id, c, RDMA_PS_TCP))
+		rc = zc__err(-errno, "rdma_create_id: %s", strerror(errno));
+	else if (rdma_resolve_addr(c->id, (struct sockaddr *)&src, (struct sockaddr *)&c->dst, RESOLVE_MS))
+		rc = zc__err(-errno, "rdma_resolve_addr: %s", strerror(errno));
+	if (rc)
+		setup_failed(c, rc);
+}
+
+/* Linger: everything we sent must be delivered (rendezvous buffers read by
+ * the peer) before CLOSE tells it no more data follows, and CLOSE itself
+ * before the disconnect, or the peer would see a reset. Met when that is
+ * done, or when there is nobody left to tell. */
+static int lingered(struct zc_conn *c)
+{
+	if (c->state != ZC_CONN_OPEN || c->ep.qp.err || c->disconnected)
+		return 1;
+	if (zc__ep_busy(&c->ep))
+		return 0;
+	if (!c->ep.close_sent)
+		return zc__ep_close(&c->ep); /* 0 once posted: wait for its completion */
+	return 1;
+}
+
+/* The linger ended (rc as lingered() said; 0: it timed out). */
+static void close_drain(struct zc_conn *c, int rc)
+{
+	if (!rc)
+		rc = zc__err(-ETIMEDOUT, "timed out in zc_close: the peer did not take the remaining data");
+	if (rc > 0 || rc == -ECONNRESET)
+		rc = 0; /* a peer that reset after taking everything */
+	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET)
+		rc = zc__qp_error(&c->ep.qp);
+	c->result = rc;
+	if (rc)
+		snprintf(c->cm_detail, sizeof(c->cm_detail), "%s", zc__err_detail());
+	teardown(c, c->async_close ? ZC_AFTER_CLOSED : ZC_AFTER_DONE);
+}
+
+/* Every work request is reaped (or the drain gave up): frees what the
+ * attempt or the connection held, then goes on. Returns when the
+ * connection needs its next look (0: never); it may be freed. */
+static int64_t drained(struct zc_conn *c, int64_t now)
+{
+	struct zc__evnode *o;
+
+	conn_reset(c, 0);
+	switch (c->after) {
+	case ZC_AFTER_RETRY:
+		c->retry_at = now + (10 << (c->attempt < 6 ? c->attempt : 6));
+		if (c->retry_at > c->deadline)
+			c->retry_at = c->deadline;
+		c->attempt++;
+		life_set(c, ZC_PH_BACKOFF);
+		return c->retry_at;
+	case ZC_AFTER_FAIL:
+		c->state = ZC_CONN_FAILED;
+		life_set(c, ZC_PH_NONE);
+		if (c->owned)
+			zc__ev_raise(c, ZC_EV_CONNECTED);
+		return 0;
+	case ZC_AFTER_CLOSED:
+		o = c->closed_ev;
+		c->closed_ev = NULL;
+		o->ev = (struct zc_event){.type = ZC_EV_CLOSED, .data = c->data, .status = c->result};
+		zc__list_add_tail(&c->ctx->ev_orphans, &o->node);
+		conn_destroy(c);
+		return 0;
+	case ZC_AFTER_DONE:
+		life_set(c, ZC_PH_DONE);
+		return 0;
+	default: /* ZC_AFTER_DROP */
+		conn_destroy(c);
+		return 0;
+	}
+}
+
+static int64_t advance(struct zc_conn *c, int64_t now)
+{
+	int rc;
+
+	switch (c->phase) {
+	case ZC_PH_CONNECT:
+		if (now < c->deadline)
+			return c->deadline;
+		setup_failed(c, zc__err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(c->expect)));
+		return advance(c, now);
+	case ZC_PH_BACKOFF:
+		if (now < c->retry_at)
+			return c->retry_at;
+		attempt_start(c);
+		return c->phase == ZC_PH_CONNECT ? c->deadline : advance(c, now);
+	case ZC_PH_LINGER:
+		rc = lingered(c);
+		if (!rc && now < c->deadline)
+			return c->deadline;
+		close_drain(c, rc);
+		return advance(c, now);
+	case ZC_PH_DRAIN:
+		if (!zc__qp_drained(&c->ep.qp) && now < c->drain_deadline)
+			return c->drain_deadline;
+		return drained(c, now);
+	default:
+		return 0;
+	}
+}
+
+void zc__cm_walk(struct zc_ctx *ctx)
+{
+	struct zc__list *n, *next;
+	int64_t now, due, first = 0;
+
+	if (zc__list_empty(&ctx->life))
+		return;
+	now = zc__now_ms();
+	zc__err_progress_begin();
+	for (n = ctx->life.next; n != &ctx->life; n = next) {
+		next = n->next; /* advance() may free this one, never another */
+		due = advance(zc__container_of(n, struct zc_conn, life_node), now);
+		if (due && (!first || due < first))
+			first = due;
+	}
+	zc__err_progress_end();
+	zc__ctx_timer_at(ctx, first);
+}
+
+static int connect_begin(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
+			 bool owned, struct zc_conn **out)
+{
+	struct sockaddr_storage dst;
+	struct zc_conn *c;
+	int rc;
 
 	if (!ctx || !addr || !out || !port)
 		return zc__err(-EINVAL, "zc_connect: context, address, port and output are required");
@@ -305,48 +572,50 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	c = conn_alloc(ctx, opts);
 	if (!c)
 		return zc__err(-ENOMEM, "zc_connect: out of memory");
-	deadline = zc__now_ms() + c->opts.timeout_ms;
-	src = ctx->local;
-	((struct sockaddr_in *)&src)->sin_port = 0;
-
-	/* rxe rejects a quick reconnect from a recycled port as stale; such
-	 * attempts and refusals are retried with backoff until the deadline. */
-	for (attempt = 0;; attempt++) {
-		rc = connect_once(c, &src, &dst, deadline);
-		if (!rc)
-			break;
-		/* Report the refusal, not the timeout it was retried into. */
-		if (rc == -ECONNREFUSED)
-			refused = true;
-		else if (rc == -ETIMEDOUT && refused)
-			rc = zc__err(-ECONNREFUSED, "refused on every attempt for %d ms (nothing listening?)",
-				    c->opts.timeout_ms);
-		conn_reset(c);
-		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) || zc__remaining_ms(deadline) == 0)
-			break;
-		/* Each attempt starts from a fresh connection state (the
-		 * endpoint's was cleared by its release). */
-		c->state = ZC_CONN_SETUP;
-		c->disconnected = false;
-		backoff(ctx, zc__now_ms() + (10 << (attempt < 6 ? attempt : 6)), deadline);
-		if (zc__remaining_ms(deadline) == 0)
-			break;
-	}
-	if (rc) {
-		char detail[256];
-
-		snprintf(detail, sizeof(detail), "%s", zc_last_error());
-		conn_destroy(c);
-		return zc__err(rc, "connect to %s:%u failed: %s", addr, port, detail);
-	}
-	rc = zc__ep_peer(&c->ep, &c->peer);
-	if (rc) {
-		zc_abort(&c);
-		return rc;
-	}
-	opened(c);
+	c->dst = dst;
+	c->owned = owned;
+	snprintf(c->peer_name, sizeof(c->peer_name), "%s:%u", addr, port);
+	c->deadline = zc__now_ms() + c->opts.timeout_ms;
+	attempt_start(c);
 	*out = c;
 	return 0;
+}
+
+int zc_connect_start(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
+		     struct zc_conn **out)
+{
+	return connect_begin(ctx, addr, port, opts, true, out);
+}
+
+static int setup_over(void *arg)
+{
+	struct zc_conn *c = arg;
+
+	zc__cm_walk(c->ctx);
+	return c->state != ZC_CONN_SETUP;
+}
+
+int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
+	       struct zc_conn **out)
+{
+	struct zc_conn *c;
+	char detail[sizeof(c->cm_detail)];
+	int rc = connect_begin(ctx, addr, port, opts, false, &c);
+
+	if (rc)
+		return rc;
+	/* the machine keeps the deadline */
+	zc__ctx_wait_for(ctx, setup_over, c, -1);
+	if (c->state == ZC_CONN_OPEN) {
+		c->owned = true;
+		zc__ev_kick(c); /* what happened before it was handed out */
+		*out = c;
+		return 0;
+	}
+	rc = c->result;
+	snprintf(detail, sizeof(detail), "%s", c->cm_detail);
+	conn_destroy(c);
+	return zc__err(rc, "%s", detail);
 }
 
 int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts, struct zc_listener **out)
@@ -365,17 +634,14 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	l->kind = ZC_OBJ_LISTENER;
 	l->ctx = ctx;
 	l->backlog = 64;
-	l->pending = calloc(l->backlog, sizeof(*l->pending));
+	zc__list_init(&l->ready);
+	zc__list_init(&l->ev_node);
 	if (opts)
 		l->opts = *opts;
 	else
 		zc_conn_opts_init(&l->opts);
 	addr = ctx->local;
 	((struct sockaddr_in *)&addr)->sin_port = htons(port);
-	if (!l->pending) {
-		rc = zc__err(-ENOMEM, "zc_listen: out of memory");
-		goto err;
-	}
 	if (rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
 		rc = zc__err(-errno, "zc_listen: rdma_create_id: %s", strerror(errno));
 		goto err;
@@ -390,7 +656,6 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 err:
 	if (l->id)
 		rdma_destroy_id(l->id);
-	free(l->pending);
 	free(l);
 	return rc;
 }
@@ -400,103 +665,52 @@ uint16_t zc_listener_port(struct zc_listener *l)
 	return l ? ntohs(rdma_get_src_port(l->id)) : 0;
 }
 
+static int conn_teardown(struct zc_conn *c, int rc)
+{
+	if (c->id && c->ep.qp.qp)
+		rdma_disconnect(c->id);
+	conn_destroy(c);
+	return rc;
+}
+
 int zc_listener_free(struct zc_listener **pl)
 {
 	struct zc_listener *l;
+	struct zc__list *n;
 
 	if (!pl || !*pl)
 		return zc__err(-EINVAL, "zc_listener_free: no listener");
 	l = *pl;
-	while (l->pending_count) {
-		struct rdma_cm_id *id = l->pending[l->pending_head].id;
+	/* Established connections nobody took are aborted (which makes
+	 * progress: requests may still join); then handshakes still running
+	 * lose the listener and are dropped when they end. */
+	while (!zc__list_empty(&l->ready))
+		conn_teardown(zc__list_first(&l->ready, struct zc_conn, lq_node), 0);
+	for (n = l->ctx->life.next; n != &l->ctx->life; n = n->next) {
+		struct zc_conn *c = zc__container_of(n, struct zc_conn, life_node);
 
-		l->pending_head = (l->pending_head + 1) % l->backlog;
-		l->pending_count--;
-		zc__cm_reject(id, ZC_REJ_BUSY);
-		rdma_destroy_id(id);
+		if (c->listener == l)
+			leave_listener(c);
 	}
+	zc__ev_forget_listener(l);
 	zc__list_del(&l->node);
 	rdma_destroy_id(l->id);
-	free(l->pending);
 	free(l);
 	*pl = NULL;
 	return 0;
 }
 
-/* Completes the handshake of the oldest pending request. */
-static int accept_one(struct zc_listener *l, struct zc_conn **out)
+static int accept_ready(void *arg)
 {
-	struct rdma_conn_param param;
-	struct zc__pending p;
-	struct rdma_cm_id *id;
-	uint8_t priv[ZC_PRIV_SIZE];
-	struct zc_conn *c;
-	int64_t deadline;
-	int rc;
+	struct zc_listener *l = arg;
 
-	p = l->pending[l->pending_head];
-	id = p.id;
-	l->pending_head = (l->pending_head + 1) % l->backlog;
-	l->pending_count--;
-
-	c = conn_alloc(l->ctx, &l->opts);
-	if (!c) {
-		zc__cm_reject(id, ZC_REJ_BUSY);
-		rdma_destroy_id(id);
-		return zc__err(-ENOMEM, "zc_accept: out of memory");
-	}
-	c->id = id;
-	id->context = c;
-	rc = zc__priv_decode(p.priv, p.priv_len, &c->peer);
-	if (rc) {
-		zc__cm_reject(id, ZC_REJ_INCOMPATIBLE);
-		conn_destroy(c);
-		return rc;
-	}
-	rc = create_qp(c);
-	if (!rc)
-		rc = zc__ep_peer(&c->ep, &c->peer);
-	if (rc) {
-		/* out of resources here: the client may try again */
-		zc__cm_reject(id, ZC_REJ_BUSY);
-		conn_destroy(c);
-		return rc;
-	}
-	conn_param(c, &param, priv);
-	param.responder_resources = (uint8_t)(c->peer.rd_atom < param.responder_resources ? c->peer.rd_atom
-											  : param.responder_resources);
-	deadline = zc__now_ms() + c->opts.timeout_ms;
-	set_ack_timeout(id);
-	rc = rdma_accept(id, &param) ? zc__err(-errno, "rdma_accept: %s", strerror(errno))
-				     : wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline);
-	if (rc) {
-		zc_abort(&c);
-		return rc;
-	}
-	opened(c);
-	*out = c;
-	return 0;
-}
-
-
-/* A handshake the peer abandoned (it gave up, vanished or disconnected) is
- * skipped, as TCP never hands accept() a connection that died in its
- * handshake. A peer that is not a compatible endpoint (-ZC_EVERSION,
- * -ZC_EPEERPROTO) and the server's own failures end the call. */
-static bool peer_abandoned(int rc)
-{
-	return rc == -EINVAL || rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED ||
-	       rc == -ECONNABORTED;
-}
-
-static int request_pending(void *arg)
-{
-	return ((struct zc_listener *)arg)->pending_count > 0;
+	zc__cm_walk(l->ctx);
+	return l->queued || l->err;
 }
 
 int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 {
-	char skipped[160] = "";
+	struct zc_conn *c;
 	int64_t deadline;
 	int rc;
 
@@ -505,26 +719,23 @@ int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 	deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
 	zc__ctx_progress(l->ctx);
 	zc__cm_process(l->ctx);
-	for (;;) {
-		rc = zc__ctx_wait_for(l->ctx, request_pending, l, deadline);
-		if (rc == -EAGAIN)
-			return rc; /* the fd is armed: the caller may sleep on it */
-		if (rc == -ETIMEDOUT)
-			return zc__err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
-				      *skipped ? "; a handshake failed: " : "", skipped);
-		rc = accept_one(l, out);
-		if (!rc || !peer_abandoned(rc))
-			return rc;
-		snprintf(skipped, sizeof(skipped), "%s", zc_last_error());
+	rc = zc__ctx_wait_for(l->ctx, accept_ready, l, deadline);
+	if (rc == -EAGAIN)
+		return rc; /* the fd is armed: the caller may sleep on it */
+	if (rc == -ETIMEDOUT)
+		return zc__err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
+			      *l->skipped ? "; a handshake failed: " : "", l->skipped);
+	if (!l->queued) {
+		rc = l->err;
+		l->err = 0;
+		return zc__err(rc, "%s", l->err_detail);
 	}
-}
-
-static int conn_teardown(struct zc_conn *c, int rc)
-{
-	if (c->id && c->ep.qp.qp)
-		rdma_disconnect(c->id);
-	conn_destroy(c);
-	return rc;
+	c = zc__list_first(&l->ready, struct zc_conn, lq_node);
+	leave_listener(c);
+	c->owned = true;
+	zc__ev_kick(c); /* what happened before it was handed out */
+	*out = c;
+	return 0;
 }
 
 void zc_conn_set_data(struct zc_conn *c, void *data)
@@ -547,37 +758,59 @@ int zc_abort(struct zc_conn **pc)
 	return 0;
 }
 
-/* Linger: everything we sent must be delivered (rendezvous buffers read by
- * the peer) before CLOSE tells it no more data follows, and CLOSE itself
- * before the disconnect, or the peer would see a reset. Met when that is
- * done, or when there is nobody left to tell. */
-static int lingered(struct zc_conn *c, void *arg)
+/* Starts the close machine: an open connection lingers, one still being
+ * set up (or whose set-up failed) is torn down at once. */
+static void close_begin(struct zc_conn *c, bool async)
 {
-	(void)arg;
-	if (c->state != ZC_CONN_OPEN || c->ep.qp.err || c->disconnected)
-		return 1;
-	if (zc__ep_busy(&c->ep))
-		return 0;
-	if (!c->ep.close_sent)
-		return zc__ep_close(&c->ep); /* 0 once posted: wait for its completion */
-	return 1;
+	c->owned = false;
+	c->async_close = async;
+	c->deadline = zc__now_ms() + c->opts.timeout_ms;
+	if (c->state == ZC_CONN_OPEN) {
+		life_set(c, ZC_PH_LINGER);
+	} else {
+		c->result = 0;
+		teardown(c, async ? ZC_AFTER_CLOSED : ZC_AFTER_DONE);
+	}
+}
+
+int zc_close_start(struct zc_conn **pc)
+{
+	struct zc_conn *c;
+
+	if (!pc || !*pc)
+		return zc__err(-EINVAL, "zc_close_start: no connection");
+	c = *pc;
+	/* allocated now, so reporting the end cannot fail */
+	c->closed_ev = calloc(1, sizeof(*c->closed_ev));
+	if (!c->closed_ev)
+		return zc__err(-ENOMEM, "zc_close_start: out of memory");
+	*pc = NULL;
+	close_begin(c, true);
+	return 0;
+}
+
+static int close_over(void *arg)
+{
+	struct zc_conn *c = arg;
+
+	zc__cm_walk(c->ctx);
+	return c->phase == ZC_PH_DONE;
 }
 
 int zc_close(struct zc_conn **pc)
 {
 	struct zc_conn *c;
-	int64_t deadline;
-	int rc = 0;
+	char detail[sizeof(c->cm_detail)];
+	int rc;
 
 	if (!pc || !*pc)
 		return zc__err(-EINVAL, "zc_close: no connection");
 	c = *pc;
 	*pc = NULL;
-	deadline = zc__now_ms() + c->opts.timeout_ms;
-	rc = zc__conn_wait_for(c, lingered, NULL, deadline, "in zc_close: the peer did not take the remaining data");
-	if (rc > 0 || rc == -ECONNRESET)
-		rc = 0; /* a peer that reset after taking everything */
-	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET)
-		rc = zc__qp_error(&c->ep.qp);
-	return conn_teardown(c, rc);
+	close_begin(c, false);
+	zc__ctx_wait_for(c->ctx, close_over, c, -1); /* the machine keeps the deadline */
+	rc = c->result;
+	snprintf(detail, sizeof(detail), "%s", c->cm_detail);
+	conn_destroy(c);
+	return rc ? zc__err(rc, "%s", detail) : 0;
 }

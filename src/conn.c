@@ -11,8 +11,10 @@ int zc__conn_check(struct zc_conn *c)
 		return zc__err(-EINVAL, "no connection");
 	if (c->ep.qp.err)
 		return zc__qp_error(&c->ep.qp);
+	if (c->state == ZC_CONN_FAILED)
+		return zc__err(c->result, "%s", c->cm_detail);
 	if (c->state != ZC_CONN_OPEN)
-		return zc__err(-ENOTCONN, "the connection is not open");
+		return zc__err(-ENOTCONN, "the connection is not open (still being set up)");
 	return 0;
 }
 
@@ -48,6 +50,47 @@ int zc__conn_keepalive(struct zc_conn *c)
 		return zc__qp_probe(&c->ep.qp);
 	}
 	return 0;
+}
+
+/* Checks come every keepalive_ms / 4, so a peer quiet since just after a
+ * check is probed within 1.5 keepalive_ms (zc__conn_keepalive starts the
+ * quiet time at the first check that finds no activity). */
+static int64_t ka_key(const struct zc__list *n)
+{
+	return zc__container_of(n, struct zc_conn, ka_node)->ka_due;
+}
+
+void zc__conn_ka_add(struct zc_conn *c, int64_t now)
+{
+	if (!c->opts.keepalive_ms)
+		return;
+	c->ka_due = now + (c->opts.keepalive_ms >= 4 ? c->opts.keepalive_ms / 4 : 1);
+	zc__list_insert_sorted(&c->ctx->ka, &c->ka_node, ka_key);
+	zc__ctx_timer_at(c->ctx, ka_key(c->ctx->ka.next));
+}
+
+void zc__conn_ka_del(struct zc_conn *c)
+{
+	zc__list_del(&c->ka_node);
+}
+
+void zc__conn_ka_tick(struct zc_ctx *ctx, int64_t now)
+{
+	/* Failures found here belong to those connections, not to the caller. */
+	zc__err_progress_begin();
+	while (!zc__list_empty(&ctx->ka)) {
+		struct zc_conn *c = zc__list_first(&ctx->ka, struct zc_conn, ka_node);
+
+		if (c->ka_due > now) {
+			zc__ctx_timer_at(ctx, c->ka_due);
+			break;
+		}
+		zc__list_del(&c->ka_node);
+		ctx->stats.keepalive_checks++;
+		if (!zc__conn_keepalive(c) && !c->ep.qp.err)
+			zc__conn_ka_add(c, now);
+	}
+	zc__err_progress_end();
 }
 
 struct conn_wait {

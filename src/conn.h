@@ -34,9 +34,30 @@ struct zc_export {
 	int status;
 };
 
-enum zc__conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN };
+/* SETUP: handshake running; OPEN (also while a close lingers: phase says
+ * so); FAILED: an asynchronous connect failed, nothing is left but the
+ * handle. */
+enum zc__conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_FAILED };
 
-/* cm.c writes every field but the RMA ones (rma.c) and ep (xfer.c). */
+/* Where a connection's set-up or close stands (cm.c advances it, from
+ * rdma_cm events and from zc__cm_walk()):
+ *   CONNECT  waiting for the rdma_cm event in `expect` (both sides)
+ *   BACKOFF  a refused or stale attempt: the next starts at retry_at
+ *   LINGER   closing: what was sent must be delivered, then CLOSE
+ *   DRAIN    the QP flushes; then `after` says what follows
+ *   DONE     a blocking zc_close() frees it */
+enum zc__phase { ZC_PH_NONE = 0, ZC_PH_CONNECT, ZC_PH_BACKOFF, ZC_PH_LINGER, ZC_PH_DRAIN, ZC_PH_DONE };
+enum zc__after { ZC_AFTER_RETRY = 1, ZC_AFTER_FAIL, ZC_AFTER_DROP, ZC_AFTER_CLOSED, ZC_AFTER_DONE };
+
+/* A CLOSED event outliving its connection (allocated by zc_close_start, so
+ * reporting it cannot fail). */
+struct zc__evnode {
+	struct zc__list node; /* on ctx->ev_orphans */
+	struct zc_event ev;
+};
+
+/* cm.c writes every field but the RMA ones (rma.c), ep (xfer.c), the
+ * keepalive list's (conn.c) and the events' (event.c). */
 struct zc_conn {
 	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
 	struct zc_ctx *ctx;
@@ -46,26 +67,40 @@ struct zc_conn {
 	struct zc_conn_opts opts;
 	enum zc__conn_state state;
 	bool disconnected;
-	int cm_event;          /* last rdma_cm event for this id while setting up */
-#define ZC_CM_NONE (-1)        /* (RDMA_CM_EVENT_ADDR_RESOLVED is 0) */
-	int cm_status;
-	uint8_t cm_rej;        /* a REJECTED's zcrdma reason (wire.h), 0 if none */
-	char cm_detail[256];   /* zc_last_error() text behind a failed cm_status */
+	char cm_detail[384];   /* zc_last_error() text behind a failed set-up or close */
 	struct zc__priv peer;   /* the peer's connection parameters */
 	/* dead-peer detection: completions seen, and when that last changed */
 	uint64_t activity_seen;
 	int64_t quiet_since;
+	struct zc__list ka_node; /* on ctx->ka, ordered by ka_due (conn.c) */
+	int64_t ka_due;
+	/* events (event.c) */
+	bool owned;              /* the application holds the handle */
+	bool want_writable;      /* a send returned -EAGAIN */
+	unsigned ev_bits;        /* one-shot events waiting: 1u << ZC_EV_* */
+	unsigned ev_once;        /* one-shot events already raised */
+	uint64_t ev_gen;         /* the zc_wait_events() call that last reported it */
+	struct zc__list ev_node; /* on ctx->ev_ready */
+	/* set-up and close as a state machine (cm.c) */
+	struct zc__list life_node; /* on ctx->life while phase != NONE */
+	enum zc__phase phase;
+	enum zc__after after;
+	int expect;              /* the rdma_cm event CONNECT waits for */
+	int64_t deadline, retry_at, drain_deadline;
+	unsigned attempt;
+	bool refused, async_close;
+	bool passive;            /* the accepting side */
+	int result;              /* the set-up's (CONNECTED) or the close's outcome */
+	struct zc_listener *listener; /* accepted side, until zc_accept() hands it out */
+	struct zc__list lq_node;  /* on listener->ready once established */
+	struct zc__evnode *closed_ev;
+	struct sockaddr_storage dst;
+	char peer_name[64];
 	/* one-sided RMA (rma.c) */
 	struct zc__rma_op *rma;
 	uint32_t n_rma;
 	struct zc__list exports;
 	struct zc__ep ep;
-};
-
-struct zc__pending {
-	struct rdma_cm_id *id;
-	uint8_t priv[ZC_PRIV_SIZE];
-	uint8_t priv_len;
 };
 
 struct zc_listener {
@@ -74,8 +109,15 @@ struct zc_listener {
 	struct zc__list node;   /* on ctx->listeners */
 	struct rdma_cm_id *id;
 	struct zc_conn_opts opts;
-	struct zc__pending *pending;
-	unsigned pending_head, pending_count, backlog;
+	/* Requests are accepted inside progress; established connections
+	 * wait on `ready` for zc_accept(). handshakes + queued <= backlog. */
+	struct zc__list ready;
+	unsigned handshakes, queued, backlog;
+	int err;                /* a failure zc_accept() reports next (the server's own, or an incompatible peer) */
+	char err_detail[256];
+	char skipped[256];      /* the last handshake a peer abandoned */
+	struct zc__list ev_node; /* on ctx->ev_lready (event.c) */
+	uint64_t ev_gen;
 };
 
 /* cm.c */
@@ -83,12 +125,44 @@ struct zc_listener {
 int zc__cm_process(struct zc_ctx *ctx);
 /* Rejects a connection request, saying why (wire.h). */
 void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason);
+/* Advances every connection being set up or closed (ctx->life) by time:
+ * deadlines, backoff, linger and drain; arms the timer for the next. Never
+ * waits. */
+void zc__cm_walk(struct zc_ctx *ctx);
+
+/* event.c: the events of zc_wait_events(). A connection or listener is on
+ * the ready list while it may have one: it is put there when something
+ * happens to it (never found by sweeping), and taken off when a look finds
+ * nothing. */
+/* The endpoint's notify hook (zc__ep.notify). */
+void zc__ev_notify(struct zc__ep *e, enum zc__ep_news news);
+/* Raises a one-shot event (ZC_EV_CONNECTED, _CLOSED is an orphan). */
+void zc__ev_raise(struct zc_conn *c, int type);
+/* Puts c / l on the ready list for a look. */
+void zc__ev_kick(struct zc_conn *c);
+void zc__ev_kick_listener(struct zc_listener *l);
+/* A send returned -EAGAIN: raise WRITABLE once there is room again. */
+void zc__ev_want_writable(struct zc_conn *c);
+/* Takes c / l off every event list. */
+void zc__ev_forget(struct zc_conn *c);
+void zc__ev_forget_listener(struct zc_listener *l);
+/* Reaps finished zero-copy operations into comps, with their user data. */
+int zc__ev_reap(struct zc_ctx *ctx, struct zc_completion *comps, int max);
+/* Stores up to max events (completions, orphans, then the ready list),
+ * each source at most once per ctx->ev_gen. Returns how many. */
+int zc__ev_collect(struct zc_ctx *ctx, struct zc_event *evs, int max);
 
 /* conn.c */
 /* 0 if the connection is open, else why not (with its detail). */
 int zc__conn_check(struct zc_conn *conn);
 /* Probes a quiet connection (see zc_conn_opts.keepalive_ms). */
 int zc__conn_keepalive(struct zc_conn *conn);
+/* The context's keepalive checks: an open connection is checked every
+ * keepalive_ms / 4 from a list ordered by due time, so a tick looks only
+ * at connections that are due. */
+void zc__conn_ka_add(struct zc_conn *conn, int64_t now);
+void zc__conn_ka_del(struct zc_conn *conn);
+void zc__conn_ka_tick(struct zc_ctx *ctx, int64_t now);
 /* The wait of a call blocked on conn (zc__ctx_wait_for): until cond(conn,
  * arg) returns non-zero (> 0 met, < 0 an error), the connection fails (its
  * error, after cond had its say), or deadline passes (-ETIMEDOUT, with

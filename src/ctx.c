@@ -32,6 +32,11 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	ctx->cm_hook = zc__cm_process;
 	zc__list_init(&ctx->conns);
 	zc__list_init(&ctx->listeners);
+	zc__list_init(&ctx->ev_ready);
+	zc__list_init(&ctx->ev_lready);
+	zc__list_init(&ctx->ev_orphans);
+	zc__list_init(&ctx->life);
+	zc__list_init(&ctx->ka);
 	if (opts)
 		ctx->opts = *opts;
 	else
@@ -67,6 +72,12 @@ int zc_ctx_free(struct zc_ctx **pctx)
 		struct zc_listener *l = zc__list_first(&ctx->listeners, struct zc_listener, node);
 
 		zc_listener_free(&l);
+	}
+	while (!zc__list_empty(&ctx->ev_orphans)) {
+		struct zc__evnode *o = zc__list_first(&ctx->ev_orphans, struct zc__evnode, node);
+
+		zc__list_del(&o->node);
+		free(o);
 	}
 	zc__ctx_pools_close(ctx);
 	zc__rcache_close(ctx);
@@ -115,54 +126,70 @@ int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
 	return 0;
 }
 
-/* An application blocked in zc_poll() waits for every connection at once:
- * each quiet one is probed as a blocking call would probe its own. */
-static void keepalive_all(struct zc_ctx *ctx)
-{
-	struct zc__list *n;
-
-	for (n = ctx->conns.next; n != &ctx->conns; n = n->next)
-		zc__conn_keepalive(zc__container_of(n, struct zc_conn, node));
-}
-
-struct reap {
+/* One look of zc_wait_events() or zc_poll() (comps set: completions
+ * only): set-ups and closes advance, events are stored, and, when the look
+ * found nothing or every 64th look (a loop that always finds something
+ * must not starve them), the timer is consumed and keepalives that are due
+ * run. A look that stores nothing reads the clock; one that does is free. */
+struct collect {
 	struct zc_ctx *ctx;
+	struct zc_event *evs;
 	struct zc_completion *comps;
 	int max, n;
-	bool waiting; /* a blocking poll probes quiet connections */
 };
 
-static int reap_some(void *arg)
+static int collect(void *arg)
 {
-	struct reap *r = arg;
-	int i;
+	struct collect *k = arg;
+	struct zc_ctx *ctx = k->ctx;
+	int before = k->n;
 
-	for (i = r->n, r->n += zc__ctx_reap(r->ctx, r->comps + r->n, r->max - r->n); i < r->n; i++)
-		if (r->comps[i].conn) /* else zc__ctx_forget_conn kept the data */
-			r->comps[i].data = r->comps[i].conn->data;
-	if (r->n)
-		return 1;
-	if (r->waiting)
-		keepalive_all(r->ctx);
-	return 0;
+	zc__cm_walk(ctx);
+	k->n += k->comps ? zc__ev_reap(ctx, k->comps + k->n, k->max - k->n)
+			 : zc__ev_collect(ctx, k->evs + k->n, k->max - k->n);
+	if (k->n == before || (++ctx->ev_calls & 63) == 0) {
+		int64_t now = zc__now_ms();
+
+		if (zc__ctx_timer_check(ctx, now))
+			zc__cm_walk(ctx); /* arms the timer again for what it still waits for */
+		zc__conn_ka_tick(ctx, now);
+	}
+	return k->n > 0;
+}
+
+static int run_collect(struct collect *k, int timeout_ms)
+{
+	struct zc_ctx *ctx = k->ctx;
+	int rc;
+
+	ctx->ev_gen++;
+	/* once per call, CM included: an event-loop application calls this
+	 * when the context's fd fires, whichever source made it fire */
+	zc__ctx_progress_all(ctx);
+	rc = zc__ctx_wait_for(ctx, collect, k,
+			      timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms);
+	/* Returning with room left: the caller may sleep on the fd next, so it
+	 * must be armed (-EAGAIN: it is; a full array: the caller comes back
+	 * for the rest), and what the arming found is reported now. */
+	if (rc != -EAGAIN && k->n < k->max && zc__ctx_rearm(ctx))
+		collect(k);
+	return k->n;
 }
 
 int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int timeout_ms)
 {
-	struct reap r = {.ctx = ctx, .comps = comps, .max = max, .waiting = timeout_ms != 0};
-	int rc;
+	struct collect k = {.ctx = ctx, .comps = comps, .max = max};
 
 	if (!ctx || !comps || max <= 0)
 		return zc__err(-EINVAL, "zc_poll: bad arguments");
-	/* once per call, CM included: an event-loop application calls this
-	 * when the context's fd fires, whichever source made it fire */
-	zc__ctx_progress_all(ctx);
-	rc = zc__ctx_wait_for(ctx, reap_some, &r,
-			      timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms);
-	/* Returning with the ring empty: the caller may sleep on the fd next,
-	 * so it must be armed (-EAGAIN: it is; a full array: the caller comes
-	 * back for the rest). */
-	while (rc != -EAGAIN && r.n < max && zc__ctx_rearm(ctx) && ctx->done_count)
-		reap_some(&r);
-	return r.n;
+	return run_collect(&k, timeout_ms);
+}
+
+int zc_wait_events(struct zc_ctx *ctx, struct zc_event *evs, int max, int timeout_ms)
+{
+	struct collect k = {.ctx = ctx, .evs = evs, .max = max};
+
+	if (!ctx || !evs || max <= 0)
+		return zc__err(-EINVAL, "zc_wait_events: bad arguments");
+	return run_collect(&k, timeout_ms);
 }

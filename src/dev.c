@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +135,8 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	struct epoll_event ev = {.events = EPOLLIN};
 	int rc;
 
+	ctx->timer_fd = -1;
+
 	rc = zc__resolve(local_addr, 0, &ctx->local);
 	if (rc)
 		return rc;
@@ -171,8 +174,17 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	if ((rc = set_nonblocking(ctx->comp_ch->fd)) || (rc = set_nonblocking(ctx->cm_ch->fd)))
 		return rc;
 	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (ctx->epfd < 0 || epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->comp_ch->fd, &ev) ||
-	    epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev))
+	ctx->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ctx->epfd < 0 || ctx->timer_fd < 0)
+		return zc__err(-errno, "epoll/timerfd: %s", strerror(errno));
+	ev.data.fd = ctx->comp_ch->fd;
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->comp_ch->fd, &ev))
+		return zc__err(-errno, "epoll: %s", strerror(errno));
+	ev.data.fd = ctx->cm_ch->fd;
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev))
+		return zc__err(-errno, "epoll: %s", strerror(errno));
+	ev.data.fd = ctx->timer_fd;
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->timer_fd, &ev))
 		return zc__err(-errno, "epoll: %s", strerror(errno));
 	if (ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
@@ -194,6 +206,8 @@ void zc__dev_close(struct zc_ctx *ctx)
 		rdma_destroy_event_channel(ctx->cm_ch);
 	if (ctx->epfd >= 0)
 		close(ctx->epfd);
+	if (ctx->timer_fd >= 0)
+		close(ctx->timer_fd);
 	free(ctx->done);
 }
 
@@ -347,6 +361,34 @@ int zc__ctx_rearm(struct zc_ctx *ctx)
 	return zc__ctx_progress_all(ctx);
 }
 
+void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due)
+{
+	struct itimerspec its = {.it_value = {.tv_sec = due / 1000, .tv_nsec = due % 1000 * 1000000}};
+
+	if (due <= 0 || (ctx->timer_due && ctx->timer_due <= due))
+		return;
+	/* zc__now_ms() reads CLOCK_MONOTONIC, the timer's clock */
+	if (timerfd_settime(ctx->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		ctx->timer_due = due;
+}
+
+/* Returns whether it fired (its users then arm it again for what they
+ * still wait for). */
+bool zc__ctx_timer_check(struct zc_ctx *ctx, int64_t now)
+{
+	struct itimerspec off = {{0, 0}, {0, 0}};
+	uint64_t expirations;
+
+	if (!ctx->timer_due || now < ctx->timer_due)
+		return false;
+	/* Consumed, or the fd would stay readable; one not expired yet (a
+	 * clock read a hair early) is disarmed instead. */
+	if (read(ctx->timer_fd, &expirations, sizeof(expirations)) < 0)
+		timerfd_settime(ctx->timer_fd, 0, &off, NULL);
+	ctx->timer_due = 0;
+	return true;
+}
+
 int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline)
 {
 	int rc, left;
@@ -368,10 +410,10 @@ int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int6
  * sleeps on the event fd. */
 int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 {
-	struct epoll_event ev[2];
+	struct epoll_event ev[3];
 	bool never_sleep = ctx->opts.busy_poll_us < 0;
 	int64_t spin_us = never_sleep ? (int64_t)timeout_ms * 1000 : ctx->opts.busy_poll_us, start;
-	int n;
+	int n, i;
 
 	/* Spin for busy_poll_us, or (busy_poll_us < 0) for the whole timeout
 	 * without ever sleeping; a negative timeout then spins until progress.
@@ -398,8 +440,11 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 		return zc__ctx_progress_all(ctx) > 0;
 	if (zc__ctx_rearm(ctx))
 		return 1;
-	n = epoll_wait(ctx->epfd, ev, 2, timeout_ms);
+	n = epoll_wait(ctx->epfd, ev, 3, timeout_ms);
 	if (n > 0)
 		drain_cq_events(ctx);
+	for (i = 0; i < n; i++)
+		if (ev[i].data.fd == ctx->timer_fd)
+			zc__ctx_timer_check(ctx, ctx->timer_due);
 	return zc__ctx_progress_all(ctx) > 0 || n > 0;
 }

@@ -63,6 +63,18 @@ struct zc_ctx {
 	int (*cm_hook)(struct zc_ctx *ctx);
 	struct zc__list conns;         /* every live connection, freed with the context */
 	struct zc__list listeners;
+	/* The API layer's lists (conn.h says what is on them): connections
+	 * and listeners that may have events (event.c), finished closes'
+	 * events, connections being set up or closed (cm.c) and keepalive
+	 * checks ordered by when they are due (conn.c). */
+	struct zc__list ev_ready, ev_lready, ev_orphans, life, ka;
+	uint64_t ev_gen;
+	unsigned ev_calls;
+	/* A timerfd in the event fd's set, armed for the earliest deadline
+	 * the layers above asked for (0: disarmed), so the fd wakes by itself
+	 * when a keepalive or a handshake timeout is due. */
+	int timer_fd;
+	int64_t timer_due;
 	struct zc_completion *done;   /* reaped by zc_poll(): a ring */
 	unsigned done_cap, done_head, done_count, zc_outstanding;
 };
@@ -123,6 +135,12 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms);
  * and returns -EAGAIN. Sets no detail: the caller says what timed out. */
 #define ZC__NOWAIT 0
 int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline);
+
+/* dev.c: the timer. Asks for the event fd to become readable at due (on
+ * zc__now_ms()'s clock) unless it already will sooner; after it fired,
+ * zc__ctx_timer_check() consumes it (the fd would stay readable). */
+void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due);
+bool zc__ctx_timer_check(struct zc_ctx *ctx, int64_t now);
 
 /* dev.c: time and addresses */
 int64_t zc__now_ms(void);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct zc__list {
 	struct zc__list *next, *prev;
@@ -31,11 +32,49 @@ static inline void zc__list_add(struct zc__list *head, struct zc__list *n)
 	head->next = n;
 }
 
+/* Appends n (a FIFO: first in, first out of zc__list_first). */
+static inline void zc__list_add_tail(struct zc__list *head, struct zc__list *n)
+{
+	zc__list_add(head->prev, n);
+}
+
+/* Whether n is on a list (nodes are initialised, and re-initialised when removed). */
+static inline bool zc__list_linked(const struct zc__list *n)
+{
+	return n->next != n;
+}
+
 static inline void zc__list_del(struct zc__list *n)
 {
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
 	zc__list_init(n);
+}
+
+/* Inserts n into a list kept in ascending key order, after the nodes of
+ * equal key, searching from the tail: O(1) when keys come in order (a
+ * timer list whose deadlines are all now + the same period). */
+static inline void zc__list_insert_sorted(struct zc__list *head, struct zc__list *n,
+					  int64_t (*key)(const struct zc__list *node))
+{
+	struct zc__list *pos;
+	int64_t k = key(n);
+
+	for (pos = head->prev; pos != head && key(pos) > k; pos = pos->prev)
+		;
+	zc__list_add(pos, n);
+}
+
+/* Moves every node of from, in order, to the front of to; from ends empty. */
+static inline void zc__list_splice_front(struct zc__list *from, struct zc__list *to)
+{
+	if (zc__list_empty(from))
+		return;
+	from->prev->next = to->next;
+	to->next->prev = from->prev;
+	to->next = from->next;
+	from->next->prev = to;
+	zc__list_init(from);
 }
 
 #endif

@@ -87,8 +87,17 @@ struct zc__fin {
 	uint32_t id, rkey, slot;
 };
 
+/* What the endpoint tells the layer above through zc__ep.notify (events). */
+enum zc__ep_news {
+	ZC_EP_ARRIVED = 1, /* a message (data, RTS or CLOSE) was queued for the application */
+	ZC_EP_SENDABLE,    /* credits or send-queue room may have come back */
+	ZC_EP_FAILED,      /* the connection failed (qp.err says why) */
+};
+
 struct zc__ep {
 	struct zc__qp qp;
+	/* Set by the layer above before zc__ep_setup(); may be NULL. */
+	void (*notify)(struct zc__ep *e, enum zc__ep_news news);
 	struct zc_ctx *ctx;
 	struct zc_conn *conn;  /* named in completions */
 	bool mr_fallback;      /* windows refused by the options */
@@ -157,6 +166,12 @@ void zc__match_posted(struct zc__ep *e);
 void zc__flush_ctl(struct zc__ep *e);
 int zc__zsend_submit(struct zc__ep *e, const struct zc__zsend *z);
 int zc__posted_add(struct zc__ep *e, const struct zc__posted *p);
+
+static inline void zc__ep_notify(struct zc__ep *e, enum zc__ep_news news)
+{
+	if (e->notify)
+		e->notify(e, news);
+}
 
 static inline struct zc__item *zc__item_head(struct zc__ep *e)
 {

@@ -311,18 +311,20 @@ static void send_done(struct zc__wr *wr, const struct ibv_wc *wc)
 		q->ops->progress(q);
 }
 
-static int drained(void *arg)
+bool zc__qp_drained(const struct zc__qp *q)
 {
-	struct zc__qp *q = arg;
-
 	/* Shared slots are not flushed: only a QP's own queue must empty. */
-	return (!q->rx_own || !q->rx || !q->rx->posted) && !q->sq_inflight;
+	return !q->qp || ((!q->rx_own || !q->rx || !q->rx->posted) && !q->sq_inflight);
 }
 
-void zc__qp_drain(struct zc__qp *q, int timeout_ms)
+static int drained(void *arg)
+{
+	return zc__qp_drained(arg);
+}
+
+void zc__qp_flush(struct zc__qp *q)
 {
 	struct ibv_qp_attr attr = {.qp_state = IBV_QPS_ERR};
-	int64_t deadline = zc__now_ms() + timeout_ms;
 
 	if (!q->qp)
 		return;
@@ -334,6 +336,15 @@ void zc__qp_drain(struct zc__qp *q, int timeout_ms)
 		}
 	}
 	ibv_modify_qp(q->qp, &attr, IBV_QP_STATE);
+}
+
+void zc__qp_drain(struct zc__qp *q, int timeout_ms)
+{
+	int64_t deadline = zc__now_ms() + timeout_ms;
+
+	if (!q->qp)
+		return;
+	zc__qp_flush(q);
 	if (zc__ctx_wait_for(q->ctx, drained, q, deadline) < 0)
 		zc__log(&q->ctx->opts, ZC_LOG_ERR, "%s: %u receive and %u send work requests not flushed within %d ms",
 		       q->ctx->caps.device, q->rx_own && q->rx ? q->rx->posted : 0, q->sq_inflight, timeout_ms);

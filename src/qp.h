@@ -161,5 +161,10 @@ int zc__qp_error(struct zc__qp *q);
 /* Moves the QP to ERROR and reaps every work request it still holds, so no
  * completion can name it after it is freed. */
 void zc__qp_drain(struct zc__qp *q, int timeout_ms);
+/* The first half of zc__qp_drain, which never waits: marks the QP dead and
+ * moves it to ERROR; its work requests then flush as progress polls. */
+void zc__qp_flush(struct zc__qp *q);
+/* Every work request of the QP has been reaped (or it has none). */
+bool zc__qp_drained(const struct zc__qp *q);
 
 #endif

@@ -108,6 +108,8 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 		struct span s = {.buf = p + sent, .len = len - sent < c->ep.eager_max ? len - sent : c->ep.eager_max};
 
 		rc = zc__conn_wait_for(c, eager_sent, &s, deadline_for(flags), "");
+		if (rc == -EAGAIN)
+			zc__ev_want_writable(c);
 		if (rc < 0)
 			return sent ? (ssize_t)sent : rc;
 		sent += s.len;
@@ -187,6 +189,8 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 	if (len > c->ep.eager_max)
 		return send_rndv_blocking(c, buf, len, flags);
 	rc = zc__conn_wait_for(c, eager_sent, &s, deadline_for(flags), "");
+	if (rc == -EAGAIN)
+		zc__ev_want_writable(c);
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
@@ -244,6 +248,8 @@ int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr,
 	rc = zc__zsend_submit(&c->ep, &z);
 	if (!rc)
 		zc__ctx_submitted(c->ctx);
+	else if (rc == -EAGAIN)
+		zc__ev_want_writable(c);
 	return rc;
 }
 

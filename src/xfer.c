@@ -77,6 +77,7 @@ void zc__flush_ctl(struct zc__ep *e)
 		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0);
 	/* Room may have freed for a READ round waiting for it. */
 	zc__read_advance(e, zc__item_head(e));
+	zc__ep_notify(e, ZC_EP_SENDABLE); /* events hook */
 }
 
 /* A zero-copy eager send's buffer was copied at once; it completes when
@@ -362,6 +363,8 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		zc__qp_fail(&e->qp, rc);
 	else
 		zc__match_posted(e);
+	if (!rc && it.kind)
+		zc__ep_notify(e, ZC_EP_ARRIVED); /* events hook */
 }
 
 static void read_done(struct zc__qp *q, struct zc__sreq *s, int status);
@@ -659,6 +662,7 @@ static void ep_failed(struct zc__qp *q, int err)
 	struct zc__item *it = zc__item_head(e);
 	uint32_t keep;
 
+	zc__ep_notify(e, ZC_EP_FAILED); /* events hook */
 	rndv_fail_all(e, err);
 	if (it && (it->rstate == ZC_READ_POSTING || it->rstate == ZC_READ_DRAINING) && !it->status)
 		it->status = err;

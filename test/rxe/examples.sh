@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # rxe test: the examples over rxe0 -> rxe1.
 #   zc_echo: a server on $ZC_ADDR_B (-n 1) per size, a client bound to
-#            $ZC_ADDR_A sending with --verify; 0 B, 1 B, 4097 B, 1 MiB + 1.
+#            $ZC_ADDR_A sending with --verify; 0 B, 1 B, 4097 B, 1 MiB + 1;
+#            then one event-loop server serving 8 (4097 B) and 4 (1 MiB + 1)
+#            verifying clients at once.
 #   zc_copy: a 100 MiB random file, a 0-byte and a 1-byte file from
 #            $ZC_ADDR_A to $ZC_ADDR_B, identical sha256 on both ends; the
 #            100 MiB time is printed (never asserted: the guest may be TCG);
@@ -40,6 +42,35 @@ echo_run() {
 		bad "zc_echo -s $size -c $count (client rc $cli_rc, server rc $srv_rc)"
 		show client "$work/cli.out"; show "client stderr" "$work/cli.err"
 		show "server stderr" "$work/srv.err"
+	fi
+}
+
+# echo_many N SIZE COUNT: one event-loop server (-n N) and N verifying
+# clients at once; every client and the server must succeed.
+echo_many() {
+	local n=$1 size=$2 count=$3 k pids=() bad_clients=0 srv_rc
+	runs=$((runs + 1))
+	port=$((port + 1))
+	timeout 300 "$bin/zc_echo" -l "$ZC_ADDR_B:$port" -n "$n" >"$work/srv.out" 2>"$work/srv.err" &
+	srv=$!
+	wait_listening "$work/srv.err" "$srv"
+	for k in $(seq "$n"); do
+		timeout 240 "$bin/zc_echo" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" -s "$size" -c "$count" --verify \
+			>"$work/cli$k.out" 2>"$work/cli$k.err" &
+		pids+=($!)
+	done
+	for k in "${!pids[@]}"; do
+		wait "${pids[$k]}" || bad_clients=$((bad_clients + 1))
+	done
+	wait "$srv"
+	srv_rc=$?
+	srv=
+	if [ $bad_clients -eq 0 ] && [ $srv_rc -eq 0 ]; then
+		echo "ok: echo, $n clients at once on one event-loop server, $count x $size bytes each, verified"
+	else
+		bad "zc_echo, $n clients at once: $bad_clients clients failed, server rc $srv_rc"
+		show "server stderr" "$work/srv.err"
+		for k in $(seq "$n"); do show "client $k stderr" "$work/cli$k.err"; done
 	fi
 }
 
@@ -91,6 +122,8 @@ fail_run() {
 for spec in "0 50" "1 50" "4097 50" "1048577 10"; do
 	echo_run $spec
 done
+echo_many 8 4097 50
+echo_many 4 1048577 5
 
 head -c 100M /dev/urandom >"$work/big"
 : >"$work/empty"

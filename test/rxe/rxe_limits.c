@@ -285,7 +285,7 @@ static void conns(void)
 	for (k = 0; k < 3; k++)
 		CHECK_RC(zc_connect(ctx, env.addr_b, s.port, &o, &c[k]), "zc_connect");
 	rc = zc_connect(ctx, env.addr_b, s.port, &o, &c[3]);
-	expect(rc, -ENOSPC, "completion queue", "fewer credits", "conns: a fourth connection of 8193 own slots");
+	expect(rc, -ENOSPC, "completion-queue", "fewer credits", "conns: a fourth connection of 8193 own slots");
 	for (k = 0; k < 3; k++) { /* the open ones still work */
 		rxe_fill(msg, 100, 0);
 		CHECK_RC(zc_msg_send(c[k], msg, 100, 0), "zc_msg_send");
