@@ -10,6 +10,7 @@
  *   -t N   zc_conn_opts.credits = N (1..4096) and send_depth = 2 N + 8; the
  *          zc and rma tests keep up to N operations in flight
  *   -r N   zc test: receive buffers the server keeps posted (at most 2 N)
+ *   -q N   stream, msg, zc bandwidth: N connections from this one context
  *   -e     zc_ctx_opts.busy_poll_us = 0 (sleep on the event fd); without it
  *          -1 (never sleep), like perftest's busy polling
  *   --copy zc_conn_opts.eager_size = PERF_LIB_EAGER_MAX
