@@ -118,6 +118,8 @@ int zc__rxpool_open(struct zc__rxpool **out, struct zc_ctx *ctx, uint32_t slot_s
 
 void zc__rxpool_close(struct zc__rxpool *p)
 {
+	uint32_t i;
+
 	if (!p)
 		return;
 	if (p->srq)
@@ -125,6 +127,8 @@ void zc__rxpool_close(struct zc__rxpool *p)
 	if (zc__slab_slots(&p->slab))
 		zc__ctx_release_cq(p->ctx, (int)zc__slab_slots(&p->slab));
 	p->ctx->stats.rx_slots -= zc__slab_slots(&p->slab);
+	for (i = 0; i < zc__slab_slots(&p->slab) / p->slab.per_chunk; i++)
+		free(p->slots[i]);
 	zc__slab_free(&p->slab);
 	free(p->slots);
 	free(p->map);
@@ -140,7 +144,8 @@ int zc__rxpool_repost(struct zc__rxpool *p, uint32_t slot)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)zc__slab_addr(&p->slab, slot), .length = p->slab.slot_size,
 			      .lkey = zc__slab_lkey(&p->slab, slot)};
-	struct ibv_recv_wr wr = {.wr_id = (uintptr_t)&p->slots[slot].wr, .sg_list = &sge, .num_sge = 1}, *bad;
+	struct zc__rslot *s = &p->slots[slot / p->slab.per_chunk][slot % p->slab.per_chunk];
+	struct ibv_recv_wr wr = {.wr_id = (uintptr_t)&s->wr, .sg_list = &sge, .num_sge = 1}, *bad;
 	int rc;
 
 	/* A dead QP's own queue would only flush it. */
@@ -163,22 +168,24 @@ int zc__rxpool_repost(struct zc__rxpool *p, uint32_t slot)
 int zc__rxpool_fill(struct zc__rxpool *p)
 {
 	while (zc__slab_slots(&p->slab) < p->budget.reserved) {
-		uint32_t first = zc__slab_slots(&p->slab), n = p->slab.per_chunk, i;
-		struct zc__rslot *slots;
+		uint32_t first = zc__slab_slots(&p->slab), n = p->slab.per_chunk, c = first / n, i;
+		struct zc__rslot **slots, *chunk;
 		int rc = zc__ctx_reserve_cq(p->ctx, (int)n);
 
 		if (rc)
 			return rc;
-		slots = realloc(p->slots, (first + n) * sizeof(*slots));
-		if (!slots || (rc = zc__slab_grow(&p->slab))) {
-			if (slots)
-				p->slots = slots;
+		slots = realloc(p->slots, (c + 1) * sizeof(*slots));
+		if (slots)
+			p->slots = slots;
+		chunk = slots ? malloc(n * sizeof(*chunk)) : NULL;
+		if (!chunk || (rc = zc__slab_grow(&p->slab))) {
+			free(chunk);
 			zc__ctx_release_cq(p->ctx, (int)n);
-			return slots ? rc : zc__err(-ENOMEM, "out of memory for receive slots");
+			return chunk ? rc : zc__err(-ENOMEM, "out of memory for receive slots");
 		}
-		p->slots = slots;
+		p->slots[c] = chunk;
 		for (i = first; i < first + n; i++) {
-			p->slots[i] = (struct zc__rslot){.wr.done = slot_done, .pool = p, .idx = i};
+			chunk[i - first] = (struct zc__rslot){.wr.done = slot_done, .pool = p, .idx = i};
 			rc = zc__rxpool_repost(p, i);
 			if (rc)
 				return rc;

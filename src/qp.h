@@ -65,7 +65,9 @@ struct zc__rxpool {
 	struct ibv_srq *srq;
 	struct zc__qp *owner;
 	struct zc__slab slab;
-	struct zc__rslot *slots;
+	/* one array per slab chunk: posted work requests point into them, so
+	 * they never move when the pool grows */
+	struct zc__rslot **slots;
 	struct zc__rx_budget budget;
 	uint32_t posted;          /* slots in the receive queue now */
 	struct zc__qp **map;      /* shared: qp_num -> QP, open addressing */

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,32 +26,6 @@ int perf_lib_fail(struct perf_lib *L, int rc, const char *what)
 		rc = -EIO;
 	return perf_err(rc, "%s: %s%s%s%s", what, zc_strerror(rc), detail && *detail ? " (" : "",
 			detail ? detail : "", detail && *detail ? ")" : "");
-}
-
-int perf_lib_validate(const struct perf_opts *o, char *err, size_t errlen)
-{
-	const char *why = NULL;
-
-	if (o->duration)
-		why = "-D: the library tests run -n iterations (no duration mode)";
-	else if (o->qps > 1)
-		why = "-q: the library tests use one connection";
-	else if (o->inline_size)
-		why = "-I: the library decides what goes inline (up to the device's max_inline)";
-	else if (o->cq_mod_set)
-		why = "-Q: the library signals every work request; there is no CQ moderation to set";
-	else if (o->copy && !o->all && o->size > PERF_LIB_EAGER_MAX) {
-		snprintf(err, errlen,
-			 "--copy: -s %llu is beyond the copy path: eager_size is at most %u bytes (a 1 MiB receive "
-			 "slot minus its 16-byte header); larger messages always go zero-copy by rendezvous",
-			 (unsigned long long)o->size, PERF_LIB_EAGER_MAX);
-		return -EINVAL;
-	}
-	if (why) {
-		snprintf(err, errlen, "%s", why);
-		return -EINVAL;
-	}
-	return 0;
 }
 
 int perf_lib_skip(const struct perf_ctx *ctx, uint64_t size, char *why, size_t whylen)
@@ -96,11 +72,15 @@ static int clamp(int v, int lo, int hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* -q connections from one context to one listener; accepted in the order the client connects. */
 static int connect_lib(struct perf_ctx *ctx, struct perf_lib *L)
 {
 	uint16_t port = 0, peer = 0;
-	int rc;
+	int rc, i;
 
+	L->conns = calloc((size_t)ctx->o->qps, sizeof(*L->conns));
+	if (!L->conns)
+		return perf_err(ENOMEM, "out of memory");
 	if (ctx->is_server) {
 		rc = zc_listen(L->zctx, 0, &L->copts, &L->lis);
 		if (rc)
@@ -110,14 +90,29 @@ static int connect_lib(struct perf_ctx *ctx, struct perf_lib *L)
 	rc = exchange_port(ctx, port, &peer);
 	if (rc)
 		return rc;
-	if (ctx->is_server) {
-		rc = zc_accept(L->lis, &L->conn, PERF_CM_STEP_MS);
-		return rc ? perf_lib_fail(L, rc, "zc_accept") : 0;
-	}
-	if (!peer)
+	if (!ctx->is_server && !peer)
 		return perf_err(EPROTO, "the server sent no library port");
-	rc = zc_connect(L->zctx, ctx->o->server, peer, &L->copts, &L->conn);
-	return rc ? perf_lib_fail(L, rc, "zc_connect") : 0;
+	for (i = 0; i < ctx->o->qps; i++) {
+		char what[48];
+
+		rc = ctx->is_server ? zc_accept(L->lis, &L->conns[i], PERF_CM_STEP_MS)
+				    : zc_connect(L->zctx, ctx->o->server, peer, &L->copts, &L->conns[i]);
+		if (rc) {
+			snprintf(what, sizeof(what), "%s (connection %d of %d)", ctx->is_server ? "zc_accept" : "zc_connect",
+				 i + 1, ctx->o->qps);
+			return perf_lib_fail(L, rc, what);
+		}
+		zc_conn_set_data(L->conns[i], (void *)(intptr_t)i);
+		L->nconn = i + 1;
+	}
+	return 0;
+}
+
+int perf_lib_conn_index(const struct perf_lib *L, const struct zc_completion *c)
+{
+	intptr_t i = (intptr_t)c->data;
+
+	return c->conn && i >= 0 && i < L->nconn && L->conns[i] == c->conn ? (int)i : -1;
 }
 
 int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
@@ -175,7 +170,9 @@ int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
 	if (rc)
 		return rc;
 
-	L->mem_len = (size_t)L->nbuf * L->stride + PAGE;
+	/* The buffers, then one acknowledgement slot per connection. */
+	L->mem_len = (size_t)L->nbuf * L->stride +
+		     ((size_t)o->qps * PERF_LIB_ACK_LEN + PAGE - 1) / PAGE * PAGE;
 	rc = posix_memalign(&p, PAGE, L->mem_len);
 	if (rc)
 		return perf_err(rc, "cannot allocate %zu bytes: %s", L->mem_len, strerror(rc));
@@ -200,17 +197,18 @@ int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
 void perf_lib_teardown(struct perf_ctx *ctx)
 {
 	struct perf_lib *L = ctx->priv;
-	int rc;
+	int rc, i;
 
 	if (!L)
 		return;
-	if (L->conn) {
+	for (i = 0; i < L->nconn; i++) {
 		int orderly = !L->failed && !ctx->failed;
 
-		rc = orderly ? zc_close(&L->conn) : zc_abort(&L->conn);
+		rc = orderly ? zc_close(&L->conns[i]) : zc_abort(&L->conns[i]);
 		if (rc && orderly)
 			fprintf(stderr, "zc_perf: note: zc_close: %s (%s)\n", zc_strerror(rc), zc_last_error());
 	}
+	free(L->conns);
 	if (L->lis)
 		zc_listener_free(&L->lis);
 	if (L->mr && (rc = zc_mr_dereg(&L->mr)))
@@ -385,6 +383,30 @@ int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max, uint64_t
 				rc == -ETIMEDOUT ? "watchdog expired" : "interrupted");
 	/* Nothing completing: has the peer given up (ABORT, disconnect)? */
 	if (o->busy_poll_us >= 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
+		rc = perf_peer_check(L->ctx);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int perf_lib_idle(struct perf_lib *L, uint64_t *idle)
+{
+	const struct perf_opts *o = L->ctx->o;
+	struct zc_completion c;
+	struct pollfd pfd = {.fd = zc_ctx_fd(L->zctx), .events = POLLIN};
+	int n = zc_poll(L->zctx, &c, 1, 0), rc;
+
+	if (n < 0)
+		return perf_lib_fail(L, n, "zc_poll");
+	if (n > 0) /* the stream and message calls submit no zero-copy operations */
+		return perf_err(EPROTO, "unexpected completion: op %d token %llu", c.op, (unsigned long long)c.token);
+	if ((rc = perf_stopped()))
+		return perf_err(rc, "%s while waiting for the connections",
+				rc == -ETIMEDOUT ? "watchdog expired" : "interrupted");
+	if (o->busy_poll_us == 0 && poll(&pfd, 1, PERF_LIB_SLICE_MS) < 0 && errno != EINTR)
+		return perf_err(errno, "poll on the context's event fd: %s", strerror(errno));
+	if (o->busy_poll_us == 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
 		rc = perf_peer_check(L->ctx);
 		if (rc < 0)
 			return rc;

@@ -1,14 +1,16 @@
 /*
  * Shared plumbing of the library tests (stream, msg, zc, rma, rma_read; see
- * docs/zc_perf.md): a zcrdma context and one connection that the library
+ * docs/zc_perf.md): a zcrdma context and the -q connections that the library
  * makes itself (zc_listen/zc_accept/zc_connect) next to zc_perf's control
- * connection, the test buffers, --verify's payload stamps, timing shaped
- * like the raw-verbs loops, and the library's counters per size.
+ * connection, all of them from that one context, the test buffers,
+ * --verify's payload stamps, timing shaped like the raw-verbs loops, and the
+ * library's counters per size.
  *
  * Mapping of zc_perf's options onto the library:
  *   -t N   zc_conn_opts.credits = N (1..4096) and send_depth = 2 N + 8; the
  *          zc and rma tests keep up to N operations in flight
  *   -r N   zc test: receive buffers the server keeps posted (at most 2 N)
+ *   -q N   stream, msg, zc bandwidth: N connections from this one context
  *   -e     zc_ctx_opts.busy_poll_us = 0 (sleep on the event fd); without it
  *          -1 (never sleep), like perftest's busy polling
  *   --copy zc_conn_opts.eager_size = PERF_LIB_EAGER_MAX
@@ -22,9 +24,6 @@
 #include "perf_stats.h"
 #include "perf_test.h"
 
-/* The largest eager_size zc_conn_opts accepts: a receive slot holds at most
- * 1 MiB (docs/protocol.md: slot_size 64..2^20) including its 16-byte header. */
-#define PERF_LIB_EAGER_MAX ((1u << 20) - 16)
 /* Pools of buffers for in-flight operations stay below this per side. */
 #define PERF_LIB_POOL_BYTES (128ull << 20)
 #define PERF_LIB_SLICE_MS 100  /* -e: longest sleep in zc_poll between stop/peer checks */
@@ -49,7 +48,8 @@ struct perf_lib {
 	struct perf_ctx *ctx;
 	struct zc_ctx *zctx;
 	struct zc_listener *lis;
-	struct zc_conn *conn;
+	struct zc_conn **conns; /* -q of them; conns[i] carries zc_conn_data i */
+	int nconn;
 	struct zc_ctx_opts xopts;
 	struct zc_conn_opts copts;
 	struct zc_caps caps;
@@ -58,7 +58,8 @@ struct perf_lib {
 	/*
 	 * nbuf buffers of stride bytes (the largest size rounded up to a page,
 	 * plus a guard page so that cache entries of neighbours never merge),
-	 * then one page for acknowledgements. mr covers all of it, or is NULL
+	 * then the pages of the acknowledgements (PERF_LIB_ACK_LEN bytes for
+	 * each connection). mr covers all of it, or is NULL
 	 * when the buffers go through the registration cache.
 	 */
 	uint8_t *mem;
@@ -83,9 +84,10 @@ static inline uint8_t *perf_lib_buf(const struct perf_lib *L, int i)
 	return L->mem + (size_t)i * L->stride;
 }
 
-static inline uint8_t *perf_lib_ack(const struct perf_lib *L)
+/* Connection i's acknowledgement. */
+static inline uint8_t *perf_lib_ack(const struct perf_lib *L, int i)
 {
-	return L->mem + (size_t)L->nbuf * L->stride;
+	return L->mem + (size_t)L->nbuf * L->stride + (size_t)i * PERF_LIB_ACK_LEN;
 }
 
 /* Context, connection and buffers; fills ctx->priv. */
@@ -96,8 +98,9 @@ void perf_lib_teardown(struct perf_ctx *ctx);
 /* Records a library failure (with zc_strerror and zc_last_error) as the message zc_perf prints. */
 int perf_lib_fail(struct perf_lib *L, int rc, const char *what);
 
-/* Common validate: refuses the options library tests do not take. */
-int perf_lib_validate(const struct perf_opts *o, char *err, size_t errlen);
+
+/* Index of a completion's connection (its zc_conn_data), or -1 if it has none. */
+int perf_lib_conn_index(const struct perf_lib *L, const struct zc_completion *c);
 /* Common skip: --copy cannot carry sizes beyond PERF_LIB_EAGER_MAX. */
 int perf_lib_skip(const struct perf_ctx *ctx, uint64_t size, char *why, size_t whylen);
 /* Common header lines and footer (the library's counters per size). */
@@ -129,6 +132,16 @@ int perf_lib_check(const struct perf_lib *L, const uint8_t *p, uint64_t size, in
  * error. Returns the count, or < 0.
  */
 int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max, uint64_t *idle);
+
+/*
+ * For loops of ZC_DONTWAIT calls (stream and msg with -q > 1) after a sweep
+ * over every connection made no progress: zc_poll(..., 0) for progress, then
+ * return at once unless busy_poll_us is 0 (-e), which sleeps on the
+ * context's event fd for at most PERF_LIB_SLICE_MS. Checks the stop flag
+ * and the peer like perf_lib_poll.
+ * Returns 0 or < 0.
+ */
+int perf_lib_idle(struct perf_lib *L, uint64_t *idle);
 
 /* The library's counters around a run (outside the timed part). */
 void perf_lib_stats_begin(struct perf_lib *L);

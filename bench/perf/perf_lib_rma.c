@@ -57,15 +57,6 @@ static int is_read(const struct perf_ctx *ctx)
 	return strcmp(ctx->test->name, "rma_read") == 0;
 }
 
-static int validate(const struct perf_opts *o, char *err, size_t errlen)
-{
-	if (o->copy) {
-		snprintf(err, errlen, "--copy: one-sided RMA has no copy path");
-		return -EINVAL;
-	}
-	return perf_lib_validate(o, err, errlen);
-}
-
 static int setup(struct perf_ctx *ctx)
 {
 	const struct perf_opts *o = ctx->o;
@@ -94,16 +85,16 @@ static int setup(struct perf_ctx *ctx)
 	if (ctx->is_server) {
 		z->offer.slots = (uint64_t)L->nbuf;
 		z->offer.stride = L->stride;
-		rc = zc_export(L->conn, L->mr, 0, (size_t)L->nbuf * L->stride, cfg.mr_access, &z->exp, &z->offer.desc);
+		rc = zc_export(L->conns[0], L->mr, 0, (size_t)L->nbuf * L->stride, cfg.mr_access, &z->exp, &z->offer.desc);
 		if (rc)
 			return perf_lib_fail(L, rc, "zc_export");
-		got = zc_msg_send(L->conn, &z->offer, sizeof(z->offer), 0);
+		got = zc_msg_send(L->conns[0], &z->offer, sizeof(z->offer), 0);
 		if (got < 0)
 			return perf_lib_fail(L, (int)got, "zc_msg_send (the export's descriptor)");
 		ctx->rx_depth = 0;
 		return 0;
 	}
-	got = zc_msg_recv(L->conn, &z->offer, sizeof(z->offer), 0);
+	got = zc_msg_recv(L->conns[0], &z->offer, sizeof(z->offer), 0);
 	if (got < 0)
 		return perf_lib_fail(L, (int)got, "zc_msg_recv (the export's descriptor)");
 	if ((size_t)got != sizeof(z->offer) || !z->offer.slots || z->offer.stride < ctx->max_size)
@@ -162,8 +153,8 @@ static int submit(struct perf_lib *L, struct rma_state *z, uint64_t size, uint64
 			perf_lib_stamp(buf, size, i);
 	}
 	if (z->read)
-		return zc_rma_read(L->conn, buf, size, L->mr, &z->offer.desc, off, TOKEN(i, idx));
-	return zc_rma_write(L->conn, buf, size, L->mr, &z->offer.desc, off, TOKEN(i, idx));
+		return zc_rma_read(L->conns[0], buf, size, L->mr, &z->offer.desc, off, TOKEN(i, idx));
+	return zc_rma_write(L->conns[0], buf, size, L->mr, &z->offer.desc, off, TOKEN(i, idx));
 }
 
 /* A completion: the right op, a pool buffer; rma_read with --verify checks what arrived. */
@@ -304,7 +295,7 @@ const struct perf_test perf_test_rma = {
 	.name = "rma",
 	.title = "zc_rma_write",
 	.about = "zcrdma one-sided: zc_rma_write into a zc_export'ed range, -t in flight (bw; --lat)",
-	.validate = validate,
+	.validate = perf_opts_check_lib,
 	.setup = setup,
 	.prepare = prepare,
 	.run_bw = run_bw,
@@ -320,7 +311,7 @@ const struct perf_test perf_test_rma_read = {
 	.name = "rma_read",
 	.title = "zc_rma_read",
 	.about = "zcrdma one-sided: zc_rma_read from a zc_export'ed range, -t in flight (bw; --lat)",
-	.validate = validate,
+	.validate = perf_opts_check_lib,
 	.setup = setup,
 	.prepare = prepare,
 	.run_bw = run_bw,

@@ -15,6 +15,7 @@
  * Buffer 0 is what a side sends, buffer 1 where it receives.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "perf_err.h"
@@ -37,12 +38,41 @@ static const struct stream_ops *ops_of(const struct perf_ctx *ctx)
 	return ctx->test->name[0] == 'm' ? &msg_ops : &stream_ops;
 }
 
+/* One call: the count, or -EAGAIN (ZC_DONTWAIT and nothing fitted), or a recorded failure. */
+static ssize_t send_some(struct perf_lib *L, const struct stream_ops *ops, struct zc_conn *c, const uint8_t *buf,
+			 uint64_t len, int flags)
+{
+	ssize_t n = ops->send(c, buf, len, flags);
+
+	if (n == -EAGAIN && flags)
+		return n;
+	return n < 0 ? perf_lib_fail(L, (int)n, ops->send_name) : n;
+}
+
+/* One call: stream bytes (a clean close is an error here), or one whole
+ * message of exactly len bytes; -EAGAIN as send_some. */
+static ssize_t recv_some(struct perf_lib *L, const struct stream_ops *ops, struct zc_conn *c, uint8_t *buf,
+			 uint64_t len, int flags)
+{
+	ssize_t n = ops->msg ? zc_msg_recv(c, buf, len, flags) : zc_recv(c, buf, len, flags);
+
+	if (n == -EAGAIN && flags)
+		return n;
+	if (n < 0)
+		return perf_lib_fail(L, (int)n, ops->recv_name);
+	if (ops->msg && (uint64_t)n != len)
+		return perf_err(EIO, "zc_msg_recv: a %zd-byte message, expected %llu", n, (unsigned long long)len);
+	if (n == 0)
+		return perf_err(ECONNRESET, "zc_recv: the peer closed the connection");
+	return n;
+}
+
 static int send_all(struct perf_lib *L, const struct stream_ops *ops, const uint8_t *buf, uint64_t size)
 {
-	ssize_t n = ops->send(L->conn, buf, size, 0);
+	ssize_t n = send_some(L, ops, L->conns[0], buf, size, 0);
 
 	if (n < 0)
-		return perf_lib_fail(L, (int)n, ops->send_name);
+		return (int)n;
 	if ((uint64_t)n != size)
 		return perf_err(EIO, "%s took %zd of %llu bytes while blocking", ops->send_name, n,
 				(unsigned long long)size);
@@ -57,39 +87,47 @@ static int recv_all(struct perf_lib *L, const struct stream_ops *ops, uint8_t *b
 	uint64_t got = 0;
 	ssize_t n;
 
-	if (ops->msg) {
-		n = zc_msg_recv(L->conn, buf, size, 0);
+	do {
+		n = recv_some(L, ops, L->conns[0], buf + got, size - got, 0);
 		if (n < 0)
-			return perf_lib_fail(L, (int)n, "zc_msg_recv");
-		if ((uint64_t)n != size)
-			return perf_err(EIO, "zc_msg_recv: a %zd-byte message, expected %llu", n, (unsigned long long)size);
-		got = size;
-	}
-	while (got < size) {
-		n = zc_recv(L->conn, buf + got, size - got, 0);
-		if (n < 0)
-			return perf_lib_fail(L, (int)n, "zc_recv");
-		if (n == 0)
-			return perf_err(ECONNRESET, "zc_recv: the peer closed the connection after %llu of %llu bytes",
-					(unsigned long long)got, (unsigned long long)size);
+			return (int)n;
 		got += (uint64_t)n;
-	}
+	} while (got < size);
 	if (L->ctx->o->fresh_reg)
 		zc_mr_invalidate(L->zctx, buf, size);
 	return 0;
 }
 
+/* Connection ci's send and receive buffers (shared when the pool cap leaves fewer than 2 -q). */
+static uint8_t *sbuf_of(const struct perf_lib *L, int ci)
+{
+	return perf_lib_buf(L, (2 * ci + SBUF) % L->nbuf);
+}
+
+static uint8_t *rbuf_of(const struct perf_lib *L, int ci)
+{
+	return perf_lib_buf(L, (2 * ci + RBUF) % L->nbuf);
+}
+
 static int setup(struct perf_ctx *ctx)
 {
-	const struct perf_lib_cfg cfg = {.nbuf = 2, .no_mr = 1};
+	const struct perf_lib_cfg cfg = {.nbuf = 2 * ctx->o->qps, .no_mr = 1};
+	int rc = perf_lib_setup(ctx, &cfg);
 
-	return perf_lib_setup(ctx, &cfg);
+	/* --verify stamps and checks each connection's payload in place. */
+	if (!rc && ctx->o->verify && perf_lib_of(ctx)->nbuf < cfg.nbuf)
+		rc = perf_err(EINVAL, "--verify with -q %d needs %d buffers of %zu bytes, beyond the %llu MiB pool: "
+				      "use a smaller -s or -q",
+			      ctx->o->qps, cfg.nbuf, perf_lib_of(ctx)->stride, PERF_LIB_POOL_BYTES >> 20);
+	return rc;
 }
 
 static int prepare(struct perf_ctx *ctx, uint64_t size)
 {
+	struct perf_lib *L = perf_lib_of(ctx);
+
 	/* Each side sends its own direction's pattern. */
-	return perf_lib_verify_size(perf_lib_of(ctx), size, SBUF, 1, ctx->is_server ? 1 : 0);
+	return perf_lib_verify_size(L, size, 0, L->nbuf, ctx->is_server ? 1 : 0);
 }
 
 /* The receiving side of one payload: clear, take it, check it. */
@@ -115,16 +153,172 @@ static int give(struct perf_lib *L, const struct stream_ops *ops, uint64_t size,
 	return send_all(L, ops, sbuf, size);
 }
 
+/*
+ * -q > 1: every connection driven from this thread with ZC_DONTWAIT calls,
+ * swept round-robin, so that a connection without credit or data does not
+ * hold up the others. Per connection: iteration i, bytes of it done, and
+ * (client) the acknowledgement's bytes. A rendezvous message (msg beyond the
+ * eager size) still returns once the peer has read it.
+ */
+struct multi_conn {
+	uint64_t i, off, ack;
+};
+
+static int multi_server(struct perf_lib *L, const struct stream_ops *ops, uint64_t size, struct multi_conn *m)
+{
+	const uint64_t n = L->ctx->o->iters;
+	const int q = L->nconn, verify = L->ctx->o->verify;
+	uint64_t idle = 0, total = 0;
+	int ci, rc = 0, open = q;
+
+	for (ci = 0; ci < q && verify; ci++)
+		memset(rbuf_of(L, ci), 0, size);
+	while (open && !rc) {
+		int progress = 0;
+
+		if ((rc = perf_lib_stopped(total, n * (uint64_t)q)))
+			break;
+		for (ci = 0; ci < q && !rc; ci++) {
+			struct multi_conn *c = &m[ci];
+			uint8_t *rbuf = rbuf_of(L, ci);
+			ssize_t got;
+
+			if (c->i == n)
+				continue;
+			got = recv_some(L, ops, L->conns[ci], rbuf + c->off, size - c->off, ZC_DONTWAIT);
+			if (got == -EAGAIN)
+				continue;
+			if (got < 0) {
+				rc = (int)got;
+				break;
+			}
+			progress = 1;
+			c->off += (uint64_t)got;
+			if (c->off < size)
+				continue;
+			if (verify && (rc = perf_lib_check(L, rbuf, size, 0, c->i, "payload")))
+				break;
+			if (L->ctx->o->fresh_reg)
+				zc_mr_invalidate(L->zctx, rbuf, size);
+			if (verify)
+				memset(rbuf, 0, size);
+			c->off = 0;
+			total++;
+			/* This connection has every byte: tell its client side. */
+			if (++c->i == n) {
+				got = send_some(L, ops, L->conns[ci], perf_lib_ack(L, ci), PERF_LIB_ACK_LEN, 0);
+				rc = got < 0 ? (int)got : 0;
+				open--;
+			}
+		}
+		if (!progress && !rc)
+			rc = perf_lib_idle(L, &idle);
+	}
+	return rc ? perf_lib_where(rc, total, total, n * (uint64_t)q) : 0;
+}
+
+static int multi_client(struct perf_lib *L, const struct stream_ops *ops, uint64_t size, struct multi_conn *m,
+			struct perf_lib_bw *b)
+{
+	const uint64_t n = L->ctx->o->iters;
+	const int q = L->nconn;
+	uint64_t idle = 0, started = 0, done = 0;
+	int ci, rc = 0, open = q;
+
+	while (open && !rc) {
+		int progress = 0;
+
+		if ((rc = perf_lib_stopped(done, n * (uint64_t)q)))
+			break;
+		for (ci = 0; ci < q && !rc; ci++) {
+			struct multi_conn *c = &m[ci];
+			uint8_t *sbuf = sbuf_of(L, ci);
+			ssize_t got;
+
+			if (c->i < n) {
+				/* An iteration starts when its first bytes are taken (a retry moves its time). */
+				if (c->off == 0) {
+					if (L->ctx->o->verify)
+						perf_lib_stamp(sbuf, size, c->i);
+					perf_lib_bw_posted(b, started);
+				}
+				got = send_some(L, ops, L->conns[ci], sbuf + c->off, size - c->off, ZC_DONTWAIT);
+				if (got == -EAGAIN)
+					continue;
+				if (got < 0) {
+					rc = (int)got;
+					break;
+				}
+				progress = 1;
+				started += c->off == 0;
+				c->off += (uint64_t)got;
+				if (c->off == size) {
+					if (L->ctx->o->fresh_reg)
+						zc_mr_invalidate(L->zctx, sbuf, size);
+					c->off = 0;
+					c->i++;
+				}
+			} else if (c->ack < PERF_LIB_ACK_LEN) {
+				got = recv_some(L, ops, L->conns[ci], perf_lib_ack(L, ci) + c->ack, PERF_LIB_ACK_LEN - c->ack,
+						ZC_DONTWAIT);
+				if (got == -EAGAIN)
+					continue;
+				if (got < 0) {
+					rc = (int)got;
+					break;
+				}
+				progress = 1;
+				c->ack += (uint64_t)got;
+				/* The server has every byte of this connection: n completions. */
+				if (c->ack == PERF_LIB_ACK_LEN) {
+					done += n;
+					perf_lib_bw_completed(b, done);
+					open--;
+				}
+			}
+		}
+		if (!progress && !rc)
+			rc = perf_lib_idle(L, &idle);
+	}
+	return rc ? perf_lib_where(rc, started, done, n * (uint64_t)q) : 0;
+}
+
+static int run_bw_multi(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
+{
+	struct perf_lib *L = perf_lib_of(ctx);
+	const struct stream_ops *ops = ops_of(ctx);
+	struct multi_conn *m = calloc((size_t)L->nconn, sizeof(*m));
+	struct perf_lib_bw b;
+	int rc;
+
+	if (!m)
+		return perf_err(ENOMEM, "out of memory");
+	perf_lib_stats_begin(L);
+	if (ctx->is_server)
+		rc = multi_server(L, ops, size, m);
+	else if (!(rc = perf_lib_bw_begin(&b, ctx->o->iters * (uint64_t)L->nconn,
+					  16 * (uint64_t)L->copts.credits * (uint64_t)L->nconn))) {
+		rc = multi_client(L, ops, size, m, &b);
+		if (rc)
+			perf_lib_bw_free(&b);
+	}
+	perf_lib_stats_end(L, size);
+	free(m);
+	return rc || ctx->is_server ? rc : perf_lib_bw_end(&b, size, r);
+}
+
 static int run_bw(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 {
 	struct perf_lib *L = perf_lib_of(ctx);
 	const struct stream_ops *ops = ops_of(ctx);
 	const uint64_t n = ctx->o->iters;
-	uint8_t *ack = perf_lib_ack(L), *sbuf = perf_lib_buf(L, SBUF);
+	uint8_t *ack = perf_lib_ack(L, 0), *sbuf = perf_lib_buf(L, SBUF);
 	struct perf_lib_bw b;
 	uint64_t i;
 	int rc = 0;
 
+	if (L->nconn > 1)
+		return run_bw_multi(ctx, size, r);
 	perf_lib_stats_begin(L);
 	if (ctx->is_server) {
 		for (i = 0; i < n && !rc; i++)
@@ -202,7 +396,7 @@ const struct perf_test perf_test_stream = {
 	.name = "stream",
 	.title = "zc_send/zc_recv",
 	.about = "zcrdma stream: zc_send / zc_recv (bw; --lat ping-pong)",
-	.validate = perf_lib_validate,
+	.validate = perf_opts_check_lib,
 	.setup = setup,
 	.prepare = prepare,
 	.run_bw = run_bw,
@@ -218,7 +412,7 @@ const struct perf_test perf_test_msg = {
 	.name = "msg",
 	.title = "zc_msg_send/zc_msg_recv",
 	.about = "zcrdma messages: zc_msg_send / zc_msg_recv (bw; --lat ping-pong)",
-	.validate = perf_lib_validate,
+	.validate = perf_opts_check_lib,
 	.setup = setup,
 	.prepare = prepare,
 	.run_bw = run_bw,

@@ -10,6 +10,11 @@
  *      answers with an 8-byte zc_send_zc, which the client has a zc_recv_zc
  *      posted for: the run ends when both the last send completion and that
  *      acknowledgement are in.
+ *      With -q N the pools hold N times that, shared by the N connections,
+ *      each of which has at most its share in flight (posted); submissions
+ *      and reposts sweep the connections round-robin, and each connection
+ *      ends with its own acknowledgement, sent once all its n messages are
+ *      in. Completions tell their connection by zc_conn_data.
  * lat: ping-pong: each side has one receive posted; the client sends, waits
  *      for its send completion and the reply, reposts; the server waits for
  *      the message, reposts, then replies.
@@ -28,11 +33,19 @@
 #define LAT_SBUF 0
 #define LAT_RBUF 1
 
+/* bw, per connection: messages submitted (client) or receives posted (server), and completed. */
+struct zc_conn_st {
+	uint64_t posted, done;
+};
+
 struct zc_state {
 	int *free_idx; /* stack of pool buffers not lent to the library */
 	int nfree;
-	uint64_t posted; /* server bw: receives posted in this run */
-	uint64_t *seq;   /* server bw: which message each posted buffer gets (posting order) */
+	int share;     /* bw: buffers one connection may hold at a time */
+	int next;      /* bw: connection the next sweep starts with */
+	uint64_t *seq; /* server bw: which message of its connection each posted buffer gets (posting order) */
+	int *owner;    /* server bw: the connection each posted buffer went to */
+	struct zc_conn_st *cs;
 };
 
 static struct zc_state *state(const struct perf_ctx *ctx)
@@ -49,7 +62,7 @@ static int setup(struct perf_ctx *ctx)
 	int credits = o->tx_depth > 4096 ? 4096 : o->tx_depth, rc;
 
 	if (!o->lat)
-		cfg.nbuf = ctx->is_server ? (o->rx_depth < 2 * credits ? o->rx_depth : 2 * credits) : o->tx_depth;
+		cfg.nbuf = o->qps * (ctx->is_server ? (o->rx_depth < 2 * credits ? o->rx_depth : 2 * credits) : o->tx_depth);
 	rc = perf_lib_setup(ctx, &cfg);
 	if (rc)
 		return rc;
@@ -58,12 +71,16 @@ static int setup(struct perf_ctx *ctx)
 	if (z) {
 		z->free_idx = calloc((size_t)L->nbuf, sizeof(int));
 		z->seq = calloc((size_t)L->nbuf, sizeof(uint64_t));
+		z->owner = calloc((size_t)L->nbuf, sizeof(int));
+		z->cs = calloc((size_t)L->nconn, sizeof(*z->cs));
 	}
 	L->test = z;
-	if (!z || !z->free_idx || !z->seq)
+	if (!z || !z->free_idx || !z->seq || !z->owner || !z->cs)
 		return perf_err(ENOMEM, "out of memory");
+	/* Equal shares of a pool the 128 MiB cap may have made smaller. */
+	z->share = L->nbuf / L->nconn > 0 ? L->nbuf / L->nconn : 1;
 	if (ctx->is_server && !o->lat)
-		ctx->rx_depth = L->nbuf; /* receive buffers kept posted */
+		ctx->rx_depth = z->share; /* receive buffers kept posted per connection */
 	return 0;
 }
 
@@ -77,6 +94,8 @@ static void teardown(struct perf_ctx *ctx)
 	if (z) {
 		free(z->free_idx);
 		free(z->seq);
+		free(z->owner);
+		free(z->cs);
 	}
 	free(z);
 }
@@ -88,7 +107,8 @@ static void reset_pool(struct perf_lib *L, struct zc_state *z)
 	for (i = 0; i < L->nbuf; i++)
 		z->free_idx[i] = L->nbuf - 1 - i;
 	z->nfree = L->nbuf;
-	z->posted = 0;
+	z->next = 0;
+	memset(z->cs, 0, (size_t)L->nconn * sizeof(*z->cs));
 }
 
 static void release(struct perf_lib *L, struct zc_state *z, int idx, uint64_t size)
@@ -98,25 +118,34 @@ static void release(struct perf_lib *L, struct zc_state *z, int idx, uint64_t si
 		zc_mr_invalidate(L->zctx, perf_lib_buf(L, idx), size);
 }
 
-/* Server bw: posts receives while buffers are free and the run needs more. */
+/* Server bw: posts receives, round-robin over the connections, while
+ * buffers are free and a connection is below its share and needs more. */
 static int post_recvs(struct perf_lib *L, struct zc_state *z, uint64_t size)
 {
 	const uint64_t n = L->ctx->o->iters;
+	int k;
 
-	while (z->posted < n && z->nfree) {
-		int idx = z->free_idx[z->nfree - 1], rc;
-		uint8_t *buf = perf_lib_buf(L, idx);
+	for (k = 0; k < L->nconn && z->nfree; k++) {
+		int ci = (z->next + k) % L->nconn;
+		struct zc_conn_st *c = &z->cs[ci];
 
-		if (L->ctx->o->verify)
-			memset(buf, 0, size);
-		rc = zc_recv_zc(L->conn, buf, size, L->mr, (uint64_t)idx);
-		if (rc == -ENOSPC)
-			return 0; /* the connection's posted-buffer table is full */
-		if (rc)
-			return perf_lib_fail(L, rc, "zc_recv_zc");
-		z->nfree--;
-		z->seq[idx] = z->posted++;
+		while (c->posted < n && c->posted - c->done < (uint64_t)z->share && z->nfree) {
+			int idx = z->free_idx[z->nfree - 1], rc;
+			uint8_t *buf = perf_lib_buf(L, idx);
+
+			if (L->ctx->o->verify)
+				memset(buf, 0, size);
+			rc = zc_recv_zc(L->conns[ci], buf, size, L->mr, (uint64_t)idx);
+			if (rc == -ENOSPC)
+				break; /* this connection's posted-buffer table is full */
+			if (rc)
+				return perf_lib_fail(L, rc, "zc_recv_zc");
+			z->nfree--;
+			z->seq[idx] = c->posted++;
+			z->owner[idx] = ci;
+		}
 	}
+	z->next = (z->next + 1) % L->nconn;
 	return 0;
 }
 
@@ -134,7 +163,7 @@ static int prepare(struct perf_ctx *ctx, uint64_t size)
 			return rc;
 		if (ctx->o->verify)
 			memset(rbuf, 0, size);
-		rc = zc_recv_zc(L->conn, rbuf, size, L->mr, LAT_RBUF);
+		rc = zc_recv_zc(L->conns[0], rbuf, size, L->mr, LAT_RBUF);
 		return rc ? perf_lib_fail(L, rc, "zc_recv_zc") : 0;
 	}
 	if (ctx->is_server) {
@@ -150,35 +179,17 @@ static int unexpected(const struct zc_completion *c, const char *want)
 			(unsigned long long)c->token, c->len, want);
 }
 
-/* Waits for the completion of the 8-byte acknowledgement (server side). */
-static int send_ack(struct perf_lib *L)
-{
-	struct zc_completion c;
-	uint64_t idle = 0;
-	int rc = zc_send_zc(L->conn, perf_lib_ack(L), PERF_LIB_ACK_LEN, L->mr, TOKEN_ACK);
-
-	if (rc)
-		return perf_lib_fail(L, rc, "zc_send_zc (acknowledgement)");
-	for (;;) {
-		rc = perf_lib_poll(L, &c, 1, &idle);
-		if (rc < 0)
-			return rc;
-		if (rc == 1)
-			return c.token == TOKEN_ACK && c.op == ZC_OP_SEND ? 0 : unexpected(&c, "the acknowledgement");
-	}
-}
-
 static int bw_server(struct perf_ctx *ctx, uint64_t size)
 {
 	struct perf_lib *L = perf_lib_of(ctx);
 	struct zc_state *z = state(ctx);
-	const uint64_t n = ctx->o->iters;
+	const uint64_t n = ctx->o->iters, tot = n * (uint64_t)L->nconn;
 	struct zc_completion c[BATCH];
 	uint64_t done = 0, idle = 0;
-	int rc = 0, k, ne;
+	int rc = 0, k, ne, acks = 0, ci;
 
 	perf_lib_stats_begin(L);
-	while (done < n) {
+	while (done < tot || acks < L->nconn) {
 		if ((rc = post_recvs(L, z, size)))
 			goto out;
 		ne = perf_lib_poll(L, c, BATCH, &idle);
@@ -189,13 +200,18 @@ static int bw_server(struct perf_ctx *ctx, uint64_t size)
 		for (k = 0; k < ne; k++) {
 			int idx = (int)c[k].token;
 
-			if (c[k].op != ZC_OP_RECV || c[k].token >= (uint64_t)L->nbuf) {
+			ci = perf_lib_conn_index(L, &c[k]);
+			if (c[k].op == ZC_OP_SEND && c[k].token == TOKEN_ACK && ci >= 0) {
+				acks++;
+				continue;
+			}
+			if (c[k].op != ZC_OP_RECV || c[k].token >= (uint64_t)L->nbuf || ci != z->owner[idx]) {
 				rc = unexpected(&c[k], "ZC_OP_RECV");
 				goto out;
 			}
 			if (c[k].len != size) {
-				rc = perf_err(EIO, "message #%llu has %zu bytes, expected %llu", (unsigned long long)done,
-					      c[k].len, (unsigned long long)size);
+				rc = perf_err(EIO, "message #%llu of connection %d has %zu bytes, expected %llu",
+					      (unsigned long long)z->seq[idx], ci, c[k].len, (unsigned long long)size);
 				goto out;
 			}
 			/* Posted buffers fill in posting order: the buffer posted k-th holds message #k. */
@@ -204,77 +220,92 @@ static int bw_server(struct perf_ctx *ctx, uint64_t size)
 				goto out;
 			release(L, z, idx, size);
 			done++;
+			/* Every message of this connection is in: answer with its 8-byte acknowledgement. */
+			if (++z->cs[ci].done == n &&
+			    (rc = zc_send_zc(L->conns[ci], perf_lib_ack(L, ci), PERF_LIB_ACK_LEN, L->mr, TOKEN_ACK))) {
+				rc = perf_lib_fail(L, rc, "zc_send_zc (acknowledgement)");
+				goto out;
+			}
 		}
 	}
-	rc = send_ack(L);
 out:
 	perf_lib_stats_end(L, size);
-	return rc ? perf_lib_where(rc, z->posted, done, n) : 0;
+	return rc ? perf_lib_where(rc, done, done, tot) : 0;
 }
 
 static int bw_client(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 {
 	struct perf_lib *L = perf_lib_of(ctx);
 	struct zc_state *z = state(ctx);
-	const uint64_t n = ctx->o->iters;
-	const uint64_t tx = (uint64_t)(ctx->o->tx_depth < L->nbuf ? ctx->o->tx_depth : L->nbuf);
+	const uint64_t n = ctx->o->iters, tot = n * (uint64_t)L->nconn;
+	const uint64_t tx = (uint64_t)(ctx->o->tx_depth < z->share ? ctx->o->tx_depth : z->share);
 	struct zc_completion c[BATCH];
 	uint64_t sent = 0, done = 0, idle = 0;
 	struct perf_lib_bw b;
-	int acked = 0, rc, k, ne;
+	int acked = 0, rc, k, ne, ci;
 
-	/* Where the server's acknowledgement lands; posted before the clock starts. */
-	rc = zc_recv_zc(L->conn, perf_lib_ack(L), PERF_LIB_ACK_LEN, L->mr, TOKEN_ACK);
-	if (rc)
-		return perf_lib_fail(L, rc, "zc_recv_zc (acknowledgement)");
+	/* Where the server's acknowledgements land; posted before the clock starts. */
+	for (ci = 0; ci < L->nconn; ci++) {
+		rc = zc_recv_zc(L->conns[ci], perf_lib_ack(L, ci), PERF_LIB_ACK_LEN, L->mr, TOKEN_ACK);
+		if (rc)
+			return perf_lib_fail(L, rc, "zc_recv_zc (acknowledgement)");
+	}
 	perf_lib_stats_begin(L);
-	rc = perf_lib_bw_begin(&b, n, 16 * tx);
+	rc = perf_lib_bw_begin(&b, tot, 16 * tx * (uint64_t)L->nconn);
 	if (rc)
 		return rc;
-	while (done < n || !acked) {
-		while (sent < n && sent - done < tx && z->nfree) {
-			int idx = z->free_idx[z->nfree - 1];
-			uint8_t *buf = perf_lib_buf(L, idx);
+	while (done < tot || acked < L->nconn) {
+		for (k = 0; k < L->nconn && z->nfree; k++) {
+			struct zc_conn_st *cs = &z->cs[ci = (z->next + k) % L->nconn];
 
-			if (ctx->o->verify)
-				perf_lib_stamp(buf, size, sent);
-			perf_lib_bw_posted(&b, sent);
-			rc = zc_send_zc(L->conn, buf, size, L->mr, (uint64_t)idx);
-			if (rc == -EAGAIN)
-				break; /* the library's queue is full: reap first */
-			if (rc) {
-				rc = perf_lib_fail(L, rc, "zc_send_zc");
-				goto out;
+			while (cs->posted < n && cs->posted - cs->done < tx && z->nfree) {
+				int idx = z->free_idx[z->nfree - 1];
+				uint8_t *buf = perf_lib_buf(L, idx);
+
+				if (ctx->o->verify)
+					perf_lib_stamp(buf, size, cs->posted);
+				perf_lib_bw_posted(&b, sent);
+				rc = zc_send_zc(L->conns[ci], buf, size, L->mr, (uint64_t)idx);
+				if (rc == -EAGAIN)
+					break; /* the library's queue is full: reap first */
+				if (rc) {
+					rc = perf_lib_fail(L, rc, "zc_send_zc");
+					goto out;
+				}
+				z->nfree--;
+				cs->posted++;
+				sent++;
 			}
-			z->nfree--;
-			sent++;
 		}
+		z->next = (z->next + 1) % L->nconn;
 		ne = perf_lib_poll(L, c, BATCH, &idle);
 		if (ne < 0) {
 			rc = ne;
 			goto out;
 		}
 		for (k = 0; k < ne; k++) {
-			if (c[k].token == TOKEN_ACK && c[k].op == ZC_OP_RECV) {
-				acked = 1;
+			ci = perf_lib_conn_index(L, &c[k]);
+			if (c[k].token == TOKEN_ACK && c[k].op == ZC_OP_RECV && ci >= 0) {
+				acked++;
 				continue;
 			}
-			if (c[k].op != ZC_OP_SEND || c[k].token >= (uint64_t)L->nbuf) {
+			if (c[k].op != ZC_OP_SEND || c[k].token >= (uint64_t)L->nbuf || ci < 0) {
 				rc = unexpected(&c[k], "ZC_OP_SEND");
 				goto out;
 			}
 			release(L, z, (int)c[k].token, size);
+			z->cs[ci].done++;
 			done++;
 			perf_lib_bw_completed(&b, done);
 		}
 	}
 	/* Complete when the server has every message. */
-	perf_lib_bw_completed(&b, n);
+	perf_lib_bw_completed(&b, tot);
 	perf_lib_stats_end(L, size);
 	return perf_lib_bw_end(&b, size, r);
 out:
 	perf_lib_bw_free(&b);
-	return perf_lib_where(rc, sent, done, n);
+	return perf_lib_where(rc, sent, done, tot);
 }
 
 static int run_bw(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
@@ -321,7 +352,7 @@ static int lat_send(struct perf_lib *L, uint64_t size, uint64_t i, int *send_bus
 
 	if (L->ctx->o->verify)
 		perf_lib_stamp(sbuf, size, i);
-	rc = zc_send_zc(L->conn, sbuf, size, L->mr, LAT_SBUF);
+	rc = zc_send_zc(L->conns[0], sbuf, size, L->mr, LAT_SBUF);
 	if (rc)
 		return perf_lib_fail(L, rc, "zc_send_zc");
 	*send_busy = 1;
@@ -340,7 +371,7 @@ static int lat_took(struct perf_lib *L, uint64_t size, uint64_t i, int dir)
 		return 0;
 	if (L->ctx->o->verify)
 		memset(rbuf, 0, size);
-	rc = zc_recv_zc(L->conn, rbuf, size, L->mr, LAT_RBUF);
+	rc = zc_recv_zc(L->conns[0], rbuf, size, L->mr, LAT_RBUF);
 	return rc ? perf_lib_fail(L, rc, "zc_recv_zc") : 0;
 }
 
@@ -388,7 +419,7 @@ const struct perf_test perf_test_zc = {
 	.name = "zc",
 	.title = "zc_send_zc/zc_recv_zc",
 	.about = "zcrdma zero-copy: zc_send_zc / zc_recv_zc / zc_poll, -t in flight (bw; --lat)",
-	.validate = perf_lib_validate,
+	.validate = perf_opts_check_lib,
 	.setup = setup,
 	.prepare = prepare,
 	.run_bw = run_bw,

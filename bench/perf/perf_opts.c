@@ -467,6 +467,29 @@ int perf_opts_cq_mod(const struct perf_opts *o, uint64_t size)
 	return m < 1 ? 1 : m;
 }
 
+int perf_opts_check_lib(const struct perf_opts *o, char *err, size_t errlen)
+{
+	int rma = strncmp(o->test, "rma", 3) == 0;
+
+	if (o->duration)
+		return fail(err, errlen, "-D: the library tests run -n iterations (no duration mode)");
+	if (o->inline_size)
+		return fail(err, errlen, "-I: the library decides what goes inline (up to the device's max_inline)");
+	if (o->cq_mod_set)
+		return fail(err, errlen, "-Q: the library signals every work request; there is no CQ moderation to set");
+	if (rma && o->copy)
+		return fail(err, errlen, "--copy: one-sided RMA has no copy path");
+	if (rma && o->qps > 1)
+		return fail(err, errlen, "-q %d: %s runs one connection (one export); -q > 1 is for stream, msg and zc",
+			    o->qps, o->test);
+	if (o->copy && !o->all && o->size > PERF_LIB_EAGER_MAX)
+		return fail(err, errlen,
+			    "--copy: -s %llu is beyond the copy path: eager_size is at most %u bytes (a 1 MiB receive "
+			    "slot minus its 16-byte header); larger messages always go zero-copy by rendezvous",
+			    (unsigned long long)o->size, PERF_LIB_EAGER_MAX);
+	return 0;
+}
+
 void perf_opts_usage(FILE *f, const char *prog)
 {
 	fprintf(f,
@@ -482,7 +505,8 @@ void perf_opts_usage(FILE *f, const char *prog)
 		"  -a, --all                every size from 2 B to 8 MiB (powers of two)\n"
 		"  -n, --iters=N            iterations per QP (default 1000, min 5)\n"
 		"  -D, --duration=SEC       run for SEC seconds instead of -n\n"
-		"  -q, --qp=N               number of QPs (bandwidth only, default 1)\n"
+		"  -q, --qp=N               number of QPs (bandwidth only, default 1); stream, msg,\n"
+		"                           zc: N connections from one context per side\n"
 		"      --verify             check every payload against a pattern\n"
 		"Connection:\n"
 		"  -p, --port=PORT          rdma_cm port (default %d)\n"

@@ -25,6 +25,10 @@
 #define PERF_ALL_MIN_SHIFT 1  /* -a: 2 B ... */
 #define PERF_ALL_MAX_SHIFT 23 /* ... 8 MiB, like perftest */
 #define PERF_MAX_SIZES (PERF_ALL_MAX_SHIFT - PERF_ALL_MIN_SHIFT + 1)
+/* Library tests: the largest eager_size zc_conn_opts accepts: a receive slot
+ * holds at most 1 MiB (docs/protocol.md: slot_size 64..2^20) including its
+ * 16-byte header. */
+#define PERF_LIB_EAGER_MAX ((1u << 20) - 16)
 /* perftest turns CQ moderation off above this size (cq_mod 1). */
 #define PERF_CQ_MOD_SIZE_LIMIT 8192
 
@@ -92,6 +96,14 @@ uint64_t perf_opts_max_size(const struct perf_opts *o);
  * moderation is off (1) above 8 KiB unless -Q, -a or -e was given.
  */
 int perf_opts_cq_mod(const struct perf_opts *o, uint64_t size);
+
+/*
+ * The options the library tests (stream, msg, zc, rma, rma_read) do not take:
+ * -D, -I, -Q, --copy beyond PERF_LIB_EAGER_MAX or with rma/rma_read, and
+ * -q > 1 with rma/rma_read (one connection, one export). 0, or -EINVAL with
+ * the reason in err.
+ */
+int perf_opts_check_lib(const struct perf_opts *o, char *err, size_t errlen);
 
 void perf_opts_usage(FILE *f, const char *prog);
 

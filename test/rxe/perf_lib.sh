@@ -2,8 +2,8 @@
 # rxe test: zc_perf's library tests (stream, msg, zc, rma, rma_read) over
 # rxe0 -> rxe1. Short runs at a few sizes (1 B, 4 KiB, 64 KiB, 1 MiB) with
 # --verify (every payload checked), one --lat run per test, one -e run, the
-# registration modes and --copy, and option combinations both sides must
-# refuse. Every run: server in the background on $ZC_ADDR_B, client bound to
+# registration modes and --copy, -q runs (4 and 64 connections per context)
+# and option combinations both sides must refuse. Every run: server in the background on $ZC_ADDR_B, client bound to
 # $ZC_ADDR_A, both must exit 0 (or both non-zero where a refusal is
 # expected). No timing assertions.
 #
@@ -16,6 +16,25 @@ port=$((18700 + $$ % 100 * 2))
 log=$(mktemp -d "${TMPDIR:-/tmp}/perf_lib.XXXXXX")
 trap 'rm -rf "$log"' EXIT
 t0=$SECONDS
+
+# multi Q N ARGS...: a bandwidth run over Q connections of one context per
+# side (-q Q -n N); the client's row must count N x Q iterations (-n is per
+# connection, as perftest's is per QP) at a non-zero average bandwidth, and
+# the header must say Q qps.
+multi() {
+	local q=$1 n=$2 row iters avg before=$failed
+	shift 2
+	perf_pair ok "$@" -q "$q" -n "$n"
+	[ $failed -eq $before ] || return
+	row=$(grep -A1 '#bytes' "$log/client" | sed -n 2p)
+	iters=$(awk '{print $2}' <<<"$row")
+	avg=$(awk '{print $4}' <<<"$row")
+	if [ "$iters" != $((n * q)) ] || ! awk -v a="$avg" 'BEGIN { exit !(a > 0) }' ||
+		! grep -q "Number of qps   : $q " "$log/client"; then
+		bad "-q $q -n $n $*: expected $((n * q)) iterations at a non-zero bandwidth, got '$row'"
+		show client "$log/client"
+	fi
+}
 
 # The busy-polling runs spin at most 100 ms per wait (zc_perf's default,
 # -1, spins without end on both sides of a 2-vCPU guest).
@@ -56,6 +75,14 @@ perf_pair ok --test=rma_read --lat -s 4096 -n 30 --verify "${busy[@]}"
 # Events (busy_poll_us 0) with a fresh registration per transfer; the copy path.
 perf_pair ok --test=zc -s 65536 -n 50 -t 8 --verify --no-rcache-reuse -e
 perf_pair ok --test=stream -s 65536 -n 50 -t 8 --verify --copy "${busy[@]}"
+# -q: many connections from one context on each side, every payload verified.
+multi 4 100 --test=zc -s 4096 -t 16 --verify "${busy[@]}"
+multi 4 100 --test=stream -s 64 --verify "${busy[@]}"
+multi 4 50 --test=msg -s 65536 --verify "${busy[@]}"
+multi 64 20 --test=zc -s 64 -t 8 --verify "${busy[@]}"
+multi 64 20 --test=msg -s 4096 --verify -e
+alone "rma runs one connection" --test=rma -q 2
+alone "bandwidth tests only" --test=zc --lat -q 2
 # Both sides must run the same data path.
 CLIENT_EXTRA=(--copy)
 perf_pair refused --test=msg -s 4096 -n 20 -t 8 "${busy[@]}"

@@ -238,6 +238,52 @@ START_TEST(test_conflicts)
 }
 END_TEST
 
+/* -q N with the library tests: N connections from one context (bandwidth of stream, msg, zc). */
+START_TEST(test_lib_qps)
+{
+	static const char *const multi[] = {"stream", "msg", "zc"};
+	size_t i;
+
+	for (i = 0; i < sizeof(multi) / sizeof(multi[0]); i++) {
+		ck_assert_int_eq(parse("--test", multi[i], "-q", "4", "--verify", NULL), 0);
+		ck_assert_int_eq(o.qps, 4);
+		ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), 0);
+		ck_assert_int_eq(parse("--test", multi[i], "-q", "1024", "-s", "64", NULL), 0);
+		ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), 0);
+		/* Iterations stay per connection, as perftest's -n is per QP. */
+		ck_assert_uint_eq(o.iters, PERF_DEF_ITERS);
+		ck_assert_int_eq(parse("--test", multi[i], "-q", "1025", NULL), -EINVAL);
+		ck_err("out of range (1..1024)");
+		ck_assert_int_eq(parse("--test", multi[i], "-q", "2", "--lat", NULL), -EINVAL);
+		ck_err("bandwidth tests only");
+	}
+	ck_assert_int_eq(parse("--test", "zc", "-q", "8", "--copy", "-s", "4096", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), 0);
+	/* rma and rma_read: one connection and its export. */
+	ck_assert_int_eq(parse("--test", "rma", "-q", "1", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), 0);
+	ck_assert_int_eq(parse("--test", "rma_read", "-q", "2", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), -EINVAL);
+	ck_err("-q 2: rma_read runs one connection");
+	/* The other refusals of the library tests. */
+	ck_assert_int_eq(parse("--test", "zc", "-D", "5", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), -EINVAL);
+	ck_err("no duration mode");
+	ck_assert_int_eq(parse("--test", "msg", "-I", "64", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), -EINVAL);
+	ck_err("-I:");
+	ck_assert_int_eq(parse("--test", "stream", "-Q", "4", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), -EINVAL);
+	ck_err("-Q:");
+	ck_assert_int_eq(parse("--test", "rma", "--copy", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), -EINVAL);
+	ck_err("no copy path");
+	ck_assert_int_eq(parse("--test", "zc", "--copy", "-s", "2M", NULL), 0);
+	ck_assert_int_eq(perf_opts_check_lib(&o, err, sizeof(err)), -EINVAL);
+	ck_err("beyond the copy path");
+}
+END_TEST
+
 START_TEST(test_help_version_and_double_dash)
 {
 	ck_assert_int_eq(parse("-h", "-n", "10", "-D", "3", NULL), 0); /* help wins over conflicts */
@@ -481,6 +527,7 @@ int main(void)
 	tcase_add_test(opts, test_bad_values);
 	tcase_add_test(opts, test_usage_errors);
 	tcase_add_test(opts, test_conflicts);
+	tcase_add_test(opts, test_lib_qps);
 	tcase_add_test(opts, test_help_version_and_double_dash);
 	tcase_add_test(opts, test_duration_mode);
 	tcase_add_test(opts, test_clamps_like_perftest);
