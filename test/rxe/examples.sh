@@ -25,10 +25,10 @@ echo_run() {
 	local size=$1 count=$2 cli_rc srv_rc
 	runs=$((runs + 1))
 	port=$((port + 1))
-	timeout 120 "$bin/zc_echo" -l "$ZC_ADDR_B:$port" -n 1 >"$work/srv.out" 2>"$work/srv.err" &
+	timeout 120 "$bin/zc_echo" -l "$(hostport "$ZC_ADDR_B" "$port")" -n 1 >"$work/srv.out" 2>"$work/srv.err" &
 	srv=$!
 	wait_listening "$work/srv.err" "$srv"
-	timeout 120 "$bin/zc_echo" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" -s "$size" -c "$count" --verify \
+	timeout 120 "$bin/zc_echo" -b "$ZC_ADDR_A" "$(hostport "$ZC_ADDR_B" "$port")" -s "$size" -c "$count" --verify \
 		>"$work/cli.out" 2>"$work/cli.err"
 	cli_rc=$?
 	wait "$srv"
@@ -48,11 +48,11 @@ copy_run() {
 	local in=$1 out=$work/out.$RANDOM snd_rc rcv_rc t0 t1 a b
 	runs=$((runs + 1))
 	port=$((port + 1))
-	timeout 180 "$bin/zc_copy" -l "$ZC_ADDR_B:$port" -a 60 -v "$out" >"$work/rcv.out" 2>"$work/rcv.err" &
+	timeout 180 "$bin/zc_copy" -l "$(hostport "$ZC_ADDR_B" "$port")" -a 60 -v "$out" >"$work/rcv.out" 2>"$work/rcv.err" &
 	srv=$!
 	wait_listening "$work/rcv.err" "$srv"
 	t0=$(date +%s.%N)
-	timeout 180 "$bin/zc_copy" -b "$ZC_ADDR_A" -v "$in" "$ZC_ADDR_B:$port" >"$work/snd.out" 2>"$work/snd.err"
+	timeout 180 "$bin/zc_copy" -b "$ZC_ADDR_A" -v "$in" "$(hostport "$ZC_ADDR_B" "$port")" >"$work/snd.out" 2>"$work/snd.err"
 	snd_rc=$?
 	t1=$(date +%s.%N)
 	wait "$srv"
@@ -106,8 +106,8 @@ for _ in $(seq 20); do
 done
 
 # Nobody listens on port - 50 (our ports only go up).
-fail_run "no listener" "$bin/zc_copy" -b "$ZC_ADDR_A" -t 3 "$work/one" "$ZC_ADDR_B:$((port - 50))"
-fail_run usage "$bin/zc_copy" "$work/one" "$ZC_ADDR_B:$port"
+fail_run "no listener" "$bin/zc_copy" -b "$ZC_ADDR_A" -t 3 "$work/one" "$(hostport "$ZC_ADDR_B" $((port - 50)))"
+fail_run usage "$bin/zc_copy" "$work/one" "$(hostport "$ZC_ADDR_B" "$port")"
 
 echo "examples: $((runs - failed)) of $runs runs passed"
 [ $failed -eq 0 ]
