@@ -221,6 +221,9 @@ static int create_qp(struct zc_conn *c, uint32_t credits)
 	struct ibv_qp_init_attr attr;
 	int rc;
 
+	/* A context created without an address takes its first route's device. */
+	if (!c->ctx->verbs && (rc = zc__dev_attach(c->ctx, c->id->verbs, c->id->port_num)))
+		return rc;
 	if (c->id->verbs != c->ctx->verbs)
 		return zc__err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
 			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
@@ -233,6 +236,7 @@ static int create_qp(struct zc_conn *c, uint32_t credits)
 	return zc__ep_setup(&c->ep, c, c->id, credits, c->opts.mr_fallback);
 }
 
+/* src NULL: the route to dst chooses the source address and device. */
 static int connect_once(struct zc_conn *c, struct sockaddr_storage *src, struct sockaddr_storage *dst,
 			int64_t deadline)
 {
@@ -295,12 +299,12 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 		return zc__err(-ENOMEM, "zc_connect: out of memory");
 	deadline = zc__now_ms() + c->opts.timeout_ms;
 	src = ctx->local;
-	((struct sockaddr_in *)&src)->sin_port = 0;
+	zc__set_port(&src, 0);
 
 	/* rxe rejects a quick reconnect from a recycled port as stale; such
 	 * attempts and refusals are retried with backoff until the deadline. */
 	for (attempt = 0;; attempt++) {
-		rc = connect_once(c, &src, &dst, deadline);
+		rc = connect_once(c, src.ss_family ? &src : NULL, &dst, deadline);
 		if (!rc)
 			break;
 		/* Report the refusal, not the timeout it was retried into. */
@@ -347,6 +351,11 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 
 	if (!ctx || !out)
 		return zc__err(-EINVAL, "zc_listen: context and output are required");
+	/* The wildcard address would take requests on any device, and a
+	 * context serves only one. */
+	if (!ctx->local.ss_family)
+		return zc__err(-EINVAL, "zc_listen: the context has no address to listen on: create it with "
+				       "zc_ctx_new(local_addr, ...)");
 	if (opts && (rc = check_opts(opts)))
 		return rc;
 	l = calloc(1, sizeof(*l));
@@ -361,7 +370,7 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	else
 		zc_conn_opts_init(&l->opts);
 	addr = ctx->local;
-	((struct sockaddr_in *)&addr)->sin_port = htons(port);
+	zc__set_port(&addr, port);
 	if (!l->pending) {
 		rc = zc__err(-ENOMEM, "zc_listen: out of memory");
 		goto err;
@@ -529,6 +538,19 @@ void zc_conn_set_data(struct zc_conn *c, void *data)
 void *zc_conn_data(const struct zc_conn *c)
 {
 	return c ? c->data : NULL;
+}
+
+int zc_conn_query(struct zc_conn *c, struct zc_conn_info *info)
+{
+	if (!c || !info)
+		return zc__err(-EINVAL, "zc_conn_query: connection and output are required");
+	*info = (struct zc_conn_info){.credits = c->ep.credits, .eager_size = (uint32_t)c->ep.eager_max,
+				      .send_depth = (uint32_t)c->opts.send_depth, .read_depth = c->ep.max_reads};
+	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
+	memcpy(&info->local, rdma_get_local_addr(c->id), sizeof(info->local));
+	memcpy(&info->peer, rdma_get_peer_addr(c->id), sizeof(info->peer));
+	snprintf(info->device, sizeof(info->device), "%s", c->ctx->caps.device);
+	return 0;
 }
 
 int zc_abort(struct zc_conn **pc)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # rxe test: the examples over rxe0 -> rxe1.
-#   zc_echo: a server on $ZC_ADDR_B (-n 1) per size, a client bound to
-#            $ZC_ADDR_A sending with --verify; 0 B, 1 B, 4097 B, 1 MiB + 1.
+#   zc_echo: a server on $ZC_ADDR_B (-n 1) per size, a client without -b
+#            (the route picks $ZC_ADDR_A) sending with --verify; 0 B, 1 B,
+#            4097 B, 1 MiB + 1.
 #   zc_copy: a 100 MiB random file, a 0-byte and a 1-byte file from
 #            $ZC_ADDR_A to $ZC_ADDR_B, identical sha256 on both ends; the
 #            100 MiB time is printed (never asserted: the guest may be TCG);
 #            then 20 copies of a 4097-byte file (the confirmation overtaking
 #            the sender's last completion must not fail it).
 #   failures: a sender towards a port nobody listens on and a sender without
-#            -b both exit non-zero with a one-line reason.
+#            a destination both exit non-zero with a one-line reason.
 # Every program runs under timeout(1) on top of its own bounds.
 #
 #   examples.sh BINDIR     (the directory holding zc_echo and zc_copy)
@@ -28,7 +29,7 @@ echo_run() {
 	timeout 120 "$bin/zc_echo" -l "$(hostport "$ZC_ADDR_B" "$port")" -n 1 >"$work/srv.out" 2>"$work/srv.err" &
 	srv=$!
 	wait_listening "$work/srv.err" "$srv"
-	timeout 120 "$bin/zc_echo" -b "$ZC_ADDR_A" "$(hostport "$ZC_ADDR_B" "$port")" -s "$size" -c "$count" --verify \
+	timeout 120 "$bin/zc_echo" "$(hostport "$ZC_ADDR_B" "$port")" -s "$size" -c "$count" --verify \
 		>"$work/cli.out" 2>"$work/cli.err"
 	cli_rc=$?
 	wait "$srv"
@@ -107,7 +108,7 @@ done
 
 # Nobody listens on port - 50 (our ports only go up).
 fail_run "no listener" "$bin/zc_copy" -b "$ZC_ADDR_A" -t 3 "$work/one" "$(hostport "$ZC_ADDR_B" $((port - 50)))"
-fail_run usage "$bin/zc_copy" "$work/one" "$(hostport "$ZC_ADDR_B" "$port")"
+fail_run usage "$bin/zc_copy" -b "$ZC_ADDR_A" "$work/one"
 
 echo "examples: $((runs - failed)) of $runs runs passed"
 [ $failed -eq 0 ]
