@@ -2,14 +2,16 @@
  * zc_copy - copy one file over zcrdma, the NIC moving the bytes
  *
  *   receiver:  zc_copy -l ADDR[:PORT] [-t SECONDS] [-a SECONDS] [-v] OUTFILE
- *   sender:    zc_copy -b SRCADDR [-t SECONDS] [-C CHUNK] [-v] INFILE ADDR[:PORT]
+ *   sender:    zc_copy [-b SRCADDR] [-t SECONDS] [-C CHUNK] [-v] INFILE ADDR[:PORT]
  *
  * The receiver listens on ADDR (an address of an RDMA netdev; PORT defaults
  * to 7472), takes one connection, receives one file into OUTFILE, msyncs and
  * fsyncs it, confirms it to the sender and exits 0. The sender exits 0 once
  * the receiver has confirmed the whole file (byte count and checksum). -b
- * SRCADDR is mandatory: zcrdma contexts are created on a local address (rxe0
- * is 192.168.77.1 in the rxe guest). Any failure: exit status 1 and one line
+ * SRCADDR sends from that local address (rxe0 is 192.168.77.1 in the rxe
+ * guest); without it the route to the receiver picks the source address and
+ * the RDMA device. IPv6 addresses go in brackets when a port follows
+ * ([fd77::2]:7472). Any failure: exit status 1 and one line
  * on stderr naming the cause (2: bad usage). On failure the receiver removes
  * OUTFILE unless it existed before. A progress line is shown on stderr when it
  * is a terminal; -v prints "listening" once the receiver listens and a
@@ -107,9 +109,9 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s -l ADDR[:PORT] [-t SECONDS] [-a SECONDS] [-v] OUTFILE          (receiver)\n"
-		"       %s -b SRCADDR [-t SECONDS] [-C CHUNK] [-v] INFILE ADDR[:PORT]     (sender)\n"
+		"       %s [-b SRCADDR] [-t SECONDS] [-C CHUNK] [-v] INFILE ADDR[:PORT]     (sender)\n"
 		"  -l ADDR[:PORT]  receive one file on ADDR, an address of an RDMA netdev (port %d by default)\n"
-		"  -b SRCADDR      the sender's local RDMA address (required: contexts are created on it)\n"
+		"  -b SRCADDR      the sender's local RDMA address (default: the route's)\n"
 		"  -t SECONDS      bound on connecting and on every step of the transfer (default 10)\n"
 		"  -a SECONDS      receiver: give up if no sender connects in time (default: wait forever)\n"
 		"  -C CHUNK        sender: chunk size, a multiple of 4K (default 8M)\n"
@@ -670,7 +672,7 @@ static int sender(struct xfer *x, const char *src, const char *dst_arg)
 	}
 	rc = zc_ctx_new(src, NULL, &x->ctx);
 	if (rc)
-		return fail(x, "%s: %s", src, zc_ex_why(rc));
+		return fail(x, "%s: %s", src ? src : "zc_ctx_new", zc_ex_why(rc));
 	zc_conn_opts_init(&opts);
 	opts.timeout_ms = x->timeout_ms;
 	rc = zc_connect(x->ctx, host, port, &opts, &x->conn);
@@ -783,11 +785,6 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 2) {
 		zc_ex_warn("give -l ADDR[:PORT] OUTFILE (receiver) or INFILE ADDR[:PORT] (sender)");
-		usage();
-	}
-	if (!src) {
-		zc_ex_warn("the sender needs -b SRCADDR, the local RDMA address to connect from "
-				"(e.g. -b 192.168.77.1 for rxe0)");
 		usage();
 	}
 	x.sender = 1;

@@ -2,7 +2,7 @@
  * zc_echo - message echo over zcrdma
  *
  *   server:  zc_echo -l ADDR[:PORT] [-n N] [-m MAXSIZE]
- *   client:  zc_echo -b SRCADDR ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]
+ *   client:  zc_echo [-b SRCADDR] ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]
  *
  * The server listens on ADDR (an address of an RDMA netdev, PORT default
  * 7471) and serves every client at once from one event loop
@@ -19,9 +19,10 @@
  * 0 allowed), one at a time, waits for each echo and checks its length; with
  * --verify each message carries a pattern that depends on its number and the
  * echo is compared byte for byte. It prints round-trip statistics and closes.
- * -b SRCADDR is mandatory: zcrdma contexts are created on a local address
- * (rxe0 is 192.168.77.1 in the rxe guest), and the API has no way to pick
- * the source address from the route. If no echo arrives within -t SECONDS
+ * -b SRCADDR connects from that local address (rxe0 is 192.168.77.1 in the
+ * rxe guest); without it the route to the server picks the source address
+ * and the RDMA device. IPv6 addresses go in brackets when a port follows
+ * ([fd77::2]:7471). If no echo arrives within -t SECONDS
  * (default 30) the client gives up. Sizes take K, M, G suffixes (powers of 2).
  *
  * Exit status: 0 on success, 1 on any failure (one line on stderr naming the
@@ -52,11 +53,11 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s -l ADDR[:PORT] [-n N] [-m MAXSIZE]                    (server)\n"
-		"       %s -b SRCADDR ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]  (client)\n"
+		"       %s [-b SRCADDR] ADDR[:PORT] [-s SIZE] [-c COUNT] [--verify] [-t SECONDS]  (client)\n"
 		"  -l ADDR[:PORT]  listen on ADDR, an address of an RDMA netdev (port %d by default)\n"
 		"  -n N            serve N connections (all at once), then exit (default: forever)\n"
 		"  -m MAXSIZE      largest message echoed (default 16M)\n"
-		"  -b SRCADDR      the client's local RDMA address (required: contexts are created on it)\n"
+		"  -b SRCADDR      the client's local RDMA address (default: the route's)\n"
 		"  -s SIZE         message size in bytes, K/M/G suffixes allowed (default 1024)\n"
 		"  -c COUNT        messages to send (default 100)\n"
 		"  --verify        check every echoed byte against the pattern sent\n"
@@ -327,7 +328,7 @@ static int client(const char *src, const char *dst_arg, size_t size, long long c
 	fill(sbuf, size, 0);
 	rc = zc_ctx_new(src, NULL, &ctx);
 	if (rc) {
-		zc_fail(src, rc);
+		zc_fail(src ? src : "zc_ctx_new", rc);
 		goto out;
 	}
 	zc_conn_opts_init(&opts);
@@ -474,11 +475,6 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1) {
 		zc_ex_warn("give -l ADDR[:PORT] (server) or the server's ADDR[:PORT] (client)");
-		usage();
-	}
-	if (!src) {
-		zc_ex_warn("the client needs -b SRCADDR, the local RDMA address to connect from "
-				"(e.g. -b 192.168.77.1 for rxe0)");
 		usage();
 	}
 	return client(src, argv[optind], (size_t)size, count, verify);

@@ -18,7 +18,8 @@
  *     zc_close(&k); zc_listener_free(&l); zc_ctx_free(&c)
  *
  *   A context (zc_ctx) owns one RDMA device, chosen by the local address it
- *   is created for, with its protection domain, one completion queue shared
+ *   is created for (or, created without one, by the route to the first peer
+ *   it connects to), with its protection domain, one completion queue shared
  *   by all its connections, the registration cache and one event fd.
  *
  * DATA PATHS
@@ -107,6 +108,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -193,6 +195,15 @@ ZC_API void zc_ctx_opts_init(struct zc_ctx_opts *opts);
  * netdev (e.g. "192.168.77.1" for rxe0). Listeners of the context listen on
  * it and its connections use it as their source address. opts may be NULL.
  *
+ * local_addr NULL makes a context for clients that do not care which local
+ * address they connect from: it has no device until its first zc_connect(),
+ * whose route to the peer picks the source address and the device; the
+ * context then owns that device for good. A later connection whose route
+ * leaves through another device fails with -ENODEV (create one context per
+ * device). Until the first connection, calls that need the device
+ * (zc_mr_reg(), zc_ctx_query()) fail with -ENODEV, and zc_listen() always
+ * fails with -EINVAL: listening needs an address.
+ *
  * Returns 0 and sets *ctx, or: -EINVAL (bad arguments), -EADDRNOTAVAIL
  * (the address is not local), -ENODEV (no RDMA device behind it), -ENOMEM.
  */
@@ -228,7 +239,8 @@ struct zc_caps {
 #define ZC_MEMHOOKS_INTERPOSE 1 /* calls through the dynamic linker only */
 #define ZC_MEMHOOKS_PATCH 2     /* libc's own functions patched: malloc/free too */
 
-/* zc_ctx_query - fill caps. Returns 0 or -EINVAL. */
+/* zc_ctx_query - fill caps. Returns 0, -EINVAL, or -ENODEV (a context made
+ * without an address that has not connected yet has no device). */
 ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
 
 /*
@@ -324,7 +336,8 @@ ZC_API void zc_conn_opts_init(struct zc_conn_opts *opts);
  * use opts (may be NULL). Credits are negotiated down to the smaller offer;
  * each side sends eagerly up to what the other's receive slots hold.
  *
- * Returns 0 and sets *listener, or -EINVAL, -EADDRINUSE, -ENOMEM.
+ * Returns 0 and sets *listener, or -EINVAL (also for a context created
+ * without an address: a listener needs one), -EADDRINUSE, -ENOMEM.
  */
 ZC_API int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts,
 		     struct zc_listener **listener);
@@ -360,12 +373,14 @@ ZC_API int zc_listener_free(struct zc_listener **listener);
 /*
  * zc_connect - connect to a zcrdma listener
  *
- * addr is the peer's address (name or numeric), port its port; the
- * context's address is the source. Blocks up to opts->timeout_ms, retrying
- * rejected attempts with backoff.
+ * addr is the peer's address (name or numeric, IPv4 or IPv6), port its
+ * port; the context's address is the source (a context created without one
+ * lets the route choose it, see zc_ctx_new()). Blocks up to
+ * opts->timeout_ms, retrying rejected attempts with backoff.
  *
  * Returns 0 and sets *conn, or -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH,
- * -ZC_EVERSION, -ENOSPC, -ENOMEM, -EINVAL.
+ * -ZC_EVERSION, -ENOSPC, -ENOMEM, -EINVAL, -ENODEV (the route to the peer
+ * leaves through another device than the context's).
  */
 ZC_API int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
 		      struct zc_conn **conn);
@@ -440,6 +455,40 @@ ZC_API int zc_abort(struct zc_conn **conn);
  */
 ZC_API void zc_conn_set_data(struct zc_conn *conn, void *data);
 ZC_API void *zc_conn_data(const struct zc_conn *conn);
+
+/*
+ * struct zc_conn_info - what a connection runs with (zc_conn_query())
+ *
+ *   local, peer   this side's and the peer's address and port (AF_INET or
+ *                 AF_INET6; cast to struct sockaddr_in / sockaddr_in6)
+ *   device        the RDMA device carrying it, e.g. "rxe0"
+ *   credits       the credits option: the largest window either way
+ *   window_in     the window this side lends the peer now: data messages
+ *                 it may send beyond what this side has consumed (starts
+ *                 at 1, grows while the peer uses it all; docs/protocol.md)
+ *   window_out    data messages this side may send now
+ *   eager_size    largest payload this side sends by copy: its own option,
+ *                 bounded by the peer's receive slots
+ *   eager_in      largest payload the peer may send by copy (this side's
+ *                 slots)
+ *   send_depth    send work requests in flight on this side
+ *   read_depth    RDMA READs this side's rendezvous receives keep in
+ *                 flight at most: the smaller of this device's limit and
+ *                 what the peer accepts, at most 255
+ */
+struct zc_conn_info {
+	struct sockaddr_storage local, peer;
+	char device[64];
+	uint32_t credits;
+	uint32_t window_in, window_out;
+	uint32_t eager_size, eager_in;
+	uint32_t send_depth;
+	uint32_t read_depth;
+};
+
+/* zc_conn_query - fill info for an established connection (also one that
+ * has failed since). Returns 0 or -EINVAL. */
+ZC_API int zc_conn_query(struct zc_conn *conn, struct zc_conn_info *info);
 
 /* ------------------------------------------------------------------ */
 /* Stream and message transfers                                        */

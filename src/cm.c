@@ -177,6 +177,9 @@ static int create_qp(struct zc_conn *c)
 	struct ibv_qp_init_attr attr;
 	int rc;
 
+	/* A context created without an address takes its first route's device. */
+	if (!c->ctx->verbs && (rc = zc__dev_attach(c->ctx, c->id->verbs, c->id->port_num)))
+		return rc;
 	if (c->id->verbs != c->ctx->verbs)
 		return zc__err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
 			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
@@ -425,14 +428,16 @@ static void attempt_start(struct zc_conn *c)
 	struct sockaddr_storage src = c->ctx->local;
 	int rc = 0;
 
-	((struct sockaddr_in *)&src)->sin_port = 0;
+	zc__set_port(&src, 0);
 	c->state = ZC_CONN_SETUP;
 	c->disconnected = false;
 	c->expect = RDMA_CM_EVENT_ADDR_RESOLVED;
 	life_set(c, ZC_PH_CONNECT);
 	if (rdma_create_id(c->ctx->cm_ch, &c->id, c, RDMA_PS_TCP))
 		rc = zc__err(-errno, "rdma_create_id: %s", strerror(errno));
-	else if (rdma_resolve_addr(c->id, (struct sockaddr *)&src, (struct sockaddr *)&c->dst, RESOLVE_MS))
+	/* Without a source address, the route to dst chooses it and the device. */
+	else if (rdma_resolve_addr(c->id, src.ss_family ? (struct sockaddr *)&src : NULL, (struct sockaddr *)&c->dst,
+				   RESOLVE_MS))
 		rc = zc__err(-errno, "rdma_resolve_addr: %s", strerror(errno));
 	if (rc)
 		setup_failed(c, rc);
@@ -626,6 +631,11 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 
 	if (!ctx || !out)
 		return zc__err(-EINVAL, "zc_listen: context and output are required");
+	/* The wildcard address would take requests on any device, and a
+	 * context serves only one. */
+	if (!ctx->local.ss_family)
+		return zc__err(-EINVAL, "zc_listen: the context has no address to listen on: create it with "
+				       "zc_ctx_new(local_addr, ...)");
 	if (opts && (rc = check_opts(opts)))
 		return rc;
 	l = calloc(1, sizeof(*l));
@@ -641,7 +651,7 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	else
 		zc_conn_opts_init(&l->opts);
 	addr = ctx->local;
-	((struct sockaddr_in *)&addr)->sin_port = htons(port);
+	zc__set_port(&addr, port);
 	if (rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
 		rc = zc__err(-errno, "zc_listen: rdma_create_id: %s", strerror(errno));
 		goto err;
@@ -747,6 +757,21 @@ void zc_conn_set_data(struct zc_conn *c, void *data)
 void *zc_conn_data(const struct zc_conn *c)
 {
 	return c ? c->data : NULL;
+}
+
+int zc_conn_query(struct zc_conn *c, struct zc_conn_info *info)
+{
+	if (!c || !info)
+		return zc__err(-EINVAL, "zc_conn_query: connection and output are required");
+	*info = (struct zc_conn_info){.credits = c->ep.credits, .window_in = c->ep.cr.granted - c->ep.cr.released,
+				      .window_out = zc__credit_avail(&c->ep.cr), .eager_size = (uint32_t)c->ep.eager_max,
+				      .eager_in = (uint32_t)c->ep.eager_in, .send_depth = (uint32_t)c->opts.send_depth,
+				      .read_depth = c->ep.max_reads};
+	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
+	memcpy(&info->local, rdma_get_local_addr(c->id), sizeof(info->local));
+	memcpy(&info->peer, rdma_get_peer_addr(c->id), sizeof(info->peer));
+	snprintf(info->device, sizeof(info->device), "%s", c->ctx->caps.device);
+	return 0;
 }
 
 int zc_abort(struct zc_conn **pc)

@@ -18,8 +18,8 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	struct zc_ctx *ctx;
 	int rc;
 
-	if (!local_addr || !out)
-		return zc__err(-EINVAL, "zc_ctx_new: local address and output pointer are required");
+	if (!out)
+		return zc__err(-EINVAL, "zc_ctx_new: output pointer is required");
 	if (opts && (opts->cq_depth < 64 || opts->rcache_entries < 1 || opts->rcache_bytes < 1 ||
 		     opts->eager_size < 64 || opts->eager_size > ZC_SLOT_MAX - ZC_HDR_SIZE || opts->rx_slots < 1))
 		return zc__err(-EINVAL, "zc_ctx_new: cq_depth must be >= 64, the cache bounds and rx_slots >= 1, "
@@ -91,6 +91,9 @@ int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps)
 {
 	if (!ctx || !caps)
 		return zc__err(-EINVAL, "zc_ctx_query: NULL argument");
+	if (!ctx->verbs)
+		return zc__err(-ENODEV, "zc_ctx_query: the context was created without an address and has no device "
+				       "until it connects");
 	*caps = ctx->caps;
 	caps->cap_ipc_lock = zc__memlock_check(ctx, 0) == 1;
 	return 0;

@@ -62,7 +62,15 @@ int zc__resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
 	return 0;
 }
 
-static int query_caps(struct zc_ctx *ctx)
+void zc__set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+static int query_caps(struct zc_ctx *ctx, uint8_t port_num)
 {
 	struct ibv_device_attr_ex attr;
 	struct ibv_port_attr port;
@@ -86,7 +94,7 @@ static int query_caps(struct zc_ctx *ctx)
 	 * send queue is retired before anything can be retransmitted. */
 	ctx->bind_needs_idle_sq = soft_roce;
 	ctx->caps.max_msg_size = 1u << 31;
-	if (!ibv_query_port(ctx->verbs, ctx->bind_id->port_num ? ctx->bind_id->port_num : 1, &port) &&
+	if (!ibv_query_port(ctx->verbs, port_num ? port_num : 1, &port) &&
 	    port.max_msg_sz)
 		ctx->caps.max_msg_size = port.max_msg_sz;
 	/* Rendezvous READ size: large enough to stream, small enough to
@@ -136,22 +144,63 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	int rc;
 
 	ctx->timer_fd = -1;
-
-	rc = zc__resolve(local_addr, 0, &ctx->local);
-	if (rc)
-		return rc;
 	ctx->cm_ch = rdma_create_event_channel();
 	if (!ctx->cm_ch)
 		return zc__err(-errno, "rdma_create_event_channel: %s (is rdma_ucm loaded?)", strerror(errno));
+	/* One fd for the application: readable on CM events, the keepalive
+	 * timer, and completions once there is a device. The underlying fds are
+	 * non-blocking so progress never sleeps. */
+	if ((rc = set_nonblocking(ctx->cm_ch->fd)))
+		return rc;
+	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ctx->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ctx->epfd < 0 || ctx->timer_fd < 0)
+		return zc__err(-errno, "epoll/timerfd: %s", strerror(errno));
+	ev.data.fd = ctx->cm_ch->fd;
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev))
+		return zc__err(-errno, "epoll: %s", strerror(errno));
+	ev.data.fd = ctx->timer_fd;
+	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->timer_fd, &ev))
+		return zc__err(-errno, "epoll: %s", strerror(errno));
+	if (!local_addr)
+		return 0;
+	rc = zc__resolve(local_addr, 0, &ctx->local);
+	if (rc)
+		return rc;
 	if (rdma_create_id(ctx->cm_ch, &ctx->bind_id, NULL, RDMA_PS_TCP))
 		return zc__err(-errno, "rdma_create_id: %s", strerror(errno));
 	if (rdma_bind_addr(ctx->bind_id, (struct sockaddr *)&ctx->local))
 		return zc__err(-errno == -EADDRNOTAVAIL ? -EADDRNOTAVAIL : -errno,
 			      "cannot bind %s: %s (is it configured on this host?)", local_addr, strerror(errno));
-	ctx->verbs = ctx->bind_id->verbs;
-	if (!ctx->verbs)
+	if (!ctx->bind_id->verbs)
 		return zc__err(-ENODEV, "%s is not the address of an RDMA device: check `rdma link` and `ibv_devices`",
 			      local_addr);
+	return zc__dev_attach(ctx, ctx->bind_id->verbs, ctx->bind_id->port_num);
+}
+
+/* Releases what zc__dev_attach() acquired, whatever it got to. */
+static void dev_detach(struct zc_ctx *ctx)
+{
+	if (ctx->cq)
+		ibv_destroy_cq(ctx->cq);
+	if (ctx->comp_ch)
+		ibv_destroy_comp_channel(ctx->comp_ch);
+	if (ctx->pd)
+		ibv_dealloc_pd(ctx->pd);
+	free(ctx->done);
+	ctx->cq = NULL;
+	ctx->comp_ch = NULL;
+	ctx->pd = NULL;
+	ctx->done = NULL;
+	ctx->verbs = NULL;
+}
+
+static int dev_attach(struct zc_ctx *ctx, struct ibv_context *verbs, uint8_t port_num)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int rc;
+
+	ctx->verbs = verbs;
 	if (!(ctx->pd = ibv_alloc_pd(ctx->verbs)))
 		return zc__err(errno ? -errno : -ENOMEM, "ibv_alloc_pd on %s: %s", ibv_get_device_name(ctx->verbs->device),
 			      strerror(errno));
@@ -160,7 +209,7 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	if (!(ctx->cq = ibv_create_cq(ctx->verbs, ctx->opts.cq_depth, ctx, ctx->comp_ch, 0)))
 		return zc__err(errno ? -errno : -ENOMEM, "ibv_create_cq of %d entries on %s: %s (lower zc_ctx_opts.cq_depth?)",
 			      ctx->opts.cq_depth, ibv_get_device_name(ctx->verbs->device), strerror(errno));
-	rc = query_caps(ctx);
+	rc = query_caps(ctx, port_num);
 	if (rc)
 		return rc;
 	ctx->cq_size = ctx->cq->cqe;
@@ -169,37 +218,29 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	ctx->done = calloc(ctx->done_cap, sizeof(*ctx->done));
 	if (!ctx->done)
 		return zc__err(-ENOMEM, "zc_ctx_new: out of memory for the completion ring");
-	/* One fd for the application: readable on completions or CM events.
-	 * Both underlying fds are non-blocking so progress never sleeps. */
-	if ((rc = set_nonblocking(ctx->comp_ch->fd)) || (rc = set_nonblocking(ctx->cm_ch->fd)))
+	if ((rc = set_nonblocking(ctx->comp_ch->fd)))
 		return rc;
-	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
-	ctx->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (ctx->epfd < 0 || ctx->timer_fd < 0)
-		return zc__err(-errno, "epoll/timerfd: %s", strerror(errno));
 	ev.data.fd = ctx->comp_ch->fd;
 	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->comp_ch->fd, &ev))
-		return zc__err(-errno, "epoll: %s", strerror(errno));
-	ev.data.fd = ctx->cm_ch->fd;
-	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev))
-		return zc__err(-errno, "epoll: %s", strerror(errno));
-	ev.data.fd = ctx->timer_fd;
-	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->timer_fd, &ev))
 		return zc__err(-errno, "epoll: %s", strerror(errno));
 	if (ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
 	return 0;
 }
 
+int zc__dev_attach(struct zc_ctx *ctx, struct ibv_context *verbs, uint8_t port_num)
+{
+	int rc = dev_attach(ctx, verbs, port_num);
+
+	if (rc)
+		dev_detach(ctx);
+	return rc;
+}
+
 /* Releases what zc__dev_open() acquired, whatever it got to. */
 void zc__dev_close(struct zc_ctx *ctx)
 {
-	if (ctx->cq)
-		ibv_destroy_cq(ctx->cq);
-	if (ctx->comp_ch)
-		ibv_destroy_comp_channel(ctx->comp_ch);
-	if (ctx->pd)
-		ibv_dealloc_pd(ctx->pd);
+	dev_detach(ctx);
 	if (ctx->bind_id)
 		rdma_destroy_id(ctx->bind_id);
 	if (ctx->cm_ch)
@@ -208,7 +249,6 @@ void zc__dev_close(struct zc_ctx *ctx)
 		close(ctx->epfd);
 	if (ctx->timer_fd >= 0)
 		close(ctx->timer_fd);
-	free(ctx->done);
 }
 
 int zc__ctx_reserve_cq(struct zc_ctx *ctx, int entries)
@@ -296,6 +336,8 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 	struct ibv_wc wc[32];
 	int n, i, total = 0;
 
+	if (!ctx->cq)
+		return 0; /* no device yet (zc__dev_open) */
 	zc__err_progress_begin();
 	while ((n = ibv_poll_cq(ctx->cq, 32, wc)) > 0) {
 		for (i = 0; i < n; i++) {
@@ -339,7 +381,7 @@ static void drain_cq_events(struct zc_ctx *ctx)
 	struct ibv_cq *cq;
 	void *cq_ctx;
 
-	while (ibv_get_cq_event(ctx->comp_ch, &cq, &cq_ctx) == 0) {
+	while (ctx->comp_ch && ibv_get_cq_event(ctx->comp_ch, &cq, &cq_ctx) == 0) {
 		ibv_ack_cq_events(cq, 1);
 		ctx->cq_armed = ctx->cq_fired = false;
 	}
@@ -356,7 +398,7 @@ int zc__ctx_rearm(struct zc_ctx *ctx)
 {
 	if (ctx->cq_fired)
 		drain_cq_events(ctx);
-	if (!ctx->cq_armed && ibv_req_notify_cq(ctx->cq, 0) == 0)
+	if (ctx->cq && !ctx->cq_armed && ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
 	return zc__ctx_progress_all(ctx);
 }

@@ -33,8 +33,8 @@ struct zc_ctx {
 	struct zc_ctx_opts opts;
 	struct rdma_event_channel *cm_ch;
 	struct rdma_cm_id *bind_id; /* holds the device for the local address */
-	struct sockaddr_storage local;
-	struct ibv_context *verbs;
+	struct sockaddr_storage local; /* AF_UNSPEC: created without an address */
+	struct ibv_context *verbs;     /* NULL until such a context's first route */
 	struct ibv_pd *pd;
 	struct ibv_comp_channel *comp_ch;
 	struct ibv_cq *cq;
@@ -94,9 +94,12 @@ struct zc__reg {
 };
 
 /* dev.c: the device */
-/* Opens the device behind local_addr: PD, CQ, channels, capabilities,
- * completion ring, event fd. */
+/* The CM channel and event fd, and the device behind local_addr
+ * (zc__dev_attach); local_addr NULL leaves the device to the first route. */
 int zc__dev_open(struct zc_ctx *ctx, const char *local_addr);
+/* Takes verbs as the context's device: PD, CQ, capabilities (of port
+ * port_num), completion ring, CQ events on the event fd. All or nothing. */
+int zc__dev_attach(struct zc_ctx *ctx, struct ibv_context *verbs, uint8_t port_num);
 void zc__dev_close(struct zc_ctx *ctx);
 /* Promises CQ entries to receive slots, growing the CQ as far as the
  * device allows; what is left bounds the send completions in flight. */
@@ -148,6 +151,8 @@ int64_t zc__now_ns(void);
 /* deadline < 0 means forever; returns a poll()-style timeout. */
 int zc__remaining_ms(int64_t deadline);
 int zc__resolve(const char *host, uint16_t port, struct sockaddr_storage *ss);
+/* Sets the port of an AF_INET or AF_INET6 address. */
+void zc__set_port(struct sockaddr_storage *ss, uint16_t port);
 
 /* mr.c: registrations */
 int zc__memlock_check(struct zc_ctx *ctx, size_t len);

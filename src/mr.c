@@ -83,9 +83,17 @@ void zc__dealloc_mw(struct zc_ctx *ctx, struct ibv_mw *mw)
  * /proc on every registration would tax the data path for nothing. */
 struct ibv_mr *zc__reg_mr(struct zc_ctx *ctx, void *addr, size_t len, int access, int *err)
 {
-	int64_t t0 = zc__now_ns();
-	struct ibv_mr *mr = ibv_reg_mr(ctx->pd, addr, len, access);
+	int64_t t0;
+	struct ibv_mr *mr;
 	int e, limit;
+
+	if (!ctx->pd) {
+		*err = zc__err(-ENODEV, "the context was created without an address and has no device to register "
+				       "memory with until it connects");
+		return NULL;
+	}
+	t0 = zc__now_ns();
+	mr = ibv_reg_mr(ctx->pd, addr, len, access);
 
 	ctx->stats.regs++;
 	ctx->stats.reg_ns += (uint64_t)(zc__now_ns() - t0);

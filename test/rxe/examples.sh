@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # rxe test: the examples over rxe0 -> rxe1.
-#   zc_echo: a server on $ZC_ADDR_B (-n 1) per size, a client bound to
-#            $ZC_ADDR_A sending with --verify; 0 B, 1 B, 4097 B, 1 MiB + 1;
-#            then one event-loop server serving 8 (4097 B) and 4 (1 MiB + 1)
-#            verifying clients at once.
+#   zc_echo: a server on $ZC_ADDR_B (-n 1) per size, a client without -b
+#            (the route picks $ZC_ADDR_A) sending with --verify; 0 B, 1 B,
+#            4097 B, 1 MiB + 1; then one event-loop server serving 8 (4097 B)
+#            and 4 (1 MiB + 1) verifying clients at once.
 #   zc_copy: a 100 MiB random file, a 0-byte and a 1-byte file from
 #            $ZC_ADDR_A to $ZC_ADDR_B, identical sha256 on both ends; the
 #            100 MiB time is printed (never asserted: the guest may be TCG);
 #            then 20 copies of a 4097-byte file (the confirmation overtaking
 #            the sender's last completion must not fail it).
 #   failures: a sender towards a port nobody listens on and a sender without
-#            -b both exit non-zero with a one-line reason.
+#            a destination both exit non-zero with a one-line reason.
 # Every program runs under timeout(1) on top of its own bounds.
 #
 #   examples.sh BINDIR     (the directory holding zc_echo and zc_copy)
@@ -27,10 +27,10 @@ echo_run() {
 	local size=$1 count=$2 cli_rc srv_rc
 	runs=$((runs + 1))
 	port=$((port + 1))
-	timeout 120 "$bin/zc_echo" -l "$ZC_ADDR_B:$port" -n 1 >"$work/srv.out" 2>"$work/srv.err" &
+	timeout 120 "$bin/zc_echo" -l "$(hostport "$ZC_ADDR_B" "$port")" -n 1 >"$work/srv.out" 2>"$work/srv.err" &
 	srv=$!
 	wait_listening "$work/srv.err" "$srv"
-	timeout 120 "$bin/zc_echo" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" -s "$size" -c "$count" --verify \
+	timeout 120 "$bin/zc_echo" "$(hostport "$ZC_ADDR_B" "$port")" -s "$size" -c "$count" --verify \
 		>"$work/cli.out" 2>"$work/cli.err"
 	cli_rc=$?
 	wait "$srv"
@@ -79,11 +79,11 @@ copy_run() {
 	local in=$1 out=$work/out.$RANDOM snd_rc rcv_rc t0 t1 a b
 	runs=$((runs + 1))
 	port=$((port + 1))
-	timeout 180 "$bin/zc_copy" -l "$ZC_ADDR_B:$port" -a 60 -v "$out" >"$work/rcv.out" 2>"$work/rcv.err" &
+	timeout 180 "$bin/zc_copy" -l "$(hostport "$ZC_ADDR_B" "$port")" -a 60 -v "$out" >"$work/rcv.out" 2>"$work/rcv.err" &
 	srv=$!
 	wait_listening "$work/rcv.err" "$srv"
 	t0=$(date +%s.%N)
-	timeout 180 "$bin/zc_copy" -b "$ZC_ADDR_A" -v "$in" "$ZC_ADDR_B:$port" >"$work/snd.out" 2>"$work/snd.err"
+	timeout 180 "$bin/zc_copy" -b "$ZC_ADDR_A" -v "$in" "$(hostport "$ZC_ADDR_B" "$port")" >"$work/snd.out" 2>"$work/snd.err"
 	snd_rc=$?
 	t1=$(date +%s.%N)
 	wait "$srv"
@@ -139,8 +139,8 @@ for _ in $(seq 20); do
 done
 
 # Nobody listens on port - 50 (our ports only go up).
-fail_run "no listener" "$bin/zc_copy" -b "$ZC_ADDR_A" -t 3 "$work/one" "$ZC_ADDR_B:$((port - 50))"
-fail_run usage "$bin/zc_copy" "$work/one" "$ZC_ADDR_B:$port"
+fail_run "no listener" "$bin/zc_copy" -b "$ZC_ADDR_A" -t 3 "$work/one" "$(hostport "$ZC_ADDR_B" $((port - 50)))"
+fail_run usage "$bin/zc_copy" -b "$ZC_ADDR_A" "$work/one"
 
 echo "examples: $((runs - failed)) of $runs runs passed"
 [ $failed -eq 0 ]

@@ -8,6 +8,23 @@ if [ -z "${ZC_ADDR_A:-}" ] || [ -z "${ZC_ADDR_B:-}" ]; then
 	exit 77
 fi
 
+# ZC_TEST_FAMILY=6: the same test over the devices' IPv6 addresses.
+if [ "${ZC_TEST_FAMILY:-4}" = 6 ]; then
+	if [ -z "${ZC_ADDR6_A:-}" ] || [ -z "${ZC_ADDR6_B:-}" ]; then
+		echo "SKIPPED: ZC_TEST_FAMILY=6 but ZC_ADDR6_A/ZC_ADDR6_B are not set" >&2
+		exit 77
+	fi
+	ZC_ADDR_A=$ZC_ADDR6_A ZC_ADDR_B=$ZC_ADDR6_B
+fi
+
+# hostport ADDR PORT: ADDR:PORT as the tools parse it ([ADDR]:PORT for IPv6).
+hostport() {
+	case $1 in
+	*:*) echo "[$1]:$2" ;;
+	*) echo "$1:$2" ;;
+	esac
+}
+
 failed=0 runs=0
 
 bad() {

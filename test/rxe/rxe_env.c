@@ -23,6 +23,14 @@ void rxe_env_require(struct rxe_env *env)
 	env->addr_b = getenv("ZC_ADDR_B");
 	if (!env->dev_a || !env->dev_b || !env->addr_a || !env->addr_b)
 		skip("ZC_DEV_A/ZC_DEV_B/ZC_ADDR_A/ZC_ADDR_B are not set");
+	/* ZC_TEST_FAMILY=6: the same test over the devices' IPv6 addresses. */
+	env->family = getenv("ZC_TEST_FAMILY") && !strcmp(getenv("ZC_TEST_FAMILY"), "6") ? 6 : 4;
+	if (env->family == 6) {
+		env->addr_a = getenv("ZC_ADDR6_A");
+		env->addr_b = getenv("ZC_ADDR6_B");
+		if (!env->addr_a || !env->addr_b)
+			skip("ZC_TEST_FAMILY=6 but ZC_ADDR6_A/ZC_ADDR6_B are not set");
+	}
 	env->gid_a = getenv("ZC_GID_A") ? atoi(getenv("ZC_GID_A")) : 1;
 	env->gid_b = getenv("ZC_GID_B") ? atoi(getenv("ZC_GID_B")) : 1;
 	snprintf(path, sizeof(path), "/sys/class/infiniband/%s", env->dev_a);

@@ -10,11 +10,13 @@
 
 struct rxe_env {
 	const char *dev_a, *dev_b;   /* rxe0, rxe1 */
-	const char *addr_a, *addr_b; /* 192.168.77.1, 192.168.77.2 */
+	const char *addr_a, *addr_b; /* 192.168.77.1, 192.168.77.2 (fd77::1, fd77::2) */
+	int family;                  /* 4, or 6 with ZC_TEST_FAMILY=6 */
 	int gid_a, gid_b;            /* RoCE v2 GID index of each */
 };
 
-/* Fills env from ZC_* variables, or exits RXE_SKIP with a loud reason. */
+/* Fills env from ZC_* variables, or exits RXE_SKIP with a loud reason.
+ * ZC_TEST_FAMILY=6 selects the IPv6 addresses (ZC_ADDR6_A/B). */
 void rxe_env_require(struct rxe_env *env);
 
 /* A TCP/RDMA-CM port no other concurrently running test uses. */

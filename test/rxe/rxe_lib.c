@@ -2,7 +2,13 @@
  * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
  * one process, each with its own context. Every transfer is byte-verified.
  *
- *   rxe_lib stream|msg|zc|close|close_server|zcproof|evloop
+ *   rxe_lib stream|msg|zc|close|close_server|zcproof|evloop|noaddr
+ *
+ * Every mode checks zc_conn_query() on both ends: addresses and ports as
+ * used, devices, and the negotiated parameters agree. noaddr is stream with
+ * a client context created without an address (zc_ctx_new(NULL)): no device
+ * until it connects, the route picks rxe0, and a connection routed through
+ * rxe1 afterwards fails with -ENODEV.
  *
  * evloop drives both ends the way an event-loop application does: it
  * sleeps in its own poll() on zc_ctx_fd() and then calls zc_poll(..., 0)
@@ -14,6 +20,7 @@
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
  * library would fault; the NIC reaches the pinned pages regardless.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +37,8 @@
 static struct rxe_env env;
 static uint16_t port;
 static const char *mode;
+static int noaddr;
+static struct zc_conn_info srv_info, cli_info;
 static const size_t sizes[] = {0, 1, 63, 4095, 4097, 16385, MiB + 1, 64 * MiB};
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
@@ -223,6 +232,7 @@ static void *server(void *arg)
 	size_t i;
 
 	CHECK_RC(zc_accept(s->l, &c, 20000), "zc_accept");
+	CHECK_RC(zc_conn_query(c, &srv_info), "server zc_conn_query");
 	if (!strcmp(mode, "close_server")) {
 		send_then_close(&c, buf);
 		free(buf);
@@ -306,6 +316,7 @@ static void client(struct zc_ctx *ctx)
 	size_t i;
 
 	CHECK_RC(zc_connect(ctx, env.addr_b, port, NULL, &c), "zc_connect");
+	CHECK_RC(zc_conn_query(c, &cli_info), "client zc_conn_query");
 	if (!strcmp(mode, "close_server") || !strcmp(mode, "close")) {
 		uint8_t *buf = alloc_buf(MiB + 1);
 
@@ -368,6 +379,100 @@ static void client(struct zc_ctx *ctx)
 	}
 }
 
+/* addr's address as text, and its port. */
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t cap, uint16_t *port_out)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+
+	RXE_ASSERT(ss->ss_family == (env.family == 6 ? AF_INET6 : AF_INET), "address family %d", ss->ss_family);
+	*port_out = ntohs(ss->ss_family == AF_INET6 ? a6->sin6_port : a4->sin_port);
+	return inet_ntop(ss->ss_family, ss->ss_family == AF_INET6 ? (const void *)&a6->sin6_addr : &a4->sin_addr,
+			 buf, (socklen_t)cap);
+}
+
+/* The address as given (numeric) equals the one a query returned. */
+static void check_addr(const char *what, const struct sockaddr_storage *ss, const char *want, uint16_t want_port)
+{
+	struct sockaddr_storage w;
+	char buf[64], wbuf[64];
+	uint16_t p, wp;
+
+	memset(&w, 0, sizeof(w));
+	w.ss_family = (sa_family_t)(env.family == 6 ? AF_INET6 : AF_INET);
+	RXE_ASSERT(inet_pton(w.ss_family, want,
+			     env.family == 6 ? (void *)&((struct sockaddr_in6 *)&w)->sin6_addr
+					     : (void *)&((struct sockaddr_in *)&w)->sin_addr) == 1,
+		   "%s: '%s' is not numeric", what, want);
+	addr_str(ss, buf, sizeof(buf), &p);
+	addr_str(&w, wbuf, sizeof(wbuf), &wp);
+	RXE_ASSERT(!strcmp(buf, wbuf) && (!want_port || p == want_port), "%s is %s port %u, expected %s port %u",
+		   what, buf, p, wbuf, want_port);
+}
+
+static void check_infos(void)
+{
+	char buf[64];
+	uint16_t cport;
+
+	check_addr("client local", &cli_info.local, env.addr_a, 0);
+	check_addr("client peer", &cli_info.peer, env.addr_b, port);
+	check_addr("server local", &srv_info.local, env.addr_b, port);
+	addr_str(&cli_info.local, buf, sizeof(buf), &cport);
+	RXE_ASSERT(cport != 0 && cport != port, "client port %u", cport);
+	check_addr("server peer", &srv_info.peer, env.addr_a, cport);
+	RXE_ASSERT(!strcmp(cli_info.device, env.dev_a) && !strcmp(srv_info.device, env.dev_b),
+		   "devices %s and %s, expected %s and %s", cli_info.device, srv_info.device, env.dev_a, env.dev_b);
+	RXE_ASSERT(cli_info.credits == 64 && srv_info.credits == 64, "credits %u and %u (the defaults are 64)",
+		   cli_info.credits, srv_info.credits);
+	RXE_ASSERT(cli_info.eager_size == 16384 && srv_info.eager_size == 16384 && cli_info.eager_in == 16384 &&
+			   srv_info.eager_in == 16384,
+		   "eager sizes %u/%u and %u/%u", cli_info.eager_size, cli_info.eager_in, srv_info.eager_size,
+		   srv_info.eager_in);
+	RXE_ASSERT(cli_info.window_in >= 1 && cli_info.window_in <= 64 && srv_info.window_in >= 1 &&
+			   srv_info.window_in <= 64 && cli_info.window_out <= 64 && srv_info.window_out <= 64,
+		   "windows %u/%u and %u/%u", cli_info.window_in, cli_info.window_out, srv_info.window_in,
+		   srv_info.window_out);
+	RXE_ASSERT(cli_info.send_depth == 128 && srv_info.send_depth == 128, "send depths %u and %u",
+		   cli_info.send_depth, srv_info.send_depth);
+	RXE_ASSERT(cli_info.read_depth >= 1 && cli_info.read_depth <= 255 && srv_info.read_depth >= 1 &&
+			   srv_info.read_depth <= 255,
+		   "read depths %u and %u", cli_info.read_depth, srv_info.read_depth);
+	printf("zc_conn_query: client %s port %u on %s, server port %u on %s; credits %u, eager %u, send depth %u, "
+	       "read depth %u/%u\n",
+	       buf, cport, cli_info.device, port, srv_info.device, cli_info.credits, cli_info.eager_size,
+	       cli_info.send_depth, cli_info.read_depth, srv_info.read_depth);
+}
+
+/* A context made without an address has no device until its first
+ * connection; listening needs an address. */
+static void noaddr_before(struct zc_ctx *ctx)
+{
+	struct zc_caps caps;
+	struct zc_listener *l;
+	struct zc_mr *mr;
+	static char page[4096];
+
+	RXE_ASSERT(zc_ctx_query(ctx, &caps) == -ENODEV, "zc_ctx_query without a device");
+	RXE_ASSERT(zc_mr_reg(ctx, page, sizeof(page), 0, &mr) == -ENODEV, "zc_mr_reg without a device");
+	RXE_ASSERT(zc_listen(ctx, 0, NULL, &l) == -EINVAL, "zc_listen without an address");
+}
+
+/* It has rxe0 now: a peer routed through rxe1 is refused, named. */
+static void noaddr_after(struct zc_ctx *ctx)
+{
+	struct zc_caps caps;
+	struct zc_conn *c;
+	int rc;
+
+	CHECK_RC(zc_ctx_query(ctx, &caps), "zc_ctx_query after connecting");
+	RXE_ASSERT(!strcmp(caps.device, env.dev_a), "the route chose %s, expected %s", caps.device, env.dev_a);
+	rc = zc_connect(ctx, env.addr_a, (uint16_t)(port + 5), NULL, &c);
+	RXE_ASSERT(rc == -ENODEV, "a connection through %s from a context on %s: %d (%s), expected -ENODEV",
+		   env.dev_b, env.dev_a, rc, zc_last_error());
+	printf("noaddr: %s\n", zc_last_error());
+}
+
 int main(int argc, char **argv)
 {
 	struct side srv = {0};
@@ -376,20 +481,28 @@ int main(int argc, char **argv)
 	pthread_t t;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|close_server|zcproof|evloop");
+		RXE_FAIL("usage: rxe_lib stream|msg|zc|close|close_server|zcproof|evloop|noaddr");
 	mode = argv[1];
+	noaddr = !strcmp(mode, "noaddr");
+	if (noaddr)
+		mode = "stream";
 	rxe_env_require(&env);
 	port = rxe_port(1);
 	CHECK_RC(zc_ctx_new(env.addr_b, NULL, &srv.ctx), "server zc_ctx_new");
-	CHECK_RC(zc_ctx_new(env.addr_a, NULL, &cctx), "client zc_ctx_new");
+	CHECK_RC(zc_ctx_new(noaddr ? NULL : env.addr_a, NULL, &cctx), "client zc_ctx_new");
+	if (noaddr)
+		noaddr_before(cctx);
 	CHECK_RC(zc_listen(srv.ctx, port, NULL, &srv.l), "zc_listen");
 	pthread_create(&t, NULL, server, &srv);
 	client(cctx);
 	pthread_join(t, NULL);
+	check_infos();
+	if (noaddr)
+		noaddr_after(cctx);
 	zc_ctx_stats(cctx, &st);
 	printf("rxe_lib %s: PASS (client: %llu inline, %llu eager, %llu rendezvous, %llu window binds, "
 	       "rcache %llu hits / %llu misses)\n",
-	       mode, (unsigned long long)st.inline_msgs, (unsigned long long)st.eager_msgs,
+	       argv[1], (unsigned long long)st.inline_msgs, (unsigned long long)st.eager_msgs,
 	       (unsigned long long)st.rndv_msgs, (unsigned long long)st.mw_binds, (unsigned long long)st.rcache_hits,
 	       (unsigned long long)st.rcache_misses);
 	if (!strcmp(mode, "evloop")) {

@@ -268,6 +268,7 @@ int main(int argc, char **argv)
 	double slowest = 0, t0;
 	long rss, pin;
 
+	setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered is copied into the children */
 	rxe_env_require(&env);
 	RXE_ASSERT(procs > KILLED && procs <= 64 && nconns >= procs, "bad arguments");
 	per = nconns / procs;
@@ -330,6 +331,8 @@ int main(int argc, char **argv)
 		RXE_ASSERT(rss <= 512, "an idle connection costs %ld KiB resident", rss);
 #endif
 	}
+	for (i = 0; i < procs; i++)
+		put(c_cmd[i][1], "g", 1);
 
 	/* Kill three client processes in the middle of their echo loops. */
 	for (i = 0; i < KILLED; i++)
