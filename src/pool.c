@@ -91,7 +91,8 @@ static void map_del(struct zc__rxpool *p, const struct zc__qp *q)
 static void slot_done(struct zc__wr *wr, const struct ibv_wc *wc);
 
 int zc__rxpool_open(struct zc__rxpool **out, struct zc_ctx *ctx, uint32_t slot_size, struct zc__qp *owner,
-		    uint32_t soft_max, uint32_t hard_max)
+		    uint32_t soft_max, uint32_t hard_max,
+		    void (*deliver)(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc))
 {
 	struct zc__rxpool *p = calloc(1, sizeof(*p));
 	uint32_t chunk = owner ? hard_max : per_chunk(slot_size);
@@ -100,6 +101,7 @@ int zc__rxpool_open(struct zc__rxpool **out, struct zc_ctx *ctx, uint32_t slot_s
 		return zc__err(-ENOMEM, "out of memory for the receive pool");
 	p->ctx = ctx;
 	p->owner = owner;
+	p->deliver = deliver;
 	p->budget = (struct zc__rx_budget){.soft_max = soft_max, .hard_max = hard_max};
 	zc__slab_init(&p->slab, ctx, slot_size, chunk);
 	if (!owner) {
@@ -155,10 +157,11 @@ int zc__rxpool_repost(struct zc__rxpool *p, uint32_t slot)
 	rc = p->srq ? ibv_post_srq_recv(p->srq, &wr, &bad) : ibv_post_recv(p->owner->qp, &wr, &bad);
 	if (rc) {
 		rc = zc__err(-rc, "posting a receive slot: %s", strerror(rc));
-		if (p->owner)
-			return zc__qp_fail(p->owner, rc);
-		zc__log(&p->ctx->opts, ZC_LOG_ERR, "%s: the receive pool lost a slot: %s", p->ctx->caps.device,
-		       zc_last_error());
+		/* a QP's own queue: its caller fails the QP; the shared one
+		 * carries on with a slot less */
+		if (!p->owner)
+			zc__log(&p->ctx->opts, ZC_LOG_ERR, "%s: the receive pool lost a slot: %s", p->ctx->caps.device,
+			       zc_last_error());
 		return rc;
 	}
 	p->posted++;
@@ -214,7 +217,7 @@ static void slot_done(struct zc__wr *wr, const struct ibv_wc *wc)
 
 	p->posted--;
 	if (q) {
-		zc__qp_recv_done(q, s->idx, wc);
+		p->deliver(q, s->idx, wc);
 		return;
 	}
 	/* A message for a QP already torn down: the slot goes back. */

@@ -22,7 +22,7 @@ int zc__ctx_pools(struct zc_ctx *ctx)
 
 		if (hard > (uint32_t)ctx->max_cqe / 2)
 			hard = (uint32_t)ctx->max_cqe / 2; /* the other half: send completions */
-		rc = zc__rxpool_open(&ctx->rxpool, ctx, slot, NULL, soft < hard ? soft : hard, hard);
+		rc = zc__rxpool_open(&ctx->rxpool, ctx, slot, NULL, soft < hard ? soft : hard, hard, zc__qp_recv_done);
 	}
 	return rc;
 }
@@ -89,7 +89,7 @@ int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_op
 	if (q->rx_own) {
 		uint32_t slot = (uint32_t)(ZC_HDR_SIZE + q->ctx->opts.eager_size);
 
-		rc = zc__rxpool_open(&q->rx, q->ctx, slot, q, q->own_slots, q->own_slots);
+		rc = zc__rxpool_open(&q->rx, q->ctx, slot, q, q->own_slots, q->own_slots, zc__qp_recv_done);
 		return rc;
 	}
 	q->rx = q->ctx->rxpool;
@@ -131,7 +131,9 @@ uint8_t *zc__qp_rx_slot(const struct zc__qp *q, uint32_t slot)
 
 int zc__qp_post_recv(struct zc__qp *q, uint32_t slot)
 {
-	return zc__rxpool_repost(q->rx, slot);
+	int rc = zc__rxpool_repost(q->rx, slot);
+
+	return rc && q->rx_own ? zc__qp_fail(q, rc) : 0;
 }
 
 int zc__sreq_get(struct zc__qp *q)

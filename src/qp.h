@@ -64,6 +64,7 @@ struct zc__rxpool {
 	struct zc_ctx *ctx;
 	struct ibv_srq *srq;
 	struct zc__qp *owner;
+	void (*deliver)(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc);
 	struct zc__slab slab;
 	/* one array per slab chunk: posted work requests point into them, so
 	 * they never move when the pool grows */
@@ -105,11 +106,15 @@ struct zc__qp {
 };
 
 /* pool.c: the receive pool (owner NULL: shared, on an SRQ) */
+/* deliver: where a completion of a slot goes, with the QP it names. */
 int zc__rxpool_open(struct zc__rxpool **out, struct zc_ctx *ctx, uint32_t slot_size, struct zc__qp *owner,
-		    uint32_t soft_max, uint32_t hard_max);
+		    uint32_t soft_max, uint32_t hard_max,
+		    void (*deliver)(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc));
 void zc__rxpool_close(struct zc__rxpool *p);
 /* Posts slots until the pool holds every slot its budget promised. */
 int zc__rxpool_fill(struct zc__rxpool *p);
+/* Posts the slot again; an error on a QP's own queue is for the caller to
+ * fail the QP with. */
 int zc__rxpool_repost(struct zc__rxpool *p, uint32_t slot);
 uint8_t *zc__rxpool_addr(const struct zc__rxpool *p, uint32_t slot);
 /* Completions of the shared queue find their QP by number. */
