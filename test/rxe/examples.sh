@@ -51,11 +51,11 @@ echo_many() {
 	local n=$1 size=$2 count=$3 k pids=() bad_clients=0 srv_rc
 	runs=$((runs + 1))
 	port=$((port + 1))
-	timeout 300 "$bin/zc_echo" -l "$ZC_ADDR_B:$port" -n "$n" >"$work/srv.out" 2>"$work/srv.err" &
+	timeout 300 "$bin/zc_echo" -l "$(hostport "$ZC_ADDR_B" "$port")" -n "$n" >"$work/srv.out" 2>"$work/srv.err" &
 	srv=$!
 	wait_listening "$work/srv.err" "$srv"
 	for k in $(seq "$n"); do
-		timeout 240 "$bin/zc_echo" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" -s "$size" -c "$count" --verify \
+		timeout 240 "$bin/zc_echo" "$(hostport "$ZC_ADDR_B" "$port")" -s "$size" -c "$count" --verify \
 			>"$work/cli$k.out" 2>"$work/cli$k.err" &
 		pids+=($!)
 	done

@@ -42,7 +42,7 @@ static uint16_t port;
 
 struct report {
 	long rss_kb, anon_kb, pin_kb, verbs_kb, fds, conns;
-	uint64_t rx_slots, tx_slots, errors_seen;
+	uint64_t rx_slots, tx_slots, errors_seen, event_checks;
 };
 
 static long status_kb(const char *field)
@@ -180,6 +180,7 @@ static void server(int cmd, int out)
 			r.fds = open_fds();
 			r.conns = live;
 			r.rx_slots = st.rx_slots;
+			r.event_checks = st.event_checks;
 			r.tx_slots = st.tx_slots;
 			put(out, &r, sizeof(r));
 		}
@@ -190,6 +191,19 @@ static void server(int cmd, int out)
 }
 
 /* ---- clients ---- */
+
+/* One verified echo of len bytes on c. */
+static void echo(struct zc_conn *c, uint8_t *buf, uint8_t *back, size_t len, uint32_t seed, int id, int round)
+{
+	ssize_t n;
+
+	rxe_fill(buf, len, seed);
+	CHECK_RC(zc_msg_send(c, buf, len, 0), "client send");
+	n = zc_msg_recv(c, back, MAXMSG, 0);
+	CHECK_RC(n, "client recv");
+	RXE_ASSERT((size_t)n == len && rxe_check(back, len, seed) < 0,
+		   "connection %d round %d: echo of %zu bytes came back as %zd bytes, or corrupt", id, round, len, n);
+}
 
 static size_t msg_size(int conn, int round)
 {
@@ -212,25 +226,23 @@ static void client(int index, int nconns, int cmd, int out)
 	for (round = 0;; round++) {
 		for (i = 0; i < nconns; i++) {
 			int id = index * nconns + i;
-			size_t len = msg_size(id, round);
-			uint32_t seed = (uint32_t)(id * 131 + round);
-			ssize_t n;
 
-			rxe_fill(buf, len, seed);
-			CHECK_RC(zc_msg_send(cs[i], buf, len, 0), "client send");
-			n = zc_msg_recv(cs[i], back, MAXMSG, 0);
-			CHECK_RC(n, "client recv");
-			RXE_ASSERT((size_t)n == len && rxe_check(back, len, seed) < 0,
-				   "connection %d round %d: echo of %zu bytes came back as %zd bytes, or corrupt", id,
-				   round, len, n);
+			echo(cs[i], buf, back, msg_size(id, round), (uint32_t)(id * 131 + round), id, round);
 		}
 		if (round == 0) {
 			double t = rxe_now() - t0;
 
-			/* idle until told to go on: the server's memory is taken
-			 * over idle connections */
+			/* idle until told to go on ('g'): the server's memory is
+			 * taken over idle connections; '1' echoes once on the
+			 * first one alone */
 			put(out, &t, sizeof(t));
-			RXE_ASSERT(get(cmd, &op, 1, 600000) == 0 && op == 'g', "client %d: no go", index);
+			for (;;) {
+				RXE_ASSERT(get(cmd, &op, 1, 600000) == 0, "client %d: no go", index);
+				if (op == 'g')
+					break;
+				echo(cs[0], buf, back, 64, 7, index * nconns, -1);
+				put(out, &op, 1);
+			}
 		}
 		if (round == report_after)
 			put(out, &round, sizeof(round));
@@ -330,6 +342,21 @@ int main(int argc, char **argv)
 			   pin);
 		RXE_ASSERT(rss <= 512, "an idle connection costs %ld KiB resident", rss);
 #endif
+	}
+	/* One connection of all becomes readable: the server finds it without
+	 * looking at the others. */
+	{
+		struct report before = ask(s_cmd[1], s_res[0]), after1;
+		char op;
+
+		put(c_cmd[procs - 1][1], "1", 1);
+		RXE_ASSERT(get(c_res[procs - 1][0], &op, 1, 60000) == 0, "the single echo did not come back");
+		after1 = ask(s_cmd[1], s_res[0]);
+		printf("one of %d idle connections echoed a message: the server looked at %llu connections for it\n",
+		       nconns, (unsigned long long)(after1.event_checks - before.event_checks));
+		RXE_ASSERT(after1.event_checks - before.event_checks <= 8,
+			   "the server looked at %llu connections for one message: a sweep",
+			   (unsigned long long)(after1.event_checks - before.event_checks));
 	}
 	for (i = 0; i < procs; i++)
 		put(c_cmd[i][1], "g", 1);
