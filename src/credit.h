@@ -74,7 +74,8 @@ struct zc__credit {
  * the pool cannot take another connection. Both directions are bounded by
  * max (the credits option). */
 int zc__credit_open(struct zc__credit *c, struct zc__rx_budget *b, uint32_t min_window, uint32_t max);
-/* Returns every promise of the connection to the pool. */
+/* Returns every promise of the connection to the pool (nothing if it
+ * never opened, or failed to). */
 void zc__credit_close(struct zc__credit *c);
 /* The peer's first grant (its connection parameters). */
 void zc__credit_peer_grant(struct zc__credit *c, uint32_t window);

@@ -241,6 +241,7 @@ void zc__txpool_close(struct zc__txpool *t)
 {
 	if (!t)
 		return;
+	t->slab.ctx->stats.tx_slots -= zc__slab_slots(&t->slab);
 	zc__slab_free(&t->slab);
 	free(t->free);
 	free(t);

@@ -107,11 +107,9 @@ struct zc__ep {
 	bool close_sent;
 	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
 	struct zc__credit cr;
-	bool cr_open;          /* cr holds promises of the pool */
 	/* arrived messages, a FIFO */
 	struct zc__item *items;
 	uint32_t item_head, item_count, items_cap;
-	uint32_t held;          /* data slots held by items */
 	struct zc__posted *posted; /* grows on demand up to posted_max */
 	uint32_t posted_head, posted_count, posted_cap, posted_max;
 	struct zc__rndv *rndv;  /* indexed by id & 0xffff */

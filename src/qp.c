@@ -8,11 +8,17 @@
 #include "qp.h"
 #include "wire.h"
 
+/* Receive and staging slots of a context: a header and its eager payload. */
+static uint32_t slot_size(const struct zc_ctx *ctx)
+{
+	return (uint32_t)(ZC_HDR_SIZE + ctx->opts.eager_size);
+}
+
 /* Shared slots: soft limit from the options, hard limit what the device's
  * receive queue and completion queue can take. */
 int zc__ctx_pools(struct zc_ctx *ctx)
 {
-	uint32_t slot = (uint32_t)(ZC_HDR_SIZE + ctx->opts.eager_size);
+	uint32_t slot = slot_size(ctx);
 	int rc = 0;
 
 	if (!ctx->txpool && (rc = zc__txpool_open(&ctx->txpool, ctx, slot)))
@@ -86,12 +92,9 @@ int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_op
 		q->sreq_free[i] = q->depth - 1 - i;
 	}
 	q->sreq_free_count = q->depth;
-	if (q->rx_own) {
-		uint32_t slot = (uint32_t)(ZC_HDR_SIZE + q->ctx->opts.eager_size);
-
-		rc = zc__rxpool_open(&q->rx, q->ctx, slot, q, q->own_slots, q->own_slots, zc__qp_recv_done);
-		return rc;
-	}
+	if (q->rx_own)
+		return zc__rxpool_open(&q->rx, q->ctx, slot_size(q->ctx), q, q->own_slots, q->own_slots,
+				       zc__qp_recv_done);
 	q->rx = q->ctx->rxpool;
 	rc = zc__rxpool_attach(q->rx, q);
 	if (rc)

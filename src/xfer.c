@@ -55,7 +55,6 @@ static void zq_drain(struct zc__ep *e);
 static void release_slot(struct zc__ep *e, uint32_t slot)
 {
 	zc__credit_release(&e->cr);
-	e->held--;
 	zc__qp_post_recv(&e->qp, slot);
 }
 
@@ -332,7 +331,6 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 	case ZC_MSG_EAGER:
 		it.kind = ZC_ITEM_EAGER;
 		it.len = h.len;
-		e->held++;
 		rc = push_item(e, &it);
 		break;
 	case ZC_MSG_RTS:
@@ -342,7 +340,6 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		it.rkey = rts.rkey;
 		it.inv = rts.flags & ZC_RTS_F_INV;
 		it.id = h.id;
-		e->held++;
 		rc = push_item(e, &it);
 		break;
 	case ZC_MSG_FIN:
@@ -713,8 +710,6 @@ int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, 
 		return rc;
 	rc = zc__credit_open(&e->cr, &e->qp.rx->budget, ZC__WINDOW_MIN, credits);
 	if (!rc)
-		e->cr_open = true;
-	if (!rc)
 		rc = zc__rxpool_fill(e->qp.rx);
 	if (rc)
 		return rc;
@@ -762,8 +757,7 @@ void zc__ep_release(struct zc__ep *e)
 			zc__qp_post_recv(&e->qp, zc__item_head(e)->slot);
 	for (; e->fin_count; e->fin_count--, e->fin_head = (e->fin_head + 1) % e->items_cap)
 		zc__qp_post_recv(&e->qp, e->fin_queue[e->fin_head].slot);
-	if (e->cr_open)
-		zc__credit_close(&e->cr);
+	zc__credit_close(&e->cr); /* a no-op if it never opened */
 	for (i = 0; e->rndv && i < e->n_rndv; i++)
 		if (e->rndv[i].mw)
 			zc__dealloc_mw(e->ctx, e->rndv[i].mw);
