@@ -34,20 +34,19 @@ bool zc__budget_pressed(const struct zc__rx_budget *b)
 	return b->reserved > b->soft_max;
 }
 
-int zc__credit_open(struct zc__credit *c, struct zc__rx_budget *b, uint32_t min_window, uint32_t max)
+int zc__credit_open(struct zc__credit *c, struct zc__rx_budget *b, uint32_t max)
 {
+	uint32_t first = ZC__CREDIT_FIRST_WINDOW;
 	int rc;
 
-	if (min_window > max)
-		min_window = max;
-	*c = (struct zc__credit){.budget = b, .max_out = max, .window = min_window, .min_window = min_window,
-				 .max_window = max};
-	rc = zc__budget_reserve(b, min_window + 1, true);
+	*c = (struct zc__credit){.budget = b, .max_out = max, .window = first, .min_window = first,
+				 .max_window = max > first ? max : first};
+	rc = zc__budget_reserve(b, first + 1, true);
 	if (rc < 0) {
 		c->budget = NULL;
 		return rc;
 	}
-	c->granted = min_window;
+	c->granted = first;
 	return 0;
 }
 
@@ -59,14 +58,12 @@ void zc__credit_close(struct zc__credit *c)
 	c->budget = NULL;
 }
 
-void zc__credit_peer_grant(struct zc__credit *c, uint32_t window)
+void zc__credit_peer_params(struct zc__credit *c, uint32_t peer_max)
 {
-	c->edge = window;
-}
-
-uint32_t zc__credit_initial_window(const struct zc__credit *c)
-{
-	return c->granted;
+	c->edge = ZC__CREDIT_FIRST_WINDOW;
+	/* A window beyond what the peer keeps unacknowledged is never used. */
+	if (peer_max < c->max_window)
+		c->max_window = peer_max > c->min_window ? peer_max : c->min_window;
 }
 
 uint32_t zc__credit_avail(const struct zc__credit *c)
@@ -137,9 +134,14 @@ uint32_t zc__credit_unadvertised(const struct zc__credit *c)
 bool zc__credit_update_due(const struct zc__credit *c)
 {
 	uint32_t owed = zc__credit_unadvertised(c);
-	uint32_t quarter = c->window / 4 ? c->window / 4 : 1;
+	uint32_t quarter = c->max_window / 4 ? c->max_window / 4 : 1;
 
-	return owed >= quarter || (owed > 0 && c->recvd == c->granted);
+	/* A blocked peer hears back once we hold nothing of its data (or a
+	 * quarter is owed), not at every release: a CREDIT per message while
+	 * the reader is the slower side would halve the message rate. The
+	 * peer's own limit (sent - acked < its credits) never blocks it first:
+	 * the edge is at most max_window beyond the last ack. */
+	return owed > 0 && (owed >= quarter || (c->recvd == c->granted && c->released == c->recvd));
 }
 
 void zc__credit_advertise(struct zc__credit *c, uint32_t *ack, uint16_t *window)

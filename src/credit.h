@@ -22,9 +22,12 @@
  *            is sent and given back when an ack covers it.
  *   CLOSE    one, for the connection's life.
  *
- * The window lent to a peer starts at min_window, grows by one for each
+ * The window lent to a peer starts at ZC__CREDIT_FIRST_WINDOW (a protocol
+ * constant, so neither side needs the other's to start), grows by one for each
  * message consumed while the peer had used every credit it was given (it
- * was blocked), up to max_window and while the pool is below its soft
+ * was blocked), up to max_window (the smaller of both sides' credits
+ * options: a peer never keeps more unacknowledged) and while the pool is
+ * below its soft
  * limit, and shrinks by one per consumed message while the pool is above
  * it. The minimum is always kept: it is what lets every connection make
  * progress, so it may take the pool past its soft limit (never past the
@@ -37,6 +40,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* The window each side lends at first, and never less. */
+#define ZC__CREDIT_FIRST_WINDOW 1u
 
 /* The slots of one pool: promised to connections, and the limits. */
 struct zc__rx_budget {
@@ -70,17 +76,16 @@ struct zc__credit {
 	uint32_t min_window, max_window;
 };
 
-/* Promises the connection's minimum window and its CLOSE: -ENOBUFS when
- * the pool cannot take another connection. Both directions are bounded by
- * max (the credits option). */
-int zc__credit_open(struct zc__credit *c, struct zc__rx_budget *b, uint32_t min_window, uint32_t max);
+/* Promises the connection's first window and its CLOSE: -ENOBUFS when the
+ * pool cannot take another connection. Both directions are bounded by max
+ * (the credits option). */
+int zc__credit_open(struct zc__credit *c, struct zc__rx_budget *b, uint32_t max);
 /* Returns every promise of the connection to the pool (nothing if it
  * never opened, or failed to). */
 void zc__credit_close(struct zc__credit *c);
-/* The peer's first grant (its connection parameters). */
-void zc__credit_peer_grant(struct zc__credit *c, uint32_t window);
-/* The window offered in our connection parameters. */
-uint32_t zc__credit_initial_window(const struct zc__credit *c);
+/* The peer's connection parameters: its credits option. Its first window
+ * is the protocol's. */
+void zc__credit_peer_params(struct zc__credit *c, uint32_t peer_max);
 
 /* Data messages we may send now. */
 uint32_t zc__credit_avail(const struct zc__credit *c);
@@ -96,10 +101,12 @@ int zc__credit_on_data(struct zc__credit *c);
 void zc__credit_release(struct zc__credit *c);
 /* Released slots the peer has not been told about. */
 uint32_t zc__credit_unadvertised(const struct zc__credit *c);
-/* Whether to send a stand-alone CREDIT now: a quarter of the window is
- * waiting, or the peer has used every credit it was given and can only go
- * on once it hears from us. Anything less rides on the next header we send
- * anyway (a reply, a FIN), so a ping-pong costs no extra message. */
+/* Whether to send a stand-alone CREDIT now: the peer has used every credit
+ * it was given, can only go on once it hears from us, and we have consumed
+ * all it sent; or a quarter of the largest window is waiting. The quarter is of max_window, not of the
+ * current window: a small window is not a reason to send more often, and
+ * anything less rides on the next header we send anyway (a reply, a FIN),
+ * so a ping-pong costs no extra message. */
 bool zc__credit_update_due(const struct zc__credit *c);
 /* Values for the next header: moves the edge to released + window (as far
  * as the pool allows) and marks the releases advertised. */

@@ -122,8 +122,6 @@ struct zc__ep {
 };
 
 /* xfer.c: set-up and teardown */
-/* The window a connection starts with and never goes below (credit.h). */
-#define ZC__WINDOW_MIN 1
 /* Receive slots of a connection that has its own (no shared queue): a full
  * window of data, as many control messages, and CLOSE (credit.h). */
 uint32_t zc__ep_own_slots(uint32_t credits);

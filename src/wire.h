@@ -32,7 +32,7 @@
 
 #include "zcrdma.h"
 
-#define ZC_WIRE_VERSION 2
+#define ZC_WIRE_VERSION 3
 #define ZC_HDR_SIZE 16
 #define ZC_RTS_BODY_SIZE 24
 #define ZC_RTS_SIZE (ZC_HDR_SIZE + ZC_RTS_BODY_SIZE)
@@ -96,7 +96,7 @@ int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc
 struct zc__priv {
 	uint8_t version;
 	uint8_t flags;
-	uint16_t credits;       /* the first window the sender of this blob lends its peer */
+	uint16_t credits;       /* the sender's credits option: it never keeps more data messages unacknowledged */
 	uint32_t slot_size;     /* bytes per receive slot, header included */
 	uint32_t rd_atom;       /* RDMA READs this side accepts in flight as responder */
 };

@@ -690,7 +690,7 @@ uint32_t zc__ep_own_slots(uint32_t credits)
 
 void zc__ep_local_priv(const struct zc__ep *e, uint32_t rd_atom, struct zc__priv *p)
 {
-	*p = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)zc__credit_initial_window(&e->cr),
+	*p = (struct zc__priv){.version = ZC_WIRE_VERSION, .credits = (uint16_t)e->credits,
 			      .slot_size = (uint32_t)(ZC_HDR_SIZE + e->eager_in), .rd_atom = rd_atom ? rd_atom : 1};
 }
 
@@ -708,7 +708,7 @@ int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, 
 	rc = zc__qp_setup(&e->qp, id, &ep_ops);
 	if (rc)
 		return rc;
-	rc = zc__credit_open(&e->cr, &e->qp.rx->budget, ZC__WINDOW_MIN, credits);
+	rc = zc__credit_open(&e->cr, &e->qp.rx->budget, credits);
 	if (!rc)
 		rc = zc__rxpool_fill(e->qp.rx);
 	if (rc)
@@ -729,7 +729,7 @@ int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer)
 	e->eager_max = peer->slot_size - ZC_HDR_SIZE;
 	if (e->eager_max > e->eager_in)
 		e->eager_max = e->eager_in;
-	zc__credit_peer_grant(&e->cr, peer->credits);
+	zc__credit_peer_params(&e->cr, peer->credits);
 	/* A rendezvous holds a credit: never more open than data in flight. */
 	e->n_rndv = e->credits;
 	e->rndv = calloc(e->n_rndv, sizeof(*e->rndv));

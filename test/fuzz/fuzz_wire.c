@@ -69,7 +69,7 @@ static int msg_spec(const uint8_t *p, size_t n, size_t eager_max)
 
 	if (n < ZC_HDR_SIZE)
 		return -ZC_EPEERPROTO; /* M1 */
-	if (p[0] != 2)
+	if (p[0] != 3)
 		return -ZC_EVERSION; /* M2 */
 	if (le(p + 2, 2) > 4096)
 		return -ZC_EPEERPROTO; /* M3: window */
@@ -201,7 +201,7 @@ static int priv_spec(const uint8_t *p, size_t n)
 
 	if (!p || n < 16 || memcmp(p + 12, "\x64\x72\x63\x7a", 4) != 0)
 		return -ZC_EPEERPROTO; /* P1 */
-	if (p[0] != 2)
+	if (p[0] != 3)
 		return -ZC_EVERSION; /* P2 */
 	credits = le(p + 2, 2);
 	slot = le(p + 4, 4);

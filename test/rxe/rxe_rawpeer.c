@@ -43,6 +43,7 @@
 
 #include "zcrdma.h"
 #include "rxe_env.h"
+#include "credit.h"
 #include "wire.h"
 
 #define SLOT 4096
@@ -390,7 +391,7 @@ static void hostile(struct raw *r)
 	} else if (!strcmp(mode, "overflow")) {
 		/* Each send completes: the server is not reading yet. */
 		hostile_send = 0;
-		for (i = 0; i <= r->peer.credits; i++)
+		for (i = 0; i <= (int)ZC__CREDIT_FIRST_WINDOW; i++)
 			send_msg(r, ZC_MSG_EAGER, 8, 0, 0);
 		peer_sent_all = 1;
 	} else if (!strcmp(mode, "fakefin")) {

@@ -16,11 +16,13 @@
 
 static struct zc__rx_budget big = {.soft_max = 1u << 20, .hard_max = 1u << 20};
 
-/* A connection whose peer granted `edge` credits. */
+/* A connection with credits `max` both ways whose peer granted `edge`. */
 static void open_conn(struct zc__credit *c, struct zc__rx_budget *b, uint32_t max, uint32_t edge)
 {
-	ck_assert_int_eq(zc__credit_open(c, b, 1, max), 0);
-	zc__credit_peer_grant(c, edge);
+	ck_assert_int_eq(zc__credit_open(c, b, max), 0);
+	zc__credit_peer_params(c, max);
+	if (edge > ZC__CREDIT_FIRST_WINDOW)
+		ck_assert_int_eq(zc__credit_on_ack(c, 0, edge), 0);
 }
 
 START_TEST(test_credits_run_out_and_come_back_with_acks)
@@ -80,7 +82,7 @@ START_TEST(test_data_beyond_the_grant_is_a_protocol_error)
 	uint16_t win;
 
 	open_conn(&c, &big, 64, 4);
-	ck_assert_uint_eq(zc__credit_initial_window(&c), 1);
+	ck_assert_uint_eq(c.granted, ZC__CREDIT_FIRST_WINDOW);
 	ck_assert_int_eq(zc__credit_on_data(&c), 0);
 	ck_assert_int_eq(zc__credit_on_data(&c), -ZC_EPEERPROTO);
 	/* consumed while the peer was blocked: the window grows to 2 */
@@ -129,14 +131,146 @@ START_TEST(test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked)
 	ck_assert(!zc__credit_update_due(&c)); /* rides on our next header */
 	for (i = 0; i < 63; i++)
 		zc__credit_on_data(&c);
-	ck_assert(zc__credit_update_due(&c)); /* the peer has no credit left */
+	/* the peer is blocked, but we still hold its data: no CREDIT per release */
+	for (i = 0; i < 14; i++) {
+		zc__credit_release(&c);
+		ck_assert(!zc__credit_update_due(&c));
+	}
+	zc__credit_release(&c);
+	ck_assert(zc__credit_update_due(&c)); /* a quarter of 64 */
 	zc__credit_advertise(&c, &ack, &win);
 	ck_assert(!zc__credit_update_due(&c));
-	for (i = 0; i < 16; i++)
-		zc__credit_release(&c);
-	ck_assert(zc__credit_update_due(&c));
-	ck_assert_uint_eq(zc__credit_unadvertised(&c), 16);
 	zc__credit_close(&c);
+
+	/* the first window: blocked at once; it hears back when we consumed it */
+	open_conn(&c, &big, 64, 0);
+	zc__credit_on_data(&c);
+	ck_assert(!zc__credit_update_due(&c));
+	zc__credit_release(&c);
+	ck_assert(zc__credit_update_due(&c));
+	ck_assert_uint_eq(zc__credit_unadvertised(&c), 1);
+	zc__credit_close(&c);
+}
+END_TEST
+
+/* One side of a ping-pong: the peer's message arrives, is consumed, and
+ * this side answers; a CREDIT goes first only when update_due says so.
+ * Returns 1 if a CREDIT was sent. */
+static int pingpong_turn(struct zc__credit *me, struct zc__credit *peer)
+{
+	uint32_t ack;
+	uint16_t win;
+	int credit = 0;
+
+	ck_assert_int_eq(zc__credit_on_data(me), 0);
+	zc__credit_release(me);
+	if (zc__credit_update_due(me)) {
+		zc__credit_advertise(me, &ack, &win);
+		ck_assert_int_eq(zc__credit_on_ack(peer, ack, win), 0);
+		credit = 1;
+	}
+	ck_assert_int_eq(zc__credit_take(me), 0);
+	zc__credit_advertise(me, &ack, &win);
+	ck_assert_int_eq(zc__credit_on_ack(peer, ack, win), 0);
+	return credit;
+}
+
+START_TEST(test_pingpong_sends_no_credit_messages_once_the_window_opened)
+{
+	struct zc__credit a, b;
+	uint32_t ack;
+	uint16_t win;
+	int i, credits = 0;
+
+	open_conn(&a, &big, 64, 0);
+	open_conn(&b, &big, 64, 0);
+	ck_assert_int_eq(zc__credit_take(&a), 0); /* a's first request */
+	zc__credit_advertise(&a, &ack, &win);
+	ck_assert_int_eq(zc__credit_on_ack(&b, ack, win), 0);
+	for (i = 0; i < 1000; i++) {
+		credits += pingpong_turn(&b, &a);
+		credits += pingpong_turn(&a, &b);
+	}
+	/* The first message used the whole first window of each side. */
+	ck_assert_int_le(credits, 2);
+	zc__credit_close(&a);
+	zc__credit_close(&b);
+	ck_assert_uint_eq(big.reserved, 0);
+}
+END_TEST
+
+/* Liveness: a sender that sends whenever it may, a receiver that consumes
+ * at random and sends CREDIT only when update_due says so, messages
+ * delivered in random order of the two directions. The sender must never
+ * be left blocked with nothing in flight and nothing left to consume:
+ * nothing would ever wake it. Both orders of the credits options. */
+static void run_liveness(uint32_t sender_max, uint32_t receiver_max)
+{
+	struct zc__credit s, r;
+	uint32_t ctl_ack[4096];
+	uint16_t ctl_win[4096];
+	unsigned in_flight = 0, held = 0, ctl_head = 0, ctl_count = 0, delivered = 0;
+	unsigned long step;
+
+	ck_assert_int_eq(zc__credit_open(&s, &big, sender_max), 0);
+	ck_assert_int_eq(zc__credit_open(&r, &big, receiver_max), 0);
+	zc__credit_peer_params(&s, receiver_max);
+	zc__credit_peer_params(&r, sender_max);
+	for (step = 0; step < 200000; step++) {
+		int due_check = 0;
+
+		switch (rand() % 4) {
+		case 0:
+			if (zc__credit_take(&s) == 0)
+				in_flight++;
+			break;
+		case 1:
+			if (in_flight) {
+				in_flight--;
+				ck_assert_int_eq(zc__credit_on_data(&r), 0);
+				held++;
+				due_check = 1; /* progress runs after every completion */
+			}
+			break;
+		case 2:
+			if (held && rand() % 3 == 0) {
+				held--;
+				delivered++;
+				zc__credit_release(&r);
+				due_check = 1;
+			}
+			break;
+		default:
+			if (ctl_count) {
+				unsigned i = ctl_head++ % 4096;
+
+				ctl_count--;
+				ck_assert_int_eq(zc__credit_on_ack(&s, ctl_ack[i], ctl_win[i]), 0);
+			}
+		}
+		if (due_check && zc__credit_update_due(&r)) {
+			unsigned i = (ctl_head + ctl_count++) % 4096;
+
+			ck_assert_uint_lt(ctl_count, 4096);
+			zc__credit_advertise(&r, &ctl_ack[i], &ctl_win[i]);
+		}
+		if (!zc__credit_avail(&s) && !in_flight && !held && !ctl_count)
+			ck_abort_msg("sender %u/receiver %u stuck at step %lu: sent %u, edge %u, acked %u", sender_max,
+				     receiver_max, step, s.sent, s.edge, s.peer_acked);
+	}
+	ck_assert_uint_gt(delivered, 1000);
+	zc__credit_close(&s);
+	zc__credit_close(&r);
+}
+
+START_TEST(test_a_blocked_sender_always_hears_back)
+{
+	srand(777);
+	run_liveness(64, 64);
+	run_liveness(3, 64);
+	run_liveness(64, 3);
+	run_liveness(1, 1);
+	run_liveness(4096, 16);
 }
 END_TEST
 
@@ -246,10 +380,10 @@ START_TEST(test_model_slots_in_use_never_exceed_slots_promised)
 	srand(12345);
 	for (k = 0; k < NCONN; k++) {
 		peer_pool[k] = (struct zc__rx_budget){.soft_max = 1000, .hard_max = 1000};
-		ck_assert_int_eq(zc__credit_open(&r[k], &pool, 1, 16), 0);
-		ck_assert_int_eq(zc__credit_open(&s[k], &peer_pool[k], 1, 16), 0);
-		zc__credit_peer_grant(&r[k], zc__credit_initial_window(&s[k]));
-		zc__credit_peer_grant(&s[k], zc__credit_initial_window(&r[k]));
+		ck_assert_int_eq(zc__credit_open(&r[k], &pool, 16), 0);
+		ck_assert_int_eq(zc__credit_open(&s[k], &peer_pool[k], 16), 0);
+		zc__credit_peer_params(&r[k], 16);
+		zc__credit_peer_params(&s[k], 16);
 	}
 	for (step = 0; step < 400000; step++) {
 		unsigned used = 0;
@@ -342,6 +476,8 @@ int main(void)
 	tcase_add_test(t, test_data_beyond_the_grant_is_a_protocol_error);
 	tcase_add_test(t, test_counters_wrap_around);
 	tcase_add_test(t, test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked);
+	tcase_add_test(t, test_pingpong_sends_no_credit_messages_once_the_window_opened);
+	tcase_add_test(t, test_a_blocked_sender_always_hears_back);
 	tcase_add_test(t, test_budget_mandatory_and_discretionary);
 	tcase_add_test(t, test_windows_grow_when_blocked_and_shrink_under_pressure);
 	tcase_add_test(t, test_model_slots_in_use_never_exceed_slots_promised);
