@@ -282,6 +282,11 @@ struct zc_stats {
 	 * something happened to (or that stay readable), never all of them;
 	 * and keepalive checks, each of a connection that was due. */
 	uint64_t event_checks, keepalive_checks;
+	/* Work the device did for this context: send work requests posted
+	 * (SENDs, READs, WRITEs, window binds), the ibv_post_send() calls that
+	 * carried them (each one a doorbell: a system call on rxe), receive
+	 * work requests posted, and completions reaped. */
+	uint64_t send_wrs, send_posts, recv_wrs, completions;
 };
 
 /* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */

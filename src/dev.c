@@ -346,6 +346,7 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 			wr->done(wr, &wc[i]);
 		}
 		total += n;
+		ctx->stats.completions += (uint64_t)n;
 		if (n < 32)
 			break;
 	}

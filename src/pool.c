@@ -165,6 +165,7 @@ int zc__rxpool_repost(struct zc__rxpool *p, uint32_t slot)
 		return rc;
 	}
 	p->posted++;
+	p->ctx->stats.recv_wrs++;
 	return 0;
 }
 

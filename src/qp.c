@@ -180,6 +180,8 @@ int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr)
 	if ((rc = ibv_post_send(q->qp, wr, &bad)))
 		return zc__qp_fail(q, zc__err(-rc, "ibv_post_send: %s", strerror(rc)));
 	q->sq_inflight += (uint32_t)n;
+	q->ctx->stats.send_wrs += (uint64_t)n;
+	q->ctx->stats.send_posts++;
 	return 0;
 }
 

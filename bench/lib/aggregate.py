@@ -9,7 +9,10 @@ Metrics (where the tool lets us know them):
   bw_gbps, bw_peak_gbps, msg_rate_mpps, lat_typical_us, lat_p99_us,
   cpu_{user,sys}_{client,server}_s_per_gb, cpu_{user,sys}_s_per_gb (both sides),
   and for zc_perf library runs: cpu_us_per_op (user+sys, both sides, per
-  iteration), wall_us_per_op, credit_msgs_per_op, rcache_hits/misses_per_op.
+  iteration), wall_us_per_op, credit_msgs_per_op, rcache_hits/misses_per_op;
+  per message (both sides, both directions of a round trip): pkts_per_msg
+  (rxe hw_counters sent_pkts of both devices), and for the library
+  send_wrs/doorbells/recv_wrs/cqes_per_msg (zc_ctx_stats).
 Python 3 standard library only.
 """
 import csv
@@ -77,6 +80,30 @@ def cpu_metrics(m, bytes_moved, cli, srv):
         m["cpu_sys_s_per_gb"] = (cli[1] + srv[1]) / gb
 
 
+def messages(test, args):
+    """Messages a run moved, both directions: -n (perftest's count) times
+    the connections (-q), and two per round trip of a latency run."""
+    n, q = None, 1
+    for i, a in enumerate(args):
+        if a == "-n" and i + 1 < len(args):
+            n = int(args[i + 1])
+        elif a.startswith("-n") and a[2:].isdigit():
+            n = int(a[2:])
+        elif a == "-q" and i + 1 < len(args):
+            q = int(args[i + 1])
+    if n is None:  # perftest's plan lines: BINARY N ...
+        n = int(args[1])
+    return n * q * (2 if test == "lat" else 1)
+
+
+def pkts_per_msg(d, test, args, m):
+    """rxe packets (data and ACKs, both devices) per message, from the
+    hw_counters bench/lib/guest-run read around the run."""
+    t = (read(os.path.join(d, "pkts")) or "").split()
+    if len(t) == 2:
+        m["pkts_per_msg"] = (int(t[1]) - int(t[0])) / messages(test, args)
+
+
 def parse_perftest(d, test, size, args):
     txt = read(os.path.join(d, "client.out")) or ""
     rows = table_rows(txt)
@@ -137,16 +164,21 @@ def parse_zcperf(d, test, size, args):
     if j.get("library"):
         # zc_ctx_stats per side: rc_hits rc_misses rc_evict rc_inval rc_live mw_binds eager inline rndv credit
         # mr_fallbk reg+dereg reg_ms
-        credit = 0
+        credit, work = 0, {}
         for side in ("client", "server"):
-            rows = [x for x in table_rows(read(os.path.join(d, side + ".out")) or "") if len(x) == 14]
+            rows = [x for x in table_rows(read(os.path.join(d, side + ".out")) or "") if len(x) == 18]
             if rows:
                 c = rows[-1]
                 credit += c[10]
+                for k, col in (("send_wrs", 14), ("doorbells", 15), ("recv_wrs", 16), ("cqes", 17)):
+                    work[k] = work.get(k, 0) + c[col]
                 if side == "client":
                     m["rcache_hits_per_op"] = c[1] / iters
                     m["rcache_misses_per_op"] = c[2] / iters
         m["credit_msgs_per_op"] = credit / iters
+        msgs = messages(test, args)
+        for k, v in work.items():  # both sides, per message
+            m[k + "_per_msg"] = v / msgs
     return m
 
 
@@ -227,6 +259,8 @@ def main():
         else:
             try:
                 m = PARSERS[p["kind"]](os.path.join(raw, d), p["test"], p["size"], p["args"])
+                if p["kind"] in ("perftest", "zc_perf"):
+                    pkts_per_msg(os.path.join(raw, d), p["test"], p["args"], m)
                 for k in ("bw_gbps", "lat_typical_us"):
                     if k in m and not m[k] > 0:
                         raise ValueError("%s is %s (perftest: failed TSC calibration?)" % (k, m[k]))

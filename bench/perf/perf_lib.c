@@ -259,22 +259,24 @@ void perf_lib_footer(const struct perf_ctx *ctx, FILE *f)
 	if (!L || !L->nstats)
 		return;
 	fprintf(f, " zcrdma counters on this side, per size (zc_ctx_stats):\n");
-	fprintf(f, " %-10s %-10s %-10s %-8s %-8s %-8s %-9s %-10s %-10s %-9s %-9s %-9s %-9s %-9s\n", "#bytes",
-		"rc_hits", "rc_misses", "rc_evict", "rc_inval", "rc_live", "mw_binds", "eager", "inline", "rndv",
-		"credit", "mr_fallbk", "reg+dereg", "reg_ms");
+	fprintf(f, " %-10s %-10s %-10s %-8s %-8s %-8s %-9s %-10s %-10s %-9s %-9s %-9s %-9s %-9s %-10s %-10s %-10s %-10s\n",
+		"#bytes", "rc_hits", "rc_misses", "rc_evict", "rc_inval", "rc_live", "mw_binds", "eager", "inline", "rndv",
+		"credit", "mr_fallbk", "reg+dereg", "reg_ms", "send_wrs", "doorbells", "recv_wrs", "cqes");
 	for (i = 0; i < L->nstats; i++) {
 		const struct zc_stats *d = &L->stats[i].d;
 
 		fprintf(f,
 			" %-10llu %-10llu %-10llu %-8llu %-8llu %-8llu %-9llu %-10llu %-10llu %-9llu %-9llu %-9llu %-9llu "
-			"%-9.3f\n",
+			"%-9.3f %-10llu %-10llu %-10llu %-10llu\n",
 			(unsigned long long)L->stats[i].size, (unsigned long long)d->rcache_hits,
 			(unsigned long long)d->rcache_misses, (unsigned long long)d->rcache_evictions,
 			(unsigned long long)d->rcache_invalidations, (unsigned long long)d->rcache_entries,
 			(unsigned long long)d->mw_binds, (unsigned long long)d->eager_msgs,
 			(unsigned long long)d->inline_msgs, (unsigned long long)d->rndv_msgs,
 			(unsigned long long)d->credit_msgs, (unsigned long long)d->mr_fallbacks,
-			(unsigned long long)(d->regs + d->deregs), (double)d->reg_ns / 1e6);
+			(unsigned long long)(d->regs + d->deregs), (double)d->reg_ns / 1e6,
+			(unsigned long long)d->send_wrs, (unsigned long long)d->send_posts,
+			(unsigned long long)d->recv_wrs, (unsigned long long)d->completions);
 	}
 	fputs("---------------------------------------------------------------------------------------\n", f);
 }
@@ -443,6 +445,10 @@ void perf_lib_stats_end(struct perf_lib *L, uint64_t size)
 	DIFF(regs);
 	DIFF(deregs);
 	DIFF(reg_ns);
+	DIFF(send_wrs);
+	DIFF(send_posts);
+	DIFF(recv_wrs);
+	DIFF(completions);
 #undef DIFF
 	d->rcache_entries = a.rcache_entries;
 	d->rcache_bytes = a.rcache_bytes;
