@@ -186,12 +186,17 @@ int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr)
 }
 
 int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, const void *payload, uint32_t len,
-		enum ibv_wr_opcode opcode, uint32_t inv_rkey)
+		enum ibv_wr_opcode opcode, uint32_t ex)
 {
 	struct zc__sreq *s = &q->sreq[i];
-	struct ibv_sge sge[2] = {{.addr = (uintptr_t)hdr, .length = hdr_len}, {.addr = (uintptr_t)payload, .length = len}};
-	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&s->wr, .sg_list = sge, .num_sge = len ? 2 : 1,
-				 .opcode = opcode, .send_flags = IBV_SEND_SIGNALED};
+	struct ibv_sge sge[2];
+	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&s->wr, .sg_list = sge, .opcode = opcode,
+				 .send_flags = IBV_SEND_SIGNALED};
+
+	if (hdr_len)
+		sge[wr.num_sge++] = (struct ibv_sge){.addr = (uintptr_t)hdr, .length = hdr_len};
+	if (len)
+		sge[wr.num_sge++] = (struct ibv_sge){.addr = (uintptr_t)payload, .length = len};
 
 	/* Inline: the provider copies from our memory at post time. */
 	if (hdr_len + len <= q->ctx->caps.max_inline) {
@@ -204,7 +209,8 @@ int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, cons
 		if (rc)
 			return zc__qp_fail(q, rc);
 		buf = zc__slab_addr(&t->slab, s->tx);
-		memcpy(buf, hdr, hdr_len);
+		if (hdr_len)
+			memcpy(buf, hdr, hdr_len);
 		if (len)
 			memcpy(buf + hdr_len, payload, len);
 		sge[0] = (struct ibv_sge){.addr = (uintptr_t)buf, .length = hdr_len + len,
@@ -212,7 +218,9 @@ int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, cons
 		wr.num_sge = 1;
 	}
 	if (opcode == IBV_WR_SEND_WITH_INV)
-		wr.invalidate_rkey = inv_rkey;
+		wr.invalidate_rkey = ex;
+	else if (opcode == IBV_WR_SEND_WITH_IMM)
+		wr.imm_data = ex;
 	return zc__qp_post_send(q, &wr);
 }
 

@@ -153,10 +153,12 @@ int zc__sreq_get(struct zc__qp *q);
 void zc__sreq_put(struct zc__qp *q, uint32_t i);
 /* Posts wr (whose wr_id names send requests); a failure fails the QP. */
 int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr);
-/* Sends hdr followed by len bytes of payload with send request i: inline
- * when it fits (nothing is copied by us), else copied into a staging slot. */
+/* Sends hdr (hdr_len may be 0) followed by len bytes of payload with send
+ * request i: inline when it fits (nothing is copied by us), else copied
+ * into a staging slot. ex is the rkey SEND_WITH_INV invalidates, or the
+ * immediate data (network byte order) of SEND_WITH_IMM. */
 int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, const void *payload, uint32_t len,
-		enum ibv_wr_opcode opcode, uint32_t inv_rkey);
+		enum ibv_wr_opcode opcode, uint32_t ex);
 /* A zero-length RDMA WRITE: a dead peer fails it once retries run out. */
 int zc__qp_probe(struct zc__qp *q);
 

@@ -41,7 +41,7 @@ static int proto(const char *what, unsigned long long v)
 	return zc__err(-ZC_EPEERPROTO, "peer sent a bad message: %s (%llu)", what, v);
 }
 
-int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc__hdr *h, struct zc__rts *r)
+int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct zc__rts *r)
 {
 	const uint8_t *p = buf;
 
@@ -59,13 +59,7 @@ int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc
 		return proto("credit window beyond the largest allowed", h->window);
 	switch (h->type) {
 	case ZC_MSG_EAGER:
-		if (h->len > eager_max)
-			return proto("eager payload larger than the receive slot", h->len);
-		if (byte_len != ZC_HDR_SIZE + (size_t)h->len)
-			return proto("eager length differs from the bytes received", byte_len);
-		if (h->id != 0)
-			return proto("eager message with an id", h->id);
-		return 0;
+		return proto("an eager message with a header (it travels with immediate data)", byte_len);
 	case ZC_MSG_RTS:
 		if (byte_len != ZC_RTS_SIZE || h->len != 0)
 			return proto("rendezvous request of the wrong size", byte_len);
@@ -91,6 +85,26 @@ int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc
 	default:
 		return proto("unknown message type", h->type);
 	}
+}
+
+uint32_t zc__imm_encode(uint32_t ack_delta, uint16_t window)
+{
+	return htobe32(ZC_IMM_EAGER << 29 | (ack_delta & ZC_IMM_ACK_DELTA_MAX) << 16 | window);
+}
+
+int zc__imm_decode(uint32_t imm, size_t byte_len, size_t eager_max, uint32_t prev_ack, struct zc__hdr *h)
+{
+	uint32_t v = be32toh(imm);
+
+	if (v >> 29 != ZC_IMM_EAGER)
+		return proto("immediate data of a reserved kind", v >> 29);
+	*h = (struct zc__hdr){.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .window = (uint16_t)(v & 0xffff),
+			      .ack = prev_ack + (v >> 16 & ZC_IMM_ACK_DELTA_MAX), .len = (uint32_t)byte_len};
+	if (h->window > ZC_CREDITS_MAX)
+		return proto("credit window beyond the largest allowed", h->window);
+	if (byte_len > eager_max)
+		return proto("eager payload larger than the receive slot", byte_len);
+	return 0;
 }
 
 void zc__priv_encode(void *buf, const struct zc__priv *pr)

@@ -1,7 +1,8 @@
 /*
  * Internal: the zcrdma wire protocol (docs/protocol.md is the full story).
  *
- * Every SEND between zcrdma peers starts with a 16-byte header, little-endian:
+ * Every SEND between zcrdma peers but an EAGER starts with a 16-byte header,
+ * little-endian:
  *
  *   0        1        2        4        8        12       16
  *   +--------+--------+--------+--------+--------+--------+
@@ -15,8 +16,18 @@
  *   ack      cumulative count of data messages of the peer the sender of this
  *            header has consumed; ack + window is the peer's credit edge
  *            (credit.h), which never moves back
- *   len      EAGER: payload bytes after the header; others: 0
+ *   len      0 (an EAGER's length is the bytes received, see below)
  *   id       RTS/FIN: rendezvous identifier chosen by the data's sender
+ *
+ * An EAGER has no header: its payload is the whole message, sent with
+ * SEND_WITH_IMM, and the header fields it needs travel in the 32-bit
+ * immediate data (big-endian, as the transport carries it), so a payload
+ * of exactly one MTU (4096 bytes) still takes one packet:
+ *
+ *   bits 31..29  kind, ZC_IMM_EAGER (the others are reserved)
+ *   bits 28..16  ack minus the ack of the previous message the sender sent
+ *                (never more than ZC_CREDITS_MAX: no more was outstanding)
+ *   bits 15..0   window
  *
  * An RTS carries a 24-byte body after the header: u64 addr, u64 len,
  * u32 rkey, u32 flags (ZC_RTS_F_INV: the rkey is a memory window the FIN
@@ -40,7 +51,7 @@
 #define ZC_RNDV_MAX_LEN (1ull << 40)
 
 enum zc__msg_type {
-	ZC_MSG_EAGER = 1,  /* data: payload follows the header (uses a credit) */
+	ZC_MSG_EAGER = 1,  /* data: payload only, header in the immediate (uses a credit) */
 	ZC_MSG_RTS = 2,    /* data: rendezvous request, body = zc__rts (uses a credit) */
 	ZC_MSG_FIN = 3,    /* control: rendezvous id done; sent with SEND_WITH_INV */
 	ZC_MSG_CREDIT = 4, /* control: credit return only */
@@ -75,12 +86,25 @@ void zc__hdr_encode(void *buf, const struct zc__hdr *h);
 void zc__rts_encode(void *buf, const struct zc__rts *r);
 
 /*
- * Decodes and validates a received message of byte_len bytes. eager_max is
- * the largest payload this side's receive slots accept. Returns 0, or
+ * Decodes and validates a received message of byte_len bytes that came
+ * without immediate data (so never an EAGER). Returns 0, or
  * -ZC_EVERSION / -ZC_EPEERPROTO (with zc_last_error() naming the field).
  * On success *h is filled, and for RTS *r too.
  */
-int zc__msg_decode(const void *buf, size_t byte_len, size_t eager_max, struct zc__hdr *h, struct zc__rts *r);
+int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct zc__rts *r);
+
+#define ZC_IMM_EAGER 1u
+#define ZC_IMM_ACK_DELTA_MAX 0x1fffu
+
+/* The immediate data of an EAGER, as the work request carries it (network
+ * byte order). ack_delta must not exceed ZC_IMM_ACK_DELTA_MAX. */
+uint32_t zc__imm_encode(uint32_t ack_delta, uint16_t window);
+/* Decodes an EAGER's immediate data (as the completion carries it) into *h:
+ * its ack is prev_ack (the ack of the previous message received from this
+ * peer) plus the delta, its length byte_len. Returns 0, or -ZC_EPEERPROTO
+ * for a reserved kind, a window beyond ZC_CREDITS_MAX or a payload beyond
+ * eager_max. */
+int zc__imm_decode(uint32_t imm, size_t byte_len, size_t eager_max, uint32_t prev_ack, struct zc__hdr *h);
 
 /*
  * Connection parameters exchanged in rdma_cm private data (both directions),

@@ -8,18 +8,25 @@
 #include "proto.h"
 
 
-/* Builds a header carrying our credit return and window. A grown window
- * may have promised more receive slots: they are posted before the header
+/* Our credit return and window for the next message. A grown window may
+ * have promised more receive slots: they are posted before the message
  * that advertises them can leave. */
+static int advertise(struct zc__ep *e, uint32_t *ack, uint16_t *window)
+{
+	int rc;
+
+	zc__credit_advertise(&e->cr, ack, window);
+	rc = zc__rxpool_fill(e->qp.rx);
+	return rc ? zc__qp_fail(&e->qp, rc) : 0;
+}
+
 static int fill_hdr(struct zc__ep *e, uint8_t *buf, uint8_t type, uint32_t len, uint32_t id)
 {
 	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = type, .len = len, .id = id};
-	int rc;
+	int rc = advertise(e, &h.ack, &h.window);
 
-	zc__credit_advertise(&e->cr, &h.ack, &h.window);
 	zc__hdr_encode(buf, &h);
-	rc = zc__rxpool_fill(e->qp.rx);
-	return rc ? zc__qp_fail(&e->qp, rc) : 0;
+	return rc;
 }
 
 /* A data message: its credit promised a slot for the peer's reply. */
@@ -95,13 +102,14 @@ static void flush_ctl_hook(struct zc__qp *q)
 
 int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, uint64_t token)
 {
-	uint8_t hdr[ZC_HDR_SIZE];
+	uint32_t prev_ack = e->cr.advertised, ack;
+	uint16_t window;
 	struct zc__sreq *s;
 	int i, rc;
 
 	if (!zc__credit_avail(&e->cr) || (i = zc__sreq_get(&e->qp)) < 0)
 		return -EAGAIN;
-	if ((rc = take_credit(e)) || (rc = fill_hdr(e, hdr, ZC_MSG_EAGER, (uint32_t)len, 0))) {
+	if ((rc = take_credit(e)) || (rc = advertise(e, &ack, &window))) {
 		zc__sreq_put(&e->qp, (uint32_t)i);
 		return rc;
 	}
@@ -112,13 +120,17 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 		s->token = token;
 		s->len = len;
 	}
-	if (ZC_HDR_SIZE + len <= e->ctx->caps.max_inline)
+	if (len <= e->ctx->caps.max_inline)
 		e->ctx->stats.inline_msgs++;
 	else
 		e->ctx->stats.eager_msgs++;
 	/* Inline, or one copy into a registered staging slot: cheaper than
-	 * registering a small buffer, and the caller gets it back at once. */
-	return zc__qp_send(&e->qp, i, hdr, ZC_HDR_SIZE, buf, (uint32_t)len, IBV_WR_SEND, 0);
+	 * registering a small buffer, and the caller gets it back at once.
+	 * The header rides in the immediate data (wire.h): at most the
+	 * messages received since our last one were released, fewer than
+	 * ZC_CREDITS_MAX. */
+	return zc__qp_send(&e->qp, i, NULL, 0, buf, (uint32_t)len, IBV_WR_SEND_WITH_IMM,
+			   zc__imm_encode(ack - prev_ack, window));
 }
 
 static int free_rndv(struct zc__ep *e)
@@ -316,7 +328,9 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 	struct zc__item it = {.slot = slot};
 	struct zc__hdr h;
 	struct zc__rts rts;
-	int rc = zc__msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, e->eager_in, &h, &rts);
+	int rc = wc->wc_flags & IBV_WC_WITH_IMM
+			 ? zc__imm_decode(wc->imm_data, wc->byte_len, e->eager_in, e->cr.peer_acked, &h)
+			 : zc__msg_decode(zc__qp_rx_slot(&e->qp, slot), wc->byte_len, &h, &rts);
 
 	if (!rc)
 		rc = zc__credit_on_ack(&e->cr, h.ack, h.window);
@@ -513,7 +527,7 @@ void zc__match_posted(struct zc__ep *e)
 		}
 		if (it->kind == ZC_ITEM_EAGER) {
 			if (left)
-				memcpy(p->buf, zc__qp_rx_slot(&e->qp, it->slot) + ZC_HDR_SIZE + it->off, left);
+				memcpy(p->buf, zc__qp_rx_slot(&e->qp, it->slot) + it->off, left);
 			zc__item_pop(e);
 			complete_posted(e, 0, left);
 			continue;
@@ -534,7 +548,7 @@ size_t zc__item_copy(struct zc__ep *e, struct zc__item *it, void *buf, size_t le
 	size_t n = len < left ? len : (size_t)left;
 
 	if (n)
-		memcpy(buf, zc__qp_rx_slot(&e->qp, it->slot) + ZC_HDR_SIZE + it->off, n);
+		memcpy(buf, zc__qp_rx_slot(&e->qp, it->slot) + it->off, n);
 	it->off += n;
 	if (it->off == it->len)
 		zc__item_pop(e);

@@ -3,7 +3,9 @@
  *
  * Byte 0 of the input picks what the rest is (byte 0 % 6):
  *   0  a received message: u32 eager_max (LE), then the message itself, whose
- *      length is byte_len (zc__msg_decode: header, EAGER, RTS body, controls)
+ *      length is byte_len (zc__msg_decode: header, RTS body, controls; and its
+ *      first 8 bytes as an EAGER's immediate data and previous ack for
+ *      zc__imm_decode)
  *   1  rdma_cm private data, all of the rest (zc__priv_decode; empty = NULL)
  *   2  an RMA descriptor (struct zc_desc, src/wire.c): the first 32 bytes of
  *      the rest, zero-padded (empty = a NULL descriptor)
@@ -63,7 +65,7 @@ static void take(const uint8_t **p, size_t *n, void *out, size_t want)
 
 /* ---- messages (docs/protocol.md §2, §5 M1-M6) ---------------------------- */
 
-static int msg_spec(const uint8_t *p, size_t n, size_t eager_max)
+static int msg_spec(const uint8_t *p, size_t n)
 {
 	uint64_t len, id, raddr, rlen, rflags;
 
@@ -76,8 +78,8 @@ static int msg_spec(const uint8_t *p, size_t n, size_t eager_max)
 	len = le(p + 8, 4);
 	id = le(p + 12, 4);
 	switch (p[1]) {
-	case 1: /* EAGER, M4 */
-		return len <= eager_max && n - ZC_HDR_SIZE == len && id == 0 ? 0 : -ZC_EPEERPROTO;
+	case 1: /* EAGER: only with immediate data, M4 */
+		return -ZC_EPEERPROTO;
 	case 2: /* RTS, M5 */
 		if (n != 40 || len != 0)
 			return -ZC_EPEERPROTO;
@@ -108,25 +110,47 @@ static int rts_eq(const struct zc__rts *a, const struct zc__rts *b)
 	return a->addr == b->addr && a->len == b->len && a->rkey == b->rkey && a->flags == b->flags;
 }
 
+/* The first 4 bytes as an EAGER's immediate data (as the completion
+ * carries it), the next 4 as the previous ack, n as the bytes received. */
+static void imm_check(const uint8_t *p, size_t n, size_t eager_max)
+{
+	uint32_t imm = 0, prev = n >= 8 ? (uint32_t)le(p + 4, 4) : 0, v;
+	struct zc__hdr h;
+	int rc, spec;
+
+	if (n < 4)
+		return;
+	memcpy(&imm, p, 4);
+	v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; /* big-endian */
+	spec = v >> 29 != 1 || (v & 0xffff) > 4096 || n > eager_max ? -ZC_EPEERPROTO : 0;
+	rc = zc__imm_decode(imm, n, eager_max, prev, &h);
+	CHECK(rc == spec);
+	if (rc) {
+		CHECK(zc_last_error()[0] != '\0');
+		return;
+	}
+	CHECK(h.type == ZC_MSG_EAGER && h.len == n && h.window == (v & 0xffff));
+	CHECK(h.ack == prev + (v >> 16 & 0x1fff));
+	CHECK(zc__imm_encode(h.ack - prev, h.window) == imm); /* round trip */
+}
+
 /* Decodes p[0..n), checks it against the spec, bounds and round trip. */
 static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 {
 	struct zc__hdr h, h2;
 	struct zc__rts r, r2;
 	uint8_t *out;
-	int rc = zc__msg_decode(p, n, eager_max, &h, &r);
+	int rc = zc__msg_decode(p, n, &h, &r);
 
-	CHECK(rc == msg_spec(p, n, eager_max));
+	imm_check(p, n, eager_max);
+	CHECK(rc == msg_spec(p, n));
 	if (rc) {
 		CHECK(zc_last_error()[0] != '\0');
 		return;
 	}
 	CHECK(h.version == ZC_WIRE_VERSION && h.window <= ZC_CREDITS_MAX);
-	CHECK(h.type >= ZC_MSG_EAGER && h.type <= ZC_MSG_CLOSE);
+	CHECK(h.type > ZC_MSG_EAGER && h.type <= ZC_MSG_CLOSE);
 	switch (h.type) {
-	case ZC_MSG_EAGER:
-		CHECK(h.len <= eager_max && n == ZC_HDR_SIZE + (size_t)h.len && h.id == 0);
-		break;
 	case ZC_MSG_RTS:
 		CHECK(n == ZC_RTS_SIZE && h.len == 0);
 		CHECK(r.len >= 1 && r.len <= ZC_RNDV_MAX_LEN);
@@ -150,7 +174,7 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 	if (h.type == ZC_MSG_RTS)
 		zc__rts_encode(out + ZC_HDR_SIZE, &r);
 	CHECK(memcmp(out, p, n) == 0);
-	CHECK(zc__msg_decode(out, n, eager_max, &h2, &r2) == 0);
+	CHECK(zc__msg_decode(out, n, &h2, &r2) == 0);
 	CHECK(hdr_eq(&h, &h2));
 	CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &r2));
 	free(out);
@@ -184,8 +208,8 @@ static void msg_encode_check(const uint8_t *p, size_t n)
 	memset(buf, 0x5a, sizeof(buf));
 	zc__hdr_encode(buf, &h);
 	zc__rts_encode(buf + ZC_HDR_SIZE, &r);
-	rc = zc__msg_decode(buf, len, eager_max, &d, &e);
-	CHECK(rc == msg_spec(buf, len, eager_max));
+	rc = zc__msg_decode(buf, len, &d, &e);
+	CHECK(rc == msg_spec(buf, len));
 	if (rc == 0) {
 		CHECK(hdr_eq(&h, &d));
 		CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &e));

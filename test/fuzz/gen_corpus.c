@@ -64,6 +64,22 @@ static void msg(const char *name, uint32_t eager_max, const struct zc__hdr *h, c
 	put("wire", name, buf, 5 + len, NULL, 0);
 }
 
+/* Mode 0 read as an EAGER: the immediate data, the previous ack, payload;
+ * len bytes in all (the bytes received). */
+static void imm(const char *name, uint32_t eager_max, uint32_t ack_delta, uint16_t window, uint32_t prev_ack,
+		size_t len)
+{
+	uint8_t buf[5 + 256] = {W_MSG};
+	uint32_t v = zc__imm_encode(ack_delta, window);
+
+	memcpy(buf + 1, &(uint32_t){htole32(eager_max)}, 4);
+	memcpy(buf + 5, &v, 4);
+	memcpy(buf + 9, &(uint32_t){htole32(prev_ack)}, 4);
+	for (size_t i = 8; i < len; i++)
+		buf[5 + i] = (uint8_t)i;
+	put("wire", name, buf, 5 + len, NULL, 0);
+}
+
 static void wire_seeds(void)
 {
 	const uint32_t slot_eager = 48; /* the smallest slot (64 bytes) minus the header */
@@ -73,16 +89,14 @@ static void wire_seeds(void)
 	uint8_t b[64] = {0};
 	struct zc_desc d;
 
+	imm("imm-eager-8", 4080, 0, 1, 0, 8);
+	imm("imm-eager-100", 4080, 5, 64, UINT32_MAX - 2, 100);
+	imm("imm-eager-max", slot_eager, ZC_IMM_ACK_DELTA_MAX, 4096, 7, slot_eager);
+	imm("imm-eager-over", slot_eager, 1, 1, 0, slot_eager + 1);
+	imm("imm-window-over", 4080, 1, 4097, 0, 8);
 	h.type = ZC_MSG_EAGER;
-	msg("msg-eager-0", 4080, &h, NULL, ZC_HDR_SIZE);
 	h.len = 10;
-	msg("msg-eager-10", 4080, &h, NULL, ZC_HDR_SIZE + 10);
-	h.len = slot_eager;
-	msg("msg-eager-max", slot_eager, &h, NULL, ZC_HDR_SIZE + slot_eager);
-	h.len = slot_eager + 1;
-	msg("msg-eager-over", slot_eager, &h, NULL, ZC_HDR_SIZE + slot_eager + 1);
-	h.len = 10;
-	msg("msg-eager-short", 4080, &h, NULL, ZC_HDR_SIZE + 9);
+	msg("msg-eager-inband", 4080, &h, NULL, ZC_HDR_SIZE + 10);
 	h.len = 0;
 	h.type = ZC_MSG_RTS;
 	h.id = 5 | 1 << 16;

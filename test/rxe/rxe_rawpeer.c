@@ -8,7 +8,9 @@
  *                          with IBV_WC_REM_ACCESS_ERR
  *   rxe_rawpeer garbage    random bytes instead of a header
  *   rxe_rawpeer version    a header of another protocol version
- *   rxe_rawpeer lie        an eager header whose length lies
+ *   rxe_rawpeer inband     an EAGER with an in-band header (EAGERs travel
+ *                          only with immediate data)
+ *   rxe_rawpeer badimm     an EAGER whose immediate data is of a reserved kind
  *   rxe_rawpeer overflow   more data messages than the credits granted
  *   rxe_rawpeer fakefin    a FIN for a rendezvous that never existed
  *   rxe_rawpeer noinv      a FIN that does not invalidate the window
@@ -31,6 +33,7 @@
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -168,15 +171,17 @@ static struct ibv_wc wait_wc(struct raw *r)
  * completion: the server may tear the QP down before it acknowledges. */
 static int hostile_send;
 
-static void raw_send(struct raw *r, uint32_t len, uint32_t inv_rkey)
+static void raw_post(struct raw *r, uint32_t len, enum ibv_wr_opcode opcode, uint32_t ex)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)slot(r, NRECV), .length = len, .lkey = r->mr->lkey};
-	struct ibv_send_wr wr = {.wr_id = 1000, .sg_list = &sge, .num_sge = 1,
-				 .opcode = inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND,
+	struct ibv_send_wr wr = {.wr_id = 1000, .sg_list = &sge, .num_sge = 1, .opcode = opcode,
 				 .send_flags = IBV_SEND_SIGNALED}, *bad;
 	struct ibv_wc wc;
 
-	wr.invalidate_rkey = inv_rkey;
+	if (opcode == IBV_WR_SEND_WITH_INV)
+		wr.invalidate_rkey = ex;
+	else
+		wr.imm_data = ex;
 	RXE_ASSERT(ibv_post_send(r->id->qp, &wr, &bad) == 0, "ibv_post_send");
 	if (hostile_send)
 		return;
@@ -186,6 +191,18 @@ static void raw_send(struct raw *r, uint32_t len, uint32_t inv_rkey)
 		r->early[r->nearly++] = wc;
 	}
 	RXE_ASSERT(wc.status == IBV_WC_SUCCESS, "send: %s", ibv_wc_status_str(wc.status));
+}
+
+static void raw_send(struct raw *r, uint32_t len, uint32_t inv_rkey)
+{
+	raw_post(r, len, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND, inv_rkey);
+}
+
+/* An EAGER of len bytes as the library sends one: payload only, its header
+ * in the immediate data (this peer never acks: the server sends no data). */
+static void send_eager(struct raw *r, uint32_t len, uint32_t imm)
+{
+	raw_post(r, len, IBV_WR_SEND_WITH_IMM, imm);
 }
 
 /* The next receive completion: one reaped early by raw_send() first. */
@@ -216,7 +233,7 @@ static void wait_msg(struct raw *r, uint8_t type, struct zc__hdr *h, struct zc__
 
 		RXE_ASSERT(wc.status == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV, "recv: %s",
 			   ibv_wc_status_str(wc.status));
-		RXE_ASSERT(zc__msg_decode(slot(r, (int)wc.wr_id), wc.byte_len, SLOT - ZC_HDR_SIZE, h, rts) == 0,
+		RXE_ASSERT(zc__msg_decode(slot(r, (int)wc.wr_id), wc.byte_len, h, rts) == 0,
 			   "the library sent something invalid: %s", zc_last_error());
 		post_recv(r, (int)wc.wr_id);
 		if (h->type == type)
@@ -383,16 +400,18 @@ static void hostile(struct raw *r)
 
 		zc__hdr_encode(slot(r, NRECV), &v);
 		raw_send(r, ZC_HDR_SIZE, 0);
-	} else if (!strcmp(mode, "lie")) {
-		struct zc__hdr l = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 100, .window = WINDOW};
+	} else if (!strcmp(mode, "badimm")) {
+		send_eager(r, 20, htobe32(0xe0000000u | WINDOW));
+	} else if (!strcmp(mode, "inband")) {
+		struct zc__hdr l = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_EAGER, .len = 20, .window = WINDOW};
 
 		zc__hdr_encode(slot(r, NRECV), &l);
-		raw_send(r, ZC_HDR_SIZE + 20, 0); /* says 100 bytes, carries 20 */
+		raw_send(r, ZC_HDR_SIZE + 20, 0); /* how wire version 2 sent an EAGER */
 	} else if (!strcmp(mode, "overflow")) {
 		/* Each send completes: the server is not reading yet. */
 		hostile_send = 0;
 		for (i = 0; i <= (int)ZC__CREDIT_FIRST_WINDOW; i++)
-			send_msg(r, ZC_MSG_EAGER, 8, 0, 0);
+			send_eager(r, 8, zc__imm_encode(0, WINDOW));
 		peer_sent_all = 1;
 	} else if (!strcmp(mode, "fakefin")) {
 		send_msg(r, ZC_MSG_FIN, 0, 0x00070003, 0);
@@ -411,7 +430,7 @@ static void hostile(struct raw *r)
 		r->extra = offer(r);
 		send_rts(r, 4 * RNDV_LEN, r->extra->rkey);
 		wait_msg(r, ZC_MSG_FIN, &h, &rts); /* given up without a READ */
-		send_msg(r, ZC_MSG_EAGER, 8, 0, 0);
+		send_eager(r, 8, zc__imm_encode(0, WINDOW));
 	}
 }
 
@@ -432,7 +451,7 @@ int main(int argc, char **argv)
 	double t0, took;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|lie|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts");
+		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|inband|badimm|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(5);

@@ -1,5 +1,6 @@
 /* Wire protocol encoding and validation: pure logic. */
 #include <check.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -15,17 +16,43 @@ static size_t make(uint8_t *buf, uint8_t type, uint32_t len, uint32_t id, uint32
 	return ZC_HDR_SIZE;
 }
 
-START_TEST(test_eager_roundtrip_keeps_every_field)
+START_TEST(test_eager_header_rides_in_the_immediate)
 {
-	uint8_t buf[64];
 	struct zc__hdr h;
-	struct zc__rts r;
+	uint32_t imm = zc__imm_encode(7, 4096);
+	uint8_t raw[4];
 
-	make(buf, ZC_MSG_EAGER, 10, 0, 0xdeadbeef);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 10, 100, &h, &r), 0);
+	/* big-endian on the wire: kind 1 in the top bits, delta, window */
+	memcpy(raw, &imm, 4);
+	ck_assert_uint_eq(raw[0], 0x20);
+	ck_assert_uint_eq(raw[1], 0x07);
+	ck_assert_uint_eq(raw[2], 0x10);
+	ck_assert_uint_eq(raw[3], 0x00);
+	ck_assert_int_eq(zc__imm_decode(imm, 4096, 4096, 0xfffffffe, &h), 0);
 	ck_assert_uint_eq(h.type, ZC_MSG_EAGER);
-	ck_assert_uint_eq(h.len, 10);
-	ck_assert_uint_eq(h.ack, 0xdeadbeef);
+	ck_assert_uint_eq(h.len, 4096);
+	ck_assert_uint_eq(h.window, 4096);
+	ck_assert_uint_eq(h.ack, 5); /* the previous ack plus 7, wrapping */
+	ck_assert_int_eq(zc__imm_decode(zc__imm_encode(ZC_IMM_ACK_DELTA_MAX, 0), 0, 16, 0, &h), 0);
+	ck_assert_uint_eq(h.ack, ZC_IMM_ACK_DELTA_MAX);
+	ck_assert_uint_eq(h.len, 0);
+}
+END_TEST
+
+START_TEST(test_bad_immediates_are_protocol_errors)
+{
+	struct zc__hdr h;
+	uint32_t imm;
+
+	/* payload beyond the slot */
+	ck_assert_int_eq(zc__imm_decode(zc__imm_encode(0, 1), 101, 100, 0, &h), -ZC_EPEERPROTO);
+	/* window beyond the largest */
+	ck_assert_int_eq(zc__imm_decode(zc__imm_encode(0, 4097), 10, 100, 0, &h), -ZC_EPEERPROTO);
+	/* reserved kinds (0, 2..7) */
+	imm = htobe32(0x00000001);
+	ck_assert_int_eq(zc__imm_decode(imm, 10, 100, 0, &h), -ZC_EPEERPROTO);
+	imm = htobe32(0xe0000001);
+	ck_assert_int_eq(zc__imm_decode(imm, 10, 100, 0, &h), -ZC_EPEERPROTO);
 }
 END_TEST
 
@@ -47,7 +74,7 @@ START_TEST(test_rts_roundtrip_and_range_checks)
 
 	make(buf, ZC_MSG_RTS, 0, 7, 1);
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), 0);
 	ck_assert_uint_eq(out.addr, in.addr);
 	ck_assert_uint_eq(out.len, in.len);
 	ck_assert_uint_eq(out.rkey, in.rkey);
@@ -56,23 +83,23 @@ START_TEST(test_rts_roundtrip_and_range_checks)
 
 	in.len = 0;
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
 	in.len = ZC_RNDV_MAX_LEN + 1;
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
 	in.len = 4096;
 	in.addr = UINT64_MAX - 100;
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
 	in.addr = 4096;
 	in.flags = 0x80;
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
 	/* A valid RTS one byte short: only its length is wrong. */
 	in.flags = ZC_RTS_F_INV;
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, 100, &h, &out), 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE - 1, 100, &h, &out), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE - 1, &h, &out), -ZC_EPEERPROTO);
 }
 END_TEST
 
@@ -82,33 +109,31 @@ START_TEST(test_malformed_headers_are_rejected)
 	struct zc__hdr h;
 	struct zc__rts r;
 
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE - 1, 100, &h, &r), -ZC_EPEERPROTO);
-	make(buf, ZC_MSG_EAGER, 0, 0, 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE - 1, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_CREDIT, 0, 0, 0);
 	buf[0] = 9;
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EVERSION);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EVERSION);
 	make(buf, 0, 0, 0, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
 	make(buf, 77, 0, 0, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
-	make(buf, ZC_MSG_EAGER, 0, 0, 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_CREDIT, 0, 0, 0);
 	buf[2] = 0x01; /* window 4097 */
 	buf[3] = 0x10;
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
 	buf[3] = 0x0f; /* 3841 is fine */
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), 0);
 	ck_assert_uint_eq(h.window, 0x0f01);
-	/* eager length beyond the slot, or differing from the bytes received */
-	make(buf, ZC_MSG_EAGER, 101, 0, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 101, 100, &h, &r), -ZC_EPEERPROTO);
+	/* an EAGER travels only with immediate data, never with a header */
 	make(buf, ZC_MSG_EAGER, 10, 0, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 9, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 10, &h, &r), -ZC_EPEERPROTO);
 	/* control messages carry nothing */
 	make(buf, ZC_MSG_CREDIT, 4, 0, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 4, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 4, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_CLOSE, 0, 3, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), -ZC_EPEERPROTO);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_FIN, 0, 3, 0);
-	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, 100, &h, &r), 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), 0);
 }
 END_TEST
 
@@ -126,7 +151,7 @@ START_TEST(test_random_bytes_never_crash_the_decoder)
 			buf[j] = (uint8_t)(x >> 16);
 		}
 		buf[0] = ZC_WIRE_VERSION;
-		if (zc__msg_decode(buf, (size_t)(x % (sizeof(buf) + 1)), 24, &h, &r) == 0)
+		if (zc__msg_decode(buf, (size_t)(x % (sizeof(buf) + 1)), &h, &r) == 0)
 			ok++;
 	}
 	ck_assert_int_lt(ok, 100000);
@@ -186,7 +211,8 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	tcase_add_test(w, test_eager_roundtrip_keeps_every_field);
+	tcase_add_test(w, test_eager_header_rides_in_the_immediate);
+	tcase_add_test(w, test_bad_immediates_are_protocol_errors);
 	tcase_add_test(w, test_header_is_little_endian_on_the_wire);
 	tcase_add_test(w, test_rts_roundtrip_and_range_checks);
 	tcase_add_test(w, test_malformed_headers_are_rejected);
