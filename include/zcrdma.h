@@ -531,13 +531,16 @@ ZC_API ssize_t zc_recv(struct zc_conn *conn, void *buf, size_t len, int flags);
 /*
  * zc_msg_send - send one message, keeping its boundary
  *
- * Messages up to the eager size are copied and the call returns at once;
- * larger ones go by rendezvous and the call returns once the peer has read
- * the buffer, even with ZC_DONTWAIT (which then only avoids waiting for a
- * credit). A 0-byte message is allowed.
+ * Messages up to the eager size are copied and the call returns at once.
+ * Larger ones go by rendezvous: without ZC_DONTWAIT straight from buf (no
+ * copy), and the call returns once the peer has read it; with ZC_DONTWAIT
+ * the library sends from a copy of its own (malloc'd, freed when the peer
+ * has read it), so the call never waits and buf is yours again at once. A
+ * 0-byte message is allowed.
  *
- * Returns len, or -EAGAIN (ZC_DONTWAIT and no credit), -EMSGSIZE (len
- * beyond 2^40), and the errors of zc_send().
+ * Returns len, or -EAGAIN (ZC_DONTWAIT and no credit or send room: retry
+ * after ZC_EV_WRITABLE), -EMSGSIZE (len beyond 2^40), -ENOMEM (no memory
+ * for the copy), and the errors of zc_send().
  */
 ZC_API ssize_t zc_msg_send(struct zc_conn *conn, const void *buf, size_t len, int flags);
 

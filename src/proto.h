@@ -67,7 +67,10 @@ struct zc__zsend {
 };
 
 /* Our side of a rendezvous: a buffer exposed to the peer until its FIN. */
-enum zc__rndv_owner { ZC_RNDV_FREE = 0, ZC_RNDV_USER, ZC_RNDV_BLOCKING };
+/* Who finishes a rendezvous: the application's completion (zc_send_zc), a
+ * blocked sender, or nobody (the library's copy of a non-blocking message,
+ * freed when the peer has read it). */
+enum zc__rndv_owner { ZC_RNDV_FREE = 0, ZC_RNDV_USER, ZC_RNDV_BLOCKING, ZC_RNDV_COPY };
 struct zc__rndv {
 	uint8_t owner;
 	uint16_t gen;
@@ -79,6 +82,7 @@ struct zc__rndv {
 	uint32_t rkey;                  /* what the peer was given */
 	struct ibv_mr *fallback_mr;     /* per-transfer MR where windows are off */
 	struct zc__rcache_entry *entry;
+	void *copy;                     /* ZC_RNDV_COPY: the buffer to free */
 };
 
 /* A FIN that found the send queue full. Its RTS slot stays held until the

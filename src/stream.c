@@ -1,5 +1,6 @@
 /* The application's calls: stream, message and zero-copy transfers. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -15,6 +16,7 @@ struct span {
 	const void *buf;
 	size_t len;
 	uint32_t idx; /* rendezvous started */
+	void *copy;   /* rndv_copy_started: ours until the rendezvous took it */
 };
 
 /* Conditions of the waits below: > 0 met, 0 not yet, < 0 failed. */
@@ -39,6 +41,27 @@ static int rndv_started(struct zc_conn *c, void *arg)
 
 	return c->ep.zq_count ? 0
 			      : attempted(zc__send_rndv(&c->ep, s->buf, s->len, NULL, ZC_RNDV_BLOCKING, 0, &s->idx));
+}
+
+/* A non-blocking message beyond the eager size goes from a copy: the
+ * rendezvous owns it once the RTS is out and frees it when the peer has
+ * read it. Copies only when a credit and send requests are there. */
+static int rndv_copy_started(struct zc_conn *c, void *arg)
+{
+	struct span *s = arg;
+	int rc;
+
+	if (c->ep.zq_count || !zc__credit_avail(&c->ep.cr) || c->ep.qp.sreq_free_count < 2)
+		return 0;
+	if (!s->copy) {
+		if (!(s->copy = malloc(s->len)))
+			return zc__err(-ENOMEM, "out of memory for a copy of a %zu-byte non-blocking message", s->len);
+		memcpy(s->copy, s->buf, s->len);
+	}
+	rc = zc__send_rndv(&c->ep, s->copy, s->len, NULL, ZC_RNDV_COPY, 0, &s->idx);
+	if (!rc)
+		s->copy = NULL;
+	return attempted(rc);
 }
 
 /* A failed connection finishes every rendezvous (ep_failed), so this is
@@ -78,6 +101,18 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 	if (!buf && len)
 		return zc__err(-EINVAL, "NULL buffer");
 	return 0;
+}
+
+/* Sends a copy of buf by rendezvous without waiting for the peer. */
+static ssize_t send_rndv_copy(struct zc_conn *c, const void *buf, size_t len)
+{
+	struct span s = {.buf = buf, .len = len};
+	int rc = zc__conn_wait_for(c, rndv_copy_started, &s, ZC__NOWAIT, "");
+
+	free(s.copy);
+	if (rc == -EAGAIN)
+		zc__ev_want_writable(c);
+	return rc < 0 ? rc : (ssize_t)len;
 }
 
 /* Sends buf by rendezvous and waits until the peer has read it. */
@@ -187,7 +222,7 @@ ssize_t zc_msg_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 	if (len > ZC_RNDV_MAX_LEN)
 		return zc__err(-EMSGSIZE, "message of %zu bytes exceeds the 2^40 limit", len);
 	if (len > c->ep.eager_max)
-		return send_rndv_blocking(c, buf, len, flags);
+		return flags & ZC_DONTWAIT ? send_rndv_copy(c, buf, len) : send_rndv_blocking(c, buf, len, flags);
 	rc = zc__conn_wait_for(c, eager_sent, &s, deadline_for(flags), "");
 	if (rc == -EAGAIN)
 		zc__ev_want_writable(c);

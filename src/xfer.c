@@ -238,7 +238,12 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
 	*out = (uint32_t)ri;
-	return zc__qp_send(&e->qp, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0);
+	rc = zc__qp_send(&e->qp, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0);
+	/* The entry owns a copy only once it went out: until then a failure
+	 * leaves it with the caller. */
+	if (!rc && owner == ZC_RNDV_COPY)
+		r->copy = (void *)buf;
+	return rc;
 }
 
 static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status)
@@ -253,6 +258,10 @@ static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status)
 	rndv_release(e, r);
 	if (r->owner == ZC_RNDV_USER) {
 		zc__ctx_complete(e->ctx, e->conn, r->token, ZC_OP_SEND, status, status ? 0 : r->len);
+		r->owner = ZC_RNDV_FREE;
+	} else if (r->owner == ZC_RNDV_COPY) {
+		free(r->copy);
+		r->copy = NULL;
 		r->owner = ZC_RNDV_FREE;
 	} else {
 		r->done = true; /* the blocked sender frees it */

@@ -2,7 +2,7 @@
  * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
  * one process, each with its own context. Every transfer is byte-verified.
  *
- *   rxe_lib stream|msg|zc|close|close_server|zcproof|evloop|noaddr
+ *   rxe_lib stream|msg|msgnowait|zc|close|close_server|zcproof|evloop|noaddr
  *
  * Every mode checks zc_conn_query() on both ends: addresses and ports as
  * used, devices, and the negotiated parameters agree. noaddr is stream with
@@ -15,6 +15,12 @@
  * or ZC_DONTWAIT receives. A missed wake-up fails the test (the fd must
  * fire within 10 s while data is due), and so does a fd that stays
  * readable with nothing to do (500 or more wake-ups without a completion).
+ *
+ * msgnowait sends every message with ZC_DONTWAIT and overwrites the
+ * buffer as soon as the call returns. It starts with a 1 MiB + 1 message
+ * (a rendezvous) that the server does not read until the client's call has
+ * returned: a send that waited for the peer would never return (the test
+ * fails after 20 s), and the bytes must arrive as they were at the call.
  *
  * zcproof is the zero-copy proof: after registration both ends' payload
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
@@ -39,6 +45,10 @@ static uint16_t port;
 static const char *mode;
 static int noaddr;
 static struct zc_conn_info srv_info, cli_info;
+/* msgnowait: the client's first non-blocking rendezvous returned */
+static volatile int first_returned;
+#define NOWAIT_FIRST (MiB + 1)
+#define NOWAIT_SEED 99
 static const size_t sizes[] = {0, 1, 63, 4095, 4097, 16385, MiB + 1, 64 * MiB};
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
@@ -250,7 +260,17 @@ static void *server(void *arg)
 		}
 		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the client closed");
 		RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "end of stream is not sticky");
-	} else if (!strcmp(mode, "msg")) {
+	} else if (!strcmp(mode, "msg") || !strcmp(mode, "msgnowait")) {
+		if (!strcmp(mode, "msgnowait")) {
+			double t0 = rxe_now();
+
+			while (!__atomic_load_n(&first_returned, __ATOMIC_ACQUIRE))
+				RXE_ASSERT(rxe_now() - t0 < 20,
+					   "a ZC_DONTWAIT rendezvous send did not return while its peer read nothing");
+			RXE_ASSERT(zc_msg_recv(c, buf, 64 * MiB, 0) == NOWAIT_FIRST, "first message length");
+			RXE_ASSERT(rxe_check(buf, NOWAIT_FIRST, NOWAIT_SEED) < 0,
+				   "the first message changed after zc_msg_send(ZC_DONTWAIT) returned");
+		}
 		for (i = 0; i < NSIZES; i++) {
 			ssize_t n = zc_msg_peek(c, 0);
 
@@ -309,6 +329,21 @@ static void *server(void *arg)
 	return NULL;
 }
 
+/* zc_msg_send(ZC_DONTWAIT) until it takes the message, waiting for the
+ * context's fd in between; then overwrites the buffer: the message must
+ * arrive as it was at the call. */
+static void send_nowait(struct zc_ctx *ctx, struct zc_conn *c, uint8_t *buf, size_t len)
+{
+	struct pollfd pfd = {.fd = zc_ctx_fd(ctx), .events = POLLIN};
+	ssize_t n;
+
+	while ((n = zc_msg_send(c, buf, len, ZC_DONTWAIT)) == -EAGAIN)
+		RXE_ASSERT(poll(&pfd, 1, 10000) == 1, "no wake-up within 10 s while a send waited for room");
+	CHECK_RC(n, "zc_msg_send(ZC_DONTWAIT)");
+	RXE_ASSERT((size_t)n == len, "zc_msg_send took %zd of %zu", n, len);
+	memset(buf, 0xa5, len);
+}
+
 static void client(struct zc_ctx *ctx)
 {
 	struct zc_conn *c;
@@ -348,6 +383,16 @@ static void client(struct zc_ctx *ctx)
 			CHECK_RC(n, "zc_msg_send");
 			RXE_ASSERT((size_t)n == sizes[i], "zc_msg_send took %zd of %zu", n, sizes[i]);
 		}
+	} else if (!strcmp(mode, "msgnowait")) {
+		uint8_t *first = alloc_buf(NOWAIT_FIRST);
+
+		rxe_fill(first, NOWAIT_FIRST, NOWAIT_SEED);
+		send_nowait(ctx, c, first, NOWAIT_FIRST);
+		__atomic_store_n(&first_returned, 1, __ATOMIC_RELEASE);
+		for (i = 0; i < NSIZES; i++)
+			send_nowait(ctx, c, bufs[i], sizes[i]);
+		zc_mr_invalidate(ctx, first, NOWAIT_FIRST);
+		free(first);
 	} else if (!strcmp(mode, "zc")) {
 		for (i = 0; i < NSIZES; i++)
 			CHECK_RC(zc_send_zc(c, bufs[i], sizes[i], NULL, 200 + i), "zc_send_zc");
