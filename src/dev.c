@@ -304,7 +304,8 @@ int zc__ctx_reap(struct zc_ctx *ctx, struct zc_completion *comps, int max)
 	return n;
 }
 
-void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len)
+struct zc_completion *zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status,
+				       size_t len)
 {
 	struct zc_completion *c;
 
@@ -313,6 +314,7 @@ void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, 
 	*c = (struct zc_completion){.conn = conn, .token = token, .op = op, .status = status,
 				    .len = len};
 	ctx->done_count++;
+	return c;
 }
 
 void zc__ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn, void *data)

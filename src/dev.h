@@ -113,7 +113,9 @@ int zc__ctx_room(struct zc_ctx *ctx);
 void zc__ctx_submitted(struct zc_ctx *ctx);
 /* Moves up to max finished operations to comps; returns how many. */
 int zc__ctx_reap(struct zc_ctx *ctx, struct zc_completion *comps, int max);
-void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
+/* Returns the completion, for fields beyond these (raw receives). */
+struct zc_completion *zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status,
+				       size_t len);
 /* The connection is being freed: completions not reaped yet must not name
  * it, and keep its user data instead (zc_poll fills it in for the rest). */
 void zc__ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn, void *data);
