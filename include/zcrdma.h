@@ -984,8 +984,9 @@ ZC_API int zc_rma_write(struct zc_conn *conn, const void *buf, size_t len, struc
  *   posts every receive buffer itself and must keep enough posted: a SEND
  *   that finds none is retried by the peer's NIC (receiver not ready, up
  *   to the peer's rnr_retry) and then fails the connection. A SEND longer
- *   than the receive buffer it lands in fails that receive with -EMSGSIZE
- *   and, as RDMA defines it, the connection. The zcrdma calls (zc_send(),
+ *   than the receive buffer it lands in fails that receive (-EMSGSIZE where
+ *   the device reports the length error; rxe flushes it, -ECONNRESET) and,
+ *   as RDMA defines it, the connection. The zcrdma calls (zc_send(),
  *   zc_recv(), zc_msg_*(), zc_send_zc(), zc_recv_zc()) fail with -EINVAL on
  *   a raw connection and the zc_raw_*() calls on a zcrdma one;
  *   zc_export(), zc_rma_read()/zc_rma_write(), zc_conn_query(), zc_close(),

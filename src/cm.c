@@ -404,8 +404,10 @@ static void raw_request(struct zc_listener *l, struct rdma_cm_id *id, const stru
 	id->context = r;
 	memcpy(r->priv, priv, n);
 	r->priv_len = n;
-	r->initiator_depth = p->initiator_depth;
-	r->responder_resources = p->responder_resources;
+	/* rdma_cm hands them over as this side should answer: the
+	 * requester's READs are our responder resources and the other way */
+	r->initiator_depth = p->responder_resources;
+	r->responder_resources = p->initiator_depth;
 	zc__list_add_tail(&l->reqs, &r->node);
 	l->queued++;
 	zc__ev_kick_listener(l);

@@ -51,6 +51,7 @@ struct zc_ctx {
 	 * may be (or soon be) on the channel and must be consumed. */
 	bool cq_armed, cq_fired;
 	bool bind_needs_idle_sq; /* see zc__dev_open's device query */
+	unsigned wc_inv_flags;   /* wc_flags meaning "the SEND invalidated a key", likewise */
 	uint64_t read_chunk;     /* largest rendezvous READ, likewise */
 	unsigned idle_polls;
 	int epfd;

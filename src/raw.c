@@ -60,7 +60,7 @@ static void recv_done(struct zc__wr *wr, const struct ibv_wc *wc)
 	zc__entry_put(c->ctx, r->entry);
 	r->entry = NULL;
 	comp = zc__ctx_complete(c->ctx, c, r->token, ZC_OP_RAW_RECV, status, status ? 0 : wc->byte_len);
-	if (!status && (wc->wc_flags & IBV_WC_WITH_INV)) {
+	if (!status && (wc->wc_flags & c->ctx->wc_inv_flags)) {
 		comp->flags = ZC_COMP_INVALIDATED;
 		comp->invalidated_rkey = wc->invalidated_rkey;
 		zc__rma_invalidated(c, wc->invalidated_rkey);
