@@ -830,20 +830,27 @@ static int accept_ready(void *arg)
 	return l->queued || l->err;
 }
 
+/* The wait of zc_accept() and zc_req_get(): until ready(l), up to
+ * timeout_ms (0: a look, -EAGAIN with the fd armed). */
+static int listener_wait(struct zc_listener *l, int (*ready)(void *arg), int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
+
+	zc__ctx_progress(l->ctx);
+	zc__cm_process(l->ctx);
+	return zc__ctx_wait_for(l->ctx, ready, l, deadline);
+}
+
 int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 {
 	struct zc_conn *c;
-	int64_t deadline;
 	int rc;
 
 	if (!l || !out)
 		return zc__err(-EINVAL, "zc_accept: listener and output are required");
 	if (l->opts.raw)
 		return zc__err(-EINVAL, "zc_accept: a raw listener's requests are taken with zc_req_get()");
-	deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
-	zc__ctx_progress(l->ctx);
-	zc__cm_process(l->ctx);
-	rc = zc__ctx_wait_for(l->ctx, accept_ready, l, deadline);
+	rc = listener_wait(l, accept_ready, timeout_ms);
 	if (rc == -EAGAIN)
 		return rc; /* the fd is armed: the caller may sleep on it */
 	if (rc == -ETIMEDOUT)
@@ -998,7 +1005,6 @@ static int req_waiting(void *arg)
 int zc_req_get(struct zc_listener *l, struct zc_conn_req **out, int timeout_ms)
 {
 	struct zc_conn_req *r;
-	int64_t deadline;
 	int rc;
 
 	if (!l || !out)
@@ -1006,10 +1012,7 @@ int zc_req_get(struct zc_listener *l, struct zc_conn_req **out, int timeout_ms)
 	if (!l->opts.raw)
 		return zc__err(-EINVAL, "zc_req_get: not a raw listener (zcrdma listeners accept by themselves: "
 				       "zc_accept())");
-	deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
-	zc__ctx_progress(l->ctx);
-	zc__cm_process(l->ctx);
-	rc = zc__ctx_wait_for(l->ctx, req_waiting, l, deadline);
+	rc = listener_wait(l, req_waiting, timeout_ms);
 	if (rc == -EAGAIN)
 		return zc__err(rc, "no connection request waits"); /* the fd is armed */
 	if (rc == -ETIMEDOUT)

@@ -554,14 +554,21 @@ static void test_mixed(void)
 	zc_listener_free(&lz);
 }
 
+static const struct {
+	const char *name;
+	void (*run)(void);
+} modes[] = {{"handshake", test_handshake}, {"sendrecv", test_sendrecv}, {"rma", test_rma},
+	     {"hostile", test_hostile},     {"close", test_close},       {"mixed", test_mixed}};
+
 int main(int argc, char **argv)
 {
 	struct zc_conn_opts lo;
-	const char *mode;
+	unsigned i;
 
-	if (argc != 2)
+	for (i = 0; argc == 2 && i < sizeof(modes) / sizeof(modes[0]) && strcmp(argv[1], modes[i].name); i++)
+		;
+	if (argc != 2 || i == sizeof(modes) / sizeof(modes[0]))
 		RXE_FAIL("usage: rxe_raw handshake|sendrecv|rma|hostile|close|mixed");
-	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(11);
 	CHECK_RC(zc_ctx_new(env.addr_a, NULL, &ca), "zc_ctx_new client");
@@ -569,23 +576,10 @@ int main(int argc, char **argv)
 	zc_conn_opts_init(&lo);
 	lo.raw = 1;
 	CHECK_RC(zc_listen(cb, port, &lo, &lraw), "zc_listen raw");
-	if (!strcmp(mode, "handshake"))
-		test_handshake();
-	else if (!strcmp(mode, "sendrecv"))
-		test_sendrecv();
-	else if (!strcmp(mode, "rma"))
-		test_rma();
-	else if (!strcmp(mode, "hostile"))
-		test_hostile();
-	else if (!strcmp(mode, "close"))
-		test_close();
-	else if (!strcmp(mode, "mixed"))
-		test_mixed();
-	else
-		RXE_FAIL("unknown mode %s", mode);
+	modes[i].run();
 	CHECK_RC(zc_listener_free(&lraw), "zc_listener_free");
 	CHECK_RC(zc_ctx_free(&ca), "zc_ctx_free client");
 	CHECK_RC(zc_ctx_free(&cb), "zc_ctx_free server");
-	printf("rxe_raw %s: ok\n", mode);
+	printf("rxe_raw %s: ok\n", modes[i].name);
 	return 0;
 }

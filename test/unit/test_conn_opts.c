@@ -69,26 +69,23 @@ END_TEST
 
 START_TEST(test_raw_ranges)
 {
-	struct zc_conn_opts o = raw_opts();
+	static const struct {
+		int rnr_retry, initiator_depth, responder_resources;
+		uint32_t send_depth, recv_depth;
+	} bad[] = {{8, -1, -1, 0, 0},  {-2, -1, -1, 0, 0}, {-1, 256, -1, 0, 0},     {-1, -2, -1, 0, 0},
+		   {-1, -1, 300, 0, 0}, {-1, -1, -2, 0, 0}, {-1, -1, -1, 16385, 0}, {-1, -1, -1, 0, 16385}};
+	struct zc_conn_opts o;
+	unsigned i;
 
-	o.rnr_retry = 8;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
-	o.rnr_retry = -2;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
-	o = raw_opts();
-	o.initiator_depth = 256;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
-	o.initiator_depth = -2;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
-	o = raw_opts();
-	o.responder_resources = 300;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
-	o = raw_opts();
-	o.raw_recv_depth = 16385;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
-	o = raw_opts();
-	o.raw_send_depth = 16385;
-	ck_assert_int_eq(zc__conn_opts_check(&o, 56, "x"), -EINVAL);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = raw_opts();
+		o.rnr_retry = bad[i].rnr_retry;
+		o.initiator_depth = bad[i].initiator_depth;
+		o.responder_resources = bad[i].responder_resources;
+		o.raw_send_depth = bad[i].send_depth;
+		o.raw_recv_depth = bad[i].recv_depth;
+		ck_assert_msg(zc__conn_opts_check(&o, 56, "x") == -EINVAL, "bad raw options %u were taken", i);
+	}
 	/* zcrdma's own knobs do not apply to a raw connection */
 	o = raw_opts();
 	o.credits = 0;
@@ -134,17 +131,20 @@ END_TEST
 
 int main(void)
 {
+	const TTest *tests[] = {test_defaults_are_valid_in_both_modes,
+				test_private_data_is_bounded_by_the_message_it_goes_in,
+				test_private_data_is_refused_on_a_zcrdma_connection,
+				test_raw_ranges,
+				test_defaults_resolve_per_mode,
+				test_read_depths_never_exceed_device_byte_or_offer};
 	Suite *s = suite_create("conn_opts");
 	TCase *t = tcase_create("conn_opts");
 	SRunner *sr;
+	unsigned i;
 	int failed;
 
-	tcase_add_test(t, test_defaults_are_valid_in_both_modes);
-	tcase_add_test(t, test_private_data_is_bounded_by_the_message_it_goes_in);
-	tcase_add_test(t, test_private_data_is_refused_on_a_zcrdma_connection);
-	tcase_add_test(t, test_raw_ranges);
-	tcase_add_test(t, test_defaults_resolve_per_mode);
-	tcase_add_test(t, test_read_depths_never_exceed_device_byte_or_offer);
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		tcase_add_test(t, tests[i]);
 	suite_add_tcase(s, t);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
