@@ -308,7 +308,12 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *   rnr_retry      receiver-not-ready retries, 0..7 (7: retry forever);
  *                  -1 (the default) means 0 for a zcrdma connection
  *                  (credits make RNR impossible, so any RNR is an error)
- *                  and 7 for a raw one (the application posts receives)
+ *                  and 7 for a raw one (the application posts receives).
+ *                  rdma_cm carries it in the connect request or reply, and
+ *                  on InfiniBand and RoCE it is the PEER's queue pair that
+ *                  uses it: how often the peer retries a SEND that finds
+ *                  no receive posted on this side (zc_conn_query() shows
+ *                  the value this side's own sends got from the peer)
  *   retry_count    transport retries before the connection fails (default 6;
  *                  7 means "retry forever" to rxe, so a dead peer would
  *                  never be noticed)
@@ -525,7 +530,8 @@ ZC_API void *zc_conn_data(const struct zc_conn *conn);
  *                 read from the queue pair itself (ibv_query_qp):
  *   initiator_depth      RDMA READs this side may have in flight
  *   responder_resources  the peer's RDMA READs this side serves at once
- *   rnr_retry     receiver-not-ready retries of this side's sends
+ *   rnr_retry     receiver-not-ready retries of this side's sends (the
+ *                 peer's rnr_retry option, see struct zc_conn_opts)
  *   recv_depth    the receive queue's depth (send_depth: the send queue's)
  *   For a request (zc_req_query()): local, peer, device and raw, and
  *   initiator_depth / responder_resources as the requester offered them
