@@ -212,8 +212,9 @@ ZC_API int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, st
 /*
  * zc_ctx_free - release a context
  *
- * Aborts any connection still open on it, frees listeners, exports and the
- * registration cache. Memory regions from zc_mr_reg() must be deregistered
+ * Aborts any connection still open on it, frees listeners (rejecting their
+ * requests, also those taken with zc_req_get() and not answered yet),
+ * exports and the registration cache. Memory regions from zc_mr_reg() must be deregistered
  * first (-EBUSY otherwise, and nothing is freed). Sets *ctx to NULL.
  */
 ZC_API int zc_ctx_free(struct zc_ctx **ctx);

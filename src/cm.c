@@ -400,6 +400,7 @@ static void raw_request(struct zc_listener *l, struct rdma_cm_id *id, const stru
 	}
 	r->kind = ZC_OBJ_REQ;
 	r->listener = l;
+	r->ctx = l->ctx;
 	r->id = id;
 	id->context = r;
 	memcpy(r->priv, priv, n);
@@ -1021,9 +1022,10 @@ int zc_req_get(struct zc_listener *l, struct zc_conn_req **out, int timeout_ms)
 	zc__list_del(&r->node);
 	l->queued--;
 	r->listener = NULL;
-	/* the listener may be freed before the answer: keep what it knew */
-	r->ctx = l->ctx;
+	/* the listener may be freed before the answer: keep what it knew;
+	 * the context rejects it if it is freed first */
 	r->opts = l->opts;
+	zc__list_add(&l->ctx->reqs, &r->node);
 	*out = r;
 	return 0;
 }
@@ -1051,10 +1053,9 @@ static void req_free(struct zc_conn_req **pr)
 {
 	struct zc_conn_req *r = *pr;
 
-	if (r->listener) { /* still queued */
-		zc__list_del(&r->node);
+	zc__list_del(&r->node); /* on its listener's queue, or taken on the context's */
+	if (r->listener)
 		r->listener->queued--;
-	}
 	free(r);
 	*pr = NULL;
 }

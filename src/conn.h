@@ -60,7 +60,7 @@ struct zc__raw {
 struct zc_conn_req {
 	int kind; /* ZC_OBJ_REQ: first, as rdma_cm contexts are tagged by it */
 	struct zc_listener *listener; /* while queued on listener->reqs */
-	struct zc__list node;
+	struct zc__list node;         /* on listener->reqs, then on ctx->reqs */
 	struct zc_ctx *ctx;
 	struct zc_conn_opts opts;     /* the listener's (zc_req_accept with NULL) */
 	struct rdma_cm_id *id;

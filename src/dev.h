@@ -67,8 +67,9 @@ struct zc_ctx {
 	/* The API layer's lists (conn.h says what is on them): connections
 	 * and listeners that may have events (event.c), finished closes'
 	 * events, connections being set up or closed (cm.c) and keepalive
-	 * checks ordered by when they are due (conn.c). */
-	struct zc__list ev_ready, ev_lready, ev_orphans, life, ka;
+	 * checks ordered by when they are due (conn.c), and raw connection
+	 * requests taken by the application but not answered yet (cm.c). */
+	struct zc__list ev_ready, ev_lready, ev_orphans, life, ka, reqs;
 	uint64_t ev_gen;
 	unsigned ev_calls;
 	/* A timerfd in the event fd's set, armed for the earliest deadline

@@ -268,6 +268,9 @@ static void test_handshake(void)
 	RXE_ASSERT(zc_req_accept(&r, &so, &sv) == -EINVAL && !r, "a zcrdma accept of a raw request");
 	RXE_ASSERT(take(ZC_EV_CONNECTED, cl, 0).status == -ECONNREFUSED, "non-raw accept");
 	drop(&cl);
+	/* a request taken and never answered: zc_ctx_free() rejects and frees it */
+	start(&co, &cl);
+	r = get_req();
 }
 
 static void one_send(struct zc_conn *from, struct zc_conn *to, size_t len, size_t off, struct zc_mr *mr,
