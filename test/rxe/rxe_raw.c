@@ -53,7 +53,7 @@ static void pump(void)
 
 		CHECK_RC(n, "zc_wait_events");
 		for (k = 0; k < n; k++) {
-			if (ev[k].type == ZC_EV_ACCEPT || ev[k].type == ZC_EV_READABLE || ev[k].type == ZC_EV_WRITABLE)
+			if (ev[k].type == ZC_EV_ACCEPT || ev[k].type == ZC_EV_READABLE)
 				continue;
 			RXE_ASSERT(nq < MAXQ, "event queue overflow");
 			q[nq++] = ev[k];
@@ -182,6 +182,7 @@ static void test_handshake(void)
 	struct zc_conn *cl, *sv;
 	struct zc_conn_req *r;
 	struct zc_conn_info ci, si, ri;
+	struct zc_stats st;
 	const void *pd;
 	size_t n;
 
@@ -202,6 +203,7 @@ static void test_handshake(void)
 
 	start(&co, &cl);
 	RXE_ASSERT(zc_raw_send(cl, "x", 1, NULL, 1, 0, 0) == -ENOTCONN, "a send before CONNECTED was taken");
+	RXE_ASSERT(zc_conn_peer_private_data(cl, &pd, &n) == -ENOENT, "private data before the reply");
 	r = get_req();
 	CHECK_RC(zc_req_private_data(r, &pd, &n), "zc_req_private_data");
 	check_priv(pd, n, sizeof(req), 1, "request");
@@ -221,6 +223,11 @@ static void test_handshake(void)
 	CHECK_RC(zc_conn_peer_private_data(sv, &pd, &n), "zc_conn_peer_private_data (server)");
 	check_priv(pd, n, sizeof(req), 1, "server's copy of the request");
 
+	/* raw queue pairs take no receive slots: the pools were never made */
+	CHECK_RC(zc_ctx_stats(cb, &st), "zc_ctx_stats");
+	RXE_ASSERT(st.rx_slots == 0 && st.rx_slots_promised == 0 && st.tx_slots == 0,
+		   "a raw connection made receive or send slots: %llu / %llu / %llu", (unsigned long long)st.rx_slots,
+		   (unsigned long long)st.rx_slots_promised, (unsigned long long)st.tx_slots);
 	CHECK_RC(zc_conn_query(cl, &ci), "zc_conn_query client");
 	CHECK_RC(zc_conn_query(sv, &si), "zc_conn_query server");
 	printf("client: initiator %u responder %u rnr_retry %u depths %u/%u; server: initiator %u responder %u "
@@ -434,6 +441,7 @@ static void test_hostile(void)
 	for (i = 0; i < 3 && (rc = zc_raw_send(sv, "abc", 3, NULL, 3100 + (uint64_t)i, 0, 0)) == 0; i++)
 		;
 	RXE_ASSERT(i == 2 && rc == -EAGAIN, "a send queue of 2 took %d sends (rc %d)", i, rc);
+	take(ZC_EV_WRITABLE, sv, 0); /* once room is back */
 	comp(3100, ZC_OP_RAW_SEND, 0);
 	comp(3101, ZC_OP_RAW_SEND, 0);
 	CHECK_RC(zc_raw_send(sv, "abc", 3, NULL, 3102, 0, 0), "a send once room is back");
@@ -451,6 +459,17 @@ static void test_hostile(void)
 		RXE_ASSERT(take(ZC_EV_COMPLETION, NULL, 900 + (uint64_t)i).status < 0, "flushed receive %d", i);
 	drop(&cl);
 	drop(&sv);
+
+	/* queues the completion queue cannot take: -ENOSPC, the client refused */
+	start(&co, &cl);
+	r = get_req();
+	so.raw_send_depth = so.raw_recv_depth = 16384;
+	RXE_ASSERT(zc_req_accept(&r, &so, &sv) == -ENOSPC && !r, "a raw QP beyond the CQ's room was accepted");
+	printf("too deep: %s\n", zc_last_error());
+	RXE_ASSERT(take(ZC_EV_CONNECTED, cl, 0).status == -ECONNREFUSED, "refused for lack of CQ room");
+	drop(&cl);
+	so.raw_send_depth = 2;
+	so.raw_recv_depth = 4;
 
 	/* a bad rkey: an error completion, not a crash */
 	pair(&co, &so, &cl, &sv, 0, NULL, 0);
