@@ -133,22 +133,16 @@ void zc__qp_release(struct zc__qp *q)
 		zc__rxpool_close(q->rx);
 	else if (q->rx)
 		zc__rxpool_detach(q->rx, q);
-	q->rx = NULL;
 	free(q->sreq);
 	free(q->sreq_free);
-	q->sreq = NULL;
-	q->sreq_free = NULL;
-	q->depth = q->sreq_free_count = 0;
 	if (q->qp)
 		rdma_destroy_qp(q->id);
-	q->qp = NULL;
 	if (q->ctx && q->raw)
 		zc__ctx_release_cq(q->ctx, q->cq_held);
 	else if (q->ctx && !--q->ctx->n_qps)
 		pools_idle(q->ctx);
-	q->ctx = NULL;
-	q->raw = false;
-	q->cq_held = 0;
+	/* As new: a retried connect sets it up again. */
+	*q = (struct zc__qp){0};
 }
 
 void zc__qp_set_connected(struct zc__qp *q)

@@ -151,7 +151,8 @@ int zc__qp_init_raw(struct zc__qp *q, struct zc_ctx *ctx, uint32_t send_depth, u
  * it has one, its entry in the shared pool's table otherwise. */
 int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_ops *ops);
 /* Frees what setup made and destroys the QP; every work request must have
- * been reaped (drain) and every window bound on it deallocated. */
+ * been reaped (drain) and every window bound on it deallocated. Leaves q
+ * zeroed. */
 void zc__qp_release(struct zc__qp *q);
 void zc__qp_set_connected(struct zc__qp *q);
 

@@ -94,7 +94,6 @@ void zc__raw_release(struct zc_conn *c)
 	free(c->raw.rreq);
 	free(c->raw.rfree);
 	c->raw = (struct zc__raw){0};
-	c->ep = (struct zc__ep){0};
 }
 
 /* Transfers need an open connection; receives may also be posted on an
