@@ -335,6 +335,7 @@ int zc__qp_post_rwr(struct zc__qp *q, struct ibv_recv_wr *wr)
 	if (rc)
 		return zc__qp_fail(q, zc__err(-rc, "ibv_post_recv: %s", strerror(rc)));
 	q->rq_inflight++;
+	q->ctx->stats.recv_wrs++;
 	return 0;
 }
 
