@@ -212,8 +212,9 @@ ZC_API int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, st
 /*
  * zc_ctx_free - release a context
  *
- * Aborts any connection still open on it, frees listeners, exports and the
- * registration cache. Memory regions from zc_mr_reg() must be deregistered
+ * Aborts any connection still open on it, frees listeners (rejecting their
+ * requests, also those taken with zc_req_get() and not answered yet),
+ * exports and the registration cache. Memory regions from zc_mr_reg() must be deregistered
  * first (-EBUSY otherwise, and nothing is freed). Sets *ctx to NULL.
  */
 ZC_API int zc_ctx_free(struct zc_ctx **ctx);
@@ -305,8 +306,15 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *                  rendezvous (default 16384, at least 64)
  *   send_depth     send work requests in flight (default 128; at least
  *                  credits + 8)
- *   rnr_retry      receiver-not-ready retries (default 0: credits make RNR
- *                  impossible, so any RNR is an error)
+ *   rnr_retry      receiver-not-ready retries, 0..7 (7: retry forever);
+ *                  -1 (the default) means 0 for a zcrdma connection
+ *                  (credits make RNR impossible, so any RNR is an error)
+ *                  and 7 for a raw one (the application posts receives).
+ *                  rdma_cm carries it in the connect request or reply, and
+ *                  on InfiniBand and RoCE it is the PEER's queue pair that
+ *                  uses it: how often the peer retries a SEND that finds
+ *                  no receive posted on this side (zc_conn_query() shows
+ *                  the value this side's own sends got from the peer)
  *   retry_count    transport retries before the connection fails (default 6;
  *                  7 means "retry forever" to rxe, so a dead peer would
  *                  never be noticed)
@@ -319,6 +327,31 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *                  connection with -ZC_ETRANSPORT once the transport's
  *                  retries (retry_count) run out, about 5 s on rxe
  *                  (default 2000; 0 turns probing off)
+ *
+ *   RAW MODE (see RAW CONNECTIONS, section Raw connections; all 0 / NULL /
+ *   -1 by default, and ignored by zcrdma connections unless noted)
+ *   raw            if set, the connection (or every request of a listener)
+ *                  is raw: no zcrdma header, credits or shared receive
+ *                  slots; credits, eager_size, send_depth and mr_fallback
+ *                  do not apply
+ *   private_data, private_data_len
+ *                  raw only (-EINVAL on a zcrdma connection, whose
+ *                  private data is its own): bytes sent in the rdma_cm
+ *                  connect request (zc_connect*(), at most
+ *                  ZC_PRIV_REQ_MAX = 56 bytes) or reply (zc_req_accept(),
+ *                  at most ZC_PRIV_REP_MAX = 196); copied by the call
+ *   initiator_depth  raw: RDMA READs this side may have in flight; -1
+ *                  (default) is the device's limit; either way capped to
+ *                  the device, to 255 and, when accepting, to the
+ *                  requester's responder resources
+ *   responder_resources  raw: the peer's RDMA READs this side serves at
+ *                  once; -1 (default) is the device's limit; capped
+ *                  likewise (to the requester's initiator depth)
+ *   raw_send_depth, raw_recv_depth  raw: the queue pair's send and receive
+ *                  queue depths (0: default 128 each; at most 16384 and
+ *                  the device's limit). Each raw connection reserves
+ *                  raw_send_depth + raw_recv_depth entries of the
+ *                  context's completion queue.
  */
 struct zc_conn_opts {
 	int timeout_ms;
@@ -329,7 +362,20 @@ struct zc_conn_opts {
 	int retry_count;
 	int mr_fallback;
 	int keepalive_ms;
+	/* raw mode */
+	int raw;
+	const void *private_data;
+	size_t private_data_len;
+	int initiator_depth;
+	int responder_resources;
+	uint32_t raw_send_depth, raw_recv_depth;
 };
+
+/* Largest private data rdma_cm carries in a connect request (after its own
+ * header), in a reply and in a reject (InfiniBand CM; RoCE alike). */
+#define ZC_PRIV_REQ_MAX 56
+#define ZC_PRIV_REP_MAX 196
+#define ZC_PRIV_REJ_MAX 148
 
 /* zc_conn_opts_init - fill opts with the defaults documented above. */
 ZC_API void zc_conn_opts_init(struct zc_conn_opts *opts);
@@ -480,6 +526,17 @@ ZC_API void *zc_conn_data(const struct zc_conn *conn);
  *   read_depth    RDMA READs this side's rendezvous receives keep in
  *                 flight at most: the smaller of this device's limit and
  *                 what the peer accepts, at most 255
+ *   raw           the connection is raw (RAW CONNECTIONS); then credits,
+ *                 windows and eager sizes are 0, and the fields below are
+ *                 read from the queue pair itself (ibv_query_qp):
+ *   initiator_depth      RDMA READs this side may have in flight
+ *   responder_resources  the peer's RDMA READs this side serves at once
+ *   rnr_retry     receiver-not-ready retries of this side's sends (the
+ *                 peer's rnr_retry option, see struct zc_conn_opts)
+ *   recv_depth    the receive queue's depth (send_depth: the send queue's)
+ *   For a request (zc_req_query()): local, peer, device and raw, and
+ *   initiator_depth / responder_resources as the requester offered them
+ *   (its READs in flight / the READs it serves); the rest 0.
  */
 struct zc_conn_info {
 	struct sockaddr_storage local, peer;
@@ -489,6 +546,10 @@ struct zc_conn_info {
 	uint32_t eager_size, eager_in;
 	uint32_t send_depth;
 	uint32_t read_depth;
+	int raw;
+	uint32_t initiator_depth, responder_resources;
+	uint32_t rnr_retry;
+	uint32_t recv_depth;
 };
 
 /* zc_conn_query - fill info for an established connection (also one that
@@ -564,7 +625,14 @@ enum zc_op {
 	ZC_OP_RECV,      /* zc_recv_zc() buffer filled with one message */
 	ZC_OP_READ,      /* zc_rma_read() finished */
 	ZC_OP_WRITE,     /* zc_rma_write() finished */
+	ZC_OP_RAW_RECV,  /* zc_raw_recv() buffer filled by one SEND (len: its length) */
+	ZC_OP_RAW_SEND,  /* zc_raw_send() finished: the buffer is yours again */
+	ZC_OP_RAW_READ,  /* zc_raw_read() finished */
+	ZC_OP_RAW_WRITE, /* zc_raw_write() finished */
 };
+
+/* zc_completion.flags */
+#define ZC_COMP_INVALIDATED 0x1 /* RAW_RECV: the peer's SEND invalidated invalidated_rkey */
 
 /*
  * struct zc_completion - one finished zero-copy operation
@@ -577,7 +645,11 @@ enum zc_op {
  *   token   the caller's token given at submission
  *   op      enum zc_op
  *   status  0 or a negative error code
- *   len     bytes moved (for ZC_OP_RECV, the message length)
+ *   len     bytes moved (for ZC_OP_RECV, the message length; for
+ *           ZC_OP_RAW_RECV, the bytes the peer's SEND carried)
+ *   invalidated_rkey, flags   ZC_OP_RAW_RECV: with ZC_COMP_INVALIDATED in
+ *           flags, the peer sent with invalidate and this key (one of this
+ *           side's, e.g. an export's) is void now; else 0
  *
  * ORDERING
  *   RDMA orders neither way between a completion of this side and a
@@ -595,6 +667,8 @@ struct zc_completion {
 	int op;
 	int status;
 	size_t len;
+	uint32_t invalidated_rkey;
+	int flags;
 };
 
 /*
@@ -643,11 +717,11 @@ ZC_API int zc_poll(struct zc_ctx *ctx, struct zc_completion *comps, int max, int
 /* Events                                                              */
 
 enum zc_event_type {
-	ZC_EV_ACCEPT = 1,  /* listener: zc_accept() has a connection (or an error) for you */
+	ZC_EV_ACCEPT = 1,  /* listener: zc_accept() (raw: zc_req_get()) has something for you */
 	ZC_EV_CONNECTED,   /* zc_connect_start() finished: status 0 or why it failed */
 	ZC_EV_READABLE,    /* a message, stream bytes or the end of the stream waits */
 	ZC_EV_WRITABLE,    /* room again after a send returned -EAGAIN */
-	ZC_EV_PEER_CLOSED, /* the peer closed in order (its CLOSE arrived) */
+	ZC_EV_PEER_CLOSED, /* the peer closed in order (its CLOSE arrived; raw: it disconnected) */
 	ZC_EV_ERROR,       /* the connection failed: status is the error */
 	ZC_EV_CLOSED,      /* zc_close_start() finished: status as zc_close()'s */
 	ZC_EV_COMPLETION,  /* a zero-copy operation finished (as zc_poll() reports) */
@@ -663,7 +737,8 @@ enum zc_event_type {
  *   data      the connection's user data (zc_conn_set_data())
  *   status    0 or a negative error code (CONNECTED, ERROR, CLOSED,
  *             COMPLETION)
- *   token, op, len   ZC_EV_COMPLETION only: as in struct zc_completion
+ *   token, op, len, invalidated_rkey, flags   ZC_EV_COMPLETION only: as
+ *             in struct zc_completion
  */
 struct zc_event {
 	int type;
@@ -674,6 +749,8 @@ struct zc_event {
 	uint64_t token;
 	int op;
 	size_t len;
+	uint32_t invalidated_rkey;
+	int flags;
 };
 
 /*
@@ -886,6 +963,213 @@ ZC_API int zc_rma_read(struct zc_conn *conn, void *buf, size_t len, struct zc_mr
 		       uint64_t remote_off, uint64_t token);
 ZC_API int zc_rma_write(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr,
 			const struct zc_desc *remote, uint64_t remote_off, uint64_t token);
+
+/* ------------------------------------------------------------------ */
+/* Raw connections                                                     */
+
+/*
+ * RAW CONNECTIONS
+ *   A raw connection is a bare reliable-connected queue pair for a
+ *   standard protocol (NVMe over Fabrics, iSER, ...) that the application
+ *   speaks itself: zcrdma adds no header, no credits and no receive slots
+ *   of its own, and the rdma_cm private data is the application's. It
+ *   lives on the same context as zcrdma connections: the same completion
+ *   queue, event fd, zc_wait_events()/zc_poll() completions and events,
+ *   registration cache (mr NULL), exports and error reporting.
+ *
+ *   Server:                                   Client:
+ *     opts.raw = 1; zc_listen(ctx, port,        opts.raw = 1;
+ *                      &opts, &l)               opts.private_data = req;
+ *     ZC_EV_ACCEPT: zc_req_get(l, &r, 0)        zc_connect_start(ctx, addr,
+ *     zc_req_private_data(r, &pd, &n)             port, &opts, &c)
+ *     zc_req_accept(&r, &opts, &c)  (or         ZC_EV_CONNECTED (status 0):
+ *        zc_req_reject(&r, rej, len))             zc_conn_peer_private_data()
+ *     zc_raw_recv(c, ...) x N  (before the        zc_raw_recv(c, ...) x N
+ *        reply goes out at the next progress)     zc_raw_send(c, cmd, ...)
+ *     ZC_EV_CONNECTED (status 0)
+ *     ZC_EV_COMPLETION op ZC_OP_RAW_RECV: a command arrived ...
+ *
+ *   Raw queue pairs have receive queues of their own (raw_recv_depth) and
+ *   never attach to the context's shared receive queue; the application
+ *   posts every receive buffer itself and must keep enough posted: a SEND
+ *   that finds none is retried by the peer's NIC (receiver not ready, up
+ *   to the peer's rnr_retry) and then fails the connection. A SEND longer
+ *   than the receive buffer it lands in fails that receive (-EMSGSIZE where
+ *   the device reports the length error; rxe flushes it, -ECONNRESET) and,
+ *   as RDMA defines it, the connection. The zcrdma calls (zc_send(),
+ *   zc_recv(), zc_msg_*(), zc_send_zc(), zc_recv_zc()) fail with -EINVAL on
+ *   a raw connection and the zc_raw_*() calls on a zcrdma one;
+ *   zc_export(), zc_rma_read()/zc_rma_write(), zc_conn_query(), zc_close(),
+ *   zc_close_start() and zc_abort() work on both. A zcrdma listener rejects
+ *   raw clients (their private data is not zcrdma's) and a raw listener
+ *   hands zcrdma clients' requests to the application like any other.
+ *
+ *   Every raw operation completes exactly once, through zc_poll() or
+ *   ZC_EV_COMPLETION, with its token: status 0, or a negative error such
+ *   as -ZC_EREMOTEACCESS (a bad or invalidated key), -EMSGSIZE, -ZC_ERNR,
+ *   -ZC_ETRANSPORT. When the connection fails or closes, posted receives
+ *   and operations in flight complete with its error (-ECONNRESET when the
+ *   peer disconnected, -ECONNABORTED after zc_close()/zc_abort()), so their
+ *   buffers can be freed. The peer disconnecting is ZC_EV_PEER_CLOSED (raw
+ *   connections have no CLOSE message); any other failure is ZC_EV_ERROR.
+ *   A raw operation counts against the completion ring (zc_ctx_opts.
+ *   cq_depth operations outstanding per context, receives posted
+ *   included) and its queue: either full is -EAGAIN. WRITABLE follows a
+ *   zc_raw_send()/_read()/_write() -EAGAIN once send-queue room is back.
+ *
+ *   The private data lengths rdma_cm reports are those of the whole field
+ *   on InfiniBand and RoCE (56 bytes of a request, 196 of a reply, 148 of
+ *   a reject), zero-padded beyond what the peer put there.
+ */
+struct zc_conn_req;
+
+/*
+ * zc_req_get - take the next connection request of a raw listener
+ *
+ * A raw listener (zc_listen() with opts.raw set) does not accept requests
+ * by itself: they queue (up to 64, more are rejected) until the
+ * application takes each with zc_req_get() and answers it with
+ * zc_req_accept() or zc_req_reject(). ZC_EV_ACCEPT reports the listener
+ * while requests wait (level-triggered). Waits up to timeout_ms (-1
+ * forever, 0 not at all) for one.
+ *
+ * Returns 0 and sets *req, or -EAGAIN (timeout_ms 0 and none waiting),
+ * -ETIMEDOUT, -EINVAL (not a raw listener, NULL arguments).
+ */
+ZC_API int zc_req_get(struct zc_listener *listener, struct zc_conn_req **req, int timeout_ms);
+
+/*
+ * zc_req_private_data - the private data of a connection request
+ *
+ * Sets *data to the request's private data (valid until the request is
+ * answered) and *len to its length (see RAW CONNECTIONS for padding).
+ * Returns 0 or -EINVAL.
+ */
+ZC_API int zc_req_private_data(const struct zc_conn_req *req, const void **data, size_t *len);
+
+/*
+ * zc_req_query - what is known of a request: addresses, device, and the
+ * requester's READ depths (struct zc_conn_info). Returns 0 or -EINVAL.
+ */
+ZC_API int zc_req_query(const struct zc_conn_req *req, struct zc_conn_info *info);
+
+/*
+ * zc_req_accept - accept a connection request as a raw connection
+ *
+ * Creates the connection and its queue pair with opts (NULL: the
+ * listener's; opts->raw must be set) and returns it at once in *conn,
+ * still being set up: the reply, carrying opts->private_data (at most
+ * ZC_PRIV_REP_MAX bytes), is sent by the next call that makes progress on
+ * the context (zc_wait_events(), zc_poll(), a blocking call), so receive
+ * buffers posted with zc_raw_recv() right after this call are in place
+ * before the peer can send. The connection's initiator depth and
+ * responder resources are capped to what the requester offered. When the
+ * peer confirms, ZC_EV_CONNECTED reports status 0 and transfers may start;
+ * a set-up that fails (the peer gives up, opts->timeout_ms passes) reports
+ * its error there, and posted receives complete with it. Either way the
+ * application closes the connection. *req is consumed (set to NULL) also
+ * on failure, when the request is rejected without private data.
+ *
+ * Returns 0 and sets *conn, or -EINVAL (bad options, private data too
+ * long, not a raw request), -ENOSPC (the completion queue cannot take
+ * raw_send_depth + raw_recv_depth more entries), -ENOMEM, or the error of
+ * creating the queue pair.
+ */
+ZC_API int zc_req_accept(struct zc_conn_req **req, const struct zc_conn_opts *opts, struct zc_conn **conn);
+
+/*
+ * zc_req_reject - refuse a connection request
+ *
+ * Sends a reject carrying private_data (len at most ZC_PRIV_REJ_MAX; NULL
+ * with len 0 for none): a raw client's connect fails with -ECONNREFUSED
+ * and zc_conn_peer_private_data() returns these bytes. Frees the request
+ * and sets *req to NULL, also on failure. Returns 0, or -EINVAL (private
+ * data too long: the request is rejected without it).
+ */
+ZC_API int zc_req_reject(struct zc_conn_req **req, const void *private_data, size_t len);
+
+/*
+ * zc_conn_peer_private_data - the private data the peer sent
+ *
+ * For a raw connection that connected: the reply's; after its connect was
+ * rejected (ZC_EV_CONNECTED or zc_connect() with -ECONNREFUSED; only
+ * zc_connect_start() leaves a handle to ask): the reject's; for an
+ * accepted one: the request's. *data stays valid while the connection
+ * lives. Returns 0, or -ENOENT (nothing received yet), -EINVAL.
+ */
+ZC_API int zc_conn_peer_private_data(const struct zc_conn *conn, const void **data, size_t *len);
+
+/* zc_raw_send flags */
+#define ZC_RAW_INVALIDATE 0x1 /* SEND_WITH_INVALIDATE of invalidate_rkey */
+
+/*
+ * zc_raw_recv - post a receive buffer on a raw connection
+ *
+ * The next SEND from the peer lands in [buf, buf + len) (receives are
+ * filled in posting order); its ZC_OP_RAW_RECV completion says how many
+ * bytes it carried and whether it invalidated one of this side's keys. The
+ * buffer belongs to the library until then. mr may be NULL (registration
+ * cache) or a region covering the buffer. Allowed once the connection is
+ * open, and on an accepted one also before (right after zc_req_accept()).
+ *
+ * Returns 0, or -EAGAIN (raw_recv_depth receives posted, or the completion
+ * ring full), -EINVAL (not raw, len 0 or beyond the device's largest
+ * message, buffer outside mr), -EFAULT (not writable memory), -ENOTCONN,
+ * the connection's error, -ZC_EMEMLOCK.
+ */
+ZC_API int zc_raw_recv(struct zc_conn *conn, void *buf, size_t len, struct zc_mr *mr, uint64_t token);
+
+/*
+ * zc_raw_send - send one message on a raw connection
+ *
+ * Posts a SEND of [buf, buf + len) exactly as given (0 bytes allowed),
+ * with ZC_RAW_INVALIDATE in flags a SEND_WITH_INVALIDATE of
+ * invalidate_rkey (a key the peer gave: the peer's NIC voids it). Up to
+ * the device's max_inline bytes go inline: the buffer is copied at once
+ * and needs no registration. Otherwise it belongs to the library until
+ * the ZC_OP_RAW_SEND completion.
+ *
+ * Returns 0, or -EAGAIN (raw_send_depth sends, reads and writes in flight,
+ * or the completion ring full), -EINVAL (not raw, unknown flags, len beyond
+ * the device's largest message, buffer outside mr), -ENOTCONN, the
+ * connection's error, -ZC_EMEMLOCK.
+ */
+ZC_API int zc_raw_send(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr, uint64_t token,
+		       int flags, uint32_t invalidate_rkey);
+
+/*
+ * zc_raw_read / zc_raw_write - RDMA READ / WRITE against a raw remote range
+ *
+ * Move len bytes between local [buf, buf + len) and the peer's memory at
+ * remote_addr with rkey, as taken off the wire (e.g. an NVMe keyed SGL).
+ * Nothing can be checked locally: a bad key, range or right completes
+ * with -ZC_EREMOTEACCESS and, as RDMA defines it, fails the connection.
+ * READs beyond the initiator depth wait in the send queue. Transfers
+ * larger than the device's largest message are split.
+ *
+ * Returns 0, or -EAGAIN (send queue or completion ring full), -EINVAL (not
+ * raw, len 0, buffer outside mr), -EFAULT (read into unwritable memory),
+ * -ENOTCONN, the connection's error, -ZC_EMEMLOCK.
+ */
+ZC_API int zc_raw_read(struct zc_conn *conn, void *buf, size_t len, struct zc_mr *mr, uint64_t remote_addr,
+		       uint32_t rkey, uint64_t token);
+ZC_API int zc_raw_write(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr, uint64_t remote_addr,
+			uint32_t rkey, uint64_t token);
+
+/*
+ * zc_export_key - the raw address and key of an export
+ *
+ * For protocols that carry (address, key) themselves, e.g. an NVMe keyed
+ * SGL: *addr is the virtual address of the exported range's first byte
+ * and *rkey its key, valid only for the export's connection's peer. If
+ * that peer invalidated the key (a SEND_WITH_INVALIDATE whose
+ * ZC_OP_RAW_RECV completion named it), the export is void: later accesses
+ * fail, this call returns -ESTALE, and zc_export_revoke() still frees it.
+ *
+ * Returns 0, or -ESTALE (invalidated by the peer), -ENOTCONN (its
+ * connection is gone: the grant is void), -EINVAL.
+ */
+ZC_API int zc_export_key(const struct zc_export *exp, uint64_t *addr, uint32_t *rkey);
 
 /* ------------------------------------------------------------------ */
 /* Errors and version                                                  */

@@ -16,31 +16,11 @@
 
 #include "error.h"
 #include "conn.h"
+#include "opts.h"
 
 #define RESOLVE_MS 2000 /* short: rdma_cm retries an unresolved neighbour only at its timeout */
+#define REJ_CONSUMER 28  /* IB_CM_REJ_CONSUMER_DEFINED: the peer's application said no */
 
-void zc_conn_opts_init(struct zc_conn_opts *o)
-{
-	if (!o)
-		return;
-	*o = (struct zc_conn_opts){.timeout_ms = 10000, .credits = 64, .eager_size = 16384, .send_depth = 128,
-				   .rnr_retry = 0, .retry_count = 6, .mr_fallback = 0, .keepalive_ms = 2000};
-}
-
-static int check_opts(const struct zc_conn_opts *o)
-{
-	if (o->timeout_ms < 0 || o->credits < 1 || o->credits > ZC_CREDITS_MAX || o->eager_size < 64 ||
-	    o->eager_size > ZC_SLOT_MAX - ZC_HDR_SIZE || o->send_depth < 8 || o->send_depth > 16384 ||
-	    o->rnr_retry < 0 || o->rnr_retry > 7 || o->retry_count < 0 || o->retry_count > 7 || o->keepalive_ms < 0)
-		return zc__err(-EINVAL, "connection options out of range (credits 1..%d, eager_size 64..%d, "
-				       "send_depth 8..16384, retries 0..7)",
-			      ZC_CREDITS_MAX, ZC_SLOT_MAX - ZC_HDR_SIZE);
-	if (o->send_depth < o->credits + 8)
-		return zc__err(-EINVAL, "send_depth (%d) must exceed credits (%d) by at least 8: finishing each "
-				       "rendezvous the peer may have open takes a send slot",
-			      o->send_depth, o->credits);
-	return 0;
-}
 
 static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
 {
@@ -61,6 +41,13 @@ static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts 
 		c->opts = *opts;
 	else
 		zc_conn_opts_init(&c->opts);
+	zc__conn_opts_resolve(&c->opts);
+	if (c->opts.raw) {
+		/* the caller's bytes may be gone by the time they are sent */
+		if (c->opts.private_data_len)
+			memcpy(c->my_priv, c->opts.private_data, c->opts.private_data_len);
+		c->opts.private_data = c->opts.private_data_len ? c->my_priv : NULL;
+	}
 	return c;
 }
 
@@ -73,7 +60,10 @@ static void conn_reset(struct zc_conn *c, int drain_ms)
 	if (c->ep.qp.qp)
 		zc__qp_drain(&c->ep.qp, drain_ms);
 	zc__rma_release(c);
-	zc__ep_release(&c->ep);
+	if (c->opts.raw)
+		zc__raw_release(c);
+	else
+		zc__ep_release(&c->ep);
 	if (c->id) {
 		rdma_destroy_id(c->id);
 		c->id = NULL;
@@ -154,11 +144,26 @@ static void set_ack_timeout(struct rdma_cm_id *id)
 	rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout, sizeof(timeout));
 }
 
+static uint8_t raw_depth(const struct zc_conn *c, int want, uint8_t offered)
+{
+	return zc__raw_read_depth(c->ctx->caps.max_qp_rd_atom, want, c->passive, offered);
+}
+
 static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
 {
 	uint32_t rd_atom = c->ctx->caps.max_qp_rd_atom;
 	struct zc__priv mine;
 
+	if (c->opts.raw) {
+		/* our READs are served by the requester's responder resources */
+		*p = (struct rdma_conn_param){
+			.private_data = c->opts.private_data, .private_data_len = (uint8_t)c->opts.private_data_len,
+			.initiator_depth = raw_depth(c, c->opts.initiator_depth, c->req_responder_resources),
+			.responder_resources = raw_depth(c, c->opts.responder_resources, c->req_initiator_depth),
+			.retry_count = (uint8_t)c->opts.retry_count, .rnr_retry_count = (uint8_t)c->opts.rnr_retry,
+		};
+		return;
+	}
 	zc__ep_local_priv(&c->ep, rd_atom, &mine);
 	zc__priv_encode(priv, &mine);
 	*p = (struct rdma_conn_param){
@@ -183,6 +188,15 @@ static int create_qp(struct zc_conn *c)
 	if (c->id->verbs != c->ctx->verbs)
 		return zc__err(-ENODEV, "the route to the peer leaves through %s, not the context's device %s",
 			      ibv_get_device_name(c->id->verbs->device), c->ctx->caps.device);
+	if (c->opts.raw) {
+		rc = zc__qp_init_raw(&c->ep.qp, c->ctx, c->opts.raw_send_depth, c->opts.raw_recv_depth, &attr);
+		if (rc)
+			return rc;
+		if (rdma_create_qp(c->id, c->ctx->pd, &attr))
+			return zc__err(-errno, "rdma_create_qp (raw, %u send and %u receive work requests): %s",
+				      c->opts.raw_send_depth, c->opts.raw_recv_depth, strerror(errno));
+		return zc__raw_setup(c);
+	}
 	rc = zc__qp_init_attr(&c->ep.qp, c->ctx, zc__ep_own_slots(credits), (uint32_t)c->opts.send_depth, &attr);
 	if (rc)
 		return rc;
@@ -205,10 +219,19 @@ static void opened(struct zc_conn *c)
 
 /* Disconnects and starts flushing the QP; zc__cm_walk() finishes the
  * teardown once every work request is reaped, then does `after`. */
+static void hang_up(struct zc_conn *c)
+{
+	if (c->rep_pending) { /* accepted, never answered: refuse it instead */
+		c->rep_pending = false;
+		rdma_reject(c->id, NULL, 0);
+	} else if (c->id && c->ep.qp.qp) {
+		rdma_disconnect(c->id);
+	}
+}
+
 static void teardown(struct zc_conn *c, enum zc__after after)
 {
-	if (c->id && c->ep.qp.qp)
-		rdma_disconnect(c->id);
+	hang_up(c);
 	zc__qp_flush(&c->ep.qp);
 	c->after = after;
 	c->drain_deadline = zc__now_ms() + 2000;
@@ -230,7 +253,7 @@ static void setup_failed(struct zc_conn *c, int rc)
 	char detail[256];
 
 	snprintf(detail, sizeof(detail), "%s", zc__err_detail());
-	if (c->passive) {
+	if (c->passive && !c->opts.raw) {
 		struct zc_listener *l = c->listener;
 
 		if (l && !peer_abandoned(rc) && !l->err) {
@@ -248,9 +271,10 @@ static void setup_failed(struct zc_conn *c, int rc)
 	}
 	/* rxe rejects a quick reconnect from a recycled port as stale; such
 	 * attempts and refusals are retried with backoff until the deadline. */
-	if (rc == -ECONNREFUSED)
+	if (rc == -ECONNREFUSED && !c->rejected)
 		c->refused = true;
-	if ((rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH) && zc__remaining_ms(c->deadline) > 0) {
+	if ((rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH) && !c->passive && !c->rejected &&
+	    zc__remaining_ms(c->deadline) > 0) {
 		teardown(c, ZC_AFTER_RETRY);
 		return;
 	}
@@ -261,18 +285,34 @@ static void setup_failed(struct zc_conn *c, int rc)
 			 c->opts.timeout_ms);
 	}
 	c->result = rc;
-	snprintf(c->cm_detail, sizeof(c->cm_detail), "connect to %s failed: %s", c->peer_name, detail);
+	snprintf(c->cm_detail, sizeof(c->cm_detail), "%s %s failed: %s", c->passive ? "accepting" : "connect to",
+		 c->peer_name, detail);
 	teardown(c, ZC_AFTER_FAIL);
 }
 
 /* ESTABLISHED: the client takes the server's parameters; the server's
  * connection joins its listener's queue. */
+static void keep_peer_priv(struct zc_conn *c, const uint8_t *priv, uint8_t n)
+{
+	memcpy(c->peer_priv, priv, n);
+	c->peer_priv_len = n;
+	c->peer_priv_set = true;
+}
+
 static int established(struct zc_conn *c, const uint8_t *priv, uint8_t n)
 {
 	int rc = 0;
 
 	if (c->ep.qp.err) /* the peer's first message broke the protocol */
 		return zc__qp_error(&c->ep.qp);
+	if (c->opts.raw) { /* the application hears of it as any connect's end */
+		if (!c->passive)
+			keep_peer_priv(c, priv, n);
+		opened(c);
+		if (c->owned)
+			zc__ev_raise(c, ZC_EV_CONNECTED);
+		return 0;
+	}
 	if (c->passive) {
 		if (!c->listener)
 			return zc__err(-ECONNABORTED, "the listener was freed during the handshake");
@@ -305,6 +345,14 @@ static void setup_event(struct zc_conn *c, int event, int status, const uint8_t 
 	uint8_t mine[ZC_PRIV_SIZE];
 	int rc = 0;
 
+	if (event != c->expect && c->opts.raw && event == RDMA_CM_EVENT_REJECTED) {
+		/* the peer's reject is its answer (final); others may pass */
+		keep_peer_priv(c, priv, n);
+		c->rejected = status == REJ_CONSUMER;
+		setup_failed(c, zc__err(-ECONNREFUSED, "rejected (status %d%s)", status,
+				       c->rejected ? ": by the peer's application, with private data" : ""));
+		return;
+	}
 	if (event != c->expect) {
 		uint8_t rej = event == RDMA_CM_EVENT_REJECTED ? zc__rej_decode(priv, n) : 0;
 
@@ -339,14 +387,46 @@ static void setup_event(struct zc_conn *c, int event, int status, const uint8_t 
 		setup_failed(c, rc);
 }
 
+/* A raw listener's request waits for the application (zc_req_get). */
+static void raw_request(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
+			const uint8_t *priv, uint8_t n)
+{
+	struct zc_conn_req *r;
+
+	if (l->handshakes + l->queued >= l->backlog || !(r = calloc(1, sizeof(*r)))) {
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
+	r->kind = ZC_OBJ_REQ;
+	r->listener = l;
+	r->ctx = l->ctx;
+	r->id = id;
+	id->context = r;
+	memcpy(r->priv, priv, n);
+	r->priv_len = n;
+	/* rdma_cm hands them over as this side should answer: the
+	 * requester's READs are our responder resources and the other way */
+	r->initiator_depth = p->responder_resources;
+	r->responder_resources = p->initiator_depth;
+	zc__list_add_tail(&l->reqs, &r->node);
+	l->queued++;
+	zc__ev_kick_listener(l);
+}
+
 /* A connection request: the whole handshake runs inside progress. */
-static void incoming(struct zc_listener *l, struct rdma_cm_id *id, const uint8_t *priv, uint8_t n)
+static void incoming(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
+		     const uint8_t *priv, uint8_t n)
 {
 	struct rdma_conn_param param;
 	uint8_t mine[ZC_PRIV_SIZE];
 	struct zc_conn *c;
 	int rc;
 
+	if (l && l->opts.raw) {
+		raw_request(l, id, p, priv, n);
+		return;
+	}
 	if (!l || l->handshakes + l->queued >= l->backlog || !(c = conn_alloc(l->ctx, &l->opts))) {
 		zc__cm_reject(id, ZC_REJ_BUSY);
 		rdma_destroy_id(id);
@@ -387,6 +467,10 @@ static void conn_event(struct zc_conn *c, int event, int status, const uint8_t *
 		 * orderly close is not mistaken for a reset. */
 		zc__ctx_poll_cq(c->ctx);
 		c->disconnected = true;
+		/* A raw protocol's close is the disconnect: PEER_CLOSED, and
+		 * what is still posted completes with -ECONNRESET. */
+		if (c->opts.raw && c->state == ZC_CONN_OPEN && c->phase == ZC_PH_NONE && !c->ep.qp.err)
+			zc__ev_raise(c, ZC_EV_PEER_CLOSED);
 		if (c->state == ZC_CONN_OPEN && !c->ep.close_received)
 			zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected (%s)", rdma_event_str(event)));
 	}
@@ -401,19 +485,20 @@ int zc__cm_process(struct zc_ctx *ctx)
 	while (rdma_get_cm_event(ctx->cm_ch, &ev) == 0) {
 		struct rdma_cm_id *id = ev->id, *listen_id = ev->listen_id;
 		int event = ev->event, status = ev->status, *kind = id->context;
-		uint8_t priv[ZC_PRIV_SIZE], n = 0;
+		struct rdma_conn_param param = ev->param.conn;
+		uint8_t priv[ZC__PRIV_MAX], n = 0;
 
-		if (ev->param.conn.private_data) {
-			n = ev->param.conn.private_data_len < sizeof(priv) ? ev->param.conn.private_data_len
-									  : (uint8_t)sizeof(priv);
-			memcpy(priv, ev->param.conn.private_data, n);
+		/* raw connections hand all of it to the application */
+		if (param.private_data) {
+			n = param.private_data_len;
+			memcpy(priv, param.private_data, n);
 		}
 		/* Acked before it is handled: handling may destroy the id, and
 		 * rdma_destroy_id() waits until its events are acked. */
 		rdma_ack_cm_event(ev);
 		handled++;
 		if (event == RDMA_CM_EVENT_CONNECT_REQUEST)
-			incoming(listen_id->context, id, priv, n);
+			incoming(listen_id->context, id, &param, priv, n);
 		else if (kind && *kind == ZC_OBJ_CONN)
 			conn_event(id->context, event, status, priv, n);
 	}
@@ -453,6 +538,8 @@ static int lingered(struct zc_conn *c)
 		return 1;
 	if (zc__ep_busy(&c->ep))
 		return 0;
+	if (c->opts.raw) /* no CLOSE: the disconnect says it */
+		return 1;
 	if (!c->ep.close_sent)
 		return zc__ep_close(&c->ep); /* 0 once posted: wait for its completion */
 	return 1;
@@ -511,12 +598,30 @@ static int64_t drained(struct zc_conn *c, int64_t now)
 	}
 }
 
+/* An accepted raw connection's reply, after the application had its chance
+ * to post receives (zc_req_accept). */
+static int send_rep(struct zc_conn *c)
+{
+	struct rdma_conn_param param;
+
+	c->rep_pending = false;
+	conn_param(c, &param, NULL);
+	set_ack_timeout(c->id);
+	if (rdma_accept(c->id, &param))
+		return zc__err(-errno, "rdma_accept: %s", strerror(errno));
+	return 0;
+}
+
 static int64_t advance(struct zc_conn *c, int64_t now)
 {
 	int rc;
 
 	switch (c->phase) {
 	case ZC_PH_CONNECT:
+		if (c->rep_pending && (rc = send_rep(c)) < 0) {
+			setup_failed(c, rc);
+			return advance(c, now);
+		}
 		if (now < c->deadline)
 			return c->deadline;
 		setup_failed(c, zc__err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(c->expect)));
@@ -569,7 +674,7 @@ static int connect_begin(struct zc_ctx *ctx, const char *addr, uint16_t port, co
 
 	if (!ctx || !addr || !out || !port)
 		return zc__err(-EINVAL, "zc_connect: context, address, port and output are required");
-	if (opts && (rc = check_opts(opts)))
+	if (opts && (rc = zc__conn_opts_check(opts, ZC_PRIV_REQ_MAX, "connect request")))
 		return rc;
 	rc = zc__resolve(addr, port, &dst);
 	if (rc)
@@ -636,7 +741,7 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	if (!ctx->local.ss_family)
 		return zc__err(-EINVAL, "zc_listen: the context has no address to listen on: create it with "
 				       "zc_ctx_new(local_addr, ...)");
-	if (opts && (rc = check_opts(opts)))
+	if (opts && (rc = zc__conn_opts_check(opts, ZC_PRIV_REP_MAX, "reply")))
 		return rc;
 	l = calloc(1, sizeof(*l));
 	if (!l)
@@ -645,11 +750,15 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 	l->ctx = ctx;
 	l->backlog = 64;
 	zc__list_init(&l->ready);
+	zc__list_init(&l->reqs);
 	zc__list_init(&l->ev_node);
 	if (opts)
 		l->opts = *opts;
 	else
 		zc_conn_opts_init(&l->opts);
+	/* replies carry zc_req_accept()'s private data only */
+	l->opts.private_data = NULL;
+	l->opts.private_data_len = 0;
 	addr = ctx->local;
 	zc__set_port(&addr, port);
 	if (rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
@@ -677,8 +786,7 @@ uint16_t zc_listener_port(struct zc_listener *l)
 
 static int conn_teardown(struct zc_conn *c, int rc)
 {
-	if (c->id && c->ep.qp.qp)
-		rdma_disconnect(c->id);
+	hang_up(c);
 	conn_destroy(c);
 	return rc;
 }
@@ -696,6 +804,11 @@ int zc_listener_free(struct zc_listener **pl)
 	 * lose the listener and are dropped when they end. */
 	while (!zc__list_empty(&l->ready))
 		conn_teardown(zc__list_first(&l->ready, struct zc_conn, lq_node), 0);
+	while (!zc__list_empty(&l->reqs)) {
+		struct zc_conn_req *r = zc__list_first(&l->reqs, struct zc_conn_req, node);
+
+		zc_req_reject(&r, NULL, 0);
+	}
 	for (n = l->ctx->life.next; n != &l->ctx->life; n = n->next) {
 		struct zc_conn *c = zc__container_of(n, struct zc_conn, life_node);
 
@@ -718,18 +831,27 @@ static int accept_ready(void *arg)
 	return l->queued || l->err;
 }
 
+/* The wait of zc_accept() and zc_req_get(): until ready(l), up to
+ * timeout_ms (0: a look, -EAGAIN with the fd armed). */
+static int listener_wait(struct zc_listener *l, int (*ready)(void *arg), int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
+
+	zc__ctx_progress(l->ctx);
+	zc__cm_process(l->ctx);
+	return zc__ctx_wait_for(l->ctx, ready, l, deadline);
+}
+
 int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
 {
 	struct zc_conn *c;
-	int64_t deadline;
 	int rc;
 
 	if (!l || !out)
 		return zc__err(-EINVAL, "zc_accept: listener and output are required");
-	deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
-	zc__ctx_progress(l->ctx);
-	zc__cm_process(l->ctx);
-	rc = zc__ctx_wait_for(l->ctx, accept_ready, l, deadline);
+	if (l->opts.raw)
+		return zc__err(-EINVAL, "zc_accept: a raw listener's requests are taken with zc_req_get()");
+	rc = listener_wait(l, accept_ready, timeout_ms);
 	if (rc == -EAGAIN)
 		return rc; /* the fd is armed: the caller may sleep on it */
 	if (rc == -ETIMEDOUT)
@@ -759,18 +881,48 @@ void *zc_conn_data(const struct zc_conn *c)
 	return c ? c->data : NULL;
 }
 
+static void query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info)
+{
+	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
+	memcpy(&info->local, rdma_get_local_addr(id), sizeof(info->local));
+	memcpy(&info->peer, rdma_get_peer_addr(id), sizeof(info->peer));
+	snprintf(info->device, sizeof(info->device), "%s", ctx->caps.device);
+}
+
+/* What the QP itself runs with, not what was asked for. */
+static int raw_query(struct zc_conn *c, struct zc_conn_info *info)
+{
+	struct ibv_qp_attr a;
+	struct ibv_qp_init_attr ia;
+	int rc;
+
+	*info = (struct zc_conn_info){.raw = 1, .send_depth = c->ep.qp.depth, .recv_depth = c->ep.qp.recv_depth};
+	query_id(c->id, c->ctx, info);
+	if (!c->ep.qp.qp)
+		return zc__err(-ENOTCONN, "zc_conn_query: the raw connection has no queue pair (being set up)");
+	rc = ibv_query_qp(c->ep.qp.qp, &a, IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_RNR_RETRY,
+			  &ia);
+	if (rc)
+		return zc__err(-rc, "zc_conn_query: ibv_query_qp: %s", strerror(rc));
+	info->initiator_depth = a.max_rd_atomic;
+	info->responder_resources = a.max_dest_rd_atomic;
+	info->rnr_retry = a.rnr_retry;
+	return 0;
+}
+
 int zc_conn_query(struct zc_conn *c, struct zc_conn_info *info)
 {
 	if (!c || !info)
 		return zc__err(-EINVAL, "zc_conn_query: connection and output are required");
+	if (!c->id)
+		return zc__err(-ENOTCONN, "zc_conn_query: the connection was never set up, or its set-up failed");
+	if (c->opts.raw)
+		return raw_query(c, info);
 	*info = (struct zc_conn_info){.credits = c->ep.credits, .window_in = c->ep.cr.granted - c->ep.cr.released,
 				      .window_out = zc__credit_avail(&c->ep.cr), .eager_size = (uint32_t)c->ep.eager_max,
 				      .eager_in = (uint32_t)c->ep.eager_in, .send_depth = (uint32_t)c->opts.send_depth,
 				      .read_depth = c->ep.max_reads};
-	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
-	memcpy(&info->local, rdma_get_local_addr(c->id), sizeof(info->local));
-	memcpy(&info->peer, rdma_get_peer_addr(c->id), sizeof(info->peer));
-	snprintf(info->device, sizeof(info->device), "%s", c->ctx->caps.device);
+	query_id(c->id, c->ctx, info);
 	return 0;
 }
 
@@ -838,4 +990,152 @@ int zc_close(struct zc_conn **pc)
 	snprintf(detail, sizeof(detail), "%s", c->cm_detail);
 	conn_destroy(c);
 	return rc ? zc__err(rc, "%s", detail) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Raw listeners' requests: the application answers each one. */
+
+static int req_waiting(void *arg)
+{
+	struct zc_listener *l = arg;
+
+	zc__cm_walk(l->ctx);
+	return !zc__list_empty(&l->reqs);
+}
+
+int zc_req_get(struct zc_listener *l, struct zc_conn_req **out, int timeout_ms)
+{
+	struct zc_conn_req *r;
+	int rc;
+
+	if (!l || !out)
+		return zc__err(-EINVAL, "zc_req_get: listener and output are required");
+	if (!l->opts.raw)
+		return zc__err(-EINVAL, "zc_req_get: not a raw listener (zcrdma listeners accept by themselves: "
+				       "zc_accept())");
+	rc = listener_wait(l, req_waiting, timeout_ms);
+	if (rc == -EAGAIN)
+		return zc__err(rc, "no connection request waits"); /* the fd is armed */
+	if (rc == -ETIMEDOUT)
+		return zc__err(rc, "no connection request within %d ms", timeout_ms);
+	r = zc__list_first(&l->reqs, struct zc_conn_req, node);
+	zc__list_del(&r->node);
+	l->queued--;
+	r->listener = NULL;
+	/* the listener may be freed before the answer: keep what it knew;
+	 * the context rejects it if it is freed first */
+	r->opts = l->opts;
+	zc__list_add(&l->ctx->reqs, &r->node);
+	*out = r;
+	return 0;
+}
+
+int zc_req_private_data(const struct zc_conn_req *r, const void **data, size_t *len)
+{
+	if (!r || !data || !len)
+		return zc__err(-EINVAL, "zc_req_private_data: request and outputs are required");
+	*data = r->priv;
+	*len = r->priv_len;
+	return 0;
+}
+
+int zc_req_query(const struct zc_conn_req *r, struct zc_conn_info *info)
+{
+	if (!r || !info)
+		return zc__err(-EINVAL, "zc_req_query: request and output are required");
+	*info = (struct zc_conn_info){.raw = 1, .initiator_depth = r->initiator_depth,
+				      .responder_resources = r->responder_resources};
+	query_id(r->id, r->ctx, info);
+	return 0;
+}
+
+static void req_free(struct zc_conn_req **pr)
+{
+	struct zc_conn_req *r = *pr;
+
+	zc__list_del(&r->node); /* on its listener's queue, or taken on the context's */
+	if (r->listener)
+		r->listener->queued--;
+	free(r);
+	*pr = NULL;
+}
+
+int zc_req_reject(struct zc_conn_req **pr, const void *data, size_t len)
+{
+	int rc = 0;
+
+	if (!pr || !*pr)
+		return zc__err(-EINVAL, "zc_req_reject: no request");
+	if (len > ZC_PRIV_REJ_MAX || (!data && len)) {
+		rc = zc__err(-EINVAL, "zc_req_reject: %zu bytes of private data%s: a reject carries at most %d "
+				      "(rejected without them)",
+			     len, data ? "" : " at NULL", ZC_PRIV_REJ_MAX);
+		data = NULL;
+		len = 0;
+	}
+	rdma_reject((*pr)->id, data, (uint8_t)len);
+	rdma_destroy_id((*pr)->id);
+	req_free(pr);
+	return rc;
+}
+
+int zc_req_accept(struct zc_conn_req **pr, const struct zc_conn_opts *opts, struct zc_conn **out)
+{
+	struct zc_conn_req *r;
+	struct zc_conn *c = NULL;
+	int rc;
+
+	if (!pr || !*pr || !out)
+		return zc__err(-EINVAL, "zc_req_accept: request and output are required");
+	r = *pr;
+	if (!opts)
+		opts = &r->opts;
+	if (!opts->raw)
+		rc = zc__err(-EINVAL, "zc_req_accept: the options must be raw (zc_conn_opts.raw)");
+	else
+		rc = zc__conn_opts_check(opts, ZC_PRIV_REP_MAX, "reply");
+	if (!rc && !(c = conn_alloc(r->ctx, opts)))
+		rc = zc__err(-ENOMEM, "zc_req_accept: out of memory");
+	if (rc) {
+		zc_req_reject(pr, NULL, 0); /* sets no error: the detail stays this one's */
+		return rc;
+	}
+	c->passive = true;
+	c->owned = true;
+	c->id = r->id;
+	c->id->context = c;
+	keep_peer_priv(c, r->priv, r->priv_len);
+	c->req_initiator_depth = r->initiator_depth;
+	c->req_responder_resources = r->responder_resources;
+	c->deadline = zc__now_ms() + c->opts.timeout_ms;
+	c->expect = RDMA_CM_EVENT_ESTABLISHED;
+	snprintf(c->peer_name, sizeof(c->peer_name), "a request");
+	life_set(c, ZC_PH_CONNECT);
+	req_free(pr);
+	rc = create_qp(c);
+	if (rc) {
+		char detail[256];
+
+		snprintf(detail, sizeof(detail), "%s", zc__err_detail());
+		rdma_reject(c->id, NULL, 0);
+		conn_destroy(c);
+		return zc__err(rc, "%s", detail);
+	}
+	/* The reply goes out at the next progress (send_rep): receives the
+	 * application posts meanwhile are there before the peer can send. */
+	c->rep_pending = true;
+	zc__ctx_timer_at(c->ctx, zc__now_ms());
+	*out = c;
+	return 0;
+}
+
+int zc_conn_peer_private_data(const struct zc_conn *c, const void **data, size_t *len)
+{
+	if (!c || !data || !len)
+		return zc__err(-EINVAL, "zc_conn_peer_private_data: connection and outputs are required");
+	if (!c->peer_priv_set)
+		return zc__err(-ENOENT, "the peer has sent no private data yet");
+	*data = c->peer_priv;
+	*len = c->peer_priv_len;
+	return 0;
 }

@@ -9,7 +9,10 @@
 
 #include "proto.h"
 
-enum zc__obj_kind { ZC_OBJ_LISTENER = 1, ZC_OBJ_CONN };
+enum zc__obj_kind { ZC_OBJ_LISTENER = 1, ZC_OBJ_CONN, ZC_OBJ_REQ };
+
+/* rdma_cm carries at most 255 bytes of private data (a byte counts them). */
+#define ZC__PRIV_MAX 255
 
 /* A one-sided operation split into RDMA pieces (rma.c). */
 struct zc__rma_op {
@@ -30,8 +33,40 @@ struct zc_export {
 	struct ibv_mw *mw;
 	struct ibv_mr *fallback_mr;
 	uint32_t rkey;
+	uint64_t addr;     /* the range's first byte (zc_export_key) */
 	bool bind_pending;
+	bool invalidated;  /* the peer's SEND_WITH_INVALIDATE voided rkey */
 	int status;
+};
+
+/* A raw connection's receive posted by the application (raw.c). */
+struct zc__raw_rreq {
+	struct zc__wr wr;
+	struct zc_conn *conn;
+	uint32_t idx;
+	uint64_t token;
+	struct zc__rcache_entry *entry;
+};
+
+/* A raw connection's state beyond its QP (raw.c writes it). */
+struct zc__raw {
+	struct zc__raw_rreq *rreq; /* raw_recv_depth of them */
+	uint32_t *rfree;
+	uint32_t n_rfree;
+};
+
+/* A raw listener's connection request, until the application answers it
+ * (cm.c). */
+struct zc_conn_req {
+	int kind; /* ZC_OBJ_REQ: first, as rdma_cm contexts are tagged by it */
+	struct zc_listener *listener; /* while queued on listener->reqs */
+	struct zc__list node;         /* on listener->reqs, then on ctx->reqs */
+	struct zc_ctx *ctx;
+	struct zc_conn_opts opts;     /* the listener's (zc_req_accept with NULL) */
+	struct rdma_cm_id *id;
+	uint8_t priv[ZC__PRIV_MAX];
+	uint8_t priv_len;
+	uint8_t initiator_depth, responder_resources; /* the requester's */
 };
 
 /* SETUP: handshake running; OPEN (also while a close lingers: phase says
@@ -96,6 +131,15 @@ struct zc_conn {
 	struct zc__evnode *closed_ev;
 	struct sockaddr_storage dst;
 	char peer_name[64];
+	/* raw mode (cm.c): the peer's private data (request, reply or
+	 * reject); a reply waiting for the next progress; a reject by the
+	 * peer's application, which is final */
+	uint8_t peer_priv[ZC__PRIV_MAX];
+	uint8_t peer_priv_len;
+	bool peer_priv_set, rep_pending, rejected;
+	uint8_t req_initiator_depth, req_responder_resources;
+	uint8_t my_priv[ZC__PRIV_MAX]; /* opts.private_data points here */
+	struct zc__raw raw;
 	/* one-sided RMA (rma.c) */
 	struct zc__rma_op *rma;
 	uint32_t n_rma;
@@ -112,6 +156,7 @@ struct zc_listener {
 	/* Requests are accepted inside progress; established connections
 	 * wait on `ready` for zc_accept(). handshakes + queued <= backlog. */
 	struct zc__list ready;
+	struct zc__list reqs;   /* raw: requests for zc_req_get(), counted in queued */
 	unsigned handshakes, queued, backlog;
 	int err;                /* a failure zc_accept() reports next (the server's own, or an incompatible peer) */
 	char err_detail[256];
@@ -136,6 +181,8 @@ void zc__cm_walk(struct zc_ctx *ctx);
  * nothing. */
 /* The endpoint's notify hook (zc__ep.notify). */
 void zc__ev_notify(struct zc__ep *e, enum zc__ep_news news);
+/* The same news for a connection (raw ones have no endpoint protocol). */
+void zc__ev_news(struct zc_conn *c, enum zc__ep_news news);
 /* Raises a one-shot event (ZC_EV_CONNECTED, _CLOSED is an orphan). */
 void zc__ev_raise(struct zc_conn *c, int type);
 /* Puts c / l on the ready list for a look. */
@@ -174,5 +221,19 @@ int zc__conn_wait_for(struct zc_conn *conn, int (*cond)(struct zc_conn *conn, vo
 /* rma.c */
 /* Revokes every export (the peer loses access at once) and frees RMA state. */
 void zc__rma_release(struct zc_conn *conn);
+/* The peer invalidated rkey: an export with that key is void. */
+void zc__rma_invalidated(struct zc_conn *conn, uint32_t rkey);
+/* Posts one RDMA READ/WRITE (split into pieces of the device's largest
+ * message), completing as op with token. */
+int zc__rma_post(struct zc_conn *conn, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
+		 uint64_t raddr, uint32_t rkey, uint64_t token);
+
+/* raw.c: raw connections' queue pairs */
+/* The QP exists (on conn->id, made with zc__qp_init_raw()). */
+int zc__raw_setup(struct zc_conn *conn);
+/* Frees what setup made and the QP; every work request must be reaped. */
+void zc__raw_release(struct zc_conn *conn);
+/* 0 if the connection is raw (want_raw) or not, else -EINVAL. */
+int zc__conn_mode(const struct zc_conn *conn, bool want_raw);
 
 #endif

@@ -37,6 +37,7 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 	zc__list_init(&ctx->ev_orphans);
 	zc__list_init(&ctx->life);
 	zc__list_init(&ctx->ka);
+	zc__list_init(&ctx->reqs);
 	if (opts)
 		ctx->opts = *opts;
 	else
@@ -72,6 +73,11 @@ int zc_ctx_free(struct zc_ctx **pctx)
 		struct zc_listener *l = zc__list_first(&ctx->listeners, struct zc_listener, node);
 
 		zc_listener_free(&l);
+	}
+	while (!zc__list_empty(&ctx->reqs)) {
+		struct zc_conn_req *r = zc__list_first(&ctx->reqs, struct zc_conn_req, node);
+
+		zc_req_reject(&r, NULL, 0);
 	}
 	while (!zc__list_empty(&ctx->ev_orphans)) {
 		struct zc__evnode *o = zc__list_first(&ctx->ev_orphans, struct zc__evnode, node);

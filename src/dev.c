@@ -93,6 +93,9 @@ static int query_caps(struct zc_ctx *ctx, uint8_t port_num)
 	 * second bind fails and takes the QP down. A bind posted on an idle
 	 * send queue is retired before anything can be retransmitted. */
 	ctx->bind_needs_idle_sq = soft_roce;
+	/* rxe's provider copies the kernel's completion, whose "with
+	 * invalidate" flag is 0x4 (IBV_WC_IP_CSUM_OK to other providers). */
+	ctx->wc_inv_flags = IBV_WC_WITH_INV | (soft_roce ? 0x4 : 0);
 	ctx->caps.max_msg_size = 1u << 31;
 	if (!ibv_query_port(ctx->verbs, port_num ? port_num : 1, &port) &&
 	    port.max_msg_sz)
@@ -304,7 +307,8 @@ int zc__ctx_reap(struct zc_ctx *ctx, struct zc_completion *comps, int max)
 	return n;
 }
 
-void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len)
+struct zc_completion *zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status,
+				       size_t len)
 {
 	struct zc_completion *c;
 
@@ -313,6 +317,7 @@ void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, 
 	*c = (struct zc_completion){.conn = conn, .token = token, .op = op, .status = status,
 				    .len = len};
 	ctx->done_count++;
+	return c;
 }
 
 void zc__ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn, void *data)

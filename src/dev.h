@@ -51,6 +51,7 @@ struct zc_ctx {
 	 * may be (or soon be) on the channel and must be consumed. */
 	bool cq_armed, cq_fired;
 	bool bind_needs_idle_sq; /* see zc__dev_open's device query */
+	unsigned wc_inv_flags;   /* wc_flags meaning "the SEND invalidated a key", likewise */
 	uint64_t read_chunk;     /* largest rendezvous READ, likewise */
 	unsigned idle_polls;
 	int epfd;
@@ -66,8 +67,9 @@ struct zc_ctx {
 	/* The API layer's lists (conn.h says what is on them): connections
 	 * and listeners that may have events (event.c), finished closes'
 	 * events, connections being set up or closed (cm.c) and keepalive
-	 * checks ordered by when they are due (conn.c). */
-	struct zc__list ev_ready, ev_lready, ev_orphans, life, ka;
+	 * checks ordered by when they are due (conn.c), and raw connection
+	 * requests taken by the application but not answered yet (cm.c). */
+	struct zc__list ev_ready, ev_lready, ev_orphans, life, ka, reqs;
 	uint64_t ev_gen;
 	unsigned ev_calls;
 	/* A timerfd in the event fd's set, armed for the earliest deadline
@@ -113,7 +115,9 @@ int zc__ctx_room(struct zc_ctx *ctx);
 void zc__ctx_submitted(struct zc_ctx *ctx);
 /* Moves up to max finished operations to comps; returns how many. */
 int zc__ctx_reap(struct zc_ctx *ctx, struct zc_completion *comps, int max);
-void zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status, size_t len);
+/* Returns the completion, for fields beyond these (raw receives). */
+struct zc_completion *zc__ctx_complete(struct zc_ctx *ctx, struct zc_conn *conn, uint64_t token, int op, int status,
+				       size_t len);
 /* The connection is being freed: completions not reaped yet must not name
  * it, and keep its user data instead (zc_poll fills it in for the rest). */
 void zc__ctx_forget_conn(struct zc_ctx *ctx, const struct zc_conn *conn, void *data);

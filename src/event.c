@@ -55,6 +55,8 @@ static bool sendable(const struct zc_conn *c)
 {
 	const struct zc__ep *e = &c->ep;
 
+	if (c->opts.raw)
+		return e->qp.sreq_free_count > 0;
 	return !e->zq_count && zc__credit_avail(&e->cr) && e->qp.sreq_free_count >= 2;
 }
 
@@ -68,11 +70,14 @@ static bool readable(const struct zc_conn *c)
 
 void zc__ev_notify(struct zc__ep *e, enum zc__ep_news news)
 {
-	struct zc_conn *c = e->conn;
+	zc__ev_news(e->conn, news);
+}
 
+void zc__ev_news(struct zc_conn *c, enum zc__ep_news news)
+{
 	switch (news) {
 	case ZC_EP_ARRIVED:
-		if (e->close_received)
+		if (c->ep.close_received)
 			zc__ev_raise(c, ZC_EV_PEER_CLOSED);
 		zc__ev_kick(c);
 		break;
@@ -85,8 +90,9 @@ void zc__ev_notify(struct zc__ep *e, enum zc__ep_news news)
 		}
 		break;
 	case ZC_EP_FAILED:
-		/* set-up failures are CONNECTED's status; closes report CLOSED */
-		if (c->state == ZC_CONN_OPEN && c->phase == ZC_PH_NONE)
+		/* set-up failures are CONNECTED's status; closes report CLOSED;
+		 * a raw peer's disconnect is its close (PEER_CLOSED, cm.c) */
+		if (c->state == ZC_CONN_OPEN && c->phase == ZC_PH_NONE && !(c->opts.raw && c->disconnected))
 			zc__ev_raise(c, ZC_EV_ERROR);
 		break;
 	}
@@ -196,7 +202,8 @@ int zc__ev_collect(struct zc_ctx *ctx, struct zc_event *evs, int max)
 	}
 	while (n < max && zc__ev_reap(ctx, &comp, 1)) {
 		evs[n++] = (struct zc_event){.type = ZC_EV_COMPLETION, .conn = comp.conn, .data = comp.data,
-					     .status = comp.status, .token = comp.token, .op = comp.op, .len = comp.len};
+					     .status = comp.status, .token = comp.token, .op = comp.op, .len = comp.len,
+					     .invalidated_rkey = comp.invalidated_rkey, .flags = comp.flags};
 		/* a posted buffer fewer: queued messages may be the application's now */
 		if (comp.conn && comp.op == ZC_OP_RECV)
 			zc__ev_kick(comp.conn);

@@ -73,6 +73,29 @@ int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t own_slots, u
 	return 0;
 }
 
+int zc__qp_init_raw(struct zc__qp *q, struct zc_ctx *ctx, uint32_t send_depth, uint32_t recv_depth,
+		    struct ibv_qp_init_attr *a)
+{
+	int held = (int)(send_depth + recv_depth);
+
+	if (zc__ctx_reserve_cq(ctx, held))
+		return zc__err(-ENOSPC, "the context's completion queue (%d entries, %d at most on %s) has no room "
+					"for a raw connection's %u send and %u receive completions: lower "
+					"raw_send_depth / raw_recv_depth or use fewer connections",
+			      ctx->cq_size, ctx->max_cqe, ctx->caps.device, send_depth, recv_depth);
+	q->ctx = ctx;
+	q->raw = true;
+	q->cq_held = held;
+	q->depth = send_depth;
+	q->recv_depth = recv_depth;
+	*a = (struct ibv_qp_init_attr){
+		.send_cq = ctx->cq, .recv_cq = ctx->cq, .qp_type = IBV_QPT_RC,
+		.cap = {.max_send_wr = send_depth, .max_recv_wr = recv_depth, .max_send_sge = 1,
+			.max_recv_sge = 1, .max_inline_data = ctx->caps.max_inline},
+	};
+	return 0;
+}
+
 static void send_done(struct zc__wr *wr, const struct ibv_wc *wc);
 
 int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_ops *ops)
@@ -92,6 +115,8 @@ int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_op
 		q->sreq_free[i] = q->depth - 1 - i;
 	}
 	q->sreq_free_count = q->depth;
+	if (q->raw)
+		return 0;
 	if (q->rx_own)
 		return zc__rxpool_open(&q->rx, q->ctx, slot_size(q->ctx), q, q->own_slots, q->own_slots,
 				       zc__qp_recv_done);
@@ -108,18 +133,16 @@ void zc__qp_release(struct zc__qp *q)
 		zc__rxpool_close(q->rx);
 	else if (q->rx)
 		zc__rxpool_detach(q->rx, q);
-	q->rx = NULL;
 	free(q->sreq);
 	free(q->sreq_free);
-	q->sreq = NULL;
-	q->sreq_free = NULL;
-	q->depth = q->sreq_free_count = 0;
 	if (q->qp)
 		rdma_destroy_qp(q->id);
-	q->qp = NULL;
-	if (q->ctx && !--q->ctx->n_qps)
+	if (q->ctx && q->raw)
+		zc__ctx_release_cq(q->ctx, q->cq_held);
+	else if (q->ctx && !--q->ctx->n_qps)
 		pools_idle(q->ctx);
-	q->ctx = NULL;
+	/* As new: a retried connect sets it up again. */
+	*q = (struct zc__qp){0};
 }
 
 void zc__qp_set_connected(struct zc__qp *q)
@@ -144,10 +167,11 @@ int zc__sreq_get(struct zc__qp *q)
 	struct zc__sreq *s;
 	uint32_t i;
 
-	if (!q->sreq_free_count || q->ctx->sreqs_inuse >= q->ctx->cq_send_room)
+	if (!q->sreq_free_count || (!q->raw && q->ctx->sreqs_inuse >= q->ctx->cq_send_room))
 		return -EAGAIN;
 	i = q->sreq_free[--q->sreq_free_count];
-	q->ctx->sreqs_inuse++;
+	if (!q->raw)
+		q->ctx->sreqs_inuse++;
 	s = &q->sreq[i];
 	s->done = NULL;
 	s->op = 0;
@@ -166,7 +190,8 @@ void zc__sreq_put(struct zc__qp *q, uint32_t i)
 		zc__txpool_put(q->ctx->txpool, s->tx);
 		s->tx = ZC__NO_TX;
 	}
-	q->ctx->sreqs_inuse--;
+	if (!q->raw)
+		q->ctx->sreqs_inuse--;
 	q->sreq_free[q->sreq_free_count++] = i;
 }
 
@@ -259,6 +284,8 @@ static int wc_error(enum ibv_wc_status st)
 		return -ZC_ERNR;
 	case IBV_WC_REM_INV_REQ_ERR:
 		return -ZC_EPEERPROTO;
+	case IBV_WC_LOC_LEN_ERR: /* a message longer than the receive buffer */
+		return -EMSGSIZE;
 	/* The responder's QP could not carry out the request: what a peer
 	 * being torn down answers (measured: a SIGKILLed peer), more often
 	 * than a broken rule. */
@@ -300,6 +327,24 @@ static int wc_status(struct zc__qp *q, const struct ibv_wc *wc, bool recv)
 	return status;
 }
 
+int zc__qp_post_rwr(struct zc__qp *q, struct ibv_recv_wr *wr)
+{
+	struct ibv_recv_wr *bad;
+	int rc = ibv_post_recv(q->qp, wr, &bad);
+
+	if (rc)
+		return zc__qp_fail(q, zc__err(-rc, "ibv_post_recv: %s", strerror(rc)));
+	q->rq_inflight++;
+	q->ctx->stats.recv_wrs++;
+	return 0;
+}
+
+int zc__qp_rwr_status(struct zc__qp *q, const struct ibv_wc *wc)
+{
+	q->rq_inflight--;
+	return wc_status(q, wc, true);
+}
+
 void zc__qp_recv_done(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 {
 	int status = wc_status(q, wc, true);
@@ -329,7 +374,7 @@ static void send_done(struct zc__wr *wr, const struct ibv_wc *wc)
 bool zc__qp_drained(const struct zc__qp *q)
 {
 	/* Shared slots are not flushed: only a QP's own queue must empty. */
-	return !q->qp || ((!q->rx_own || !q->rx || !q->rx->posted) && !q->sq_inflight);
+	return !q->qp || ((!q->rx_own || !q->rx || !q->rx->posted) && !q->sq_inflight && !q->rq_inflight);
 }
 
 static int drained(void *arg)

@@ -103,6 +103,13 @@ struct zc__qp {
 	/* completions seen (dead-peer detection reads it) */
 	uint64_t activity;
 	bool probe_inflight;
+	/* A raw QP (zc__qp_init_raw): no slots at all, a receive queue of
+	 * its own that the layer above posts to, and completion-queue
+	 * entries of its own (cq_held), so its send requests do not count
+	 * against the context's shared send room. */
+	bool raw;
+	uint32_t recv_depth, rq_inflight;
+	int cq_held;
 };
 
 /* pool.c: the receive pool (owner NULL: shared, on an SRQ) */
@@ -135,11 +142,17 @@ void zc__ctx_pools_close(struct zc_ctx *ctx);
  * receive queue, or with a receive queue of own_slots where there is none. */
 int zc__qp_init_attr(struct zc__qp *q, struct zc_ctx *ctx, uint32_t own_slots, uint32_t depth,
 		     struct ibv_qp_init_attr *attr);
+/* Likewise for a raw QP: no slots, a receive queue of recv_depth, and
+ * send_depth + recv_depth entries of the context's CQ reserved (-ENOSPC
+ * when it cannot grow that far). */
+int zc__qp_init_raw(struct zc__qp *q, struct zc_ctx *ctx, uint32_t send_depth, uint32_t recv_depth,
+		    struct ibv_qp_init_attr *attr);
 /* The QP exists (on id): the send requests, the QP's own receive pool if
  * it has one, its entry in the shared pool's table otherwise. */
 int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_ops *ops);
 /* Frees what setup made and destroys the QP; every work request must have
- * been reaped (drain) and every window bound on it deallocated. */
+ * been reaped (drain) and every window bound on it deallocated. Leaves q
+ * zeroed. */
 void zc__qp_release(struct zc__qp *q);
 void zc__qp_set_connected(struct zc__qp *q);
 
@@ -159,6 +172,11 @@ int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr);
  * immediate data (network byte order) of SEND_WITH_IMM. */
 int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, const void *payload, uint32_t len,
 		enum ibv_wr_opcode opcode, uint32_t ex);
+/* A raw QP's receive work requests, whose wr_id the poster owns: posted
+ * (a failure fails the QP), and the status of one that completed (0, or
+ * the error; an unexpected failure fails the QP). */
+int zc__qp_post_rwr(struct zc__qp *q, struct ibv_recv_wr *wr);
+int zc__qp_rwr_status(struct zc__qp *q, const struct ibv_wc *wc);
 /* A zero-length RDMA WRITE: a dead peer fails it once retries run out. */
 int zc__qp_probe(struct zc__qp *q);
 

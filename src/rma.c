@@ -121,6 +121,7 @@ int zc_export(struct zc_conn *c, struct zc_mr *mr, size_t offset, size_t len, in
 		return rc;
 	}
 	zc__desc_encode(desc, access, e->rkey, addr, len);
+	e->addr = addr;
 	e->conn = c;
 	zc__list_add(&c->exports, &e->node);
 	mr->exports++;
@@ -145,10 +146,10 @@ static int rma_table(struct zc_conn *c)
 {
 	if (c->rma)
 		return 0;
-	c->rma = calloc((size_t)c->opts.send_depth, sizeof(*c->rma));
+	c->rma = calloc(c->ep.qp.depth, sizeof(*c->rma));
 	if (!c->rma)
 		return zc__err(-ENOMEM, "out of memory for RMA state");
-	c->n_rma = (uint32_t)c->opts.send_depth;
+	c->n_rma = c->ep.qp.depth;
 	return 0;
 }
 
@@ -166,6 +167,32 @@ void zc__rma_release(struct zc_conn *c)
 	free(c->rma);
 	c->rma = NULL;
 	c->n_rma = 0;
+}
+
+void zc__rma_invalidated(struct zc_conn *c, uint32_t rkey)
+{
+	struct zc__list *n;
+
+	for (n = c->exports.next; n != &c->exports; n = n->next) {
+		struct zc_export *e = zc__container_of(n, struct zc_export, node);
+
+		if (e->rkey == rkey)
+			e->invalidated = true;
+	}
+}
+
+int zc_export_key(const struct zc_export *e, uint64_t *addr, uint32_t *rkey)
+{
+	if (!e || !addr || !rkey)
+		return zc__err(-EINVAL, "zc_export_key: export, address and key outputs are required");
+	if (e->invalidated)
+		return zc__err(-ESTALE, "the peer invalidated this export's key 0x%x (SEND_WITH_INVALIDATE): revoke it",
+			      e->rkey);
+	if (!e->conn)
+		return zc__err(-ENOTCONN, "the export's connection is gone, and the grant with it: revoke it");
+	*addr = e->addr;
+	*rkey = e->rkey;
+	return 0;
 }
 
 static void piece_done(struct zc__qp *q, struct zc__sreq *s, int status)
@@ -197,28 +224,19 @@ int zc_export_revoke(struct zc_export **pe)
 	return 0;
 }
 
-static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
-	       const struct zc_desc *remote, uint64_t off, uint64_t token)
+/* A zcrdma connection keeps one send request spare for the FIN of a
+ * rendezvous; a raw one has none. */
+int zc__rma_post(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
+		 uint64_t raddr, uint32_t rkey, uint64_t token)
 {
-	uint64_t raddr = 0, rlen = 0, piece, done;
-	uint32_t rkey = 0, pieces, i, lkey;
-	int access = 0, rc = zc__conn_check(c);
+	uint64_t piece, done;
+	uint32_t pieces, i, lkey;
+	int rc = zc__conn_check(c);
 	struct zc__qp *q = &c->ep.qp;
 	struct zc__rma_op *o = NULL;
 
 	if (rc)
 		return rc;
-	if ((!buf && len) || !len)
-		return zc__err(-EINVAL, "RMA of an empty or NULL buffer");
-	rc = zc__desc_decode(remote, &access, &rkey, &raddr, &rlen);
-	if (rc)
-		return rc;
-	if (off > rlen || len > rlen - off)
-		return zc__err(-EINVAL, "RMA of %zu bytes at offset %llu is outside the %llu-byte export", len,
-			      (unsigned long long)off, (unsigned long long)rlen);
-	if (!(access & (op == ZC_OP_READ ? ZC_ACCESS_REMOTE_READ : ZC_ACCESS_REMOTE_WRITE)))
-		return zc__err(-EPERM, "the peer did not grant %s access to this range",
-			      op == ZC_OP_READ ? "read" : "write");
 	if ((rc = zc__ctx_room(c->ctx)) || (rc = rma_table(c)))
 		return rc;
 	piece = c->ctx->caps.max_msg_size;
@@ -226,10 +244,11 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	for (i = 0; i < c->n_rma && !o; i++)
 		if (!c->rma[i].busy)
 			o = &c->rma[i];
-	if (!o || q->sreq_free_count < pieces + 1)
-		return -EAGAIN;
+	if (!o || q->sreq_free_count < pieces + (c->opts.raw ? 0 : 1))
+		return zc__err(-EAGAIN, "the send queue has no room for %u more RDMA operations: reap completions",
+			      pieces);
 	*o = (struct zc__rma_op){.busy = true, .op = (uint8_t)op, .pieces = pieces, .token = token, .len = len};
-	rc = zc__lkey_for(c->ctx, buf, len, mr, op == ZC_OP_READ, &lkey, &o->entry);
+	rc = zc__lkey_for(c->ctx, buf, len, mr, opcode == IBV_WR_RDMA_READ, &lkey, &o->entry);
 	if (rc) {
 		o->busy = false;
 		return rc;
@@ -240,7 +259,7 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 		int s = zc__sreq_get(q);
 		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&q->sreq[s].wr, .sg_list = &sge, .num_sge = 1,
 					 .opcode = opcode, .send_flags = IBV_SEND_SIGNALED,
-					 .wr.rdma = {.remote_addr = raddr + off + done, .rkey = rkey}};
+					 .wr.rdma = {.remote_addr = raddr + done, .rkey = rkey}};
 
 		q->sreq[s].done = piece_done;
 		q->sreq[s].arg = o;
@@ -260,6 +279,30 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	}
 	zc__ctx_submitted(c->ctx);
 	return 0;
+}
+
+/* The descriptor is checked here, where it can be: the range and rights. */
+static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
+	       const struct zc_desc *remote, uint64_t off, uint64_t token)
+{
+	uint64_t raddr = 0, rlen = 0;
+	uint32_t rkey = 0;
+	int access = 0, rc = zc__conn_check(c);
+
+	if (rc)
+		return rc;
+	if ((!buf && len) || !len)
+		return zc__err(-EINVAL, "RMA of an empty or NULL buffer");
+	rc = zc__desc_decode(remote, &access, &rkey, &raddr, &rlen);
+	if (rc)
+		return rc;
+	if (off > rlen || len > rlen - off)
+		return zc__err(-EINVAL, "RMA of %zu bytes at offset %llu is outside the %llu-byte export", len,
+			      (unsigned long long)off, (unsigned long long)rlen);
+	if (!(access & (op == ZC_OP_READ ? ZC_ACCESS_REMOTE_READ : ZC_ACCESS_REMOTE_WRITE)))
+		return zc__err(-EPERM, "the peer did not grant %s access to this range",
+			      op == ZC_OP_READ ? "read" : "write");
+	return zc__rma_post(c, opcode, op, buf, len, mr, raddr + off, rkey, token);
 }
 
 int zc_rma_read(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, const struct zc_desc *remote,

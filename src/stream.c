@@ -90,7 +90,10 @@ static int round_done(void *arg)
 
 static int send_check(struct zc_conn *c, const void *buf, size_t len)
 {
-	int rc = zc__conn_check(c);
+	int rc = zc__conn_mode(c, false);
+
+	if (!rc)
+		rc = zc__conn_check(c);
 
 	if (rc)
 		return rc;
@@ -155,10 +158,8 @@ ssize_t zc_send(struct zc_conn *c, const void *buf, size_t len, int flags)
 /* Waits for the head item unless flags say not to; NULL with *rc set if none. */
 static struct zc__item *head_item(struct zc_conn *c, int flags, int *rc)
 {
-	if (!c) {
-		*rc = zc__err(-EINVAL, "no connection");
+	if ((*rc = zc__conn_mode(c, false)))
 		return NULL;
-	}
 	zc__ctx_progress(c->ctx);
 	*rc = zc__conn_wait_for(c, head_ready, NULL, deadline_for(flags), "");
 	if (*rc < 0)
@@ -291,7 +292,10 @@ int zc_send_zc(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr,
 int zc_recv_zc(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, uint64_t token)
 {
 	struct zc__posted p = {.buf = buf, .len = len, .mr = mr, .token = token};
-	int rc = zc__conn_check(c);
+	int rc = zc__conn_mode(c, false);
+
+	if (!rc)
+		rc = zc__conn_check(c);
 
 	if (!rc)
 		rc = zc__ctx_room(c->ctx);
