@@ -1,5 +1,6 @@
 /*
- * Connection manager: listen, accept, connect, close, and rdma_cm events.
+ * Connection manager: a connection's life (connect, set-up, close) and
+ * rdma_cm events; listeners and their requests are listener.c's.
  *
  * Set-up and close are state machines (zc_conn.phase, conn.h) advanced by
  * rdma_cm events (zc__cm_process) and by time (zc__cm_walk), so nothing
@@ -21,8 +22,7 @@
 #define RESOLVE_MS 2000 /* short: rdma_cm retries an unresolved neighbour only at its timeout */
 #define REJ_CONSUMER 28  /* IB_CM_REJ_CONSUMER_DEFINED: the peer's application said no */
 
-
-static struct zc_conn *conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
+struct zc_conn *zc__conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
 {
 	struct zc_conn *c = calloc(1, sizeof(*c));
 
@@ -71,7 +71,7 @@ static void conn_reset(struct zc_conn *c, int drain_ms)
 }
 
 /* The phase, with the connection on ctx->life while it has one to advance. */
-static void life_set(struct zc_conn *c, enum zc__phase ph)
+void zc__conn_set_phase(struct zc_conn *c, enum zc__phase ph)
 {
 	c->phase = ph;
 	if (ph == ZC_PH_NONE || ph == ZC_PH_DONE)
@@ -81,7 +81,7 @@ static void life_set(struct zc_conn *c, enum zc__phase ph)
 }
 
 /* An accepted connection stops counting against its listener's backlog. */
-static void leave_listener(struct zc_conn *c)
+void zc__conn_leave_listener(struct zc_conn *c)
 {
 	struct zc_listener *l = c->listener;
 
@@ -96,11 +96,11 @@ static void leave_listener(struct zc_conn *c)
 	c->listener = NULL;
 }
 
-static void conn_destroy(struct zc_conn *c)
+void zc__conn_destroy(struct zc_conn *c)
 {
 	conn_reset(c, 2000);
-	leave_listener(c);
-	life_set(c, ZC_PH_NONE);
+	zc__conn_leave_listener(c);
+	zc__conn_set_phase(c, ZC_PH_NONE);
 	zc__conn_ka_del(c);
 	zc__ev_forget(c);
 	zc__ctx_forget_conn(c->ctx, c, c->data);
@@ -137,7 +137,7 @@ void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason)
  * a dead peer is noticed in about 4 s whatever the path record implies, and
  * an emulated, loaded host does not retransmit spuriously (rxe 6.1 then
  * re-executes window binds already done, which fails the QP). */
-static void set_ack_timeout(struct rdma_cm_id *id)
+void zc__cm_set_ack_timeout(struct rdma_cm_id *id)
 {
 	uint8_t timeout = 17;
 
@@ -149,7 +149,7 @@ static uint8_t raw_depth(const struct zc_conn *c, int want, uint8_t offered)
 	return zc__raw_read_depth(c->ctx->caps.max_qp_rd_atom, want, c->passive, offered);
 }
 
-static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
+void zc__conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
 {
 	uint32_t rd_atom = c->ctx->caps.max_qp_rd_atom;
 	struct zc__priv mine;
@@ -176,7 +176,7 @@ static void conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *pr
 
 /* The QP and the endpoint over it; windows grow up to the credits option
  * each way (credit.h). */
-static int create_qp(struct zc_conn *c)
+int zc__conn_create_qp(struct zc_conn *c)
 {
 	uint32_t credits = (uint32_t)c->opts.credits;
 	struct ibv_qp_init_attr attr;
@@ -210,7 +210,7 @@ static int create_qp(struct zc_conn *c)
 static void opened(struct zc_conn *c)
 {
 	c->state = ZC_CONN_OPEN;
-	life_set(c, ZC_PH_NONE);
+	zc__conn_set_phase(c, ZC_PH_NONE);
 	zc__qp_set_connected(&c->ep.qp);
 	zc__conn_ka_add(c, zc__now_ms());
 	if (c->disconnected && !c->ep.close_received)
@@ -235,7 +235,7 @@ static void teardown(struct zc_conn *c, enum zc__after after)
 	zc__qp_flush(&c->ep.qp);
 	c->after = after;
 	c->drain_deadline = zc__now_ms() + 2000;
-	life_set(c, ZC_PH_DRAIN);
+	zc__conn_set_phase(c, ZC_PH_DRAIN);
 }
 
 /* A handshake the peer abandoned (it gave up, vanished or disconnected) is
@@ -248,7 +248,7 @@ static bool peer_abandoned(int rc)
 	       rc == -ECONNABORTED;
 }
 
-static void setup_failed(struct zc_conn *c, int rc)
+void zc__conn_setup_failed(struct zc_conn *c, int rc)
 {
 	char detail[256];
 
@@ -265,7 +265,7 @@ static void setup_failed(struct zc_conn *c, int rc)
 		}
 		/* refused if it was accepted already: harmless */
 		zc__cm_reject(c->id, rc == -ZC_EVERSION || rc == -ZC_EPEERPROTO ? ZC_REJ_INCOMPATIBLE : ZC_REJ_BUSY);
-		leave_listener(c);
+		zc__conn_leave_listener(c);
 		teardown(c, ZC_AFTER_DROP);
 		return;
 	}
@@ -292,7 +292,7 @@ static void setup_failed(struct zc_conn *c, int rc)
 
 /* ESTABLISHED: the client takes the server's parameters; the server's
  * connection joins its listener's queue. */
-static void keep_peer_priv(struct zc_conn *c, const uint8_t *priv, uint8_t n)
+void zc__conn_keep_peer_priv(struct zc_conn *c, const uint8_t *priv, uint8_t n)
 {
 	memcpy(c->peer_priv, priv, n);
 	c->peer_priv_len = n;
@@ -307,7 +307,7 @@ static int established(struct zc_conn *c, const uint8_t *priv, uint8_t n)
 		return zc__qp_error(&c->ep.qp);
 	if (c->opts.raw) { /* the application hears of it as any connect's end */
 		if (!c->passive)
-			keep_peer_priv(c, priv, n);
+			zc__conn_keep_peer_priv(c, priv, n);
 		opened(c);
 		if (c->owned)
 			zc__ev_raise(c, ZC_EV_CONNECTED);
@@ -347,16 +347,16 @@ static void setup_event(struct zc_conn *c, int event, int status, const uint8_t 
 
 	if (event != c->expect && c->opts.raw && event == RDMA_CM_EVENT_REJECTED) {
 		/* the peer's reject is its answer (final); others may pass */
-		keep_peer_priv(c, priv, n);
+		zc__conn_keep_peer_priv(c, priv, n);
 		c->rejected = status == REJ_CONSUMER;
-		setup_failed(c, zc__err(-ECONNREFUSED, "rejected (status %d%s)", status,
+		zc__conn_setup_failed(c, zc__err(-ECONNREFUSED, "rejected (status %d%s)", status,
 				       c->rejected ? ": by the peer's application, with private data" : ""));
 		return;
 	}
 	if (event != c->expect) {
 		uint8_t rej = event == RDMA_CM_EVENT_REJECTED ? zc__rej_decode(priv, n) : 0;
 
-		setup_failed(c, zc__err(cm_errno(event, rej), "%s while waiting for %s (status %d%s)", rdma_event_str(event),
+		zc__conn_setup_failed(c, zc__err(cm_errno(event, rej), "%s while waiting for %s (status %d%s)", rdma_event_str(event),
 				       rdma_event_str(c->expect), status,
 				       event != RDMA_CM_EVENT_REJECTED ? ""
 				       : rej == ZC_REJ_BUSY ? ": the listener's backlog is full"
@@ -366,16 +366,16 @@ static void setup_event(struct zc_conn *c, int event, int status, const uint8_t 
 	}
 	switch (event) {
 	case RDMA_CM_EVENT_ADDR_RESOLVED:
-		set_ack_timeout(c->id);
+		zc__cm_set_ack_timeout(c->id);
 		c->expect = RDMA_CM_EVENT_ROUTE_RESOLVED;
 		if (rdma_resolve_route(c->id, RESOLVE_MS))
 			rc = zc__err(-errno, "rdma_resolve_route: %s", strerror(errno));
 		break;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED:
 		c->expect = RDMA_CM_EVENT_ESTABLISHED;
-		rc = create_qp(c);
+		rc = zc__conn_create_qp(c);
 		if (!rc) {
-			conn_param(c, &param, mine);
+			zc__conn_param(c, &param, mine);
 			if (rdma_connect(c->id, &param))
 				rc = zc__err(-errno, "rdma_connect: %s", strerror(errno));
 		}
@@ -384,77 +384,7 @@ static void setup_event(struct zc_conn *c, int event, int status, const uint8_t 
 		rc = established(c, priv, n);
 	}
 	if (rc)
-		setup_failed(c, rc);
-}
-
-/* A raw listener's request waits for the application (zc_req_get). */
-static void raw_request(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
-			const uint8_t *priv, uint8_t n)
-{
-	struct zc_conn_req *r;
-
-	if (l->handshakes + l->queued >= l->backlog || !(r = calloc(1, sizeof(*r)))) {
-		rdma_reject(id, NULL, 0);
-		rdma_destroy_id(id);
-		return;
-	}
-	r->kind = ZC_OBJ_REQ;
-	r->listener = l;
-	r->ctx = l->ctx;
-	r->id = id;
-	id->context = r;
-	memcpy(r->priv, priv, n);
-	r->priv_len = n;
-	/* rdma_cm hands them over as this side should answer: the
-	 * requester's READs are our responder resources and the other way */
-	r->initiator_depth = p->responder_resources;
-	r->responder_resources = p->initiator_depth;
-	zc__list_add_tail(&l->reqs, &r->node);
-	l->queued++;
-	zc__ev_kick_listener(l);
-}
-
-/* A connection request: the whole handshake runs inside progress. */
-static void incoming(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
-		     const uint8_t *priv, uint8_t n)
-{
-	struct rdma_conn_param param;
-	uint8_t mine[ZC_PRIV_SIZE];
-	struct zc_conn *c;
-	int rc;
-
-	if (l && l->opts.raw) {
-		raw_request(l, id, p, priv, n);
-		return;
-	}
-	if (!l || l->handshakes + l->queued >= l->backlog || !(c = conn_alloc(l->ctx, &l->opts))) {
-		zc__cm_reject(id, ZC_REJ_BUSY);
-		rdma_destroy_id(id);
-		return;
-	}
-	c->passive = true;
-	c->id = id;
-	id->context = c;
-	c->listener = l;
-	l->handshakes++;
-	c->deadline = zc__now_ms() + c->opts.timeout_ms;
-	c->expect = RDMA_CM_EVENT_ESTABLISHED;
-	life_set(c, ZC_PH_CONNECT);
-	rc = zc__priv_decode(priv, n, &c->peer);
-	if (!rc)
-		rc = create_qp(c);
-	if (!rc)
-		rc = zc__ep_peer(&c->ep, &c->peer);
-	if (!rc) {
-		conn_param(c, &param, mine);
-		param.responder_resources = (uint8_t)(c->peer.rd_atom < param.responder_resources
-							      ? c->peer.rd_atom : param.responder_resources);
-		set_ack_timeout(id);
-		if (rdma_accept(id, &param))
-			rc = zc__err(-errno, "rdma_accept: %s", strerror(errno));
-	}
-	if (rc)
-		setup_failed(c, rc);
+		zc__conn_setup_failed(c, rc);
 }
 
 static void conn_event(struct zc_conn *c, int event, int status, const uint8_t *priv, uint8_t n)
@@ -498,7 +428,7 @@ int zc__cm_process(struct zc_ctx *ctx)
 		rdma_ack_cm_event(ev);
 		handled++;
 		if (event == RDMA_CM_EVENT_CONNECT_REQUEST)
-			incoming(listen_id->context, id, &param, priv, n);
+			zc__listener_request(listen_id->context, id, &param, priv, n);
 		else if (kind && *kind == ZC_OBJ_CONN)
 			conn_event(id->context, event, status, priv, n);
 	}
@@ -517,7 +447,7 @@ static void attempt_start(struct zc_conn *c)
 	c->state = ZC_CONN_SETUP;
 	c->disconnected = false;
 	c->expect = RDMA_CM_EVENT_ADDR_RESOLVED;
-	life_set(c, ZC_PH_CONNECT);
+	zc__conn_set_phase(c, ZC_PH_CONNECT);
 	if (rdma_create_id(c->ctx->cm_ch, &c->id, c, RDMA_PS_TCP))
 		rc = zc__err(-errno, "rdma_create_id: %s", strerror(errno));
 	/* Without a source address, the route to dst chooses it and the device. */
@@ -525,7 +455,7 @@ static void attempt_start(struct zc_conn *c)
 				   RESOLVE_MS))
 		rc = zc__err(-errno, "rdma_resolve_addr: %s", strerror(errno));
 	if (rc)
-		setup_failed(c, rc);
+		zc__conn_setup_failed(c, rc);
 }
 
 /* Linger: everything we sent must be delivered (rendezvous buffers read by
@@ -574,11 +504,11 @@ static int64_t drained(struct zc_conn *c, int64_t now)
 		if (c->retry_at > c->deadline)
 			c->retry_at = c->deadline;
 		c->attempt++;
-		life_set(c, ZC_PH_BACKOFF);
+		zc__conn_set_phase(c, ZC_PH_BACKOFF);
 		return c->retry_at;
 	case ZC_AFTER_FAIL:
 		c->state = ZC_CONN_FAILED;
-		life_set(c, ZC_PH_NONE);
+		zc__conn_set_phase(c, ZC_PH_NONE);
 		if (c->owned)
 			zc__ev_raise(c, ZC_EV_CONNECTED);
 		return 0;
@@ -587,13 +517,13 @@ static int64_t drained(struct zc_conn *c, int64_t now)
 		c->closed_ev = NULL;
 		o->ev = (struct zc_event){.type = ZC_EV_CLOSED, .data = c->data, .status = c->result};
 		zc__list_add_tail(&c->ctx->ev_orphans, &o->node);
-		conn_destroy(c);
+		zc__conn_destroy(c);
 		return 0;
 	case ZC_AFTER_DONE:
-		life_set(c, ZC_PH_DONE);
+		zc__conn_set_phase(c, ZC_PH_DONE);
 		return 0;
 	default: /* ZC_AFTER_DROP */
-		conn_destroy(c);
+		zc__conn_destroy(c);
 		return 0;
 	}
 }
@@ -605,8 +535,8 @@ static int send_rep(struct zc_conn *c)
 	struct rdma_conn_param param;
 
 	c->rep_pending = false;
-	conn_param(c, &param, NULL);
-	set_ack_timeout(c->id);
+	zc__conn_param(c, &param, NULL);
+	zc__cm_set_ack_timeout(c->id);
 	if (rdma_accept(c->id, &param))
 		return zc__err(-errno, "rdma_accept: %s", strerror(errno));
 	return 0;
@@ -619,12 +549,12 @@ static int64_t advance(struct zc_conn *c, int64_t now)
 	switch (c->phase) {
 	case ZC_PH_CONNECT:
 		if (c->rep_pending && (rc = send_rep(c)) < 0) {
-			setup_failed(c, rc);
+			zc__conn_setup_failed(c, rc);
 			return advance(c, now);
 		}
 		if (now < c->deadline)
 			return c->deadline;
-		setup_failed(c, zc__err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(c->expect)));
+		zc__conn_setup_failed(c, zc__err(-ETIMEDOUT, "timed out waiting for %s", rdma_event_str(c->expect)));
 		return advance(c, now);
 	case ZC_PH_BACKOFF:
 		if (now < c->retry_at)
@@ -679,7 +609,7 @@ static int connect_begin(struct zc_ctx *ctx, const char *addr, uint16_t port, co
 	rc = zc__resolve(addr, port, &dst);
 	if (rc)
 		return rc;
-	c = conn_alloc(ctx, opts);
+	c = zc__conn_alloc(ctx, opts);
 	if (!c)
 		return zc__err(-ENOMEM, "zc_connect: out of memory");
 	c->dst = dst;
@@ -724,150 +654,8 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	}
 	rc = c->result;
 	snprintf(detail, sizeof(detail), "%s", c->cm_detail);
-	conn_destroy(c);
+	zc__conn_destroy(c);
 	return zc__err(rc, "%s", detail);
-}
-
-int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts, struct zc_listener **out)
-{
-	struct sockaddr_storage addr;
-	struct zc_listener *l;
-	int rc;
-
-	if (!ctx || !out)
-		return zc__err(-EINVAL, "zc_listen: context and output are required");
-	/* The wildcard address would take requests on any device, and a
-	 * context serves only one. */
-	if (!ctx->local.ss_family)
-		return zc__err(-EINVAL, "zc_listen: the context has no address to listen on: create it with "
-				       "zc_ctx_new(local_addr, ...)");
-	if (opts && (rc = zc__conn_opts_check(opts, ZC_PRIV_REP_MAX, "reply")))
-		return rc;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return zc__err(-ENOMEM, "zc_listen: out of memory");
-	l->kind = ZC_OBJ_LISTENER;
-	l->ctx = ctx;
-	l->backlog = 64;
-	zc__list_init(&l->ready);
-	zc__list_init(&l->reqs);
-	zc__list_init(&l->ev_node);
-	if (opts)
-		l->opts = *opts;
-	else
-		zc_conn_opts_init(&l->opts);
-	/* replies carry zc_req_accept()'s private data only */
-	l->opts.private_data = NULL;
-	l->opts.private_data_len = 0;
-	addr = ctx->local;
-	zc__set_port(&addr, port);
-	if (rdma_create_id(ctx->cm_ch, &l->id, l, RDMA_PS_TCP)) {
-		rc = zc__err(-errno, "zc_listen: rdma_create_id: %s", strerror(errno));
-		goto err;
-	}
-	if (rdma_bind_addr(l->id, (struct sockaddr *)&addr) || rdma_listen(l->id, (int)l->backlog)) {
-		rc = zc__err(-errno, "cannot listen on port %u: %s", port, strerror(errno));
-		goto err;
-	}
-	zc__list_add(&ctx->listeners, &l->node);
-	*out = l;
-	return 0;
-err:
-	if (l->id)
-		rdma_destroy_id(l->id);
-	free(l);
-	return rc;
-}
-
-uint16_t zc_listener_port(struct zc_listener *l)
-{
-	return l ? ntohs(rdma_get_src_port(l->id)) : 0;
-}
-
-static int conn_teardown(struct zc_conn *c, int rc)
-{
-	hang_up(c);
-	conn_destroy(c);
-	return rc;
-}
-
-int zc_listener_free(struct zc_listener **pl)
-{
-	struct zc_listener *l;
-	struct zc__list *n;
-
-	if (!pl || !*pl)
-		return zc__err(-EINVAL, "zc_listener_free: no listener");
-	l = *pl;
-	/* Established connections nobody took are aborted (which makes
-	 * progress: requests may still join); then handshakes still running
-	 * lose the listener and are dropped when they end. */
-	while (!zc__list_empty(&l->ready))
-		conn_teardown(zc__list_first(&l->ready, struct zc_conn, lq_node), 0);
-	while (!zc__list_empty(&l->reqs)) {
-		struct zc_conn_req *r = zc__list_first(&l->reqs, struct zc_conn_req, node);
-
-		zc_req_reject(&r, NULL, 0);
-	}
-	for (n = l->ctx->life.next; n != &l->ctx->life; n = n->next) {
-		struct zc_conn *c = zc__container_of(n, struct zc_conn, life_node);
-
-		if (c->listener == l)
-			leave_listener(c);
-	}
-	zc__ev_forget_listener(l);
-	zc__list_del(&l->node);
-	rdma_destroy_id(l->id);
-	free(l);
-	*pl = NULL;
-	return 0;
-}
-
-static int accept_ready(void *arg)
-{
-	struct zc_listener *l = arg;
-
-	zc__cm_walk(l->ctx);
-	return l->queued || l->err;
-}
-
-/* The wait of zc_accept() and zc_req_get(): until ready(l), up to
- * timeout_ms (0: a look, -EAGAIN with the fd armed). */
-static int listener_wait(struct zc_listener *l, int (*ready)(void *arg), int timeout_ms)
-{
-	int64_t deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
-
-	zc__ctx_progress(l->ctx);
-	zc__cm_process(l->ctx);
-	return zc__ctx_wait_for(l->ctx, ready, l, deadline);
-}
-
-int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
-{
-	struct zc_conn *c;
-	int rc;
-
-	if (!l || !out)
-		return zc__err(-EINVAL, "zc_accept: listener and output are required");
-	if (l->opts.raw)
-		return zc__err(-EINVAL, "zc_accept: a raw listener's requests are taken with zc_req_get()");
-	rc = listener_wait(l, accept_ready, timeout_ms);
-	if (rc == -EAGAIN)
-		return rc; /* the fd is armed: the caller may sleep on it */
-	if (rc == -ETIMEDOUT)
-		return zc__err(-ETIMEDOUT, "no connection within %d ms%s%s", timeout_ms,
-			      *l->skipped ? "; a handshake failed: " : "", l->skipped);
-	if (!l->queued) {
-		rc = l->err;
-		l->err = 0;
-		return zc__err(rc, "%s", l->err_detail);
-	}
-	c = zc__list_first(&l->ready, struct zc_conn, lq_node);
-	leave_listener(c);
-	c->owned = true;
-	zc__ev_kick(c); /* what happened before it was handed out */
-	*out = c;
-	return 0;
 }
 
 void zc_conn_set_data(struct zc_conn *c, void *data)
@@ -881,7 +669,7 @@ void *zc_conn_data(const struct zc_conn *c)
 	return c ? c->data : NULL;
 }
 
-static void query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info)
+void zc__cm_query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info)
 {
 	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
 	memcpy(&info->local, rdma_get_local_addr(id), sizeof(info->local));
@@ -897,7 +685,7 @@ static int raw_query(struct zc_conn *c, struct zc_conn_info *info)
 	int rc;
 
 	*info = (struct zc_conn_info){.raw = 1, .send_depth = c->ep.qp.depth, .recv_depth = c->ep.qp.recv_depth};
-	query_id(c->id, c->ctx, info);
+	zc__cm_query_id(c->id, c->ctx, info);
 	if (!c->ep.qp.qp)
 		return zc__err(-ENOTCONN, "zc_conn_query: the raw connection has no queue pair (being set up)");
 	rc = ibv_query_qp(c->ep.qp.qp, &a, IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_RNR_RETRY,
@@ -922,15 +710,22 @@ int zc_conn_query(struct zc_conn *c, struct zc_conn_info *info)
 				      .window_out = zc__credit_avail(&c->ep.cr), .eager_size = (uint32_t)c->ep.eager_max,
 				      .eager_in = (uint32_t)c->ep.eager_in, .send_depth = (uint32_t)c->opts.send_depth,
 				      .read_depth = c->ep.max_reads};
-	query_id(c->id, c->ctx, info);
+	zc__cm_query_id(c->id, c->ctx, info);
 	return 0;
+}
+
+int zc__conn_teardown(struct zc_conn *c, int rc)
+{
+	hang_up(c);
+	zc__conn_destroy(c);
+	return rc;
 }
 
 int zc_abort(struct zc_conn **pc)
 {
 	if (!pc || !*pc)
 		return zc__err(-EINVAL, "zc_abort: no connection");
-	conn_teardown(*pc, 0);
+	zc__conn_teardown(*pc, 0);
 	*pc = NULL;
 	return 0;
 }
@@ -943,7 +738,7 @@ static void close_begin(struct zc_conn *c, bool async)
 	c->async_close = async;
 	c->deadline = zc__now_ms() + c->opts.timeout_ms;
 	if (c->state == ZC_CONN_OPEN) {
-		life_set(c, ZC_PH_LINGER);
+		zc__conn_set_phase(c, ZC_PH_LINGER);
 	} else {
 		c->result = 0;
 		teardown(c, async ? ZC_AFTER_CLOSED : ZC_AFTER_DONE);
@@ -988,145 +783,8 @@ int zc_close(struct zc_conn **pc)
 	zc__ctx_wait_for(c->ctx, close_over, c, -1); /* the machine keeps the deadline */
 	rc = c->result;
 	snprintf(detail, sizeof(detail), "%s", c->cm_detail);
-	conn_destroy(c);
+	zc__conn_destroy(c);
 	return rc ? zc__err(rc, "%s", detail) : 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Raw listeners' requests: the application answers each one. */
-
-static int req_waiting(void *arg)
-{
-	struct zc_listener *l = arg;
-
-	zc__cm_walk(l->ctx);
-	return !zc__list_empty(&l->reqs);
-}
-
-int zc_req_get(struct zc_listener *l, struct zc_conn_req **out, int timeout_ms)
-{
-	struct zc_conn_req *r;
-	int rc;
-
-	if (!l || !out)
-		return zc__err(-EINVAL, "zc_req_get: listener and output are required");
-	if (!l->opts.raw)
-		return zc__err(-EINVAL, "zc_req_get: not a raw listener (zcrdma listeners accept by themselves: "
-				       "zc_accept())");
-	rc = listener_wait(l, req_waiting, timeout_ms);
-	if (rc == -EAGAIN)
-		return zc__err(rc, "no connection request waits"); /* the fd is armed */
-	if (rc == -ETIMEDOUT)
-		return zc__err(rc, "no connection request within %d ms", timeout_ms);
-	r = zc__list_first(&l->reqs, struct zc_conn_req, node);
-	zc__list_del(&r->node);
-	l->queued--;
-	r->listener = NULL;
-	/* the listener may be freed before the answer: keep what it knew;
-	 * the context rejects it if it is freed first */
-	r->opts = l->opts;
-	zc__list_add(&l->ctx->reqs, &r->node);
-	*out = r;
-	return 0;
-}
-
-int zc_req_private_data(const struct zc_conn_req *r, const void **data, size_t *len)
-{
-	if (!r || !data || !len)
-		return zc__err(-EINVAL, "zc_req_private_data: request and outputs are required");
-	*data = r->priv;
-	*len = r->priv_len;
-	return 0;
-}
-
-int zc_req_query(const struct zc_conn_req *r, struct zc_conn_info *info)
-{
-	if (!r || !info)
-		return zc__err(-EINVAL, "zc_req_query: request and output are required");
-	*info = (struct zc_conn_info){.raw = 1, .initiator_depth = r->initiator_depth,
-				      .responder_resources = r->responder_resources};
-	query_id(r->id, r->ctx, info);
-	return 0;
-}
-
-static void req_free(struct zc_conn_req **pr)
-{
-	struct zc_conn_req *r = *pr;
-
-	zc__list_del(&r->node); /* on its listener's queue, or taken on the context's */
-	if (r->listener)
-		r->listener->queued--;
-	free(r);
-	*pr = NULL;
-}
-
-int zc_req_reject(struct zc_conn_req **pr, const void *data, size_t len)
-{
-	int rc = 0;
-
-	if (!pr || !*pr)
-		return zc__err(-EINVAL, "zc_req_reject: no request");
-	if (len > ZC_PRIV_REJ_MAX || (!data && len)) {
-		rc = zc__err(-EINVAL, "zc_req_reject: %zu bytes of private data%s: a reject carries at most %d "
-				      "(rejected without them)",
-			     len, data ? "" : " at NULL", ZC_PRIV_REJ_MAX);
-		data = NULL;
-		len = 0;
-	}
-	rdma_reject((*pr)->id, data, (uint8_t)len);
-	rdma_destroy_id((*pr)->id);
-	req_free(pr);
-	return rc;
-}
-
-int zc_req_accept(struct zc_conn_req **pr, const struct zc_conn_opts *opts, struct zc_conn **out)
-{
-	struct zc_conn_req *r;
-	struct zc_conn *c = NULL;
-	int rc;
-
-	if (!pr || !*pr || !out)
-		return zc__err(-EINVAL, "zc_req_accept: request and output are required");
-	r = *pr;
-	if (!opts)
-		opts = &r->opts;
-	if (!opts->raw)
-		rc = zc__err(-EINVAL, "zc_req_accept: the options must be raw (zc_conn_opts.raw)");
-	else
-		rc = zc__conn_opts_check(opts, ZC_PRIV_REP_MAX, "reply");
-	if (!rc && !(c = conn_alloc(r->ctx, opts)))
-		rc = zc__err(-ENOMEM, "zc_req_accept: out of memory");
-	if (rc) {
-		zc_req_reject(pr, NULL, 0); /* sets no error: the detail stays this one's */
-		return rc;
-	}
-	c->passive = true;
-	c->owned = true;
-	c->id = r->id;
-	c->id->context = c;
-	keep_peer_priv(c, r->priv, r->priv_len);
-	c->req_initiator_depth = r->initiator_depth;
-	c->req_responder_resources = r->responder_resources;
-	c->deadline = zc__now_ms() + c->opts.timeout_ms;
-	c->expect = RDMA_CM_EVENT_ESTABLISHED;
-	snprintf(c->peer_name, sizeof(c->peer_name), "a request");
-	life_set(c, ZC_PH_CONNECT);
-	req_free(pr);
-	rc = create_qp(c);
-	if (rc) {
-		char detail[256];
-
-		snprintf(detail, sizeof(detail), "%s", zc__err_detail());
-		rdma_reject(c->id, NULL, 0);
-		conn_destroy(c);
-		return zc__err(rc, "%s", detail);
-	}
-	/* The reply goes out at the next progress (send_rep): receives the
-	 * application posts meanwhile are there before the peer can send. */
-	c->rep_pending = true;
-	zc__ctx_timer_at(c->ctx, zc__now_ms());
-	*out = c;
-	return 0;
 }
 
 int zc_conn_peer_private_data(const struct zc_conn *c, const void **data, size_t *len)

@@ -165,7 +165,24 @@ struct zc_listener {
 	uint64_t ev_gen;
 };
 
-/* cm.c */
+/* cm.c: a connection's life, from allocation through set-up and close */
+struct zc_conn *zc__conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts);
+void zc__conn_set_phase(struct zc_conn *c, enum zc__phase ph);
+void zc__conn_leave_listener(struct zc_conn *c);
+/* Creates the QP (and for zcrdma connections the endpoint over it). */
+int zc__conn_create_qp(struct zc_conn *c);
+/* The rdma_cm parameters of connect/accept; priv holds the private data. */
+void zc__conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv);
+/* Ends a set-up that failed, reporting rc where its owner will look. */
+void zc__conn_setup_failed(struct zc_conn *c, int rc);
+/* Keeps the peer's rdma_cm private data (raw connections read it). */
+void zc__conn_keep_peer_priv(struct zc_conn *c, const uint8_t *priv, uint8_t n);
+/* Hangs up and frees c; returns rc. */
+int zc__conn_teardown(struct zc_conn *c, int rc);
+void zc__conn_destroy(struct zc_conn *c);
+void zc__cm_set_ack_timeout(struct rdma_cm_id *id);
+/* Addresses and device of id into info. */
+void zc__cm_query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info);
 /* Handles every pending rdma_cm event of the context (its cm_hook). */
 int zc__cm_process(struct zc_ctx *ctx);
 /* Rejects a connection request, saying why (wire.h). */
@@ -174,6 +191,11 @@ void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason);
  * deadlines, backoff, linger and drain; arms the timer for the next. Never
  * waits. */
 void zc__cm_walk(struct zc_ctx *ctx);
+
+/* listener.c */
+/* A connection request arrived on l (NULL: its listener is gone). */
+void zc__listener_request(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
+			  const uint8_t *priv, uint8_t n);
 
 /* event.c: the events of zc_wait_events(). A connection or listener is on
  * the ready list while it may have one: it is put there when something
