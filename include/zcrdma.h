@@ -450,8 +450,10 @@ ZC_API int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const
  * zc_connect() is this call plus a wait for that outcome.
  *
  * Returns 0 and sets *conn, or -EINVAL, -EHOSTUNREACH (the name does not
- * resolve), -ENOMEM. Never waits (a host name is resolved with
- * getaddrinfo(3); give a numeric address in an event loop).
+ * resolve), -ENOMEM. Never waits for the network, with one exception: a
+ * host name (not a numeric address) is resolved by getaddrinfo(3) within
+ * the call, which may wait for DNS. Give numeric addresses in an event
+ * loop.
  */
 ZC_API int zc_connect_start(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct zc_conn_opts *opts,
 			    struct zc_conn **conn);
