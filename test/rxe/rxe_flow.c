@@ -57,6 +57,9 @@ struct pair {
 	struct zc_ctx *sctx, *cctx;
 	struct zc_listener *l;
 	uint16_t port;
+	/* threads: where each side is (round * NCONNS + conn, done), for the
+	 * report of a run that stopped moving */
+	atomic_int srv_at, cli_at;
 };
 
 static void pair_open(struct pair *p, int port_offset)
@@ -495,8 +498,10 @@ static void *thread_server(void *arg)
 		CHECK_RC(zc_accept(p->l, &c[k], 60000), "zc_accept");
 	for (r = 0; r < NROUNDS; r++)
 		for (k = 0; k < NCONNS; k++) {
-			ssize_t n = zc_msg_recv(c[k], buf, 100000, 0);
+			ssize_t n;
 
+			atomic_store(&p->srv_at, r * NCONNS + k);
+			n = zc_msg_recv(c[k], buf, 100000, 0);
 			CHECK_RC(n, "zc_msg_recv");
 			RXE_ASSERT((size_t)n == t_size(t, k, r), "thread %d conn %d round %d: %zd bytes", t, k, r, n);
 			RXE_ASSERT(rxe_check(buf, (size_t)n, (uint32_t)(t << 16 | k << 8 | r)) < 0, "corrupt");
@@ -524,6 +529,7 @@ static void *thread_client(void *arg)
 			size_t n = t_size(t, k, r);
 
 			rxe_fill(buf, n, (uint32_t)(t << 16 | k << 8 | r));
+			atomic_store(&p->cli_at, r * NCONNS + k);
 			CHECK_RC(zc_msg_send(c[k], buf, n, 0), "zc_msg_send");
 		}
 	for (k = 0; k < NCONNS; k++)
@@ -533,10 +539,41 @@ static void *thread_client(void *arg)
 	return NULL;
 }
 
+/* A run that stops moving says where every thread stands, with the
+ * contexts' counters (read racily: only on the way to failing), instead of
+ * waiting for ctest's timeout in silence. */
+static atomic_int threads_done;
+
+static void *threads_watchdog(void *arg)
+{
+	struct pair *p = arg;
+	double t0 = rxe_now();
+	int t;
+
+	while (!atomic_load(&threads_done) && rxe_now() - t0 < 120)
+		usleep(100000);
+	if (atomic_load(&threads_done))
+		return NULL;
+	for (t = 0; t < NTHREADS; t++) {
+		struct zc_stats ss, cs;
+
+		zc_ctx_stats(p[t].sctx, &ss);
+		zc_ctx_stats(p[t].cctx, &cs);
+		fprintf(stderr, "thread %d: server at %d, client at %d (round * %d + conn); server credit msgs %llu, "
+				"client rndv %llu eager %llu inline %llu, completions %llu / %llu\n",
+			t, atomic_load(&p[t].srv_at), atomic_load(&p[t].cli_at), NCONNS,
+			(unsigned long long)ss.credit_msgs, (unsigned long long)cs.rndv_msgs,
+			(unsigned long long)cs.eager_msgs, (unsigned long long)cs.inline_msgs,
+			(unsigned long long)ss.completions, (unsigned long long)cs.completions);
+	}
+	RXE_FAIL("threads: no end within 120 s (normally 2 s)");
+	return NULL;
+}
+
 static void run_threads(void)
 {
 	struct pair p[NTHREADS];
-	pthread_t s[NTHREADS], c[NTHREADS];
+	pthread_t s[NTHREADS], c[NTHREADS], dog;
 	struct zc_conn_opts o = small_opts();
 	int t;
 
@@ -548,14 +585,22 @@ static void run_threads(void)
 		CHECK_RC(zc_listen(p[t].sctx, p[t].port, &o, &p[t].l), "zc_listen");
 	}
 	for (t = 0; t < NTHREADS; t++) {
+		atomic_init(&p[t].srv_at, -1);
+		atomic_init(&p[t].cli_at, -1);
+	}
+	pthread_create(&dog, NULL, threads_watchdog, p);
+	for (t = 0; t < NTHREADS; t++) {
 		pthread_create(&s[t], NULL, thread_server, &p[t]);
 		pthread_create(&c[t], NULL, thread_client, &p[t]);
 	}
 	for (t = 0; t < NTHREADS; t++) {
 		pthread_join(c[t], NULL);
 		pthread_join(s[t], NULL);
-		pair_close(&p[t]);
 	}
+	atomic_store(&threads_done, 1);
+	pthread_join(dog, NULL);
+	for (t = 0; t < NTHREADS; t++)
+		pair_close(&p[t]);
 	printf("threads: %d threads x %d connections x %d messages verified\n", NTHREADS, NCONNS, NROUNDS);
 }
 
