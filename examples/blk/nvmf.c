@@ -120,9 +120,9 @@ uint16_t nvmf_sgl_decode(const uint8_t d[NVMF_SGL_SIZE], struct nvmf_sgl *sgl)
 		sgl->key = zc_ex_get32(d + 11);
 		return NVMF_SC_SUCCESS;
 	case NVMF_SGL_INCAPSULE:
+		/* Bytes 12-14 are reserved, but Linux's host leaves there what the
+		 * previous command's keyed SGL had (nvme_rdma_map_sg_inline): ignored. */
 		sgl->len = zc_ex_get32(d + 8);
-		if (d[12] || d[13] || d[14])
-			return NVMF_SC_SGL_INVALID_TYPE;
 		return NVMF_SC_SUCCESS;
 	}
 	return NVMF_SC_SGL_INVALID_TYPE;

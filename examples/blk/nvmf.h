@@ -160,7 +160,7 @@ struct nvmf_sgl {
 	uint32_t key;
 };
 
-/* Parses a descriptor: NVMF_SC_SUCCESS or NVMF_SC_SGL_INVALID_TYPE (any other type, reserved bytes set). */
+/* Parses a descriptor: NVMF_SC_SUCCESS, or NVMF_SC_SGL_INVALID_TYPE for any other type. */
 uint16_t nvmf_sgl_decode(const uint8_t d[NVMF_SGL_SIZE], struct nvmf_sgl *sgl);
 void nvmf_sgl_encode(const struct nvmf_sgl *sgl, uint8_t out[NVMF_SGL_SIZE]);
 

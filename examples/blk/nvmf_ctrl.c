@@ -147,7 +147,7 @@ int64_t nvmf_ctrl_kato_deadline(const struct nvmf_ctrl *c, int64_t last_ms)
 
 static uint64_t prop_cap(const struct nvmf_ctrl *c)
 {
-	uint64_t mqes = c->discovery ? NVMF_AQ_DEPTH - 1 : c->ss->max_qsize - 1u;
+	uint64_t mqes = c->ss->max_qsize - 1u;
 
 	/* MQES, CQR (contiguous queues required), TO 7.5 s, CSS bit 37 (NVM command set); MPSMIN = MPSMAX = 0 (4 KiB). */
 	return mqes | 1ull << 16 | 15ull << 24 | 1ull << 37;
@@ -252,7 +252,7 @@ static void identify_ctrl(const struct nvmf_ctrl *c, uint8_t *d)
 	zc_ex_put16(d + 320, NVMF_KAS_MS / 100);            /* KAS, 100 ms units */
 	d[512] = 0x66;                                      /* SQES: 64 bytes */
 	d[513] = 0x44;                                      /* CQES: 16 bytes */
-	zc_ex_put16(d + 514, c->discovery ? NVMF_AQ_DEPTH : ss->max_qsize); /* MAXCMD */
+	zc_ex_put16(d + 514, ss->max_qsize);                /* MAXCMD */
 	zc_ex_put32(d + 516, c->discovery ? 0 : 1);         /* NN */
 	if (!c->discovery) {
 		zc_ex_put16(d + 520, ONCS_DSM | ONCS_WRITE_ZEROES);
@@ -598,7 +598,8 @@ static uint16_t dsm_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe,
 		return NVMF_SC_NS_WRITE_PROTECTED;
 	io->nr_ranges = (sqe->cdw10 & 0xff) + 1;
 	io->len = (uint64_t)io->nr_ranges * NVMF_DSM_RANGE_SIZE;
-	return io->len == sgl->len ? NVMF_SC_SUCCESS : NVMF_SC_SGL_INVALID_DATA;
+	/* Linux describes room for 256 ranges whatever NR says (nvme_setup_discard): longer is fine. */
+	return io->len <= sgl->len ? NVMF_SC_SUCCESS : NVMF_SC_SGL_INVALID_DATA;
 }
 
 uint16_t nvmf_io_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe, const struct nvmf_sgl *sgl,

@@ -176,7 +176,9 @@ struct nvmf_io {
  * In order: opcode (Invalid Opcode), nsid (Invalid Namespace), reserved and
  * unsupported fields (protection information, directives: Invalid Field),
  * write protection, LBA range, size against max_xfer (Invalid Field), the
- * data length against the SGL's (Data SGL Length Invalid).
+ * data length against the SGL's (Data SGL Length Invalid: Read and Write
+ * need it exact; DSM at least its ranges, io->len, which is what the
+ * target needs to fetch).
  */
 uint16_t nvmf_io_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe, const struct nvmf_sgl *sgl,
 		       struct nvmf_io *io);

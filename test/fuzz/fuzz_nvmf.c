@@ -213,7 +213,7 @@ static void io_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *s, const 
 		break;
 	case NVMF_IO_DSM:
 		CHECK(io.nr_ranges >= 1 && io.nr_ranges <= NVMF_DSM_MAX_RANGES);
-		CHECK((uint64_t)io.nr_ranges * NVMF_DSM_RANGE_SIZE == g->len);
+		CHECK((uint64_t)io.nr_ranges * NVMF_DSM_RANGE_SIZE == io.len && io.len <= g->len);
 		CHECK(!io.deallocate || !ns->read_only);
 		break;
 	case NVMF_IO_FLUSH:
@@ -354,7 +354,7 @@ static void sgl_check(const uint8_t *p, size_t n)
 	uint16_t st;
 
 	memcpy(d, p, n < sizeof(d) ? n : sizeof(d));
-	valid = d[15] == 0x40 || d[15] == 0x4f || (d[15] == 0x01 && !d[12] && !d[13] && !d[14]);
+	valid = d[15] == 0x40 || d[15] == 0x4f || d[15] == 0x01;
 	st = nvmf_sgl_decode(d, &g);
 	CHECK(valid ? st == 0 : st == NVMF_SC_SGL_INVALID_TYPE);
 	if (!valid)
@@ -362,7 +362,7 @@ static void sgl_check(const uint8_t *p, size_t n)
 	CHECK(g.type == d[15] && g.addr == zc_ex_get64(d));
 	CHECK(g.type == NVMF_SGL_INCAPSULE || g.len < 1u << 24);
 	nvmf_sgl_encode(&g, out);
-	CHECK(memcmp(out, d, sizeof(d)) == 0);
+	CHECK(memcmp(out, d, g.type == NVMF_SGL_INCAPSULE ? 12 : sizeof(d)) == 0 && out[15] == d[15]);
 }
 
 static void cqe_check(const uint8_t *p, size_t n)
