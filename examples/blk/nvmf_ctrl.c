@@ -543,17 +543,20 @@ static uint16_t lba_range(const struct nvmf_ns *ns, uint64_t slba, uint64_t nlb)
 	return slba >= ns->nblocks || nlb > ns->nblocks - slba ? NVMF_SC_LBA_RANGE : NVMF_SC_SUCCESS;
 }
 
-/* Read and Write: cdw10-11 SLBA, cdw12 NLB 15:0 (0-based), DTYPE 23:20, PRINFO 29:26, FUA 30, LR 31. */
-static uint16_t rw_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe, const struct nvmf_sgl *sgl,
-			 struct nvmf_io *io)
+/*
+ * The commands on an LBA range (Read, Write, Write Zeroes): cdw10-11 SLBA,
+ * cdw12 NLB 15:0 (0-based), FUA 30, LR 31; reserved (the bits of
+ * reserved_mask: protection information, directives, ...) must be 0.
+ */
+static uint16_t lba_cmd(const struct nvmf_ns *ns, const struct nvmf_sqe *sqe, uint32_t reserved_mask, int writes,
+			struct nvmf_io *io)
 {
-	const struct nvmf_ns *ns = &c->ss->ns;
 	uint64_t slba = sqe->cdw10 | (uint64_t)sqe->cdw11 << 32, nlb = (sqe->cdw12 & 0xffff) + 1u;
 	uint16_t st;
 
-	if (sqe->cdw12 & 0x3fff0000u)
-		return NVMF_SC_INVALID_FIELD; /* bits 29:16: protection information, directives, reserved */
-	if (sqe->opcode == NVMF_IO_WRITE && ns->read_only)
+	if (sqe->cdw12 & reserved_mask)
+		return NVMF_SC_INVALID_FIELD;
+	if (writes && ns->read_only)
 		return NVMF_SC_NS_WRITE_PROTECTED;
 	st = lba_range(ns, slba, nlb);
 	if (st)
@@ -561,30 +564,29 @@ static uint16_t rw_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe, 
 	io->offset = slba * ns->block_size;
 	io->len = nlb * ns->block_size;
 	io->fua = sqe->cdw12 >> 30 & 1;
+	return NVMF_SC_SUCCESS;
+}
+
+/* Read and Write: bits 29:16 (PRINFO, DTYPE, reserved) not supported; the data is the SGL's, within MDTS. */
+static uint16_t rw_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe, const struct nvmf_sgl *sgl,
+			 struct nvmf_io *io)
+{
+	uint16_t st = lba_cmd(&c->ss->ns, sqe, 0x3fff0000u, sqe->opcode == NVMF_IO_WRITE, io);
+
+	if (st)
+		return st;
 	if (io->len > c->ss->max_xfer)
 		return NVMF_SC_INVALID_FIELD;
 	return io->len == sgl->len ? NVMF_SC_SUCCESS : NVMF_SC_SGL_INVALID_DATA;
 }
 
-/* Write Zeroes: like Write without data; cdw12 DEAC 25. */
+/* Write Zeroes: no data, not bound by MDTS; DEAC (bit 25) allows deallocating. */
 static uint16_t write_zeroes_check(const struct nvmf_ctrl *c, const struct nvmf_sqe *sqe, struct nvmf_io *io)
 {
-	const struct nvmf_ns *ns = &c->ss->ns;
-	uint64_t slba = sqe->cdw10 | (uint64_t)sqe->cdw11 << 32, nlb = (sqe->cdw12 & 0xffff) + 1u;
-	uint16_t st;
+	uint16_t st = lba_cmd(&c->ss->ns, sqe, 0xfu << 26 | 0x1ffu << 16, 1, io);
 
-	if (sqe->cdw12 & (0xfu << 26 | 0x1ffu << 16))
-		return NVMF_SC_INVALID_FIELD;
-	if (ns->read_only)
-		return NVMF_SC_NS_WRITE_PROTECTED;
-	st = lba_range(ns, slba, nlb);
-	if (st)
-		return st;
-	io->offset = slba * ns->block_size;
-	io->len = nlb * ns->block_size;
-	io->fua = sqe->cdw12 >> 30 & 1;
-	io->deallocate = sqe->cdw12 >> 25 & 1;
-	return NVMF_SC_SUCCESS;
+	io->deallocate = !st && (sqe->cdw12 >> 25 & 1);
+	return st;
 }
 
 /* Dataset Management: cdw10 NR 7:0 (0-based), cdw11 IDR 0, IDW 1, AD 2; the ranges are the data. */
