@@ -110,6 +110,7 @@ struct ctrl;
 struct queue {
 	struct zc_conn *zc;   /* NULL once aborted */
 	enum queue_state state;
+	int established;      /* ZC_EV_CONNECTED came: sends and READs are allowed */
 	struct nvmf_cm_req cm;
 	uint16_t qid, qsize, sq_head;
 	struct ctrl *ctrl;
@@ -794,6 +795,9 @@ static int complete(struct target *t, struct req *r)
 		if (post_rx(t, q, rx))
 			return 0;
 	}
+	/* The host may send Connect before our side hears the connection is up. */
+	if (!q->established)
+		return -EAGAIN;
 	if (!r->data_sent && !r->status && r->buf >= 0 && nvmf_sqe_dir(&r->sqe) == NVMF_DIR_FROM_CTRL) {
 		rc = zc_raw_write(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key, (uintptr_t)r);
 		if (rc == -EAGAIN)
@@ -868,7 +872,9 @@ static void advance(struct target *t, struct req *r)
 				r->state = REQ_EXECUTING;
 				break;
 			}
-			rc = zc_raw_read(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key, (uintptr_t)r);
+			rc = q->established ? zc_raw_read(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key,
+							      (uintptr_t)r)
+					    : -EAGAIN;
 			if (rc == -EAGAIN) {
 				stall(t, r);
 				return;
@@ -991,6 +997,8 @@ static void on_event(struct target *t, const struct zc_event *ev)
 	case ZC_EV_CONNECTED:
 		if (ev->status)
 			queue_fail(t, q, ev->status);
+		else
+			q->established = 1;
 		break;
 	case ZC_EV_PEER_CLOSED:
 		queue_fail(t, q, 0);

@@ -31,19 +31,20 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/nvmf_host.XXXXXX")
 logs=${ZC_NVMF_KEEP:-$work}
 tlog=$logs/target.log
 rm -f "$tlog"
-tgt= dev= ctrl=
+tgt= dev= ctrl= watcher=
 cleanup() {
 	mountpoint -q "$mnt" && umount "$mnt"
 	[ -n "$ctrl" ] && timeout 30 nvme disconnect -n "$nqn" >/dev/null 2>&1
 	[ -n "$tgt" ] && kill "$tgt" 2>/dev/null
+	[ -n "$watcher" ] && kill "$watcher" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
 fail() {
 	echo "FAIL: $*"
-	# the target's requests in progress (SIGUSR1), then its log
-	[ -n "$tgt" ] && kill -USR1 "$tgt" 2>/dev/null && wait_until 10 grep -q "state: pool" "$tlog"
+	# the target's requests in progress (SIGUSR1 to it, not to timeout(1)), then its log
+	[ -n "$tgt" ] && pkill -USR1 -P "$tgt" -x zc_blk_target && wait_until 10 grep -q "state: pool" "$tlog"
 	[ -f "$tlog" ] && show target.log "$tlog"
 	echo "--- dmesg (nvme, last 30 lines):"
 	dmesg | grep -i nvme | tail -n 30 | sed 's/^/    /'
@@ -140,6 +141,18 @@ dmesg_start=$(dmesg | wc -l)
 
 start_target 1
 
+# The host's first I/O timeout (a stalled queue): the target's state at that
+# moment goes to its log (SIGUSR1), where fail() shows it.
+(
+	while sleep 1; do
+		if dmesg | tail -n +$((dmesg_start + 1)) | grep -q "QID [0-9]* timeout"; then
+			pkill -USR1 -P "$tgt" -x zc_blk_target
+			break
+		fi
+	done
+) &
+watcher=$!
+
 # 1. discovery
 step "nvme discover" timeout 60 nvme discover -t rdma -a "$ZC_ADDR_A" -s "$port" --host-traddr "$ZC_ADDR_B"
 grep -q "subnqn: *$nqn" "$work/step.out" || { cat "$work/step.out"; fail "nvme discover does not list $nqn"; }
@@ -194,6 +207,8 @@ step "umount" umount "$mnt"
 dmesg_clean "$dmesg_start" "from discover to umount"
 
 # 5. the target restarts; the host reconnects on its own
+kill "$watcher" 2>/dev/null
+watcher=
 old=$(ctrl_ids | tail -n 1)
 recon=$(dmesg | grep -c "Successfully reconnected")
 stop_target
