@@ -81,10 +81,10 @@ mkimg() { dd if=/dev/zero of="$work/$1.img" bs=1M count="$SIZE" status=none; }
 setup_zc() {
 	local i
 	mkimg zc || { missing zc "cannot create the backing file"; return; }
-	timeout 7200 "$bin/zc_blk_target" --listen "$B:$ZC_PORT" --file "$work/zc.img" >"$raw/zc_target.log" 2>&1 &
+	timeout 7200 "$bin/zc_blk_legacy_target" --listen "$B:$ZC_PORT" --file "$work/zc.img" >"$raw/zc_target.log" 2>&1 &
 	PIDS[zc_target]=$!
 	PIDS[zc_target_c]=$(child $!)
-	wait_for 30 grep -q "listening on" "$raw/zc_target.log" || { missing zc "zc_blk_target did not start"; return; }
+	wait_for 30 grep -q "listening on" "$raw/zc_target.log" || { missing zc "zc_blk_legacy_target did not start"; return; }
 	[ -b /dev/nbd0 ] || { missing zc "no /dev/nbd0 (modprobe nbd failed)"; return; }
 	timeout 7200 "$bin/zc_blk_nbd" -b "$A" "$B:$ZC_PORT" /dev/nbd0 >"$raw/zc_nbd.log" 2>&1 &
 	PIDS[zc_nbd]=$!

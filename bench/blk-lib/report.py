@@ -20,7 +20,7 @@ import statistics
 import sys
 
 SYSTEMS = [
-    ("zc", "zcrdma: zc_blk_target + zc_blk_nbd (/dev/nbd0)"),
+    ("zc", "zcrdma: zc_blk_legacy_target + zc_blk_nbd (/dev/nbd0)"),
     ("nvmf", "Linux NVMe-oF RDMA (nvmet-rdma + nvme-rdma)"),
     ("iser", "tgt iSER + open-iscsi ib_iser"),
     ("nbd", "nbd-server + nbd-client over TCP (context)"),
@@ -290,7 +290,7 @@ def section(env, st, medians, ib, ib_rate, goals, raw, csv_path, json_path, md_p
           f"{reps} rep(s), systems interleaved job by job (order rotated); each cell is the **median over reps** "
           "(per metric). Latency = fio completion latency (clat). MB/s = 10^6 B/s.",
           f"- **Backing (same for all):** {env.get('backing', '?')}; nvmet uses `buffered_io=1` (tmpfs has no "
-          "O_DIRECT), tgt `rdwr`, nbd-server a plain export, zc_blk_target `--file`. Everything (initiators, "
+          "O_DIRECT), tgt `rdwr`, nbd-server a plain export, zc_blk_legacy_target `--file`. Everything (initiators, "
           "targets, rxe) shares the guest's vCPUs; the host has 2 cores shared with other guests, so only "
           "same-run ratios mean anything.",
           "- **Status:** " + "; ".join(f"{SHORT[s]}: {st[s]}" for s, _ in SYSTEMS),

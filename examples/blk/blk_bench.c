@@ -1,5 +1,5 @@
 /*
- * zc_blk_bench - closed-loop benchmark against a zc_blk_target
+ * zc_blk_bench - closed-loop benchmark against a zc_blk_legacy_target
  *
  *   zc_blk_bench -b SRCADDR ADDR[:PORT] [--rw read|write|randread|randwrite]
  *                [--bs SIZE] [--qd N] [--time S] [--size SIZE] [--json FILE]

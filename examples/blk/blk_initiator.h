@@ -1,7 +1,7 @@
 /*
  * blk_initiator.h - client side of the zcrdma block protocol
  *
- * One connection to a zc_blk_target. The caller owns the zcrdma context (one
+ * One connection to a zc_blk_legacy_target. The caller owns the zcrdma context (one
  * per initiator: blk_init_poll() reaps every completion of the context) and
  * the registered buffers. Every READ/WRITE names a range of a region from
  * zc_mr_reg(); the initiator exports exactly that range with exactly the

@@ -1,5 +1,5 @@
 /*
- * zc_blk_nbd - attach a kernel NBD device to a zc_blk_target
+ * zc_blk_nbd - attach a kernel NBD device to a zc_blk_legacy_target
  *
  *   zc_blk_nbd [-b SRCADDR] [-q QD] [-e MODE] ADDR[:PORT] /dev/nbdN   attach, stay in the foreground
  *   zc_blk_nbd -d /dev/nbdN                                   detach (the attached process exits)

@@ -3,7 +3,7 @@
  *
  * Pure code (no RDMA, no I/O): encodes and decodes the fixed-size messages of
  * docs/blk-protocol.md and validates commands against a device's geometry.
- * Used by zc_blk_target, the initiator library and the unit tests.
+ * Used by zc_blk_legacy_target, the initiator library and the unit tests.
  *
  * A capsule (initiator -> target) is BLK_CAPSULE_SIZE bytes, a response
  * (target -> initiator) BLK_RESP_SIZE bytes; every multi-byte field is

@@ -3,13 +3,14 @@
  *
  *   build-fuzz/bin/fuzz_gen_corpus test/fuzz/corpus
  *
- * writes DIR/wire/<name> (fuzz_wire) and DIR/blk/<name> (fuzz_blk_proto):
+ * writes DIR/wire/<name> (fuzz_wire), DIR/blk/<name> (fuzz_blk_proto) and
+ * DIR/nvmf/<name> (fuzz_nvmf):
  * valid messages of every kind and edge cases just inside and just outside
  * each documented bound, built with the library's own encoders. The output
  * depends on nothing but this file, so the committed corpus is exactly what
  * it prints; bench/fuzz regenerates it into its work dir and warns when the
- * two differ. The input formats are described at the top of fuzz_wire.c and
- * fuzz_blk_proto.c.
+ * two differ. The input formats are described at the top of fuzz_wire.c,
+ * fuzz_blk_proto.c and fuzz_nvmf.c.
  */
 #include <endian.h>
 #include <errno.h>
@@ -20,7 +21,7 @@
 #include <sys/stat.h>
 
 #include "blk_proto.h"
-#include "wire.h"
+#include "nvmf.h"
 #include "wire.h"
 
 static const char *outdir;
@@ -289,10 +290,209 @@ static void blk_seeds(void)
 	str("hostport-full", B_HOSTPORT, "target:1", 6);
 }
 
+/* ---- fuzz_nvmf: 8-byte prefix --------------------------------------------------- */
+
+enum { N_CM, N_CAPSULE, N_CONNECT, N_SGL, N_CQE, N_DSM, N_SEQUENCE };
+enum { NF_4K = 0x01, NF_RO = 0x02, NF_VWC = 0x04, NF_ICD = 0x08, NF_DISC = 0x10, NF_ENABLED = 0x20, NF_IOQ = 0x40 };
+
+/* 1000 blocks, 128 entries per I/O queue, 8 I/O queues. */
+static void nvmf_prefix(uint8_t *p, uint8_t mode, uint8_t flags)
+{
+	p[0] = mode;
+	p[1] = flags;
+	memcpy(p + 2, &(uint32_t){htole32(1000)}, 4);
+	p[6] = 128;
+	p[7] = 8;
+}
+
+static void nvmf_put(const char *name, uint8_t mode, uint8_t flags, const void *a, size_t na)
+{
+	uint8_t pre[8];
+
+	nvmf_prefix(pre, mode, flags);
+	put("nvmf", name, pre, sizeof(pre), a, na);
+}
+
+static void cm(const char *name, uint16_t qid, uint16_t hrq, uint16_t hsq, size_t len)
+{
+	uint8_t b[56] = {0};
+
+	nvmf_cm_req_encode(&(struct nvmf_cm_req){.qid = qid, .hrqsize = hrq, .hsqsize = hsq}, b);
+	nvmf_put(name, N_CM, 0, b, len);
+}
+
+/* An SQE as the Linux host builds it: PSDT 01b, a keyed SGL (0x4F) of len bytes. */
+static struct nvmf_sqe nsqe(uint8_t opcode, uint32_t nsid, uint32_t len)
+{
+	struct nvmf_sqe s;
+
+	memset(&s, 0, sizeof(s));
+	s.opcode = opcode;
+	s.flags = NVMF_PSDT_SGL << 6;
+	s.cid = 0x1234;
+	s.nsid = nsid;
+	nvmf_sgl_encode(&(struct nvmf_sgl){.type = len ? NVMF_SGL_KEYED_INV : NVMF_SGL_KEYED, .addr = len ? 0x7f00 : 0,
+					   .len = len, .key = len ? 0xabcd : 0},
+			s.dptr);
+	return s;
+}
+
+static struct nvmf_sqe prop(uint8_t fctype, uint8_t attrib, uint32_t offset, uint32_t value)
+{
+	struct nvmf_sqe s = nsqe(NVMF_FABRICS, 0, 0);
+
+	s.fctype = fctype;
+	s.cdw10 = attrib;
+	s.cdw11 = offset;
+	s.cdw12 = value;
+	return s;
+}
+
+static void capsule_of(const char *name, uint8_t flags, const struct nvmf_sqe *s, const void *icd, size_t icd_len)
+{
+	uint8_t b[NVMF_SQE_SIZE + 4096];
+
+	nvmf_sqe_encode(s, b);
+	if (icd_len)
+		memcpy(b + NVMF_SQE_SIZE, icd, icd_len);
+	nvmf_put(name, N_CAPSULE, flags, b, NVMF_SQE_SIZE + icd_len);
+}
+
+static void connect_of(const char *name, uint16_t qid, uint16_t sqsize, const char *subnqn, uint16_t cntlid)
+{
+	struct nvmf_connect_data cd;
+	uint8_t b[12 + NVMF_CONNECT_DATA_SIZE] = {0};
+
+	memset(&cd, 0, sizeof(cd));
+	memset(cd.hostid, 0x5a, sizeof(cd.hostid));
+	cd.cntlid = cntlid;
+	strcpy(cd.subnqn, subnqn);
+	strcpy(cd.hostnqn, "nqn.2014-08.org.nvmexpress:uuid:fuzz");
+	memcpy(b, &(uint16_t){htole16(qid)}, 2);
+	memcpy(b + 2, &(uint16_t){htole16(sqsize)}, 2);
+	memcpy(b + 6, &(uint16_t){htole16(qid)}, 2);
+	memcpy(b + 8, &(uint16_t){htole16(sqsize)}, 2);
+	b[11] = 5; /* kato 5 s */
+	nvmf_connect_data_encode(&cd, b + 12);
+	nvmf_put(name, N_CONNECT, 0, b, sizeof(b));
+}
+
+static void nvmf_seeds(void)
+{
+	const uint8_t on = NF_ENABLED, io = NF_ENABLED | NF_IOQ | NF_ICD;
+	struct nvmf_sqe s, seq[8];
+	uint8_t b[64], icd[4096];
+	unsigned i;
+
+	cm("cm-admin", 0, 32, 31, 56);
+	cm("cm-io", 1, 128, 127, 32);
+	cm("cm-io-too-deep", 1, 129, 128, 32);
+	cm("cm-short", 0, 32, 31, 31);
+	cm("cm-qid-9", 9, 32, 31, 32);
+
+	s = nsqe(NVMF_FABRICS, 0, NVMF_CONNECT_DATA_SIZE);
+	s.fctype = NVMF_FCT_CONNECT;
+	s.cdw11 = 31;
+	capsule_of("cap-connect", 0, &s, NULL, 0);
+	s = prop(NVMF_FCT_PROP_GET, 1, 0x00, 0);
+	capsule_of("cap-prop-get-cap", 0, &s, NULL, 0);
+	s = prop(NVMF_FCT_PROP_SET, 0, 0x14, 0x00460001);
+	capsule_of("cap-prop-set-cc", 0, &s, NULL, 0);
+	s = prop(NVMF_FCT_PROP_SET, 0, 0x14, 0x00464001);
+	capsule_of("cap-prop-set-shn", on, &s, NULL, 0);
+	s = nsqe(NVMF_ADM_IDENTIFY, 0, 4096);
+	s.cdw10 = 1;
+	capsule_of("cap-identify-ctrl", on, &s, NULL, 0);
+	capsule_of("cap-identify-ctrl-disc", on | NF_DISC, &s, NULL, 0);
+	for (i = 0; i < 4; i++) {
+		static const uint8_t cns[] = {0x00, 0x02, 0x03, 0x06};
+		char name[32];
+
+		s = nsqe(NVMF_ADM_IDENTIFY, cns[i] == 0x02 || cns[i] == 0x06 ? 0 : 1, 4096);
+		s.cdw10 = cns[i];
+		snprintf(name, sizeof(name), "cap-identify-cns%02x", cns[i]);
+		capsule_of(name, on, &s, NULL, 0);
+	}
+	s = nsqe(NVMF_ADM_GET_LOG_PAGE, 0xffffffff, 512);
+	s.cdw10 = 0x02 | 127u << 16;
+	capsule_of("cap-log-smart", on, &s, NULL, 0);
+	s = nsqe(NVMF_ADM_GET_LOG_PAGE, 0, 2048);
+	s.cdw10 = 0x70 | 511u << 16;
+	capsule_of("cap-log-discovery", on | NF_DISC, &s, NULL, 0);
+	s = nsqe(NVMF_ADM_SET_FEATURES, 0, 0);
+	s.cdw10 = 0x07;
+	s.cdw11 = 1 | 1 << 16;
+	capsule_of("cap-features-queues", on, &s, NULL, 0);
+	s = nsqe(NVMF_ADM_KEEP_ALIVE, 0, 0);
+	capsule_of("cap-keep-alive", on, &s, NULL, 0);
+	s = nsqe(NVMF_ADM_ASYNC_EVENT, 0, 0);
+	capsule_of("cap-aer", on, &s, NULL, 0);
+
+	s = nsqe(NVMF_IO_READ, 1, 8 * 512);
+	s.cdw10 = 992;
+	s.cdw12 = 7;
+	capsule_of("cap-read", io, &s, NULL, 0);
+	s.cdw10 = 993;
+	capsule_of("cap-read-beyond", io, &s, NULL, 0);
+	s = nsqe(NVMF_IO_WRITE, 1, 0);
+	nvmf_sgl_encode(&(struct nvmf_sgl){.type = NVMF_SGL_INCAPSULE, .len = 4096}, s.dptr);
+	s.cdw12 = 7 | 1u << 30;
+	for (i = 0; i < sizeof(icd); i++)
+		icd[i] = (uint8_t)i;
+	capsule_of("cap-write-incapsule", io, &s, icd, sizeof(icd));
+	s = nsqe(NVMF_IO_WRITE_ZEROES, 1, 0);
+	s.cdw12 = 99 | 1u << 25;
+	capsule_of("cap-write-zeroes", io, &s, NULL, 0);
+	s = nsqe(NVMF_IO_DSM, 1, 16);
+	s.cdw11 = 1u << 2;
+	capsule_of("cap-dsm", io, &s, NULL, 0);
+	s = nsqe(NVMF_IO_FLUSH, 0xffffffff, 0);
+	capsule_of("cap-flush", io | NF_VWC, &s, NULL, 0);
+
+	connect_of("connect-admin", 0, 31, "nqn.2024-01.io.zcrdma:fuzz", 0xffff);
+	connect_of("connect-io", 1, 127, "nqn.2024-01.io.zcrdma:fuzz", 9);
+	connect_of("connect-discovery", 0, 31, NVMF_DISCOVERY_NQN, 0xffff);
+	connect_of("connect-other-subsys", 0, 31, "nqn.2024-01.io.zcrdma:other", 0xffff);
+
+	nvmf_sgl_encode(&(struct nvmf_sgl){.type = NVMF_SGL_KEYED_INV, .addr = 1, .len = 0xffffff, .key = 7}, b);
+	nvmf_put("sgl-keyed-inv", N_SGL, 0, b, 16);
+	nvmf_sgl_encode(&(struct nvmf_sgl){.type = NVMF_SGL_INCAPSULE, .len = 4096}, b);
+	nvmf_put("sgl-incapsule", N_SGL, 0, b, 16);
+	b[15] = 0x00;
+	nvmf_put("sgl-data-block", N_SGL, 0, b, 16);
+	nvmf_cqe_encode(&(struct nvmf_cqe){.result = 5, .sq_head = 1, .sq_id = 1, .cid = 0x1234,
+					   .status = nvmf_status(NVMF_SC_LBA_RANGE)},
+			b);
+	nvmf_put("cqe-lba-range", N_CQE, 0, b, 16);
+	nvmf_dsm_range_encode(&(struct nvmf_dsm_range){.nlb = 8, .slba = 992}, b);
+	nvmf_dsm_range_encode(&(struct nvmf_dsm_range){.nlb = 9, .slba = 992}, b + 16);
+	nvmf_put("dsm-edge", N_DSM, 0, b, 32);
+
+	/* The Linux host's admin bring-up and shutdown, in order. */
+	seq[0] = prop(NVMF_FCT_PROP_GET, 1, 0x00, 0);
+	seq[1] = prop(NVMF_FCT_PROP_GET, 0, 0x08, 0);
+	seq[2] = prop(NVMF_FCT_PROP_SET, 0, 0x14, 0x00460001);
+	seq[3] = prop(NVMF_FCT_PROP_GET, 0, 0x1c, 0);
+	seq[4] = nsqe(NVMF_ADM_IDENTIFY, 0, 4096);
+	seq[4].cdw10 = 1;
+	seq[5] = nsqe(NVMF_ADM_SET_FEATURES, 0, 0);
+	seq[5].cdw10 = 0x07;
+	seq[5].cdw11 = 1 | 1 << 16;
+	seq[6] = nsqe(NVMF_ADM_KEEP_ALIVE, 0, 0);
+	seq[7] = prop(NVMF_FCT_PROP_SET, 0, 0x14, 0x00464001);
+	{
+		uint8_t all[8 * NVMF_SQE_SIZE];
+
+		for (i = 0; i < 8; i++)
+			nvmf_sqe_encode(&seq[i], all + i * NVMF_SQE_SIZE);
+		nvmf_put("seq-bringup", N_SEQUENCE, 0, all, sizeof(all));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/* and DIR/blk/*)\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/*, DIR/blk/* and DIR/nvmf/*)\n", argv[0]);
 		return 2;
 	}
 	outdir = argv[1];
@@ -302,6 +502,7 @@ int main(int argc, char **argv)
 	}
 	wire_seeds();
 	blk_seeds();
-	printf("%d seeds in %s/wire and %s/blk\n", nfiles, outdir, outdir);
+	nvmf_seeds();
+	printf("%d seeds in %s/wire, %s/blk and %s/nvmf\n", nfiles, outdir, outdir, outdir);
 	return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * blk_check - checks a running zc_blk_target through the initiator library
+ * blk_check - checks a running zc_blk_legacy_target through the initiator library
  *
  *   blk_check io SRCADDR ADDR:PORT FIRST_LBA BLOCKS SEED [verify|loop]
  *       write BLOCKS blocks from FIRST_LBA with a pattern of SEED in mixed

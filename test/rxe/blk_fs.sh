@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rxe test: a real filesystem on /dev/nbd0 through zc_blk_nbd and zc_blk_target.
+# rxe test: a real filesystem on /dev/nbd0 through zc_blk_nbd and zc_blk_legacy_target.
 #   target --file (256 MiB on the guest's /tmp) on $ZC_ADDR_B; zc_blk_nbd from
 #   $ZC_ADDR_A attaches /dev/nbd0; mkfs.ext4 (which discards the device
 #   first); mount; a 64 MiB random file; sync; umount; detach (zc_blk_nbd -d,
@@ -7,7 +7,7 @@
 #   mount; sha256 unchanged; umount; fsck.ext4 -fn clean; detach (SIGTERM to
 #   the bridge this time). The bridge must never have had to reconnect.
 #
-#   blk_fs.sh BINDIR     (the directory holding zc_blk_target and zc_blk_nbd)
+#   blk_fs.sh BINDIR     (the directory holding zc_blk_legacy_target and zc_blk_nbd)
 # ZC_BLK_KEEP=DIR writes the target's and the bridge's logs there (kept).
 set -u
 
@@ -62,7 +62,7 @@ step() { # step WHAT CMD...: runs CMD, fails the test with WHAT if it fails
 
 start_target() {
 	local i
-	timeout 250 "$bin/zc_blk_target" --listen "$ZC_ADDR_B:$port" --file "$work/disk.img" \
+	timeout 250 "$bin/zc_blk_legacy_target" --listen "$ZC_ADDR_B:$port" --file "$work/disk.img" \
 		>>"$logs/target.log" 2>&1 &
 	tgt=$!
 	for i in $(seq 300); do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rxe test: zc_blk_target with several initiators and hostile capsules.
+# rxe test: zc_blk_legacy_target with several initiators and hostile capsules.
 #   1. a target (--memory) on $ZC_ADDR_B; two initiators at once (blk_check io,
 #      two processes) write, read back and verify disjoint regions in mixed
 #      command sizes at QD 8, FLUSH, DISCARD; then two new connections, again
@@ -13,7 +13,7 @@
 # The target must survive all of it and exit 0 on SIGTERM; no initiator may
 # need to reconnect.
 #
-#   blk_proto.sh BINDIR     (the directory holding zc_blk_target and blk_check)
+#   blk_proto.sh BINDIR     (the directory holding zc_blk_legacy_target and blk_check)
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -26,7 +26,7 @@ trap '[ -n "$tgt" ] && kill "$tgt" 2>/dev/null; rm -rf "$work"' EXIT
 start_target() {
 	local log=$1 i
 	shift
-	timeout 200 "$bin/zc_blk_target" "$@" >"$log" 2>&1 &
+	timeout 200 "$bin/zc_blk_legacy_target" "$@" >"$log" 2>&1 &
 	tgt=$!
 	for i in $(seq 300); do
 		grep -q "listening on" "$log" && return 0

@@ -2,7 +2,7 @@
 # rxe test: SIGKILL in the block example (examples/blk), both roles and both
 # directions (randwrite: the target RDMA-READs from the initiator; randread:
 # it RDMA-WRITEs into it).
-#   1. zc_blk_target is killed while zc_blk_bench runs: the bench must exit 1
+#   1. zc_blk_legacy_target is killed while zc_blk_bench runs: the bench must exit 1
 #      (its documented failure status, no sanitizer report) with a reason
 #      within ZC_DEATH_BOUND_S seconds (default 5) of the kill; a new target
 #      then serves a new bench run.
@@ -16,7 +16,7 @@
 # die of the SIGKILL (status 137), not of its own accord. No initiator may
 # reconnect. The measured times are printed.
 #
-#   death_blk.sh BINDIR     (the directory holding zc_blk_target, zc_blk_bench, blk_check)
+#   death_blk.sh BINDIR     (the directory holding zc_blk_legacy_target, zc_blk_bench, blk_check)
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -56,7 +56,7 @@ killed() {
 
 # Not under timeout(1): the kill must reach the target itself.
 start_target() { # start_target LOG PORT
-	"$bin/zc_blk_target" --listen "$ZC_ADDR_B:$2" --memory 32M --queue-depth 16 --pool 16 >"$1" 2>&1 &
+	"$bin/zc_blk_legacy_target" --listen "$ZC_ADDR_B:$2" --memory 32M --queue-depth 16 --pool 16 >"$1" 2>&1 &
 	tgt=$!
 	wait_for "$1" "listening on" "$tgt" 60 || { bad "the target did not start"; show target "$1"; exit 1; }
 }

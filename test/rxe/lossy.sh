@@ -3,7 +3,7 @@
 # duplication), then 64 MiB through each path, byte-verified:
 #   zero-copy  zc_copy of a random file (zc_send_zc/zc_recv_zc), sha256 equal
 #   stream     rxe_lib stream: 0 B .. 64 MiB at odd offsets, partial reads
-#   block      zc_blk_target + blk_check io: write, read back, verify; the
+#   block      zc_blk_legacy_target + blk_check io: write, read back, verify; the
 #              initiator may have to reconnect (a late duplicate RDMA READ
 #              request fails its QP on rxe, docs/reliability.md; allowed
 #              here only, with ZC_BLK_RECONNECT=1): the count is printed
@@ -11,7 +11,7 @@
 # when it retransmits an older request (see bind_needs_idle_sq in src/ctx.c).
 #
 #   lossy.sh BINDIR [LOSS...]      (default losses: 1% 5%; BINDIR holds
-#                                  zc_copy, rxe_lib, zc_blk_target, blk_check)
+#                                  zc_copy, rxe_lib, zc_blk_legacy_target, blk_check)
 set -u
 . "$(dirname "$0")/lib.sh"
 bin=${1:?usage: lossy.sh BINDIR [LOSS...]}
@@ -57,7 +57,7 @@ for loss in "${losses[@]}"; do
 	run "stream 0 B .. 64 MiB at $loss" 600 "$bin/rxe_lib" stream
 
 	port=$((port + 1))
-	timeout 900 "$bin/zc_blk_target" --listen "$ZC_ADDR_B:$port" --memory 64M >"$work/tgt.out" 2>&1 &
+	timeout 900 "$bin/zc_blk_legacy_target" --listen "$ZC_ADDR_B:$port" --memory 64M >"$work/tgt.out" 2>&1 &
 	tgt=$!
 	wait_listening "$work/tgt.out" $tgt || bad "the block target did not start at $loss"
 	# The only test that lets blk_check reconnect: it injects the faults.

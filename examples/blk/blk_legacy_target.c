@@ -1,7 +1,7 @@
 /*
- * zc_blk_target - serve one block device over zcrdma (docs/blk-protocol.md)
+ * zc_blk_legacy_target - serve one block device over zcrdma (docs/blk-protocol.md)
  *
- *   zc_blk_target --listen ADDR[:PORT] (--file PATH | --memory SIZE)
+ *   zc_blk_legacy_target --listen ADDR[:PORT] (--file PATH | --memory SIZE)
  *                 [--block-size 512|4096] [--queue-depth N] [--read-only]
  *                 [--pool N] [--max-io SIZE]
  *
@@ -42,7 +42,7 @@
 #define RX_BUF 128     /* a capsule is 64 bytes; longer junk is seen as such */
 #define POLL_BATCH 64
 
-const char *const zc_ex_prog = "zc_blk_target";
+const char *const zc_ex_prog = "zc_blk_legacy_target";
 static volatile sig_atomic_t stop, dump;
 
 enum req_state {
