@@ -427,8 +427,16 @@ int zc__cm_process(struct zc_ctx *ctx)
 		 * rdma_destroy_id() waits until its events are acked. */
 		rdma_ack_cm_event(ev);
 		handled++;
-		if (event == RDMA_CM_EVENT_CONNECT_REQUEST)
-			zc__listener_request(listen_id->context, id, &param, priv, n);
+		if (event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+			struct zc_listener *l = listen_id->context;
+
+			if (l) {
+				l->on_request(l, id, &param, priv, n);
+			} else {
+				zc__cm_reject(id, ZC_REJ_BUSY);
+				rdma_destroy_id(id);
+			}
+		}
 		else if (kind && *kind == ZC_OBJ_CONN)
 			conn_event(id->context, event, status, priv, n);
 	}

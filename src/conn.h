@@ -150,6 +150,10 @@ struct zc_conn {
 struct zc_listener {
 	int kind; /* ZC_OBJ_LISTENER */
 	struct zc_ctx *ctx;
+	/* A connection request arrived (listener.c; cm.c calls it from the
+	 * context's rdma_cm events, which come below listeners) */
+	void (*on_request)(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
+			   const uint8_t *priv, uint8_t n);
 	struct zc__list node;   /* on ctx->listeners */
 	struct rdma_cm_id *id;
 	struct zc_conn_opts opts;
@@ -191,11 +195,6 @@ void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason);
  * deadlines, backoff, linger and drain; arms the timer for the next. Never
  * waits. */
 void zc__cm_walk(struct zc_ctx *ctx);
-
-/* listener.c */
-/* A connection request arrived on l (NULL: its listener is gone). */
-void zc__listener_request(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
-			  const uint8_t *priv, uint8_t n);
 
 /* event.c: the events of zc_wait_events(). A connection or listener is on
  * the ready list while it may have one: it is put there when something

@@ -43,7 +43,7 @@ static void raw_request(struct zc_listener *l, struct rdma_cm_id *id, const stru
 }
 
 /* A connection request: the whole handshake runs inside progress. */
-void zc__listener_request(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
+static void incoming(struct zc_listener *l, struct rdma_cm_id *id, const struct rdma_conn_param *p,
 		     const uint8_t *priv, uint8_t n)
 {
 	struct rdma_conn_param param;
@@ -51,11 +51,11 @@ void zc__listener_request(struct zc_listener *l, struct rdma_cm_id *id, const st
 	struct zc_conn *c;
 	int rc;
 
-	if (l && l->opts.raw) {
+	if (l->opts.raw) {
 		raw_request(l, id, p, priv, n);
 		return;
 	}
-	if (!l || l->handshakes + l->queued >= l->backlog || !(c = zc__conn_alloc(l->ctx, &l->opts))) {
+	if (l->handshakes + l->queued >= l->backlog || !(c = zc__conn_alloc(l->ctx, &l->opts))) {
 		zc__cm_reject(id, ZC_REJ_BUSY);
 		rdma_destroy_id(id);
 		return;
@@ -105,6 +105,7 @@ int zc_listen(struct zc_ctx *ctx, uint16_t port, const struct zc_conn_opts *opts
 		return zc__err(-ENOMEM, "zc_listen: out of memory");
 	l->kind = ZC_OBJ_LISTENER;
 	l->ctx = ctx;
+	l->on_request = incoming;
 	l->backlog = 64;
 	zc__list_init(&l->ready);
 	zc__list_init(&l->reqs);
