@@ -50,16 +50,6 @@ fail() {
 	exit 1
 }
 
-step() { # step WHAT CMD...: runs CMD, fails the test with WHAT if it fails
-	local what=$1 t0 rc
-	shift
-	t0=$(date +%s.%N)
-	"$@" >"$work/step.out" 2>&1
-	rc=$?
-	[ $rc -eq 0 ] || { cat "$work/step.out"; fail "$what (exit status $rc)"; }
-	echo "ok: $what ($(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s)"
-}
-
 start_target() {
 	local i
 	timeout 250 "$bin/zc_blk_legacy_target" --listen "$ZC_ADDR_B:$port" --file "$work/disk.img" \

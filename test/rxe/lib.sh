@@ -49,6 +49,19 @@ wait_for() {
 	return 1
 }
 
+# step WHAT CMD...: runs CMD (its output in $work/step.out, shown on
+# failure), and fails the test through the caller's fail() with WHAT if it
+# fails; says how long it took otherwise.
+step() {
+	local what=$1 t0 rc
+	shift
+	t0=$(date +%s.%N)
+	"$@" >"$work/step.out" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || { cat "$work/step.out"; fail "$what (exit status $rc)"; }
+	echo "ok: $what ($(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s)"
+}
+
 # sanitizer_clean LOG...: no ASan, LSan or UBSan report in any LOG.
 sanitizer_clean() {
 	! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer' "$@"

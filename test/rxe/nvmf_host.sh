@@ -51,16 +51,6 @@ fail() {
 	exit 1
 }
 
-step() { # step WHAT CMD...: runs CMD, fails the test with WHAT if it fails
-	local what=$1 t0 rc
-	shift
-	t0=$(date +%s.%N)
-	"$@" >"$work/step.out" 2>&1
-	rc=$?
-	[ $rc -eq 0 ] || { cat "$work/step.out"; fail "$what (exit status $rc)"; }
-	echo "ok: $what ($(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s)"
-}
-
 # until CMD succeeds, at most SECONDS (the work it waits for takes what it takes).
 wait_until() {
 	local secs=$1 i
