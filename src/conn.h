@@ -209,6 +209,10 @@ void zc__ev_raise(struct zc_conn *c, int type);
 /* Puts c / l on the ready list for a look. */
 void zc__ev_kick(struct zc_conn *c);
 void zc__ev_kick_listener(struct zc_listener *l);
+/* Room for the sends that return -EAGAIN: a credit and two send requests
+ * (a rendezvous takes two), with no zero-copy send queued ahead (raw: a
+ * send request). */
+bool zc__conn_sendable(const struct zc_conn *c);
 /* A send returned -EAGAIN: raise WRITABLE once there is room again. */
 void zc__ev_want_writable(struct zc_conn *c);
 /* Takes c / l off every event list. */

@@ -49,9 +49,7 @@ void zc__ev_forget_listener(struct zc_listener *l)
 	zc__list_del(&l->ev_node);
 }
 
-/* Room for the sends that return -EAGAIN: a credit and two send requests
- * (a rendezvous takes two), with no zero-copy send queued ahead. */
-static bool sendable(const struct zc_conn *c)
+bool zc__conn_sendable(const struct zc_conn *c)
 {
 	const struct zc__ep *e = &c->ep;
 
@@ -83,7 +81,7 @@ void zc__ev_news(struct zc_conn *c, enum zc__ep_news news)
 		break;
 	case ZC_EP_SENDABLE:
 		/* the common case costs one flag test */
-		if (c->want_writable && sendable(c)) {
+		if (c->want_writable && zc__conn_sendable(c)) {
 			c->want_writable = false;
 			c->ev_bits |= EV_BIT(ZC_EV_WRITABLE);
 			zc__ev_kick(c);

@@ -45,13 +45,13 @@ static int rndv_started(struct zc_conn *c, void *arg)
 
 /* A non-blocking message beyond the eager size goes from a copy: the
  * rendezvous owns it once the RTS is out and frees it when the peer has
- * read it. Copies only when a credit and send requests are there. */
+ * read it. Copies only when there is room to send (the WRITABLE rule). */
 static int rndv_copy_started(struct zc_conn *c, void *arg)
 {
 	struct span *s = arg;
 	int rc;
 
-	if (c->ep.zq_count || !zc__credit_avail(&c->ep.cr) || c->ep.qp.sreq_free_count < 2)
+	if (!zc__conn_sendable(c))
 		return 0;
 	if (!s->copy) {
 		if (!(s->copy = malloc(s->len)))
