@@ -142,7 +142,7 @@ struct zc_export;
  *                     at least 64); a connection's own eager_size may lower
  *                     what it sends and accepts, never raise it
  *   rx_slots          receive slots the context's connections share
- *                     (default 1024); see RECEIVE SLOTS AND CREDITS below
+ *                     (default 1024); see MEMORY PER CONNECTION below
  *   no_srq            if set, every connection gets receive slots of its
  *                     own (2 * credits + 1) instead of sharing the context's
  *                     pool; the default where the device has no shared
@@ -255,6 +255,10 @@ ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
  * zc_poll(ctx, ..., 0) until it returns fewer than max, and repeat a
  * ZC_DONTWAIT call until it returns -EAGAIN. Wake-ups without work are
  * possible and harmless. The fd belongs to the context.
+ * Taking the fd is what tells the library that the application may sleep
+ * on it: from then on, every call that returns "nothing" arms it, which on
+ * some devices (rxe) costs a system call or two. An application that never
+ * takes the fd busy-polls, and those calls stay in user space.
  */
 ZC_API int zc_ctx_fd(struct zc_ctx *ctx);
 
@@ -301,11 +305,14 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *
  *   timeout_ms     connect / accept / orderly close bound (default 10000)
  *   credits        data messages either side may have in flight unconsumed
- *                  (default 64); both sides use the smaller of their offers
+ *                  (default 16); both sides use the smaller of their offers
  *   eager_size     largest payload sent by copy; larger ones go by
  *                  rendezvous (default 16384, at least 64)
- *   send_depth     send work requests in flight (default 128; at least
- *                  credits + 8)
+ *   send_depth     send work requests in flight (default 31; at least
+ *                  credits + 8). The defaults keep an idle connection
+ *                  small (MEMORY PER CONNECTION below); a connection that
+ *                  streams small messages at full rate wants more, e.g.
+ *                  credits 128 and send_depth 264 as zc_perf uses
  *   rnr_retry      receiver-not-ready retries, 0..7 (7: retry forever);
  *                  -1 (the default) means 0 for a zcrdma connection
  *                  (credits make RNR impossible, so any RNR is an error)
@@ -379,6 +386,28 @@ struct zc_conn_opts {
 
 /* zc_conn_opts_init - fill opts with the defaults documented above. */
 ZC_API void zc_conn_opts_init(struct zc_conn_opts *opts);
+
+/*
+ * MEMORY PER CONNECTION
+ *
+ * Receive slots (the context's eager_size each, registered and pinned)
+ * belong to the context: one pool on a shared receive queue. A connection
+ * holds a slot for every message the peer may send it unconsumed (its
+ * window, at least 1, at most credits) and one for its CLOSE. Windows grow
+ * while the peer uses all of its window and the pool holds fewer than
+ * rx_slots promised slots, and shrink back when it holds more; only the
+ * minimum (a window of one and the CLOSE) takes the pool beyond rx_slots,
+ * up to the device's limit. So an idle connection holds two slots; give a
+ * context whose connections all stream at once rx_slots of about
+ * connections x credits.
+ * A connection's send queue is send_depth entries in the device's queue
+ * pair (rxe: 512 bytes each, for send_depth + 1 rounded up to a power of
+ * two: 16 KiB with the default 31), and the library keeps state that grows
+ * with send_depth and credits.
+ * With the default options an idle connection costs about 60 KiB on rxe:
+ * 32 KiB of receive slots, 20 KiB of queues mapped in, 9 KiB of state
+ * (test/rxe/rxe_scale.c prints the breakdown for 1024 of them).
+ */
 
 /*
  * zc_listen - listen for connections on the context's address

@@ -134,14 +134,14 @@ uint32_t zc__credit_unadvertised(const struct zc__credit *c)
 bool zc__credit_update_due(const struct zc__credit *c)
 {
 	uint32_t owed = zc__credit_unadvertised(c);
-	uint32_t quarter = c->max_window / 4 ? c->max_window / 4 : 1;
+	uint32_t half = c->max_window / 2 ? c->max_window / 2 : 1;
 
 	/* A blocked peer hears back once we hold nothing of its data (or a
-	 * quarter is owed), not at every release: a CREDIT per message while
+	 * half is owed), not at every release: a CREDIT per message while
 	 * the reader is the slower side would halve the message rate. The
 	 * peer's own limit (sent - acked < its credits) never blocks it first:
 	 * the edge is at most max_window beyond the last ack. */
-	return owed > 0 && (owed >= quarter || (c->recvd == c->granted && c->released == c->recvd));
+	return owed > 0 && (owed >= half || (c->recvd == c->granted && c->released == c->recvd));
 }
 
 void zc__credit_advertise(struct zc__credit *c, uint32_t *ack, uint16_t *window)

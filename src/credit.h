@@ -103,7 +103,7 @@ void zc__credit_release(struct zc__credit *c);
 uint32_t zc__credit_unadvertised(const struct zc__credit *c);
 /* Whether to send a stand-alone CREDIT now: the peer has used every credit
  * it was given, can only go on once it hears from us, and we have consumed
- * all it sent; or a quarter of the largest window is waiting. The quarter is of max_window, not of the
+ * all it sent; or half of the largest window is waiting. The half is of max_window, not of the
  * current window: a small window is not a reason to send more often, and
  * anything less rides on the next header we send anyway (a reply, a FIN),
  * so a ping-pong costs no extra message. */

@@ -108,12 +108,16 @@ static int query_caps(struct zc_ctx *ctx, uint8_t port_num)
 	ctx->read_chunk = soft_roce ? 64 << 10 : 1 << 20;
 	if (ctx->read_chunk > ctx->caps.max_msg_size)
 		ctx->read_chunk = ctx->caps.max_msg_size;
-	/* Inline capacity is only known per QP; probe it once. */
+	/* Inline capacity is only known per QP; probe it once. 256 bytes
+	 * carry a 64 B message and what control traffic needs, and keep
+	 * rxe's send-queue entry (208 bytes + the inline room, rounded up to a
+	 * power of two) at 512 bytes: 512 inline bytes would double the
+	 * send queue every connection maps. */
 	{
 		struct ibv_cq *cq = ibv_create_cq(ctx->verbs, 2, NULL, NULL, 0);
 		struct ibv_qp_init_attr qa = {.qp_type = IBV_QPT_RC,
 					      .cap = {.max_send_wr = 1, .max_recv_wr = 1, .max_send_sge = 1,
-						      .max_recv_sge = 1, .max_inline_data = 512}};
+						      .max_recv_sge = 1, .max_inline_data = 256}};
 		struct ibv_qp *qp;
 
 		qa.send_cq = qa.recv_cq = cq;
@@ -362,16 +366,16 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 }
 
 /* Completions first. The CM channel costs a system call to look at, so the
- * data path checks it only when the CQ is idle, and then only every 64th
- * time; zc__ctx_wait() always checks before sleeping. */
+ * data path checks it every 64th time, busy CQ or not (a peer's disconnect
+ * must not wait for the traffic to stop); zc__ctx_wait() always checks
+ * before sleeping. CM events count as progress, or a busy wait for a
+ * connection (busy_poll_us < 0) would spin out its whole timeout. */
 int zc__ctx_progress(struct zc_ctx *ctx)
 {
 	int total = zc__ctx_poll_cq(ctx);
 
-	/* CM events count as progress, or a busy wait for a connection
-	 * (busy_poll_us < 0) would spin out its whole timeout. */
-	if (total == 0 && (++ctx->idle_polls & 63) == 0)
-		total = ctx->cm_hook(ctx);
+	if ((++ctx->polls & 63) == 0)
+		total += ctx->cm_hook(ctx);
 	return total;
 }
 
@@ -407,6 +411,16 @@ int zc__ctx_rearm(struct zc_ctx *ctx)
 	if (ctx->cq && !ctx->cq_armed && ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
 	return zc__ctx_progress_all(ctx);
+}
+
+/* An application that never took the fd cannot sleep on it: it polls, and
+ * arming the CQ and reading the CM channel on every empty call (system
+ * calls on rxe) cost 1.4 of them per 64-byte message over 256 connections
+ * polled round-robin. The CM channel then waits for zc__ctx_progress's
+ * every-64th look or for the library's own sleep. */
+int zc__ctx_settle(struct zc_ctx *ctx)
+{
+	return ctx->fd_taken ? zc__ctx_rearm(ctx) : zc__ctx_progress(ctx);
 }
 
 void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due)
@@ -445,7 +459,7 @@ int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int6
 		if ((rc = cond(arg)))
 			return rc;
 		if (deadline == ZC__NOWAIT)
-			return zc__ctx_rearm(ctx) && (rc = cond(arg)) ? rc : -EAGAIN;
+			return zc__ctx_settle(ctx) && (rc = cond(arg)) ? rc : -EAGAIN;
 		left = zc__remaining_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;

@@ -9,7 +9,7 @@ void zc_conn_opts_init(struct zc_conn_opts *o)
 {
 	if (!o)
 		return;
-	*o = (struct zc_conn_opts){.timeout_ms = 10000, .credits = 64, .eager_size = 16384, .send_depth = 128,
+	*o = (struct zc_conn_opts){.timeout_ms = 10000, .credits = 16, .eager_size = 16384, .send_depth = 31,
 				   .rnr_retry = -1, .retry_count = 6, .mr_fallback = 0, .keepalive_ms = 2000,
 				   .initiator_depth = -1, .responder_resources = -1};
 }

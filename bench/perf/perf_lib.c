@@ -149,6 +149,11 @@ int perf_lib_setup(struct perf_ctx *ctx, const struct perf_lib_cfg *cfg)
 	zc_ctx_opts_init(&L->xopts);
 	if (o->copy)
 		L->xopts.eager_size = PERF_LIB_EAGER_MAX; /* the receive slots take the copy path's messages */
+	/* perftest posts rx_depth receives on every QP; the shared pool's
+	 * soft limit likewise lets every connection's window grow to its
+	 * credits (below it, windows shrink and CREDITs multiply). */
+	if (L->xopts.rx_slots < o->qps * credits)
+		L->xopts.rx_slots = o->qps * credits;
 	L->xopts.busy_poll_us = o->busy_poll_us;
 	L->xopts.no_memhooks = o->no_memhooks;
 	if (L->xopts.cq_depth < 2 * credits + 2 + L->copts.send_depth + 64)
@@ -396,7 +401,6 @@ int perf_lib_idle(struct perf_lib *L, uint64_t *idle)
 {
 	const struct perf_opts *o = L->ctx->o;
 	struct zc_completion c;
-	struct pollfd pfd = {.fd = zc_ctx_fd(L->zctx), .events = POLLIN};
 	int n = zc_poll(L->zctx, &c, 1, 0), rc;
 
 	if (n < 0)
@@ -406,8 +410,13 @@ int perf_lib_idle(struct perf_lib *L, uint64_t *idle)
 	if ((rc = perf_stopped()))
 		return perf_err(rc, "%s while waiting for the connections",
 				rc == -ETIMEDOUT ? "watchdog expired" : "interrupted");
-	if (o->busy_poll_us == 0 && poll(&pfd, 1, PERF_LIB_SLICE_MS) < 0 && errno != EINTR)
-		return perf_err(errno, "poll on the context's event fd: %s", strerror(errno));
+	/* Only a sleeper takes the fd: taking it makes empty calls arm it. */
+	if (o->busy_poll_us == 0) {
+		struct pollfd pfd = {.fd = zc_ctx_fd(L->zctx), .events = POLLIN};
+
+		if (poll(&pfd, 1, PERF_LIB_SLICE_MS) < 0 && errno != EINTR)
+			return perf_err(errno, "poll on the context's event fd: %s", strerror(errno));
+	}
 	if (o->busy_poll_us == 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
 		rc = perf_peer_check(L->ctx);
 		if (rc < 0)

@@ -468,7 +468,7 @@ static void check_infos(void)
 	check_addr("server peer", &srv_info.peer, env.addr_a, cport);
 	RXE_ASSERT(!strcmp(cli_info.device, env.dev_a) && !strcmp(srv_info.device, env.dev_b),
 		   "devices %s and %s, expected %s and %s", cli_info.device, srv_info.device, env.dev_a, env.dev_b);
-	RXE_ASSERT(cli_info.credits == 64 && srv_info.credits == 64, "credits %u and %u (the defaults are 64)",
+	RXE_ASSERT(cli_info.credits == 16 && srv_info.credits == 16, "credits %u and %u (the defaults are 16)",
 		   cli_info.credits, srv_info.credits);
 	RXE_ASSERT(cli_info.eager_size == 16384 && srv_info.eager_size == 16384 && cli_info.eager_in == 16384 &&
 			   srv_info.eager_in == 16384,
@@ -478,7 +478,7 @@ static void check_infos(void)
 			   srv_info.window_in <= 64 && cli_info.window_out <= 64 && srv_info.window_out <= 64,
 		   "windows %u/%u and %u/%u", cli_info.window_in, cli_info.window_out, srv_info.window_in,
 		   srv_info.window_out);
-	RXE_ASSERT(cli_info.send_depth == 128 && srv_info.send_depth == 128, "send depths %u and %u",
+	RXE_ASSERT(cli_info.send_depth == 31 && srv_info.send_depth == 31, "send depths %u and %u",
 		   cli_info.send_depth, srv_info.send_depth);
 	RXE_ASSERT(cli_info.read_depth >= 1 && cli_info.read_depth <= 255 && srv_info.read_depth >= 1 &&
 			   srv_info.read_depth <= 255,

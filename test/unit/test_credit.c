@@ -114,7 +114,7 @@ START_TEST(test_counters_wrap_around)
 }
 END_TEST
 
-START_TEST(test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked)
+START_TEST(test_credit_update_due_after_half_or_when_the_peer_is_blocked)
 {
 	struct zc__credit c;
 	uint32_t ack;
@@ -132,12 +132,12 @@ START_TEST(test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked)
 	for (i = 0; i < 63; i++)
 		zc__credit_on_data(&c);
 	/* the peer is blocked, but we still hold its data: no CREDIT per release */
-	for (i = 0; i < 14; i++) {
+	for (i = 0; i < 30; i++) {
 		zc__credit_release(&c);
 		ck_assert(!zc__credit_update_due(&c));
 	}
 	zc__credit_release(&c);
-	ck_assert(zc__credit_update_due(&c)); /* a quarter of 64 */
+	ck_assert(zc__credit_update_due(&c)); /* half of 64 */
 	zc__credit_advertise(&c, &ack, &win);
 	ck_assert(!zc__credit_update_due(&c));
 	zc__credit_close(&c);
@@ -475,7 +475,7 @@ int main(void)
 	tcase_add_test(t, test_bad_acks_and_edges_are_protocol_errors);
 	tcase_add_test(t, test_data_beyond_the_grant_is_a_protocol_error);
 	tcase_add_test(t, test_counters_wrap_around);
-	tcase_add_test(t, test_credit_update_due_after_a_quarter_or_when_the_peer_is_blocked);
+	tcase_add_test(t, test_credit_update_due_after_half_or_when_the_peer_is_blocked);
 	tcase_add_test(t, test_pingpong_sends_no_credit_messages_once_the_window_opened);
 	tcase_add_test(t, test_a_blocked_sender_always_hears_back);
 	tcase_add_test(t, test_budget_mandatory_and_discretionary);
