@@ -12,6 +12,8 @@
 #   plainclient  the client without the shim: the shimmed server's kernel
 #                listener serves it over TCP
 #   loopback     both under zcrun on 127.0.0.1: kernel TCP, untouched
+#   zcproof      the zero-copy proof (preload_peer.c): an 8 MiB write()'s
+#                pages, PROT_NONE while in flight, arrive intact
 #   kill         the server kills itself mid-transfer: the client's write
 #                fails with ECONNRESET/EPIPE and nothing hangs
 # Each end's ZCRDMA_PRELOAD_LOG line must name the path taken.
@@ -46,7 +48,7 @@ pair() {
 	srv_rc=$?
 	srv=
 	[ $cli_rc -eq 0 ] || fail "client exit status $cli_rc"
-	if [ -n "$die" ]; then
+	if [ "$die" = die ]; then
 		[ $srv_rc -eq 137 ] || fail "server exit status $srv_rc, not killed"
 	else
 		[ $srv_rc -eq 0 ] || fail "server exit status $srv_rc"
@@ -83,6 +85,10 @@ loopback)
 	pair "$zc" "$a" "$zc" block tcp
 	logged srv "listen 127.0.0.1:$port: kernel TCP only"
 	logged cli "connect 127.0.0.1:$port: kernel TCP \(loopback\)"
+	;;
+zcproof)
+	pair "$zc" "$a" "$zc" zcproof zc zcproof
+	logged cli "connect $hp: zcrdma"
 	;;
 kill)
 	pair "$zc" "$a" "$zc" kill zc die

@@ -17,6 +17,14 @@
  *             kill     the server dies mid-transfer: a write or read fails
  *                      with ECONNRESET or EPIPE (or reads end of stream),
  *                      never hangs
+ *             zcproof  the zero-copy proof (the server runs "zcproof" too):
+ *                      a 4 MiB write() in flight is announced to the server
+ *                      whole (FIONREAD: one rendezvous, not copied chunks)
+ *                      and its pages are pinned (VmPin grew by 4 MiB); a
+ *                      helper thread then makes them PROT_NONE and only then
+ *                      lets the server read (over a second connection); the
+ *                      bytes arrive intact and write() returns after that, so
+ *                      the NIC read the caller's own pages
  *       EXPECT: zc (no kernel TCP connection on PORT while connected) or
  *       tcp (one), checked in /proc/net/tcp.
  * Sizes 1 B .. 4 MiB + 3; every byte is checked both ways. Exits 0 on
@@ -34,7 +42,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -110,7 +121,36 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int server(const char *a, int port, bool die)
+/* The zero-copy proof's server: once the whole write is announced (one
+ * rendezvous of all its bytes: FIONREAD), it says "ready" and reads the
+ * payload only after the client's "go". */
+static void server_zcproof(int l, uint8_t *buf)
+{
+	int c1 = accept(l, NULL, NULL), c2 = -1, queued = 0;
+	struct pollfd p;
+	struct req r;
+	char go;
+
+	RXE_ASSERT(c1 >= 0, "accept: %s", strerror(errno));
+	RXE_ASSERT(read_all(c1, &r, sizeof(r)) == 0 && r.len <= MAXLEN, "zcproof: request");
+	c2 = accept(l, NULL, NULL); /* connected after the request was sent */
+	RXE_ASSERT(c2 >= 0, "accept: %s", strerror(errno));
+	p = (struct pollfd){.fd = c1, .events = POLLIN};
+	RXE_ASSERT(poll(&p, 1, 60000) == 1, "zcproof: the payload was never announced");
+	RXE_ASSERT(ioctl(c1, FIONREAD, &queued) == 0 && queued == (int)r.len,
+		   "zcproof: %d bytes announced, not the whole %llu-byte write in one piece", queued,
+		   (unsigned long long)r.len);
+	RXE_ASSERT(write_all(c2, "r", 1) == 0, "zcproof: ready");
+	RXE_ASSERT(read_all(c2, &go, 1) == 0 && go == 'g', "zcproof: go");
+	RXE_ASSERT(read_all(c1, buf, r.len) == 0, "zcproof: payload");
+	RXE_ASSERT(rxe_check(buf, r.len, r.seed) < 0, "zcproof: payload corrupt at %ld", rxe_check(buf, r.len, r.seed));
+	RXE_ASSERT(write_all(c1, "k", 1) == 0, "zcproof: ack");
+	close(c1);
+	close(c2);
+	printf("server: zcproof: the whole 4 MiB announced at once, read after PROT_NONE, intact\n");
+}
+
+static int server(const char *a, int port, bool die, bool zcproof)
 {
 	socklen_t len;
 	struct sockaddr_storage ss = addr_of(a, port, &len);
@@ -124,6 +164,10 @@ static int server(const char *a, int port, bool die)
 	RXE_ASSERT(listen(l, 8) == 0, "listen: %s", strerror(errno));
 	printf("listening\n");
 	fflush(stdout);
+	if (zcproof) {
+		server_zcproof(l, buf);
+		return 0;
+	}
 	c = accept(l, NULL, NULL);
 	RXE_ASSERT(c >= 0, "accept: %s", strerror(errno));
 	for (;;) {
@@ -269,6 +313,69 @@ static int connect_nb(int fd, enum drive d, const struct sockaddr_storage *ss, s
 	return err;
 }
 
+/* Pinned memory of this process (VmPin), in bytes. */
+static long vm_pin(void)
+{
+	FILE *fp = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	while (fp && fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	if (fp)
+		fclose(fp);
+	return kb * 1024;
+}
+
+struct proof {
+	uint8_t *buf;
+	size_t len;
+	long pin0;
+	int ctl;
+	volatile int returned, protected_in_flight;
+};
+
+static void *proof_helper(void *arg)
+{
+	struct proof *p = arg;
+	char ready;
+
+	/* the server saw the whole write announced: registered, window bound */
+	RXE_ASSERT(read_all(p->ctl, &ready, 1) == 0 && ready == 'r', "zcproof: ready");
+	RXE_ASSERT(vm_pin() >= p->pin0 + (long)p->len, "zcproof: the write's %zu bytes are not pinned (VmPin %ld, before %ld)",
+		   p->len, vm_pin(), p->pin0);
+	RXE_ASSERT(mprotect(p->buf, p->len, PROT_NONE) == 0, "mprotect: %s", strerror(errno));
+	p->protected_in_flight = !p->returned;
+	RXE_ASSERT(write_all(p->ctl, "g", 1) == 0, "zcproof: go");
+	return NULL;
+}
+
+/* c2 connects after the request went out on c1, so the server tells them apart. */
+static void client_zcproof(int c1, const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct proof p = {.len = 4u << 20};
+	struct req r = {.len = 4u << 20, .seed = 42};
+	pthread_t t;
+	char ack;
+
+	p.buf = mmap(NULL, p.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	RXE_ASSERT(p.buf != MAP_FAILED, "mmap");
+	rxe_fill(p.buf, p.len, r.seed);
+	RXE_ASSERT(write_all(c1, &r, sizeof(r)) == 0, "zcproof: request");
+	p.ctl = socket(ss->ss_family, SOCK_STREAM, 0);
+	RXE_ASSERT(p.ctl >= 0 && connect(p.ctl, (const void *)ss, len) == 0, "second connection: %s", strerror(errno));
+	p.pin0 = vm_pin();
+	RXE_ASSERT(pthread_create(&t, NULL, proof_helper, &p) == 0, "pthread_create");
+	RXE_ASSERT(write(c1, p.buf, p.len) == (ssize_t)p.len, "zcproof: write: %s", strerror(errno));
+	p.returned = 1;
+	pthread_join(t, NULL);
+	RXE_ASSERT(p.protected_in_flight, "zcproof: write() returned before the pages were protected");
+	RXE_ASSERT(read_all(c1, &ack, 1) == 0 && ack == 'k', "zcproof: the server's verdict");
+	RXE_ASSERT(mprotect(p.buf, p.len, PROT_READ | PROT_WRITE) == 0, "mprotect back");
+	printf("client zcproof: a 4 MiB write() went from the caller's pinned pages, PROT_NONE while in flight, intact\n");
+}
+
 static int client(const char *a, int port, const char *mode, const char *expect)
 {
 	socklen_t len, pl = sizeof(struct sockaddr_storage);
@@ -306,6 +413,10 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 	tcp = tcp_established(port);
 	RXE_ASSERT(!strcmp(expect, "tcp") ? tcp > 0 : tcp == 0, "expected %s, found %d kernel TCP connection(s) on port %d",
 		   expect, tcp, port);
+	if (!strcmp(mode, "zcproof")) {
+		client_zcproof(fd, &ss, len);
+		return 0;
+	}
 	if (!strcmp(mode, "kill")) {
 		struct req r = {.len = MAXLEN, .seed = 7};
 		int e1 = 0, e2;
@@ -355,9 +466,10 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 4 && !strcmp(argv[1], "server"))
-		return server(argv[2], atoi(argv[3]), argc > 4 && !strcmp(argv[4], "die"));
+		return server(argv[2], atoi(argv[3]), argc > 4 && !strcmp(argv[4], "die"),
+			      argc > 4 && !strcmp(argv[4], "zcproof"));
 	if (argc == 6 && !strcmp(argv[1], "client"))
 		return client(argv[2], atoi(argv[3]), argv[4], argv[5]);
-	fprintf(stderr, "usage: preload_peer server ADDR PORT [die] | client ADDR PORT MODE zc|tcp\n");
+	fprintf(stderr, "usage: preload_peer server ADDR PORT [die|zcproof] | client ADDR PORT MODE zc|tcp\n");
 	return 2;
 }
