@@ -84,41 +84,18 @@ static struct sockaddr_storage addr_of(const char *a, int port, socklen_t *len)
 	return ss;
 }
 
-/* Blocking exact transfers; 0 on success, else the errno (0 bytes: EOF -> -1). */
+enum drive { BLOCK, EPOLL, POLL };
+
+static int xfer(int fd, enum drive d, void *buf, size_t len, bool out);
+
 static int read_all(int fd, void *buf, size_t len)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		if (n == 0)
-			return -1;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return xfer(fd, BLOCK, buf, len, false);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return xfer(fd, BLOCK, (void *)buf, len, true);
 }
 
 /* The zero-copy proof's server: once the whole write is announced (one
@@ -220,8 +197,6 @@ static int tcp_established(int port)
 	return count;
 }
 
-enum drive { BLOCK, EPOLL, POLL };
-
 /* Waits until fd is ready for ev (POLLIN/POLLOUT) the way the mode says. */
 static int ep = -1, pipefd[2];
 static bool et;
@@ -256,8 +231,10 @@ static void wait_ready(int fd, enum drive d, short ev)
 	}
 }
 
-/* Non-blocking exact transfers, draining to EAGAIN before each wait (ET). */
-static int xfer_nb(int fd, enum drive d, void *buf, size_t len, bool out)
+/* Exact transfers; 0 on success, else the errno (reading 0 bytes, the end
+ * of the stream: -1). Non-blocking ones drain to EAGAIN before each wait
+ * (as edge-triggered epoll requires). */
+static int xfer(int fd, enum drive d, void *buf, size_t len, bool out)
 {
 	uint8_t *p = buf;
 
@@ -266,7 +243,9 @@ static int xfer_nb(int fd, enum drive d, void *buf, size_t len, bool out)
 
 		if (n == 0 && !out)
 			return -1;
-		if (n < 0 && errno == EAGAIN) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && d != BLOCK) {
 			wait_ready(fd, d, out ? POLLOUT : POLLIN);
 			continue;
 		}
@@ -444,10 +423,10 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 			memset(buf, 0, r.len);
 			RXE_ASSERT(read_all(fd, buf, r.len) == 0, "read %zu: %s", sizes[i], strerror(errno));
 		} else {
-			RXE_ASSERT(xfer_nb(fd, d, &r, sizeof(r), true) == 0 && xfer_nb(fd, d, buf, r.len, true) == 0,
+			RXE_ASSERT(xfer(fd, d, &r, sizeof(r), true) == 0 && xfer(fd, d, buf, r.len, true) == 0,
 				   "write %zu", sizes[i]);
 			memset(buf, 0, r.len);
-			RXE_ASSERT(xfer_nb(fd, d, buf, r.len, false) == 0, "read %zu", sizes[i]);
+			RXE_ASSERT(xfer(fd, d, buf, r.len, false) == 0, "read %zu", sizes[i]);
 		}
 		RXE_ASSERT(rxe_check(buf, r.len, r.seed + 1) < 0, "client: %zu-byte answer corrupt at %ld", sizes[i],
 			   rxe_check(buf, r.len, r.seed + 1));
