@@ -6,7 +6,7 @@
 #   socat     an 8 MiB random file, sha256 equal at both ends
 #   iperf3    4 parallel streams, then -R (server sends), 2 s each
 #   redis     redis-benchmark SET/GET, 50 clients, pipelining 16
-#   sockperf  ping-pong and throughput, 2 s each
+#   sockperf  ping-pong and throughput, 2 s each (SECONDS: ctest passes 1)
 #
 #   preload_apps.sh BINDIR APP [SECONDS]   (SECONDS: iperf3/sockperf run time)
 set -u

@@ -143,6 +143,7 @@ static int server(const char *a, int port, bool die, bool zcproof)
 	fflush(stdout);
 	if (zcproof) {
 		server_zcproof(l, buf);
+		free(buf);
 		return 0;
 	}
 	c = accept(l, NULL, NULL);
@@ -164,6 +165,7 @@ static int server(const char *a, int port, bool die, bool zcproof)
 			   strerror(errno));
 	}
 	RXE_ASSERT(close(c) == 0 && close(l) == 0, "close");
+	free(buf);
 	printf("server: ok\n");
 	return 0;
 }
@@ -352,6 +354,7 @@ static void client_zcproof(int c1, const struct sockaddr_storage *ss, socklen_t 
 	RXE_ASSERT(p.protected_in_flight, "zcproof: write() returned before the pages were protected");
 	RXE_ASSERT(read_all(c1, &ack, 1) == 0 && ack == 'k', "zcproof: the server's verdict");
 	RXE_ASSERT(mprotect(p.buf, p.len, PROT_READ | PROT_WRITE) == 0, "mprotect back");
+	munmap(p.buf, p.len);
 	printf("client zcproof: a 4 MiB write() went from the caller's pinned pages, PROT_NONE while in flight, intact\n");
 }
 
@@ -394,6 +397,7 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 		   expect, tcp, port);
 	if (!strcmp(mode, "zcproof")) {
 		client_zcproof(fd, &ss, len);
+		free(buf);
 		return 0;
 	}
 	if (!strcmp(mode, "kill")) {
@@ -410,6 +414,7 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 			   e2 > 0 ? strerror(e2) : e2 ? "end of stream" : "succeeded");
 		printf("client kill: write failed with %s, then read %s\n", strerror(e1),
 		       e2 > 0 ? strerror(e2) : "end of stream");
+		free(buf);
 		return 0;
 	}
 	for (size_t i = 0; i < NSIZES; i++) {
@@ -437,6 +442,7 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 		RXE_ASSERT(write_all(fd, &end, sizeof(end)) == 0, "write end");
 	}
 	RXE_ASSERT(close(fd) == 0, "close");
+	free(buf);
 	printf("client %s: %zu sizes 1 B .. %zu B verified both ways (%s)\n", mode, NSIZES, sizes[NSIZES - 1], expect);
 	return 0;
 }
