@@ -16,6 +16,11 @@
  * report a rising readiness bit, and a bit falls whenever the socket
  * returned EAGAIN for it, as the kernel re-arms an edge then.
  *
+ * Like the library's blocking calls (zc_ctx_opts.busy_poll_us), a wait
+ * first polls without sleeping for ZCRDMA_PRELOAD_SPIN_US (default 100 us):
+ * a reply that comes within it skips the event fd's wake-up, which on rxe
+ * costs more than the message itself.
+ *
  * Sleeps are cut into ZP_SLICE_MS slices: in a threaded program another
  * thread may consume a context event that concerns this wait while it
  * sleeps; the next slice looks again. Single-threaded programs never
@@ -52,6 +57,27 @@ static int slice(int ready, int64_t deadline)
 	return left < 0 ? 0 : left > ZP_SLICE_MS ? ZP_SLICE_MS : (int)left;
 }
 
+static int64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* The end of a wait's busy-polling phase, from now. */
+static int64_t spin_end(void)
+{
+	static int spin = -1;
+
+	if (spin < 0) {
+		const char *e = getenv("ZCRDMA_PRELOAD_SPIN_US");
+
+		spin = e && atoi(e) >= 0 ? atoi(e) : 100;
+	}
+	return now_us() + spin;
+}
+
 static bool expired(int64_t deadline)
 {
 	return deadline >= 0 && now_ms() >= deadline;
@@ -59,6 +85,8 @@ static bool expired(int64_t deadline)
 
 int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *))
 {
+	int64_t spin = spin_end();
+
 	for (;;) {
 		struct pollfd p[ZP_MAX_CTXFD];
 		int fds[ZP_MAX_CTXFD], n, r;
@@ -66,6 +94,8 @@ int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *))
 		zp_progress();
 		if (cond(s))
 			return 0;
+		if (now_us() < spin)
+			continue;
 		n = zp_ctx_fds(fds, ZP_MAX_CTXFD);
 		for (int i = 0; i < n; i++)
 			p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
@@ -82,7 +112,7 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 {
 	struct pollfd *k = malloc((n + ZP_MAX_CTXFD) * sizeof(*k));
 	short *zr = malloc((n ? n : 1) * sizeof(*zr));
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms, spin = spin_end();
 	int count = -1;
 
 	if (!k || !zr) {
@@ -111,7 +141,7 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		for (int i = 0; i < nc; i++)
 			k[n + i] = (struct pollfd){.fd = ctxfd[i], .events = POLLIN};
 		zp_unlock();
-		ms = slice(ready, deadline);
+		ms = slice(ready || now_us() < spin, deadline);
 		r = zp_real.ppoll(k, n + (nfds_t)nc, &(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, mask);
 		if (r < 0)
 			break;
@@ -321,7 +351,7 @@ static uint32_t reg_ready(struct zp_reg *r)
 
 int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, const sigset_t *mask)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms, spin = spin_end();
 	struct zp_epset *e;
 
 	if (!zp_any_tracked())
@@ -348,7 +378,7 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 				evs[k++] = (struct epoll_event){.events = bits, .data = e->regs[i].ev.data};
 		}
 		zp_unlock();
-		n = zp_real.epoll_pwait(epfd, evs + k, max - k, slice(k, deadline), mask);
+		n = zp_real.epoll_pwait(epfd, evs + k, max - k, slice(k || now_us() < spin, deadline), mask);
 		if (n < 0)
 			return k ? k : -1;
 		m = k;
