@@ -48,11 +48,17 @@ for f in "$includedir/zcrdma.h" "$libdir/libzcrdma.so" "$libdir/$soname" "$libdi
 	"$libdir/cmake/zcrdma/zcrdmaConfigVersion.cmake" "$libdir/cmake/zcrdma/zcrdmaTargets.cmake"; do
 	[ -e "$f" ] || fail "not installed: $f"
 done
+# zcrun finds the preload library, and that library its libzcrdma, in this prefix.
+[ -e "$libdir/libzcrdma_preload.so" ] || fail "not installed: $libdir/libzcrdma_preload.so"
+"$prefix/bin/zcrun" true || fail "the installed zcrun does not run a program"
+ldd "$libdir/libzcrdma_preload.so" | grep -q "libzcrdma.so.* => $libdir/" ||
+	fail "the installed libzcrdma_preload.so does not find $libdir/libzcrdma.so"
 cmp -s "$includedir/zcrdma.h" "$src/include/zcrdma.h" || fail "installed zcrdma.h differs from include/zcrdma.h"
 # Nothing else: no tests, examples or benchmarks.
 while IFS= read -r f; do
 	case ${f#"$prefix"/} in
 	*/libzcrdma.so | */libzcrdma.so.* | */libzcrdma.a | */pkgconfig/zcrdma.pc | */cmake/zcrdma/zcrdma*.cmake | */zcrdma.h) ;;
+	*/libzcrdma_preload.so | bin/zcrun) ;; # docs/preload.md
 	*) fail "unexpected installed file: $f" ;;
 	esac
 done < <(find "$prefix" ! -type d)
