@@ -86,7 +86,7 @@ echo 0 >"$work/passes"
 	n=0
 	while [ ! -e "$work/stop" ]; do
 		timeout 300 fio --name=bystander --filename="$dev" --direct=1 --ioengine=libaio --rw=randwrite \
-			--bs=4k --iodepth=8 --size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+			--bs=4k --iodepth=8 --size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --randrepeat=0 \
 			--output="$work/fio.out" && grep -q "err= 0" "$work/fio.out" || exit 1
 		n=$((n + 1))
 		echo $n >"$work/passes"
