@@ -92,6 +92,7 @@ struct req {
 	int inflight;          /* library operations not completed yet */
 	int fetch_posted, data_sent, cqe_sent;
 	uint8_t cqe[NVMF_CQE_SIZE];
+	int64_t since;         /* ms: when the capsule arrived (SIGUSR1 shows each request's age) */
 	int listed;            /* on the ready or stalled list */
 	int waiting;           /* on the pool's wait list */
 	struct req *next;      /* ready / stalled list */
@@ -122,6 +123,8 @@ struct queue {
 	struct req *reqs, *free_reqs;
 	int n_reqs;
 	int outstanding;      /* library operations posted, receives included */
+	int64_t last_comp;    /* ms: the last completion of any of its operations */
+	uint64_t n_comps;     /* completions of its operations */
 	struct queue *next;
 };
 
@@ -154,6 +157,7 @@ struct target {
 	struct req *wait_head, *wait_tail;
 	/* scheduling */
 	struct list ready, stalled;
+	int64_t now;          /* ms, read once per turn of the event loop */
 	struct queue *queues;
 	struct ctrl *ctrls;
 };
@@ -282,6 +286,7 @@ static const char *const state_names[] = {"FREE", "NEW", "NEED_BUFFER", "FETCHIN
 /* SIGUSR1: every queue and every request that is not FREE, to stderr. */
 static void dump_state(struct target *t)
 {
+	int64_t now = now_ms();
 	struct queue *q;
 	int i, waiting = 0;
 
@@ -289,16 +294,18 @@ static void dump_state(struct target *t)
 		waiting++;
 	zc_ex_warn("state: pool %d of %d buffers free, %d requests waiting for one", t->n_free, POOL_BUFS, waiting);
 	for (q = t->queues; q; q = q->next) {
-		zc_ex_warn("  queue %u from %s: controller %d, %s, %u entries, %d operations outstanding", q->qid, q->peer,
-			   q->ctrl ? q->ctrl->nc.cntlid : -1,
-			   q->state == Q_SETUP ? "SETUP" : q->state == Q_LIVE ? "LIVE" : "DEAD", q->qsize, q->outstanding);
+		zc_ex_warn("  queue %u from %s: controller %d, %s, %u entries, %d operations outstanding, %llu completed, "
+			   "the last %lld ms ago", q->qid, q->peer, q->ctrl ? q->ctrl->nc.cntlid : -1,
+			   q->state == Q_SETUP ? "SETUP" : q->state == Q_LIVE ? "LIVE" : "DEAD", q->qsize, q->outstanding,
+			   (unsigned long long)q->n_comps, q->n_comps ? (long long)(now - q->last_comp) : -1LL);
 		for (i = 0; i < q->n_reqs; i++) {
 			struct req *r = &q->reqs[i];
 
 			if (r->state != REQ_FREE)
-				zc_ex_warn("    request %d: %s opcode 0x%02x cid %u, %d in flight, buffer %d, listed %d",
-					   i, state_names[r->state], r->sqe.opcode, r->sqe.cid, r->inflight, r->buf,
-					   r->listed);
+				zc_ex_warn("    request %d: %s opcode 0x%02x cid %u, %lld ms old, %d in flight (read %d, "
+					   "write %d, cqe %d), buffer %d, listed %d", i, state_names[r->state], r->sqe.opcode,
+					   r->sqe.cid, (long long)(now - r->since), r->inflight, r->fetch_posted,
+					   r->data_sent, r->cqe_sent, r->buf, r->listed);
 		}
 	}
 }
@@ -425,6 +432,7 @@ static void sweep_dead(struct target *t)
 			continue;
 		}
 		*p = q->next;
+		zc_ex_warn("queue %u from %s: freed", q->qid, q->peer);
 		queue_free(q);
 	}
 }
@@ -726,7 +734,7 @@ static void start(struct target *t, struct req *r)
 
 	q->sq_head = (uint16_t)((q->sq_head + 1) % q->qsize);
 	if (q->ctrl)
-		q->ctrl->last_cmd = now_ms();
+		q->ctrl->last_cmd = t->now;
 	r->state = REQ_COMPLETING;
 	r->status = nvmf_sqe_data(&r->sqe, q->qid ? t->ss.icd_size : 0, r->rx_len - NVMF_SQE_SIZE, &r->sgl);
 	if (r->status)
@@ -932,6 +940,8 @@ static void on_recv(struct target *t, const struct zc_event *ev)
 	struct req *r;
 
 	q->outstanding--;
+	q->n_comps++;
+	q->last_comp = t->now;
 	if (q->state == Q_DEAD)
 		return;
 	if (ev->status) {
@@ -959,6 +969,7 @@ static void on_recv(struct target *t, const struct zc_event *ev)
 	r->pnext = NULL;
 	r->rx = s->idx;
 	r->rx_len = ev->len;
+	r->since = t->now;
 	nvmf_sqe_decode(q->rx + (size_t)s->idx * q->rx_size, ev->len, &r->sqe);
 	r->state = REQ_NEW;
 	make_ready(t, r);
@@ -975,6 +986,8 @@ static void on_completion(struct target *t, const struct zc_event *ev)
 	r = (struct req *)(uintptr_t)ev->token;
 	r->inflight--;
 	r->q->outstanding--;
+	r->q->n_comps++;
+	r->q->last_comp = t->now;
 	if (ev->status && r->q->state != Q_DEAD)
 		queue_fail(t, r->q, ev->status); /* RDMA: a failed operation ends the connection */
 	make_ready(t, r);
@@ -1001,7 +1014,7 @@ static void on_event(struct target *t, const struct zc_event *ev)
 			q->established = 1;
 		break;
 	case ZC_EV_PEER_CLOSED:
-		queue_fail(t, q, 0);
+		queue_fail(t, q, -ECONNRESET);
 		break;
 	case ZC_EV_ERROR:
 		queue_fail(t, q, ev->status);
@@ -1214,6 +1227,7 @@ int main(int argc, char **argv)
 
 	while (!stop) {
 		n = zc_wait_events(t.ctx, evs, N_EVENTS, t.stalled.head ? 1 : 100);
+		t.now = now_ms();
 		for (i = 0; i < n; i++)
 			on_event(&t, &evs[i]);
 		while (t.stalled.head) {

@@ -48,7 +48,22 @@ fail() {
 	[ -f "$tlog" ] && show target.log "$tlog"
 	echo "--- dmesg (nvme, last 30 lines):"
 	dmesg | grep -i nvme | tail -n 30 | sed 's/^/    /'
+	rxe_state
 	exit 1
+}
+
+# The devices' view: every QP's state and PSNs, and the rxe counters (retries,
+# sequence errors, RNR), to tell a QP that stopped from a peer that went quiet.
+rxe_state() {
+	local d
+	echo "--- rdma res show qp:"
+	rdma res show qp 2>&1 | sed 's/^/    /'
+	for d in /sys/class/infiniband/*; do
+		echo "--- ${d##*/} counters (non-zero):"
+		grep -H . "$d"/ports/1/hw_counters/* 2>/dev/null | sed -n "s|^$d/ports/1/hw_counters/||p" |
+			grep -v ':0$' | tr '\n' ' ' | fold -w 110 | sed 's/^/    /'
+		echo
+	done
 }
 
 # until CMD succeeds, at most SECONDS (the work it waits for takes what it takes).
@@ -183,7 +198,7 @@ off=0
 for bs in 4k 128k; do
 	step "fio randwrite then verify, bs $bs" timeout 300 fio --name=verify-$bs --filename="$dev" --direct=1 \
 		--ioengine=libaio --rw=randwrite --bs=$bs --iodepth=16 --size=64M --offset=${off}M \
-		--verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 --output="$logs/fio-$bs.out"
+		--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --randrepeat=0 --output="$logs/fio-$bs.out"
 	grep -q "err= 0" "$logs/fio-$bs.out" || { cat "$logs/fio-$bs.out"; fail "fio bs $bs reported an error"; }
 	off=$((off + 64))
 done

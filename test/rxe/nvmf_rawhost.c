@@ -18,6 +18,16 @@
  *    the 3 s keep-alive timeout passes, not before 2.5 s, not after 10 s
  * 4. a second admin queue sends a 10-byte capsule: the target drops it
  * Prints "nvmf_rawhost: passed" and exits 0, else says what failed.
+ *
+ *   nvmf_rawhost --io ADDR PORT NQN LBA
+ *
+ * A well-behaved host instead (host NQN ...:rawhost-io), for a test that
+ * kills it mid-I/O: an admin queue and one I/O queue, then QD 4 KiB Writes
+ * (keyed SGLs) from LBA on, each read back and checked byte for byte, until
+ * IO_VERIFIED have been; then it stops reposting its receives, so once they
+ * are used up the target's CQEs find none: the next QD Writes stay
+ * outstanding at the target (their CQE SENDs retry, receiver not ready).
+ * It prints "holding QD commands" and waits to be killed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,11 +36,14 @@
 
 #include "zcrdma.h"
 #include "nvmf.h"
+#include "nvmf_ctrl.h"
 #include "rxe_env.h"
 #include "zc_example.h"
 
 #define HOSTNQN "nqn.2024-01.io.zcrdma:rawhost"
 #define NRECV 32
+#define QD 8
+#define IO_VERIFIED 256
 
 static struct zc_ctx *ctx;
 static const char *addr, *nqn;
@@ -62,8 +75,9 @@ static struct zc_event next_event(struct zc_conn *conn, int type, int op, double
 	RXE_FAIL("no event %d (op %d) within %.0f s", type, op, secs);
 }
 
-/* A raw connection whose request carries req; returns it connected, or NULL with the reject's sts in *sts. */
-static struct zc_conn *open_queue(const struct nvmf_cm_req *req, int *sts)
+/* A raw connection whose request carries req, its NRECV receives posted in rx; returns it connected, or NULL
+ * with the reject's sts in *sts. */
+static struct zc_conn *open_queue_rx(const struct nvmf_cm_req *req, uint8_t (*rx)[NVMF_CQE_SIZE], int *sts)
 {
 	uint8_t pd[NVMF_CM_REQ_SIZE];
 	struct zc_conn_opts o;
@@ -92,9 +106,15 @@ static struct zc_conn *open_queue(const struct nvmf_cm_req *req, int *sts)
 	CHECK_RC(zc_conn_peer_private_data(c, &rep, &n), "the reply's private data");
 	RXE_ASSERT(nvmf_cm_rep_decode(rep, n) == req->hsqsize + 1, "crqsize %d, expected %d",
 		   nvmf_cm_rep_decode(rep, n), req->hsqsize + 1);
+	zc_conn_set_data(c, rx); /* command() finds the CQEs there */
 	for (i = 0; i < NRECV; i++)
-		CHECK_RC(zc_raw_recv(c, cqes[i], NVMF_CQE_SIZE, NULL, (uint64_t)i), "zc_raw_recv");
+		CHECK_RC(zc_raw_recv(c, rx[i], NVMF_CQE_SIZE, NULL, (uint64_t)i), "zc_raw_recv");
 	return c;
+}
+
+static struct zc_conn *open_queue(const struct nvmf_cm_req *req, int *sts)
+{
+	return open_queue_rx(req, cqes, sts);
 }
 
 static struct nvmf_sqe sqe(uint8_t opcode, uint16_t cid)
@@ -121,6 +141,7 @@ static void keyed(struct nvmf_sqe *s, struct zc_export *exp, uint32_t len)
 static struct nvmf_cqe command(struct zc_conn *c, const struct nvmf_sqe *s)
 {
 	static uint8_t out[NVMF_SQE_SIZE];
+	uint8_t (*rx)[NVMF_CQE_SIZE];
 	struct nvmf_cqe cqe;
 	struct zc_event ev;
 
@@ -128,9 +149,10 @@ static struct nvmf_cqe command(struct zc_conn *c, const struct nvmf_sqe *s)
 	CHECK_RC(zc_raw_send(c, out, sizeof(out), NULL, 1000 + s->cid, 0, 0), "zc_raw_send");
 	ev = next_event(c, ZC_EV_COMPLETION, ZC_OP_RAW_RECV, 30);
 	CHECK_RC(ev.status, "the CQE's receive");
-	RXE_ASSERT(nvmf_cqe_decode(cqes[ev.token], ev.len, &cqe) == 0, "a %zu-byte CQE", ev.len);
+	rx = ev.data;
+	RXE_ASSERT(nvmf_cqe_decode(rx[ev.token], ev.len, &cqe) == 0, "a %zu-byte CQE", ev.len);
 	RXE_ASSERT(cqe.cid == s->cid, "CQE for command %u, expected %u", cqe.cid, s->cid);
-	CHECK_RC(zc_raw_recv(c, cqes[ev.token], NVMF_CQE_SIZE, NULL, ev.token), "zc_raw_recv again");
+	CHECK_RC(zc_raw_recv(c, rx[ev.token], NVMF_CQE_SIZE, NULL, ev.token), "zc_raw_recv again");
 	return cqe;
 }
 
@@ -158,33 +180,159 @@ static double dropped(struct zc_conn *c, double since, double secs)
 	RXE_FAIL("the target did not drop the connection within %.0f s", secs);
 }
 
+/* Fabrics Connect of queue qid (its connect data RDMA-read from buf[0, 1024)); returns the controller id. */
+static uint16_t connect_queue(struct zc_conn *c, uint16_t qid, uint16_t sqsize, uint16_t cntlid, const char *hostnqn,
+			      uint32_t kato_ms)
+{
+	struct nvmf_connect_data cd = {.cntlid = cntlid};
+	struct zc_export *exp;
+	struct zc_desc desc;
+	struct nvmf_sqe s = sqe(NVMF_FABRICS, 100 + qid);
+	struct nvmf_cqe cqe;
+
+	memset(cd.hostid, 0x42, sizeof(cd.hostid));
+	snprintf(cd.subnqn, sizeof(cd.subnqn), "%s", nqn);
+	snprintf(cd.hostnqn, sizeof(cd.hostnqn), "%s", hostnqn);
+	nvmf_connect_data_encode(&cd, buf);
+	CHECK_RC(zc_export(c, mr, 0, NVMF_CONNECT_DATA_SIZE, ZC_ACCESS_REMOTE_READ, &exp, &desc), "zc_export");
+	s.fctype = NVMF_FCT_CONNECT;
+	s.cdw10 = (uint32_t)qid << 16;
+	s.cdw11 = sqsize;
+	s.cdw12 = kato_ms;
+	keyed(&s, exp, NVMF_CONNECT_DATA_SIZE);
+	cqe = command(c, &s);
+	RXE_ASSERT(cqe.status == 0, "Connect of queue %u: %s", qid, nvmf_status_str(cqe.status));
+	zc_export_revoke(&exp);
+	return (uint16_t)cqe.result;
+}
+
+struct io_slot {
+	struct zc_export *exp; /* the slot's 4 KiB of buf, read and write */
+	uint64_t lba;
+	uint32_t seed;
+	int reading;           /* the Write is done: the Read back is in flight */
+};
+
+static void io_submit(struct zc_conn *c, struct io_slot *io, uint16_t cid)
+{
+	uint8_t out[NVMF_SQE_SIZE];
+	struct nvmf_sqe s = sqe(io->reading ? NVMF_IO_READ : NVMF_IO_WRITE, cid);
+
+	s.nsid = 1;
+	s.cdw10 = (uint32_t)io->lba;
+	s.cdw11 = (uint32_t)(io->lba >> 32);
+	s.cdw12 = 4096 / 512 - 1; /* NLB, 0's based */
+	keyed(&s, io->exp, 4096);
+	nvmf_sqe_encode(&s, out);
+	CHECK_RC(zc_raw_send(c, out, sizeof(out), NULL, 2000 + cid, 0, 0), "zc_raw_send (I/O)");
+}
+
+/* --io: verified I/O, then QD commands left outstanding at the target (see the top). */
+static int io_host(uint64_t lba0)
+{
+	static uint8_t iocqes[NRECV][NVMF_CQE_SIZE];
+	struct io_slot io[QD];
+	struct zc_conn *admin, *ioq;
+	struct nvmf_sqe s;
+	struct nvmf_cqe cqe;
+	struct zc_event ev;
+	uint16_t cntlid;
+	int i, sts = -1, verified = 0, used_rx = 0;
+	uint32_t gen = 1;
+
+	admin = open_queue(&(struct nvmf_cm_req){.qid = 0, .hrqsize = 32, .hsqsize = 31}, &sts);
+	RXE_ASSERT(admin, "the admin queue was rejected (%d)", sts);
+	cntlid = connect_queue(admin, 0, 31, NVMF_CNTLID_DYNAMIC, HOSTNQN "-io", 5000);
+	s = sqe(NVMF_FABRICS, 3);
+	s.fctype = NVMF_FCT_PROP_SET;
+	s.cdw11 = NVMF_PROP_CC;
+	s.cdw12 = 0x00460001; /* CC.EN */
+	expect_status(admin, &s, NVMF_SC_SUCCESS, "Property Set CC.EN");
+	s = sqe(NVMF_ADM_SET_FEATURES, 4);
+	s.cdw10 = NVMF_FEAT_NUM_QUEUES;
+	expect_status(admin, &s, NVMF_SC_SUCCESS, "Set Features number of queues (1)");
+	ioq = open_queue_rx(&(struct nvmf_cm_req){.qid = 1, .hrqsize = 2 * QD, .hsqsize = 2 * QD - 1}, iocqes, &sts);
+	RXE_ASSERT(ioq, "I/O queue 1 was rejected (%d)", sts);
+	RXE_ASSERT(connect_queue(ioq, 1, 2 * QD - 1, cntlid, HOSTNQN "-io", 5000) == cntlid, "I/O queue: controller id");
+	printf("ok: controller %u: admin queue and I/O queue 1 connected\n", cntlid);
+
+	for (i = 0; i < QD; i++) {
+		io[i] = (struct io_slot){.lba = lba0 + (uint64_t)i * 8, .seed = gen++};
+		CHECK_RC(zc_export(ioq, mr, 4096 * (size_t)(i + 1), 4096, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE,
+				   &io[i].exp, &(struct zc_desc){0}), "zc_export (I/O)");
+		rxe_fill(buf + 4096 * (i + 1), 4096, io[i].seed);
+		io_submit(ioq, &io[i], (uint16_t)i);
+	}
+	/* Each slot: Write its pattern, Read it back into the same 4 KiB (zeroed first), check, next LBA. */
+	while (used_rx < NRECV) {
+		ev = next_event(ioq, ZC_EV_COMPLETION, ZC_OP_RAW_RECV, 30);
+		CHECK_RC(ev.status, "a CQE's receive");
+		RXE_ASSERT(nvmf_cqe_decode(iocqes[ev.token], ev.len, &cqe) == 0, "a %zu-byte CQE", ev.len);
+		RXE_ASSERT(cqe.cid < QD && cqe.status == 0, "CQE cid %u status %s", cqe.cid, nvmf_status_str(cqe.status));
+		/* Past IO_VERIFIED receives are used up: the QD commands in flight when the last goes stay there. */
+		if (verified < IO_VERIFIED)
+			CHECK_RC(zc_raw_recv(ioq, iocqes[ev.token], NVMF_CQE_SIZE, NULL, ev.token), "zc_raw_recv again");
+		else
+			used_rx++;
+		i = cqe.cid;
+		if (io[i].reading) {
+			long bad = rxe_check(buf + 4096 * (i + 1), 4096, io[i].seed);
+
+			RXE_ASSERT(bad < 0, "LBA %llu: byte %ld differs from what was written",
+				   (unsigned long long)io[i].lba, bad);
+			verified++;
+			io[i].lba += QD * 8;
+			io[i].seed = gen++;
+			rxe_fill(buf + 4096 * (i + 1), 4096, io[i].seed);
+		} else {
+			memset(buf + 4096 * (i + 1), 0, 4096);
+		}
+		io[i].reading = !io[i].reading;
+		io_submit(ioq, &io[i], (uint16_t)i);
+	}
+	printf("ok: %d Writes read back and verified byte for byte\n", verified);
+	printf("holding %d commands: the target cannot deliver their completions\n", QD);
+	fflush(stdout);
+	/* Keep-alives: the controller stays until this process dies. */
+	for (i = 0;; i++) {
+		double next = rxe_now() + 1;
+
+		s = sqe(NVMF_ADM_KEEP_ALIVE, (uint16_t)(10 + i % 1000));
+		cqe = command(admin, &s);
+		RXE_ASSERT(cqe.status == 0, "Keep Alive: %s", nvmf_status_str(cqe.status));
+		while (rxe_now() < next)
+			zc_wait_events(ctx, &ev, 1, 100);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct nvmf_cm_req admin = {.qid = 0, .hrqsize = 32, .hsqsize = 31};
-	struct nvmf_connect_data cd = {.cntlid = NVMF_CNTLID_DYNAMIC};
-	struct zc_export *conn_exp, *id_exp;
+	struct zc_export *id_exp;
 	struct rxe_env env;
 	struct zc_desc desc;
 	struct zc_conn *c;
 	struct nvmf_sqe s;
-	struct nvmf_cqe cqe;
 	uint16_t cntlid;
 	double t0, took;
-	int sts = -1;
+	int sts = -1, io = argc == 6 && strcmp(argv[1], "--io") == 0;
+	size_t size = io ? 4096 * (QD + 1) : 8192;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: nvmf_rawhost ADDR PORT NQN\n");
+	if (argc != 4 && !io) {
+		fprintf(stderr, "usage: nvmf_rawhost ADDR PORT NQN\n       nvmf_rawhost --io ADDR PORT NQN LBA\n");
 		return 2;
 	}
 	rxe_env_require(&env);
-	addr = argv[1];
-	port = (uint16_t)atoi(argv[2]);
-	nqn = argv[3];
+	addr = argv[1 + io];
+	port = (uint16_t)atoi(argv[2 + io]);
+	nqn = argv[3 + io];
 	CHECK_RC(zc_ctx_new(env.addr_b, NULL, &ctx), "zc_ctx_new");
-	buf = aligned_alloc(4096, 8192);
+	buf = aligned_alloc(4096, size);
 	RXE_ASSERT(buf, "out of memory");
-	memset(buf, 0, 8192);
-	CHECK_RC(zc_mr_reg(ctx, buf, 8192, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &mr), "zc_mr_reg");
+	memset(buf, 0, size);
+	CHECK_RC(zc_mr_reg(ctx, buf, size, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &mr), "zc_mr_reg");
+	if (io)
+		return io_host(strtoull(argv[5], NULL, 0));
 
 	/* 1. rejected requests */
 	{
@@ -223,20 +371,8 @@ int main(int argc, char **argv)
 	s = sqe(NVMF_ADM_IDENTIFY, 1);
 	expect_status(c, &s, NVMF_SC_CMD_SEQ_ERROR, "Identify before Connect");
 
-	memset(cd.hostid, 0x42, sizeof(cd.hostid));
-	snprintf(cd.subnqn, sizeof(cd.subnqn), "%s", nqn);
-	snprintf(cd.hostnqn, sizeof(cd.hostnqn), "%s", HOSTNQN);
-	nvmf_connect_data_encode(&cd, buf);
-	CHECK_RC(zc_export(c, mr, 0, NVMF_CONNECT_DATA_SIZE, ZC_ACCESS_REMOTE_READ, &conn_exp, &desc), "zc_export");
+	cntlid = connect_queue(c, 0, 31, NVMF_CNTLID_DYNAMIC, HOSTNQN, 3000);
 	CHECK_RC(zc_export(c, mr, 4096, 4096, ZC_ACCESS_REMOTE_WRITE, &id_exp, &desc), "zc_export");
-	s = sqe(NVMF_FABRICS, 2);
-	s.fctype = NVMF_FCT_CONNECT;
-	s.cdw11 = 31;   /* sqsize */
-	s.cdw12 = 3000; /* kato, ms */
-	keyed(&s, conn_exp, NVMF_CONNECT_DATA_SIZE);
-	cqe = command(c, &s);
-	RXE_ASSERT(cqe.status == 0, "Connect: %s", nvmf_status_str(cqe.status));
-	cntlid = (uint16_t)cqe.result;
 	printf("ok: Connect -> controller %u\n", cntlid);
 
 	s = sqe(NVMF_FABRICS, 3);
@@ -282,7 +418,6 @@ int main(int argc, char **argv)
 	took = dropped(c, t0, 15);
 	RXE_ASSERT(took >= 2.5 && took <= 10, "dropped after %.1f s of silence with a 3 s keep-alive timeout", took);
 	printf("ok: silent for %.1f s with a 3 s keep-alive timeout: dropped\n", took);
-	zc_export_revoke(&conn_exp);
 	zc_export_revoke(&id_exp);
 	zc_abort(&c);
 
