@@ -255,10 +255,6 @@ ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
  * zc_poll(ctx, ..., 0) until it returns fewer than max, and repeat a
  * ZC_DONTWAIT call until it returns -EAGAIN. Wake-ups without work are
  * possible and harmless. The fd belongs to the context.
- * Taking the fd is what tells the library that the application may sleep
- * on it: from then on, every call that returns "nothing" arms it, which on
- * some devices (rxe) costs a system call or two. An application that never
- * takes the fd busy-polls, and those calls stay in user space.
  */
 ZC_API int zc_ctx_fd(struct zc_ctx *ctx);
 

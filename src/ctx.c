@@ -107,10 +107,7 @@ int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps)
 
 int zc_ctx_fd(struct zc_ctx *ctx)
 {
-	if (!ctx)
-		return zc__err(-EINVAL, "zc_ctx_fd: no context");
-	ctx->fd_taken = true;
-	return ctx->epfd;
+	return ctx ? ctx->epfd : zc__err(-EINVAL, "zc_ctx_fd: no context");
 }
 
 int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
@@ -175,18 +172,15 @@ static int run_collect(struct collect *k, int timeout_ms)
 	int rc;
 
 	ctx->ev_gen++;
-	/* once per call, CM included, if the application sleeps on the fd: it
-	 * calls this when the fd fires, whichever source made it fire */
-	if (ctx->fd_taken)
-		zc__ctx_progress_all(ctx);
-	else
-		zc__ctx_progress(ctx);
+	/* once per call, CM included: an event-loop application calls this
+	 * when the context's fd fires, whichever source made it fire */
+	zc__ctx_progress_all(ctx);
 	rc = zc__ctx_wait_for(ctx, collect, k,
 			      timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms);
 	/* Returning with room left: the caller may sleep on the fd next, so it
 	 * must be armed (-EAGAIN: it is; a full array: the caller comes back
 	 * for the rest), and what the arming found is reported now. */
-	if (rc != -EAGAIN && k->n < k->max && zc__ctx_settle(ctx))
+	if (rc != -EAGAIN && k->n < k->max && zc__ctx_rearm(ctx))
 		collect(k);
 	return k->n;
 }

@@ -366,16 +366,16 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 }
 
 /* Completions first. The CM channel costs a system call to look at, so the
- * data path checks it every 64th time, busy CQ or not (a peer's disconnect
- * must not wait for the traffic to stop); zc__ctx_wait() always checks
- * before sleeping. CM events count as progress, or a busy wait for a
- * connection (busy_poll_us < 0) would spin out its whole timeout. */
+ * data path checks it only when the CQ is idle, and then only every 64th
+ * time; zc__ctx_wait() always checks before sleeping. */
 int zc__ctx_progress(struct zc_ctx *ctx)
 {
 	int total = zc__ctx_poll_cq(ctx);
 
-	if ((++ctx->polls & 63) == 0)
-		total += ctx->cm_hook(ctx);
+	/* CM events count as progress, or a busy wait for a connection
+	 * (busy_poll_us < 0) would spin out its whole timeout. */
+	if (total == 0 && (++ctx->idle_polls & 63) == 0)
+		total = ctx->cm_hook(ctx);
 	return total;
 }
 
@@ -411,16 +411,6 @@ int zc__ctx_rearm(struct zc_ctx *ctx)
 	if (ctx->cq && !ctx->cq_armed && ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
 	return zc__ctx_progress_all(ctx);
-}
-
-/* An application that never took the fd cannot sleep on it: it polls, and
- * arming the CQ and reading the CM channel on every empty call (system
- * calls on rxe) cost 1.4 of them per 64-byte message over 256 connections
- * polled round-robin. The CM channel then waits for zc__ctx_progress's
- * every-64th look or for the library's own sleep. */
-int zc__ctx_settle(struct zc_ctx *ctx)
-{
-	return ctx->fd_taken ? zc__ctx_rearm(ctx) : zc__ctx_progress(ctx);
 }
 
 void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due)
@@ -459,7 +449,7 @@ int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int6
 		if ((rc = cond(arg)))
 			return rc;
 		if (deadline == ZC__NOWAIT)
-			return zc__ctx_settle(ctx) && (rc = cond(arg)) ? rc : -EAGAIN;
+			return zc__ctx_rearm(ctx) && (rc = cond(arg)) ? rc : -EAGAIN;
 		left = zc__remaining_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;

@@ -53,8 +53,7 @@ struct zc_ctx {
 	bool bind_needs_idle_sq; /* see zc__dev_open's device query */
 	unsigned wc_inv_flags;   /* wc_flags meaning "the SEND invalidated a key", likewise */
 	uint64_t read_chunk;     /* largest rendezvous READ, likewise */
-	unsigned polls; /* zc__ctx_progress() calls: every 64th looks at the CM channel */
-	bool fd_taken; /* zc_ctx_fd() was called: the application may sleep on it */
+	unsigned idle_polls;
 	int epfd;
 	struct zc_caps caps;
 	struct zc__rcache *rcache;
@@ -132,10 +131,6 @@ int zc__ctx_progress(struct zc_ctx *ctx);
 int zc__ctx_progress_all(struct zc_ctx *ctx);
 /* Arms the fd for the caller's sleep and polls what landed before the arm. */
 int zc__ctx_rearm(struct zc_ctx *ctx);
-/* Before a call that does not wait says "nothing yet": zc__ctx_rearm() if
- * the application took the fd (it may sleep on it next), else one more
- * zc__ctx_progress(). */
-int zc__ctx_settle(struct zc_ctx *ctx);
 /* Spins busy_poll_us, then sleeps on the event fd up to timeout_ms;
  * returns whether anything may have happened. */
 int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms);
