@@ -401,6 +401,7 @@ int perf_lib_idle(struct perf_lib *L, uint64_t *idle)
 {
 	const struct perf_opts *o = L->ctx->o;
 	struct zc_completion c;
+	struct pollfd pfd = {.fd = zc_ctx_fd(L->zctx), .events = POLLIN};
 	int n = zc_poll(L->zctx, &c, 1, 0), rc;
 
 	if (n < 0)
@@ -410,13 +411,8 @@ int perf_lib_idle(struct perf_lib *L, uint64_t *idle)
 	if ((rc = perf_stopped()))
 		return perf_err(rc, "%s while waiting for the connections",
 				rc == -ETIMEDOUT ? "watchdog expired" : "interrupted");
-	/* Only a sleeper takes the fd: taking it makes empty calls arm it. */
-	if (o->busy_poll_us == 0) {
-		struct pollfd pfd = {.fd = zc_ctx_fd(L->zctx), .events = POLLIN};
-
-		if (poll(&pfd, 1, PERF_LIB_SLICE_MS) < 0 && errno != EINTR)
-			return perf_err(errno, "poll on the context's event fd: %s", strerror(errno));
-	}
+	if (o->busy_poll_us == 0 && poll(&pfd, 1, PERF_LIB_SLICE_MS) < 0 && errno != EINTR)
+		return perf_err(errno, "poll on the context's event fd: %s", strerror(errno));
 	if (o->busy_poll_us == 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
 		rc = perf_peer_check(L->ctx);
 		if (rc < 0)
