@@ -142,8 +142,9 @@ int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer);
  * reaped already (zc__qp_drain). */
 void zc__ep_release(struct zc__ep *e);
 /* Anything still being delivered: sends, FINs, queued zero-copy sends,
- * rendezvous the peer has not finished. */
-bool zc__ep_busy(const struct zc__ep *e);
+ * rendezvous the peer has not finished (zc__qp_sq_idle: may ask for a
+ * completion). */
+bool zc__ep_busy(struct zc__ep *e);
 
 /* xfer.c: transfers */
 int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey);

@@ -44,6 +44,9 @@ struct zc__sreq {
 	struct zc__rcache_entry *entry;
 	void *arg;
 	uint32_t tx; /* staging slot of the send pool, or ZC__NO_TX */
+	/* Set by the poster when nothing waits for this request (no done):
+	 * it may go unsignaled (zc__qp_post_send). */
+	bool quiet;
 };
 #define ZC__NO_TX UINT32_MAX
 
@@ -100,6 +103,11 @@ struct zc__qp {
 	struct zc__sreq *sreq;
 	uint32_t *sreq_free;
 	uint32_t sreq_free_count, sq_inflight;
+	/* the requests in flight in posting order (a ring of depth, oldest
+	 * at sq_head), and how many were posted unsignaled since the last
+	 * signaled one */
+	uint32_t *sq_ring;
+	uint32_t sq_head, unsignaled_run;
 	/* completions seen (dead-peer detection reads it) */
 	uint64_t activity;
 	bool probe_inflight;
@@ -164,8 +172,13 @@ void zc__qp_recv_done(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc);
  * the QP, or the context's completion queue has no room for its completion. */
 int zc__sreq_get(struct zc__qp *q);
 void zc__sreq_put(struct zc__qp *q, uint32_t i);
-/* Posts wr (whose wr_id names send requests); a failure fails the QP. */
+/* Posts wr (whose wr_id names send requests); a failure fails the QP.
+ * The engine sets IBV_SEND_SIGNALED: quiet requests may go without it. */
 int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr);
+/* No send request is in flight. Where the last ones posted wait for a
+ * completion that is not coming (unsignaled), posts a zero-length WRITE
+ * to bring one. */
+bool zc__qp_sq_idle(struct zc__qp *q);
 /* Sends hdr (hdr_len may be 0) followed by len bytes of payload with send
  * request i: inline when it fits (nothing is copied by us), else copied
  * into a staging slot. ex is the rkey SEND_WITH_INV invalidates, or the
@@ -191,7 +204,8 @@ void zc__qp_drain(struct zc__qp *q, int timeout_ms);
 /* The first half of zc__qp_drain, which never waits: marks the QP dead and
  * moves it to ERROR; its work requests then flush as progress polls. */
 void zc__qp_flush(struct zc__qp *q);
-/* Every work request of the QP has been reaped (or it has none). */
-bool zc__qp_drained(const struct zc__qp *q);
+/* Every work request of the QP has been reaped (or it has none); asks for
+ * the completion that retires unsignaled ones (zc__qp_sq_idle). */
+bool zc__qp_drained(struct zc__qp *q);
 
 #endif

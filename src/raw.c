@@ -177,7 +177,7 @@ int zc_raw_send(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr
 	struct zc__qp *q;
 	struct zc__sreq *s;
 	struct ibv_sge sge = {.addr = (uintptr_t)buf, .length = (uint32_t)len};
-	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = len ? 1 : 0, .send_flags = IBV_SEND_SIGNALED};
+	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = len ? 1 : 0};
 	int i, rc = raw_check(c, false, buf, len);
 
 	if (rc)

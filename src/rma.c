@@ -28,7 +28,7 @@ static int bind_slot(struct zc_conn *c, void *arg)
 	struct zc__qp *q = &c->ep.qp;
 	int i;
 
-	if (c->ctx->bind_needs_idle_sq && q->sq_inflight)
+	if (c->ctx->bind_needs_idle_sq && !zc__qp_sq_idle(q))
 		return 0;
 	i = zc__sreq_get(q);
 	if (i < 0)
@@ -61,7 +61,7 @@ static int bind_window(struct zc_conn *c, struct zc_export *e, uintptr_t addr, s
 	q->sreq[i].arg = e;
 	e->rkey = ibv_inc_rkey(e->mw->rkey);
 	wr = (struct ibv_send_wr){
-		.wr_id = (uintptr_t)&q->sreq[i].wr, .opcode = IBV_WR_BIND_MW, .send_flags = IBV_SEND_SIGNALED,
+		.wr_id = (uintptr_t)&q->sreq[i].wr, .opcode = IBV_WR_BIND_MW,
 		.bind_mw = {.mw = e->mw, .rkey = e->rkey,
 			    .bind_info = {.mr = e->mr->mr, .addr = addr, .length = len,
 					  .mw_access_flags = (unsigned)ibv_rights(access)}},
@@ -258,7 +258,7 @@ int zc__rma_post(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf
 		struct ibv_sge sge = {.addr = (uintptr_t)buf + done, .length = (uint32_t)n, .lkey = lkey};
 		int s = zc__sreq_get(q);
 		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&q->sreq[s].wr, .sg_list = &sge, .num_sge = 1,
-					 .opcode = opcode, .send_flags = IBV_SEND_SIGNALED,
+					 .opcode = opcode,
 					 .wr.rdma = {.remote_addr = raddr + done, .rkey = rkey}};
 
 		q->sreq[s].done = piece_done;

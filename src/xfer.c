@@ -52,6 +52,9 @@ int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
 	}
 	if (type == ZC_MSG_CREDIT)
 		e->ctx->stats.credit_msgs++;
+	/* nothing waits for a credit return or a FIN to complete; a CLOSE's
+	 * completion ends the linger */
+	e->qp.sreq[i].quiet = type == ZC_MSG_CREDIT || type == ZC_MSG_FIN;
 	return zc__qp_send(&e->qp, i, hdr, ZC_HDR_SIZE, NULL, 0, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND,
 			   inv_rkey);
 }
@@ -119,6 +122,8 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 		s->op = op;
 		s->token = token;
 		s->len = len;
+	} else {
+		s->quiet = true; /* a copy: the caller has its buffer back */
 	}
 	if (len <= e->ctx->caps.max_inline)
 		e->ctx->stats.inline_msgs++;
@@ -165,7 +170,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	int ri, rs, rb = -1, rc, access = 0;
 
 	if (!zc__credit_avail(&e->cr) || e->qp.sreq_free_count < 2 || (ri = free_rndv(e)) < 0 ||
-	    (window && ctx->bind_needs_idle_sq && e->qp.sq_inflight))
+	    (window && ctx->bind_needs_idle_sq && !zc__qp_sq_idle(&e->qp)))
 		return -EAGAIN;
 	r = &e->rndv[ri];
 	if (window) {
@@ -191,7 +196,6 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 		{
 			struct ibv_send_wr bind = {
 				.wr_id = (uintptr_t)&e->qp.sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
-				.send_flags = IBV_SEND_SIGNALED,
 				.bind_mw = {.mw = r->mw, .rkey = r->rkey,
 					    .bind_info = {.mr = local, .addr = (uintptr_t)buf, .length = len,
 							  .mw_access_flags = IBV_ACCESS_REMOTE_READ}},
@@ -203,6 +207,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 			return rc;
 		}
 		r->mw->rkey = r->rkey;
+		e->qp.sreq[rb].quiet = true; /* the RTS's completion retires it */
 		rts.flags = ZC_RTS_F_INV;
 		ctx->stats.mw_binds++;
 	} else {
@@ -238,6 +243,9 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
 	*out = (uint32_t)ri;
+	/* Nothing waits for the RTS's completion (the FIN says the transfer
+	 * is over), but on rxe the next bind waits for an idle queue. */
+	e->qp.sreq[rs].quiet = !ctx->bind_needs_idle_sq;
 	rc = zc__qp_send(&e->qp, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0);
 	/* The entry owns a copy only once it went out: until then a failure
 	 * leaves it with the caller. */
@@ -402,7 +410,7 @@ static void post_reads(struct zc__ep *e, struct zc__item *it)
 				      .lkey = it->dst_lkey};
 		int i = zc__sreq_get(&e->qp);
 		struct ibv_send_wr wr = {.wr_id = (uintptr_t)&e->qp.sreq[i].wr, .sg_list = &sge, .num_sge = 1,
-					 .opcode = IBV_WR_RDMA_READ, .send_flags = IBV_SEND_SIGNALED,
+					 .opcode = IBV_WR_RDMA_READ,
 					 .wr.rdma = {.remote_addr = it->raddr + it->off + it->posted, .rkey = it->rkey}};
 
 		e->qp.sreq[i].done = read_done;
@@ -662,11 +670,11 @@ int zc__rndv_reap(struct zc__ep *e, uint32_t idx)
 	return r->status;
 }
 
-bool zc__ep_busy(const struct zc__ep *e)
+bool zc__ep_busy(struct zc__ep *e)
 {
 	uint32_t i;
 
-	if (e->qp.sq_inflight || e->fin_count || e->zq_count)
+	if (!zc__qp_sq_idle(&e->qp) || e->fin_count || e->zq_count)
 		return true;
 	for (i = 0; i < e->n_rndv; i++)
 		if (e->rndv[i].owner != ZC_RNDV_FREE)
