@@ -139,7 +139,8 @@ int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *s)
  * only): set-ups and closes advance, events are stored, and, when the look
  * found nothing or every 64th look (a loop that always finds something
  * must not starve them), the timer is consumed and keepalives that are due
- * run. A look that stores nothing reads the clock; one that does is free. */
+ * run. The timer holds the earliest of those deadlines, so the clock is
+ * read only when it may be due. */
 struct collect {
 	struct zc_ctx *ctx;
 	struct zc_event *evs;
@@ -156,9 +157,10 @@ static int collect(void *arg)
 	zc__cm_walk(ctx);
 	k->n += k->comps ? zc__ev_reap(ctx, k->comps + k->n, k->max - k->n)
 			 : zc__ev_collect(ctx, k->evs + k->n, k->max - k->n);
-	if (k->n == before || (++ctx->ev_calls & 63) == 0) {
+	if ((k->n == before || (++ctx->ev_calls & 63) == 0) && zc__ctx_timer_maybe_due(ctx)) {
 		int64_t now = zc__now_ms();
 
+		ctx->timer_fired = false;
 		if (zc__ctx_timer_check(ctx, now))
 			zc__cm_walk(ctx); /* arms the timer again for what it still waits for */
 		zc__conn_ka_tick(ctx, now);

@@ -163,6 +163,13 @@ int zc__dev_open(struct zc_ctx *ctx, const char *local_addr)
 	ctx->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (ctx->epfd < 0 || ctx->timer_fd < 0)
 		return zc__err(-errno, "epoll/timerfd: %s", strerror(errno));
+	{
+		struct timespec res;
+
+		/* how far the coarse clock may lag (zc__ctx_timer_maybe_due) */
+		ctx->coarse_lag_ms = clock_getres(CLOCK_MONOTONIC_COARSE, &res) ? -1
+				     : (int64_t)res.tv_sec * 1000 + res.tv_nsec / 1000000 + 1;
+	}
 	ev.data.fd = ctx->cm_ch->fd;
 	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->cm_ch->fd, &ev))
 		return zc__err(-errno, "epoll: %s", strerror(errno));
@@ -403,6 +410,11 @@ static void drain_cq_events(struct zc_ctx *ctx)
  * Consumes a fired event, re-arms, and polls once more for completions that
  * landed before the arm. An event still on its way keeps cq_fired set, so
  * the call after the wake-up consumes it. Returns the events handled.
+ * CM events need no arming (the channel's fd in the set is level-triggered:
+ * one pending keeps the fd readable), so this looks at them only as
+ * zc__ctx_progress() does: a ZC_DONTWAIT call answering -EAGAIN costs no
+ * system call while the CQ stays armed. zc_wait_events() and zc_poll()
+ * look at them on every call.
  */
 int zc__ctx_rearm(struct zc_ctx *ctx)
 {
@@ -410,7 +422,7 @@ int zc__ctx_rearm(struct zc_ctx *ctx)
 		drain_cq_events(ctx);
 	if (ctx->cq && !ctx->cq_armed && ibv_req_notify_cq(ctx->cq, 0) == 0)
 		ctx->cq_armed = true;
-	return zc__ctx_progress_all(ctx);
+	return zc__ctx_progress(ctx);
 }
 
 void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due)
@@ -422,6 +434,23 @@ void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due)
 	/* zc__now_ms() reads CLOCK_MONOTONIC, the timer's clock */
 	if (timerfd_settime(ctx->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
 		ctx->timer_due = due;
+}
+
+/* The precise clock is a system call where the TSC is not trusted (a TCG
+ * guest reads the HPET); the coarse one comes from the vDSO everywhere and
+ * lags it by at most its resolution, enough to tell a timer that cannot be
+ * due yet. */
+bool zc__ctx_timer_maybe_due(const struct zc_ctx *ctx)
+{
+	struct timespec ts;
+
+	if (ctx->timer_fired)
+		return true;
+	if (!ctx->timer_due)
+		return false;
+	if (ctx->coarse_lag_ms < 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
+		return true;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ctx->coarse_lag_ms >= ctx->timer_due;
 }
 
 /* Returns whether it fired (its users then arm it again for what they
@@ -496,7 +525,7 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 	if (n > 0)
 		drain_cq_events(ctx);
 	for (i = 0; i < n; i++)
-		if (ev[i].data.fd == ctx->timer_fd)
-			zc__ctx_timer_check(ctx, ctx->timer_due);
+		if (ev[i].data.fd == ctx->timer_fd && zc__ctx_timer_check(ctx, ctx->timer_due))
+			ctx->timer_fired = true; /* for the next look (zc__ctx_timer_maybe_due) */
 	return zc__ctx_progress_all(ctx) > 0 || n > 0;
 }

@@ -76,7 +76,8 @@ struct zc_ctx {
 	 * the layers above asked for (0: disarmed), so the fd wakes by itself
 	 * when a keepalive or a handshake timeout is due. */
 	int timer_fd;
-	int64_t timer_due;
+	int64_t timer_due, coarse_lag_ms;
+	bool timer_fired; /* consumed by a wait whose caller runs no timers */
 	struct zc_completion *done;   /* reaped by zc_poll(): a ring */
 	unsigned done_cap, done_head, done_count, zc_outstanding;
 };
@@ -148,6 +149,9 @@ int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int6
  * zc__ctx_timer_check() consumes it (the fd would stay readable). */
 void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due);
 bool zc__ctx_timer_check(struct zc_ctx *ctx, int64_t now);
+/* False when the timer is disarmed or cannot be due yet, read without a
+ * system call; true: read the clock and check. */
+bool zc__ctx_timer_maybe_due(const struct zc_ctx *ctx);
 
 /* dev.c: time and addresses */
 int64_t zc__now_ms(void);
