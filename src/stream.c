@@ -106,6 +106,25 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+/* Zero-copy sends still queued go first: SHUTDOWN must not overtake them. */
+static int shutdown_sent(struct zc_conn *c, void *arg)
+{
+	(void)arg;
+	return c->ep.zq_count ? 0 : attempted(zc__ep_close(&c->ep, ZC_MSG_SHUTDOWN));
+}
+
+int zc_shutdown(struct zc_conn *c, int flags)
+{
+	int rc = send_check(c, "", 0);
+
+	if (rc)
+		return rc;
+	rc = zc__conn_wait_for(c, shutdown_sent, NULL, deadline_for(flags), "");
+	if (rc == -EAGAIN)
+		zc__ev_want_writable(c);
+	return rc < 0 ? rc : 0;
+}
+
 /* Sends a copy of buf by rendezvous without waiting for the peer. */
 static ssize_t send_rndv_copy(struct zc_conn *c, const void *buf, size_t len)
 {
