@@ -92,6 +92,7 @@ struct zp_sock {
 	bool readable;  /* READABLE seen and no -EAGAIN since */
 	bool wblocked;  /* a send returned -EAGAIN and WRITABLE has not come */
 	bool peer_closed, rd_shut, wr_shut;
+	bool shut_pending; /* wr_shut: the end of stream waits for send-queue room */
 	bool zc_busy;   /* a zero-copy write is in flight */
 	unsigned rd_gen, wr_gen; /* bumped when reading / writing found nothing to do (EAGAIN) */
 	int zc_status;

@@ -257,6 +257,13 @@ static void take_accepted(struct zp_sock *ls, struct zc_listener *l)
 	}
 }
 
+/* shutdown(SHUT_WR): the peer reads the end of the stream after what was
+ * written; if the send queue is full it goes once WRITABLE comes. */
+static void end_stream(struct zp_sock *s)
+{
+	s->shut_pending = zc_shutdown(s->conn, ZC_DONTWAIT) == -EAGAIN;
+}
+
 static void dispatch(const struct zc_event *ev)
 {
 	struct zp_sock *s = ev->data;
@@ -284,6 +291,8 @@ static void dispatch(const struct zc_event *ev)
 		break;
 	case ZC_EV_WRITABLE:
 		s->wblocked = false;
+		if (s->shut_pending)
+			end_stream(s);
 		break;
 	case ZC_EV_PEER_CLOSED:
 		s->peer_closed = s->readable = true;
@@ -770,8 +779,10 @@ int zp_shutdown(struct zp_sock *s, int how)
 		return zp_fail(ENOTCONN);
 	if (how == SHUT_RD || how == SHUT_RDWR)
 		s->rd_shut = true;
-	if (how == SHUT_WR || how == SHUT_RDWR)
+	if ((how == SHUT_WR || how == SHUT_RDWR) && !s->wr_shut) {
 		s->wr_shut = true;
+		end_stream(s);
+	}
 	return 0;
 }
 

@@ -2,11 +2,14 @@
  * A plain socket program (it knows nothing of zcrdma) for the preload
  * library's tests (test/rxe/preload.sh runs it with and without zcrun).
  *
- *   preload_peer server ADDR PORT [die]
+ *   preload_peer server ADDR PORT [die|zcproof|halfclose]
  *       accepts one connection; for each request (8-byte length, 4-byte
  *       seed) reads the payload, verifies every byte and answers with the
  *       same length of the pattern of seed + 1; length 0 ends. With "die"
  *       it reads 1 MiB of the first payload and kills itself (SIGKILL).
+ *       With "halfclose" it reads until the end of the stream (read() 0,
+ *       poll POLLRDHUP), verifies, and only then answers with as many bytes
+ *       of the next pattern, in a small and a large write, and closes.
  *   preload_peer client ADDR PORT MODE EXPECT
  *       MODE: block    blocking connect and transfers
  *             epoll    non-blocking connect, EPOLLOUT for its end, then
@@ -25,6 +28,11 @@
  *                      lets the server read (over a second connection); the
  *                      bytes arrive intact and write() returns after that, so
  *                      the NIC read the caller's own pages
+ *             halfclose  (the server runs "halfclose" too) writes 100 B and
+ *                      1 MiB + 1, then shutdown(SHUT_WR): a further write
+ *                      fails with EPIPE, and the answer, which the server
+ *                      sends only after its read saw the end of stream,
+ *                      arrives intact, followed by the end of stream
  *       EXPECT: zc (no kernel TCP connection on PORT while connected) or
  *       tcp (one), checked in /proc/net/tcp.
  * Sizes 1 B .. 4 MiB + 3; every byte is checked both ways. Exits 0 on
@@ -127,7 +135,34 @@ static void server_zcproof(int l, uint8_t *buf)
 	printf("server: zcproof: the whole 4 MiB announced at once, read after PROT_NONE, intact\n");
 }
 
-static int server(const char *a, int port, bool die, bool zcproof)
+#define HALF_LEN (100 + (1u << 20) + 1)
+
+/* The half-close server: the request is the whole stream, up to its end. */
+static void server_halfclose(int l, uint8_t *buf)
+{
+	int c = accept(l, NULL, NULL);
+	struct pollfd p;
+	size_t got = 0;
+	ssize_t n;
+
+	RXE_ASSERT(c >= 0, "accept: %s", strerror(errno));
+	while ((n = read(c, buf + got, MAXLEN - got)) > 0)
+		got += (size_t)n;
+	RXE_ASSERT(n == 0, "halfclose: read: %s", strerror(errno));
+	RXE_ASSERT(got == HALF_LEN, "halfclose: %zu bytes before the end of stream, sent %u", got, HALF_LEN);
+	RXE_ASSERT(rxe_check(buf, got, 11) < 0, "halfclose: request corrupt at %ld", rxe_check(buf, got, 11));
+	p = (struct pollfd){.fd = c, .events = POLLIN | POLLOUT | POLLRDHUP};
+	RXE_ASSERT(poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLOUT | POLLRDHUP)) == (POLLIN | POLLOUT | POLLRDHUP) &&
+			   !(p.revents & (POLLHUP | POLLERR)),
+		   "halfclose: poll revents %#x after the peer's shutdown, want IN|OUT|RDHUP", p.revents);
+	rxe_fill(buf, got, 12);
+	RXE_ASSERT(write_all(c, buf, 100) == 0 && write_all(c, buf + 100, got - 100) == 0,
+		   "halfclose: answer to a half-closed peer: %s", strerror(errno));
+	RXE_ASSERT(close(c) == 0, "close");
+	printf("server: halfclose: %zu bytes up to the end of stream, answered after it\n", got);
+}
+
+static int server(const char *a, int port, bool die, bool zcproof, bool halfclose)
 {
 	socklen_t len;
 	struct sockaddr_storage ss = addr_of(a, port, &len);
@@ -141,8 +176,9 @@ static int server(const char *a, int port, bool die, bool zcproof)
 	RXE_ASSERT(listen(l, 8) == 0, "listen: %s", strerror(errno));
 	printf("listening\n");
 	fflush(stdout);
-	if (zcproof) {
-		server_zcproof(l, buf);
+	if (zcproof || halfclose) {
+		alarm(120); /* a missing end of stream would leave both ends waiting */
+		(zcproof ? server_zcproof : server_halfclose)(l, buf);
 		free(buf);
 		return 0;
 	}
@@ -332,6 +368,29 @@ static void *proof_helper(void *arg)
 	return NULL;
 }
 
+/* The half-close client: request, shutdown(SHUT_WR), then the answer. */
+static void client_halfclose(int fd, uint8_t *buf)
+{
+	ssize_t n;
+
+	alarm(120);
+	rxe_fill(buf, HALF_LEN, 11);
+	RXE_ASSERT(write_all(fd, buf, 100) == 0 && write_all(fd, buf + 100, HALF_LEN - 100) == 0, "halfclose: write: %s",
+		   strerror(errno));
+	RXE_ASSERT(shutdown(fd, SHUT_WR) == 0, "shutdown(SHUT_WR): %s", strerror(errno));
+	RXE_ASSERT(write(fd, buf, 1) == -1 && errno == EPIPE, "halfclose: a write after shutdown(SHUT_WR): %s",
+		   strerror(errno));
+	memset(buf, 0, HALF_LEN);
+	RXE_ASSERT(read_all(fd, buf, HALF_LEN) == 0, "halfclose: read the answer: %s", strerror(errno));
+	RXE_ASSERT(rxe_check(buf, HALF_LEN, 12) < 0, "halfclose: answer corrupt at %ld", rxe_check(buf, HALF_LEN, 12));
+	n = read(fd, buf, 1);
+	RXE_ASSERT(n == 0, "halfclose: read after the answer returned %zd (%s), not the end of stream", n,
+		   strerror(errno));
+	RXE_ASSERT(close(fd) == 0, "close");
+	printf("client halfclose: %u bytes, shutdown(SHUT_WR), EPIPE after it, the answer intact, end of stream\n",
+	       HALF_LEN);
+}
+
 /* c2 connects after the request went out on c1, so the server tells them apart. */
 static void client_zcproof(int c1, const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -400,6 +459,11 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 		free(buf);
 		return 0;
 	}
+	if (!strcmp(mode, "halfclose")) {
+		client_halfclose(fd, buf);
+		free(buf);
+		return 0;
+	}
 	if (!strcmp(mode, "kill")) {
 		struct req r = {.len = MAXLEN, .seed = 7};
 		int e1 = 0, e2;
@@ -452,9 +516,9 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 4 && !strcmp(argv[1], "server"))
 		return server(argv[2], atoi(argv[3]), argc > 4 && !strcmp(argv[4], "die"),
-			      argc > 4 && !strcmp(argv[4], "zcproof"));
+			      argc > 4 && !strcmp(argv[4], "zcproof"), argc > 4 && !strcmp(argv[4], "halfclose"));
 	if (argc == 6 && !strcmp(argv[1], "client"))
 		return client(argv[2], atoi(argv[3]), argv[4], argv[5]);
-	fprintf(stderr, "usage: preload_peer server ADDR PORT [die|zcproof] | client ADDR PORT MODE zc|tcp\n");
+	fprintf(stderr, "usage: preload_peer server ADDR PORT [die|zcproof|halfclose] | client ADDR PORT MODE zc|tcp\n");
 	return 2;
 }
