@@ -645,6 +645,19 @@ ZC_API ssize_t zc_msg_recv(struct zc_conn *conn, void *buf, size_t cap, int flag
 ZC_API ssize_t zc_msg_peek(struct zc_conn *conn, int flags);
 
 /*
+ * zc_recv_queued - bytes zc_recv() can return without waiting
+ *
+ * Everything that arrived and is not consumed yet, eager copies and
+ * announced rendezvous alike, up to the end of stream: FIONREAD of a TCP
+ * socket. Makes progress first and never blocks. 0 when nothing is queued,
+ * or while buffers posted with zc_recv_zc() claim what comes.
+ *
+ * Returns the count, or -ENOTCONN, -ECONNRESET, -ZC_ETRANSPORT, -EINVAL
+ * (a raw connection).
+ */
+ZC_API ssize_t zc_recv_queued(struct zc_conn *conn);
+
+/*
  * zc_shutdown - half-close: end this side's stream, keep receiving
  *
  * Like shutdown(SHUT_WR) on a TCP socket. Everything sent before reaches

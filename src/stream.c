@@ -1,5 +1,6 @@
 /* The application's calls: stream, message and zero-copy transfers. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -259,6 +260,27 @@ ssize_t zc_msg_peek(struct zc_conn *c, int flags)
 	if (it->kind == ZC_ITEM_CLOSE)
 		return zc__err(-EPIPE, "the peer closed the connection");
 	return (ssize_t)(it->len - it->off);
+}
+
+ssize_t zc_recv_queued(struct zc_conn *c)
+{
+	const struct zc__ep *e = &c->ep;
+	uint64_t n = 0;
+	int rc = zc__conn_mode(c, false);
+
+	if (!rc)
+		rc = zc__conn_check(c);
+	if (rc)
+		return rc;
+	zc__ctx_progress(c->ctx);
+	for (uint32_t i = 0; !e->posted_count && i < e->item_count; i++) {
+		const struct zc__item *it = &e->items[(e->item_head + i) % e->items_cap];
+
+		if (it->kind == ZC_ITEM_CLOSE)
+			break;
+		n += it->len - it->off;
+	}
+	return n > SSIZE_MAX ? SSIZE_MAX : (ssize_t)n;
 }
 
 ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)

@@ -22,7 +22,10 @@
  * returned: a send that waited for the peer would never return (the test
  * fails after 20 s), and the bytes must arrive as they were at the call.
  *
- * halfclose: the client sends, then zc_shutdown(): its sends fail with
+ * halfclose: the client sends 1 B, which the server reads (the window it
+ * lends grows to 2: the client had no other credit), then 100 B and
+ * 1 MiB - 99 (eager, then a rendezvous), which zc_recv_queued() counts
+ * whole before the server reads them (within 20 s), then zc_shutdown(): its sends fail with
  * -EPIPE, the server reads every byte and then end of stream (sticky),
  * and still sends back (eager and rendezvous), which the client reads
  * intact; the client's zc_close() then sends nothing more, and the
@@ -249,8 +252,17 @@ static void halfclose_server(struct zc_ctx *ctx, struct zc_conn *c, uint8_t *buf
 	uint8_t byte;
 	ssize_t n;
 
+	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 1 && byte == 'w', "the warm-up byte");
+	t0 = rxe_now();
+	while ((n = zc_recv_queued(c)) != MiB + 1) {
+		RXE_ASSERT(n >= 0 && n <= MiB + 1, "zc_recv_queued: %zd (%s)", n, zc_strerror((int)n));
+		RXE_ASSERT(rxe_now() - t0 < 20, "zc_recv_queued counts %zd of the %d bytes sent", n, MiB + 1);
+		RXE_ASSERT(zc_poll(ctx, &comp, 1, 100) >= 0, "zc_poll");
+	}
+	RXE_ASSERT(zc_msg_peek(c, ZC_DONTWAIT) == 100, "the first queued message is not the 100-byte one");
 	recv_all(c, buf, MiB + 1);
 	RXE_ASSERT(rxe_check(buf, MiB + 1, 42) < 0, "data before the half-close corrupt");
+	RXE_ASSERT(zc_recv_queued(c) == 0, "zc_recv_queued after everything was read");
 	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the peer's zc_shutdown");
 	RXE_ASSERT(zc_recv(c, &byte, 1, ZC_DONTWAIT) == 0, "end of stream is not sticky");
 	rxe_fill(buf, MiB + 1, 43);
@@ -275,7 +287,9 @@ static void halfclose_client(struct zc_conn **c)
 	ssize_t n;
 
 	rxe_fill(buf, MiB + 1, 42);
-	RXE_ASSERT(zc_send(*c, buf, MiB + 1, 0) == MiB + 1, "zc_send before the half-close");
+	RXE_ASSERT(zc_send(*c, "w", 1, 0) == 1, "the warm-up byte");
+	RXE_ASSERT(zc_send(*c, buf, 100, 0) == 100 && zc_send(*c, buf + 100, MiB + 1 - 100, 0) == MiB + 1 - 100,
+		   "zc_send before the half-close");
 	CHECK_RC(zc_shutdown(*c, 0), "zc_shutdown");
 	n = zc_send(*c, &byte, 1, 0);
 	RXE_ASSERT(n == -EPIPE, "a send after zc_shutdown returned %zd (%s), expected -EPIPE", n, zc_strerror((int)n));
