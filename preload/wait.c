@@ -107,24 +107,28 @@ static bool expired(int64_t deadline)
 	return deadline >= 0 && now_ms() >= deadline;
 }
 
-int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *))
+int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms)
 {
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	struct spin sp = {0};
 
 	for (;;) {
 		struct pollfd p[ZP_MAX_CTXFD];
-		int fds[ZP_MAX_CTXFD], n, r;
+		int fds[ZP_MAX_CTXFD], n, r, ms;
 
 		zp_progress();
 		if (cond(s))
 			return 0;
 		if (spinning(&sp))
 			continue;
+		if (expired(deadline))
+			return -ETIMEDOUT;
+		ms = slice(0, deadline);
 		n = zp_ctx_fds(fds, ZP_MAX_CTXFD);
 		for (int i = 0; i < n; i++)
 			p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 		zp_unlock();
-		r = zp_real.ppoll(p, (nfds_t)n, &(struct timespec){0, ZP_SLICE_MS * 1000000L}, NULL);
+		r = zp_real.ppoll(p, (nfds_t)n, &(struct timespec){0, ms * 1000000L}, NULL);
 		zp_lock();
 		if (r < 0 && errno == EINTR)
 			return -EINTR;

@@ -16,6 +16,8 @@
 #                pages, PROT_NONE while in flight, arrive intact
 #   halfclose    the client writes, shutdown(SHUT_WR)s and reads the answer
 #                the server sends only after its read saw the end of stream
+#   timeo        SO_RCVTIMEO/SO_SNDTIMEO give EAGAIN after the timeout;
+#                FIONREAD counts every queued byte
 #   kill         the server kills itself mid-transfer: the client's write
 #                fails with ECONNRESET/EPIPE and nothing hangs
 # Each end's ZCRDMA_PRELOAD_LOG line must name the path taken.
@@ -94,6 +96,10 @@ zcproof)
 	;;
 halfclose)
 	pair "$zc" "$a" "$zc" halfclose zc halfclose
+	logged cli "connect $hp: zcrdma"
+	;;
+timeo)
+	pair "$zc" "$a" "$zc" timeo zc timeo
 	logged cli "connect $hp: zcrdma"
 	;;
 kill)
