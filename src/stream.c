@@ -264,7 +264,7 @@ ssize_t zc_msg_peek(struct zc_conn *c, int flags)
 
 ssize_t zc_recv_queued(struct zc_conn *c)
 {
-	const struct zc__ep *e = &c->ep;
+	const struct zc__ep *e;
 	uint64_t n = 0;
 	int rc = zc__conn_mode(c, false);
 
@@ -273,6 +273,7 @@ ssize_t zc_recv_queued(struct zc_conn *c)
 	if (rc)
 		return rc;
 	zc__ctx_progress(c->ctx);
+	e = &c->ep;
 	for (uint32_t i = 0; !e->posted_count && i < e->item_count; i++) {
 		const struct zc__item *it = &e->items[(e->item_head + i) % e->items_cap];
 
