@@ -644,6 +644,39 @@ ZC_API ssize_t zc_msg_recv(struct zc_conn *conn, void *buf, size_t cap, int flag
 /* zc_msg_peek - size of the next message (blocks unless ZC_DONTWAIT). */
 ZC_API ssize_t zc_msg_peek(struct zc_conn *conn, int flags);
 
+/*
+ * zc_recv_queued - bytes zc_recv() can return without waiting
+ *
+ * Everything that arrived and is not consumed yet, eager copies and
+ * announced rendezvous alike, up to the end of stream: FIONREAD of a TCP
+ * socket. Makes progress first and never blocks. 0 when nothing is queued,
+ * or while buffers posted with zc_recv_zc() claim what comes.
+ *
+ * Returns the count, or -ENOTCONN, -ECONNRESET, -ZC_ETRANSPORT, -EINVAL
+ * (a raw connection).
+ */
+ZC_API ssize_t zc_recv_queued(struct zc_conn *conn);
+
+/*
+ * zc_shutdown - half-close: end this side's stream, keep receiving
+ *
+ * Like shutdown(SHUT_WR) on a TCP socket. Everything sent before reaches
+ * the peer, then its end of stream: the peer's zc_recv() returns 0 (its
+ * zc_msg_recv() and zc_msg_peek() -EPIPE, and ZC_EV_PEER_CLOSED is
+ * raised), while the peer may go on sending and this side receiving. Later
+ * sends on this side fail with -EPIPE. zc_close() afterwards sends nothing
+ * more (the end of stream went already); the peer's sends fail with -EPIPE
+ * once it has seen that disconnect. Zero-copy sends still queued for credit
+ * go first: the call waits for them (and for room in the send queue) unless
+ * given ZC_DONTWAIT, which returns -EAGAIN instead (ZC_EV_WRITABLE says when
+ * to retry).
+ *
+ * Returns 0, or -EAGAIN, -EPIPE (already shut down, closing, or the peer
+ * closed), -ENOTCONN, -ECONNRESET, -ZC_ETRANSPORT, -EINVAL (a raw
+ * connection, see RAW CONNECTIONS).
+ */
+ZC_API int zc_shutdown(struct zc_conn *conn, int flags);
+
 /* ------------------------------------------------------------------ */
 /* Zero-copy transfers                                                 */
 

@@ -92,6 +92,7 @@ struct zp_sock {
 	bool readable;  /* READABLE seen and no -EAGAIN since */
 	bool wblocked;  /* a send returned -EAGAIN and WRITABLE has not come */
 	bool peer_closed, rd_shut, wr_shut;
+	bool shut_pending; /* wr_shut: the end of stream waits for send-queue room */
 	bool zc_busy;   /* a zero-copy write is in flight */
 	unsigned rd_gen, wr_gen; /* bumped when reading / writing found nothing to do (EAGAIN) */
 	int zc_status;
@@ -143,8 +144,9 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask);
 int zp_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask);
 int zp_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, const sigset_t *mask);
-/* Sleeps until cond(s) holds (called locked, returns locked); -EINTR on a signal. */
-int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *));
+/* Sleeps until cond(s) holds (called locked, returns locked); -EINTR on a
+ * signal, -ETIMEDOUT after timeout_ms (-1: none). */
+int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms);
 void zp_epoll_forget(struct zp_sock *s);
 void zp_epoll_close(int epfd);
 

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,13 @@ static void take_accepted(struct zp_sock *ls, struct zc_listener *l)
 	}
 }
 
+/* shutdown(SHUT_WR): the peer reads the end of the stream after what was
+ * written; if the send queue is full it goes once WRITABLE comes. */
+static void end_stream(struct zp_sock *s)
+{
+	s->shut_pending = zc_shutdown(s->conn, ZC_DONTWAIT) == -EAGAIN;
+}
+
 static void dispatch(const struct zc_event *ev)
 {
 	struct zp_sock *s = ev->data;
@@ -284,6 +292,8 @@ static void dispatch(const struct zc_event *ev)
 		break;
 	case ZC_EV_WRITABLE:
 		s->wblocked = false;
+		if (s->shut_pending)
+			end_stream(s);
 		break;
 	case ZC_EV_PEER_CLOSED:
 		s->peer_closed = s->readable = true;
@@ -467,7 +477,7 @@ int zp_connect(int fd, struct zp_sock *s, const struct sockaddr *sa, socklen_t l
 	zc_conn_set_data(s->conn, s);
 	if (s->nonblock)
 		return zp_fail(EINPROGRESS);
-	if (zp_block(s, not_connecting) == -EINTR)
+	if (zp_block(s, not_connecting, -1) == -EINTR)
 		return zp_fail(EINTR);
 	if (s->state == ZP_TCP)
 		return ZP_KCONNECT;
@@ -595,13 +605,31 @@ static bool zc_done(struct zp_sock *s)
 	return !s->zc_busy;
 }
 
+/* SO_RCVTIMEO / SO_SNDTIMEO (name) as set on the kernel fd, in ms (-1: none). */
+static int timeo_ms(struct zp_sock *s, int name)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	if (zp_real.getsockopt(s->fd, SOL_SOCKET, name, &tv, &len) || (!tv.tv_sec && !tv.tv_usec))
+		return -1;
+	return tv.tv_sec > 1000000 ? 1000000000 : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+}
+
+/* A blocking call's wait ended without its condition: the errno to return
+ * (a timeout is EAGAIN, as TCP's SO_RCVTIMEO/SO_SNDTIMEO). */
+static int wait_errno(int rc)
+{
+	return rc == -ETIMEDOUT ? EAGAIN : -rc;
+}
+
 /* Waits out a connect in flight: blocking sockets wait, others -EAGAIN. */
 static int usable(struct zp_sock *s, bool nonblock)
 {
 	if (s->state == ZP_CONNECTING) {
 		if (nonblock)
 			return -EAGAIN;
-		if (zp_block(s, not_connecting))
+		if (zp_block(s, not_connecting, -1))
 			return -EINTR;
 	}
 	if (s->state == ZP_OPEN)
@@ -675,8 +703,8 @@ ssize_t zp_recv(struct zp_sock *s, const struct iovec *iov, int niov, int flags)
 			break;
 		if (nonblock)
 			return got ? (ssize_t)got : zp_fail(EAGAIN);
-		if (zp_block(s, readable_or_err))
-			return got ? (ssize_t)got : zp_fail(EINTR);
+		if ((rc = zp_block(s, readable_or_err, timeo_ms(s, SO_RCVTIMEO))))
+			return got ? (ssize_t)got : zp_fail(wait_errno(rc));
 	}
 	return (ssize_t)got;
 }
@@ -692,15 +720,15 @@ static ssize_t send_zc(struct zp_sock *s, const uint8_t *p, size_t len)
 	while ((rc = zc_send_zc(s->conn, p, len, NULL, 0)) == -EAGAIN) {
 		s->wblocked = true;
 		s->wr_gen++;
-		if (zp_block(s, writable_or_err))
-			return -EINTR;
+		if ((rc = zp_block(s, writable_or_err, timeo_ms(s, SO_SNDTIMEO))))
+			return rc;
 		if (s->err)
 			return -s->err;
 	}
 	if (rc)
 		return rc;
 	s->zc_busy = true;
-	while (zp_block(s, zc_done))
+	while (zp_block(s, zc_done, -1))
 		;
 	return s->zc_status ? s->zc_status : (ssize_t)len;
 }
@@ -749,12 +777,14 @@ ssize_t zp_send(struct zp_sock *s, const struct iovec *iov, int niov, int flags)
 				s->wr_gen++;
 				if (nonblock)
 					return sent ? (ssize_t)sent : zp_fail(EAGAIN);
-				if (zp_block(s, writable_or_err))
-					return sent ? (ssize_t)sent : zp_fail(EINTR);
+				if ((rc = zp_block(s, writable_or_err, timeo_ms(s, SO_SNDTIMEO))))
+					return sent ? (ssize_t)sent : zp_fail(wait_errno(rc));
 				continue;
 			}
 			if (sent)
 				return (ssize_t)sent;
+			if (n == -EINTR || n == -ETIMEDOUT) /* send_zc's wait for room */
+				return zp_fail(wait_errno((int)n));
 			n = zp_errno((int)n);
 			if (n == EPIPE && !(flags & MSG_NOSIGNAL))
 				raise(SIGPIPE);
@@ -770,8 +800,10 @@ int zp_shutdown(struct zp_sock *s, int how)
 		return zp_fail(ENOTCONN);
 	if (how == SHUT_RD || how == SHUT_RDWR)
 		s->rd_shut = true;
-	if (how == SHUT_WR || how == SHUT_RDWR)
+	if ((how == SHUT_WR || how == SHUT_RDWR) && !s->wr_shut) {
 		s->wr_shut = true;
+		end_stream(s);
+	}
 	return 0;
 }
 
@@ -781,10 +813,9 @@ int zp_nread(struct zp_sock *s)
 
 	if (s->state != ZP_OPEN)
 		return -ENOTCONN;
-	if (s->peek_off < s->peek_len)
-		return (int)(s->peek_len - s->peek_off);
-	n = zc_msg_peek(s->conn, ZC_DONTWAIT);
-	return n > 0 ? (int)(n > 0x7fffffff ? 0x7fffffff : n) : 0;
+	n = zc_recv_queued(s->conn);
+	n = (n > 0 ? n : 0) + (ssize_t)(s->peek_len - s->peek_off);
+	return (int)(n > INT_MAX ? INT_MAX : n);
 }
 
 /* --- options and names --------------------------------------------- */

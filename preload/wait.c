@@ -65,8 +65,18 @@ static int64_t now_us(void)
 	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/* The end of a wait's busy-polling phase, from now. */
-static int64_t spin_end(void)
+/* A wait's busy-polling phase: ZCRDMA_PRELOAD_SPIN_US (default 100 us).
+ * As in the library's own waits (zc__ctx_wait), the clock is read every
+ * 32 looks, the first time after 32: in a TCG guest clock_gettime is a
+ * system call reading the HPET, dearer than a look, and read on every
+ * look it cut a 100 us spin to a few looks, so a reply that came a little
+ * later found the wait asleep (sockperf ping-pong 2x the library's). */
+struct spin {
+	int64_t start;
+	unsigned looks;
+};
+
+static int spin_us(void)
 {
 	static int spin = -1;
 
@@ -75,7 +85,21 @@ static int64_t spin_end(void)
 
 		spin = e && atoi(e) >= 0 ? atoi(e) : 100;
 	}
-	return now_us() + spin;
+	return spin;
+}
+
+/* Whether the wait should look again without sleeping. */
+static bool spinning(struct spin *sp)
+{
+	if (spin_us() == 0 || sp->start == INT64_MAX)
+		return false;
+	if (++sp->looks & 31)
+		return true;
+	if (!sp->start)
+		sp->start = now_us();
+	else if (now_us() - sp->start >= spin_us())
+		sp->start = INT64_MAX;
+	return sp->start != INT64_MAX;
 }
 
 static bool expired(int64_t deadline)
@@ -83,24 +107,28 @@ static bool expired(int64_t deadline)
 	return deadline >= 0 && now_ms() >= deadline;
 }
 
-int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *))
+int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms)
 {
-	int64_t spin = spin_end();
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	struct spin sp = {0};
 
 	for (;;) {
 		struct pollfd p[ZP_MAX_CTXFD];
-		int fds[ZP_MAX_CTXFD], n, r;
+		int fds[ZP_MAX_CTXFD], n, r, ms;
 
 		zp_progress();
 		if (cond(s))
 			return 0;
-		if (now_us() < spin)
+		if (spinning(&sp))
 			continue;
+		if (expired(deadline))
+			return -ETIMEDOUT;
+		ms = slice(0, deadline);
 		n = zp_ctx_fds(fds, ZP_MAX_CTXFD);
 		for (int i = 0; i < n; i++)
 			p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 		zp_unlock();
-		r = zp_real.ppoll(p, (nfds_t)n, &(struct timespec){0, ZP_SLICE_MS * 1000000L}, NULL);
+		r = zp_real.ppoll(p, (nfds_t)n, &(struct timespec){0, ms * 1000000L}, NULL);
 		zp_lock();
 		if (r < 0 && errno == EINTR)
 			return -EINTR;
@@ -112,7 +140,8 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 {
 	struct pollfd *k = malloc((n + ZP_MAX_CTXFD) * sizeof(*k));
 	short *zr = malloc((n ? n : 1) * sizeof(*zr));
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms, spin = spin_end();
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	struct spin sp = {0};
 	int count = -1;
 
 	if (!k || !zr) {
@@ -141,7 +170,7 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		for (int i = 0; i < nc; i++)
 			k[n + i] = (struct pollfd){.fd = ctxfd[i], .events = POLLIN};
 		zp_unlock();
-		ms = slice(ready || now_us() < spin, deadline);
+		ms = slice(ready || spinning(&sp), deadline);
 		r = zp_real.ppoll(k, n + (nfds_t)nc, &(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, mask);
 		if (r < 0)
 			break;
@@ -351,7 +380,8 @@ static uint32_t reg_ready(struct zp_reg *r)
 
 int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, const sigset_t *mask)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms, spin = spin_end();
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	struct spin sp = {0};
 	struct zp_epset *e;
 
 	if (!zp_any_tracked())
@@ -378,7 +408,7 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 				evs[k++] = (struct epoll_event){.events = bits, .data = e->regs[i].ev.data};
 		}
 		zp_unlock();
-		n = zp_real.epoll_pwait(epfd, evs + k, max - k, slice(k || now_us() < spin, deadline), mask);
+		n = zp_real.epoll_pwait(epfd, evs + k, max - k, slice(k || spinning(&sp), deadline), mask);
 		if (n < 0)
 			return k ? k : -1;
 		m = k;

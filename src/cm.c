@@ -397,6 +397,10 @@ static void conn_event(struct zc_conn *c, int event, int status, const uint8_t *
 		 * orderly close is not mistaken for a reset. */
 		zc__ctx_poll_cq(c->ctx);
 		c->disconnected = true;
+		/* A half-closed peer's disconnect is its close: orderly, and
+		 * sends to it fail with -EPIPE from now on. */
+		if (c->ep.shut_received)
+			c->ep.close_received = true;
 		/* A raw protocol's close is the disconnect: PEER_CLOSED, and
 		 * what is still posted completes with -ECONNRESET. */
 		if (c->opts.raw && c->state == ZC_CONN_OPEN && c->phase == ZC_PH_NONE && !c->ep.qp.err)
@@ -479,7 +483,7 @@ static int lingered(struct zc_conn *c)
 	if (c->opts.raw) /* no CLOSE: the disconnect says it */
 		return 1;
 	if (!c->ep.close_sent)
-		return zc__ep_close(&c->ep); /* 0 once posted: wait for its completion */
+		return zc__ep_close(&c->ep, ZC_MSG_CLOSE); /* 0 once posted: wait for its completion */
 	return 1;
 }
 

@@ -75,7 +75,7 @@ void zc__ev_news(struct zc_conn *c, enum zc__ep_news news)
 {
 	switch (news) {
 	case ZC_EP_ARRIVED:
-		if (c->ep.close_received)
+		if (c->ep.close_received || c->ep.shut_received)
 			zc__ev_raise(c, ZC_EV_PEER_CLOSED);
 		zc__ev_kick(c);
 		break;

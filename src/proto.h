@@ -110,6 +110,7 @@ struct zc__ep {
 	size_t eager_in;       /* payload bytes our slots take */
 	bool close_sent;
 	bool close_received;   /* CLOSE arrived: a disconnect after it is orderly */
+	bool shut_received;    /* SHUTDOWN arrived: the peer's stream ended, it still receives */
 	struct zc__credit cr;
 	/* arrived messages, a FIFO */
 	struct zc__item *items;
@@ -155,8 +156,8 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
  * entry and returns its status. */
 bool zc__rndv_done(const struct zc__ep *e, uint32_t idx);
 int zc__rndv_reap(struct zc__ep *e, uint32_t idx);
-/* Sends CLOSE: no more data follows from this side. */
-int zc__ep_close(struct zc__ep *e);
+/* Sends CLOSE or SHUTDOWN (type): no more data follows from this side. */
+int zc__ep_close(struct zc__ep *e, uint8_t type);
 int zc__item_start_read(struct zc__ep *e, struct zc__item *it, void *buf, size_t len, struct zc_mr *mr,
 			uint8_t reader);
 void zc__item_end_read(struct zc__ep *e, struct zc__item *it);

@@ -1,5 +1,6 @@
 /* The application's calls: stream, message and zero-copy transfers. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +105,25 @@ static int send_check(struct zc_conn *c, const void *buf, size_t len)
 	if (!buf && len)
 		return zc__err(-EINVAL, "NULL buffer");
 	return 0;
+}
+
+/* Zero-copy sends still queued go first: SHUTDOWN must not overtake them. */
+static int shutdown_sent(struct zc_conn *c, void *arg)
+{
+	(void)arg;
+	return c->ep.zq_count ? 0 : attempted(zc__ep_close(&c->ep, ZC_MSG_SHUTDOWN));
+}
+
+int zc_shutdown(struct zc_conn *c, int flags)
+{
+	int rc = send_check(c, "", 0);
+
+	if (rc)
+		return rc;
+	rc = zc__conn_wait_for(c, shutdown_sent, NULL, deadline_for(flags), "");
+	if (rc == -EAGAIN)
+		zc__ev_want_writable(c);
+	return rc < 0 ? rc : 0;
 }
 
 /* Sends a copy of buf by rendezvous without waiting for the peer. */
@@ -240,6 +260,28 @@ ssize_t zc_msg_peek(struct zc_conn *c, int flags)
 	if (it->kind == ZC_ITEM_CLOSE)
 		return zc__err(-EPIPE, "the peer closed the connection");
 	return (ssize_t)(it->len - it->off);
+}
+
+ssize_t zc_recv_queued(struct zc_conn *c)
+{
+	const struct zc__ep *e;
+	uint64_t n = 0;
+	int rc = zc__conn_mode(c, false);
+
+	if (!rc)
+		rc = zc__conn_check(c);
+	if (rc)
+		return rc;
+	zc__ctx_progress(c->ctx);
+	e = &c->ep;
+	for (uint32_t i = 0; !e->posted_count && i < e->item_count; i++) {
+		const struct zc__item *it = &e->items[(e->item_head + i) % e->items_cap];
+
+		if (it->kind == ZC_ITEM_CLOSE)
+			break;
+		n += it->len - it->off;
+	}
+	return n > SSIZE_MAX ? SSIZE_MAX : (ssize_t)n;
 }
 
 ssize_t zc_msg_recv(struct zc_conn *c, void *buf, size_t cap, int flags)

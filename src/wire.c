@@ -77,6 +77,7 @@ int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct z
 	case ZC_MSG_FIN:
 	case ZC_MSG_CREDIT:
 	case ZC_MSG_CLOSE:
+	case ZC_MSG_SHUTDOWN:
 		if (byte_len != ZC_HDR_SIZE || h->len != 0)
 			return proto("control message with a payload", byte_len);
 		if (h->type != ZC_MSG_FIN && h->id != 0)

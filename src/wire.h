@@ -43,7 +43,7 @@
 
 #include "zcrdma.h"
 
-#define ZC_WIRE_VERSION 3
+#define ZC_WIRE_VERSION 4
 #define ZC_HDR_SIZE 16
 #define ZC_RTS_BODY_SIZE 24
 #define ZC_RTS_SIZE (ZC_HDR_SIZE + ZC_RTS_BODY_SIZE)
@@ -56,6 +56,8 @@ enum zc__msg_type {
 	ZC_MSG_FIN = 3,    /* control: rendezvous id done; sent with SEND_WITH_INV */
 	ZC_MSG_CREDIT = 4, /* control: credit return only */
 	ZC_MSG_CLOSE = 5,  /* control: orderly close, no more data follows */
+	ZC_MSG_SHUTDOWN = 6, /* control: half-close, no more data follows; the sender keeps receiving.
+	                      * Sent instead of CLOSE: a side sends one of the two, once */
 };
 
 struct zc__hdr {

@@ -353,6 +353,11 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		rc = zc__credit_on_ack(&e->cr, h.ack, h.window);
 	if (!rc && zc__msg_is_data(h.type))
 		rc = zc__credit_on_data(&e->cr);
+	/* The end of the peer's stream is its last data-path message: data or
+	 * a second CLOSE/SHUTDOWN after it breaks the protocol. */
+	if (!rc && (e->close_received || e->shut_received) &&
+	    (zc__msg_is_data(h.type) || h.type == ZC_MSG_CLOSE || h.type == ZC_MSG_SHUTDOWN))
+		rc = zc__err(-ZC_EPEERPROTO, "peer sent message type %u after the end of its stream", h.type);
 	if (rc) {
 		zc__qp_post_recv(&e->qp, slot);
 		zc__qp_fail(&e->qp, rc);
@@ -381,7 +386,11 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		zc__qp_post_recv(&e->qp, slot);
 		break;
 	case ZC_MSG_CLOSE:
-		e->close_received = true;
+	case ZC_MSG_SHUTDOWN:
+		if (h.type == ZC_MSG_CLOSE)
+			e->close_received = true;
+		else
+			e->shut_received = true;
 		it.kind = ZC_ITEM_CLOSE;
 		zc__qp_post_recv(&e->qp, slot);
 		rc = push_item(e, &it);
@@ -653,9 +662,9 @@ bool zc__rndv_done(const struct zc__ep *e, uint32_t idx)
 	return e->rndv[idx].done;
 }
 
-int zc__ep_close(struct zc__ep *e)
+int zc__ep_close(struct zc__ep *e, uint8_t type)
 {
-	int rc = zc__send_ctl(e, ZC_MSG_CLOSE, 0, 0);
+	int rc = zc__send_ctl(e, type, 0, 0);
 
 	if (!rc)
 		e->close_sent = true;

@@ -14,6 +14,10 @@
 #   loopback     both under zcrun on 127.0.0.1: kernel TCP, untouched
 #   zcproof      the zero-copy proof (preload_peer.c): an 8 MiB write()'s
 #                pages, PROT_NONE while in flight, arrive intact
+#   halfclose    the client writes, shutdown(SHUT_WR)s and reads the answer
+#                the server sends only after its read saw the end of stream
+#   timeo        SO_RCVTIMEO/SO_SNDTIMEO give EAGAIN after the timeout;
+#                FIONREAD counts every queued byte
 #   kill         the server kills itself mid-transfer: the client's write
 #                fails with ECONNRESET/EPIPE and nothing hangs
 # Each end's ZCRDMA_PRELOAD_LOG line must name the path taken.
@@ -88,6 +92,14 @@ loopback)
 	;;
 zcproof)
 	pair "$zc" "$a" "$zc" zcproof zc zcproof
+	logged cli "connect $hp: zcrdma"
+	;;
+halfclose)
+	pair "$zc" "$a" "$zc" halfclose zc halfclose
+	logged cli "connect $hp: zcrdma"
+	;;
+timeo)
+	pair "$zc" "$a" "$zc" timeo zc timeo
 	logged cli "connect $hp: zcrdma"
 	;;
 kill)

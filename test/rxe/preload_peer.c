@@ -2,11 +2,17 @@
  * A plain socket program (it knows nothing of zcrdma) for the preload
  * library's tests (test/rxe/preload.sh runs it with and without zcrun).
  *
- *   preload_peer server ADDR PORT [die]
+ *   preload_peer server ADDR PORT [die|zcproof|halfclose|timeo]
  *       accepts one connection; for each request (8-byte length, 4-byte
  *       seed) reads the payload, verifies every byte and answers with the
  *       same length of the pattern of seed + 1; length 0 ends. With "die"
  *       it reads 1 MiB of the first payload and kills itself (SIGKILL).
+ *       With "halfclose" it reads until the end of the stream (read() 0,
+ *       poll POLLRDHUP), verifies, and only then answers with as many bytes
+ *       of the next pattern, in a small and a large write, and closes.
+ *       With "timeo" it reads nothing on the first connection until the
+ *       client says (on a second one) how much it wrote, waits until
+ *       FIONREAD counts all of it (60 s bound), then reads and verifies it.
  *   preload_peer client ADDR PORT MODE EXPECT
  *       MODE: block    blocking connect and transfers
  *             epoll    non-blocking connect, EPOLLOUT for its end, then
@@ -25,6 +31,16 @@
  *                      lets the server read (over a second connection); the
  *                      bytes arrive intact and write() returns after that, so
  *                      the NIC read the caller's own pages
+ *             halfclose  (the server runs "halfclose" too) writes 100 B and
+ *                      1 MiB + 1, then shutdown(SHUT_WR): a further write
+ *                      fails with EPIPE, and the answer, which the server
+ *                      sends only after its read saw the end of stream,
+ *                      arrives intact, followed by the end of stream
+ *             timeo    (the server runs "timeo" too) SO_RCVTIMEO and
+ *                      SO_SNDTIMEO of 300 ms: a read with nothing to read
+ *                      and a write with no room fail with EAGAIN, no sooner
+ *                      than 300 ms; FIONREAD then counts every queued byte
+ *                      (not just the next piece), and they arrive intact
  *       EXPECT: zc (no kernel TCP connection on PORT while connected) or
  *       tcp (one), checked in /proc/net/tcp.
  * Sizes 1 B .. 4 MiB + 3; every byte is checked both ways. Exits 0 on
@@ -127,7 +143,64 @@ static void server_zcproof(int l, uint8_t *buf)
 	printf("server: zcproof: the whole 4 MiB announced at once, read after PROT_NONE, intact\n");
 }
 
-static int server(const char *a, int port, bool die, bool zcproof)
+#define HALF_LEN (100 + (1u << 20) + 1)
+
+/* The half-close server: the request is the whole stream, up to its end. */
+static void server_halfclose(int l, uint8_t *buf)
+{
+	int c = accept(l, NULL, NULL);
+	struct pollfd p;
+	size_t got = 0;
+	ssize_t n;
+
+	RXE_ASSERT(c >= 0, "accept: %s", strerror(errno));
+	while ((n = read(c, buf + got, MAXLEN - got)) > 0)
+		got += (size_t)n;
+	RXE_ASSERT(n == 0, "halfclose: read: %s", strerror(errno));
+	RXE_ASSERT(got == HALF_LEN, "halfclose: %zu bytes before the end of stream, sent %u", got, HALF_LEN);
+	RXE_ASSERT(rxe_check(buf, got, 11) < 0, "halfclose: request corrupt at %ld", rxe_check(buf, got, 11));
+	p = (struct pollfd){.fd = c, .events = POLLIN | POLLOUT | POLLRDHUP};
+	RXE_ASSERT(poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLOUT | POLLRDHUP)) == (POLLIN | POLLOUT | POLLRDHUP) &&
+			   !(p.revents & (POLLHUP | POLLERR)),
+		   "halfclose: poll revents %#x after the peer's shutdown, want IN|OUT|RDHUP", p.revents);
+	rxe_fill(buf, got, 12);
+	RXE_ASSERT(write_all(c, buf, 100) == 0 && write_all(c, buf + 100, got - 100) == 0,
+		   "halfclose: answer to a half-closed peer: %s", strerror(errno));
+	RXE_ASSERT(close(c) == 0, "close");
+	printf("server: halfclose: %zu bytes up to the end of stream, answered after it\n", got);
+}
+
+/* SO_SNDTIMEO's server: the client's writes queue unread until it says how
+ * many there are; then FIONREAD must count them all. */
+static void server_timeo(int l, uint8_t *buf)
+{
+	int c1 = accept(l, NULL, NULL), c2, queued = -1;
+	double t0 = rxe_now();
+	uint64_t total;
+	char w;
+
+	/* one message consumed while the client had no other credit: zcrdma
+	 * lends it a window of 2 from then on, so 2 writes queue unread */
+	RXE_ASSERT(c1 >= 0 && read_all(c1, &w, 1) == 0 && w == 'w' && write_all(c1, "W", 1) == 0, "timeo: warm-up");
+	c2 = accept(l, NULL, NULL);
+
+	RXE_ASSERT(c1 >= 0 && c2 >= 0, "accept: %s", strerror(errno));
+	RXE_ASSERT(read_all(c2, &total, sizeof(total)) == 0 && total <= MAXLEN, "timeo: the count");
+	while (ioctl(c1, FIONREAD, &queued) == 0 && queued != (int)total) {
+		RXE_ASSERT(rxe_now() - t0 < 60, "timeo: FIONREAD says %d of the %llu bytes queued", queued,
+			   (unsigned long long)total);
+		usleep(10000);
+	}
+	RXE_ASSERT(queued == (int)total, "timeo: FIONREAD: %s", strerror(errno));
+	RXE_ASSERT(read_all(c1, buf, total) == 0, "timeo: read");
+	RXE_ASSERT(rxe_check(buf, total, 21) < 0, "timeo: data corrupt at %ld", rxe_check(buf, total, 21));
+	RXE_ASSERT(write_all(c2, "k", 1) == 0, "timeo: ack");
+	close(c1);
+	close(c2);
+	printf("server: timeo: FIONREAD counted all %llu queued bytes, intact\n", (unsigned long long)total);
+}
+
+static int server(const char *a, int port, const char *mode)
 {
 	socklen_t len;
 	struct sockaddr_storage ss = addr_of(a, port, &len);
@@ -141,8 +214,9 @@ static int server(const char *a, int port, bool die, bool zcproof)
 	RXE_ASSERT(listen(l, 8) == 0, "listen: %s", strerror(errno));
 	printf("listening\n");
 	fflush(stdout);
-	if (zcproof) {
-		server_zcproof(l, buf);
+	if (!strcmp(mode, "zcproof") || !strcmp(mode, "halfclose") || !strcmp(mode, "timeo")) {
+		alarm(120); /* e.g. a missing end of stream would leave both ends waiting */
+		(!strcmp(mode, "zcproof") ? server_zcproof : !strcmp(mode, "halfclose") ? server_halfclose : server_timeo)(l, buf);
 		free(buf);
 		return 0;
 	}
@@ -153,7 +227,7 @@ static int server(const char *a, int port, bool die, bool zcproof)
 		if (!r.len)
 			break;
 		RXE_ASSERT(r.len <= MAXLEN, "request of %llu bytes", (unsigned long long)r.len);
-		if (die) {
+		if (!strcmp(mode, "die")) {
 			RXE_ASSERT(read_all(c, buf, 1u << 20) == 0, "server: read 1 MiB");
 			raise(SIGKILL);
 		}
@@ -332,6 +406,72 @@ static void *proof_helper(void *arg)
 	return NULL;
 }
 
+/* SO_RCVTIMEO/SO_SNDTIMEO, then FIONREAD on the server (server_timeo). */
+static void client_timeo(int fd, const struct sockaddr_storage *ss, socklen_t len, uint8_t *buf)
+{
+	struct timeval tv = {0, 300000};
+	uint64_t total = 0;
+	int ctl;
+	double t0;
+	ssize_t n;
+	char ack;
+
+	alarm(120);
+	RXE_ASSERT(write_all(fd, "w", 1) == 0 && read_all(fd, &ack, 1) == 0 && ack == 'W', "timeo: warm-up");
+	RXE_ASSERT(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+			   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0,
+		   "setsockopt: %s", strerror(errno));
+	t0 = rxe_now();
+	n = read(fd, buf, 1);
+	RXE_ASSERT(n == -1 && errno == EAGAIN && rxe_now() - t0 >= 0.299,
+		   "SO_RCVTIMEO: read with nothing sent returned %zd (%s) after %.3f s", n, strerror(errno),
+		   rxe_now() - t0);
+	rxe_fill(buf, MAXLEN, 21);
+	do { /* the server reads nothing yet: the writes fill what it queues */
+		RXE_ASSERT(total + 4096 <= MAXLEN, "SO_SNDTIMEO: %llu bytes written, none timed out",
+			   (unsigned long long)total);
+		t0 = rxe_now();
+		n = write(fd, buf + total, 4096);
+		total += n > 0 ? (uint64_t)n : 0;
+	} while (n > 0);
+	RXE_ASSERT(n == -1 && errno == EAGAIN && rxe_now() - t0 >= 0.299,
+		   "SO_SNDTIMEO: the write with no room returned %zd (%s) after %.3f s", n, strerror(errno),
+		   rxe_now() - t0);
+	RXE_ASSERT(total >= 8192, "timeo: only %llu bytes queued, expected two 4 KiB writes at least",
+		   (unsigned long long)total);
+	ctl = socket(ss->ss_family, SOCK_STREAM, 0);
+	RXE_ASSERT(ctl >= 0 && connect(ctl, (const void *)ss, len) == 0, "second connection: %s", strerror(errno));
+	RXE_ASSERT(write_all(ctl, &total, sizeof(total)) == 0, "timeo: the count");
+	RXE_ASSERT(read_all(ctl, &ack, 1) == 0 && ack == 'k', "timeo: the server's verdict");
+	close(ctl);
+	RXE_ASSERT(close(fd) == 0, "close");
+	printf("client timeo: read and write timed out with EAGAIN after >= 300 ms; %llu bytes queued, counted, intact\n",
+	       (unsigned long long)total);
+}
+
+/* The half-close client: request, shutdown(SHUT_WR), then the answer. */
+static void client_halfclose(int fd, uint8_t *buf)
+{
+	ssize_t n;
+
+	alarm(120);
+	rxe_fill(buf, HALF_LEN, 11);
+	RXE_ASSERT(write_all(fd, buf, 100) == 0 && write_all(fd, buf + 100, HALF_LEN - 100) == 0, "halfclose: write: %s",
+		   strerror(errno));
+	RXE_ASSERT(shutdown(fd, SHUT_WR) == 0, "shutdown(SHUT_WR): %s", strerror(errno));
+	RXE_ASSERT(write(fd, buf, 1) == -1 && errno == EPIPE, "halfclose: a write after shutdown(SHUT_WR): %s",
+		   strerror(errno));
+	memset(buf, 0, HALF_LEN);
+	RXE_ASSERT(read_all(fd, buf, HALF_LEN) == 0, "halfclose: read the answer: %s", strerror(errno));
+	RXE_ASSERT(rxe_check(buf, HALF_LEN, 12) < 0, "halfclose: answer corrupt at %ld", rxe_check(buf, HALF_LEN, 12));
+	n = read(fd, buf, 1);
+	RXE_ASSERT(n == 0, "halfclose: read after the answer returned %zd (%s), not the end of stream", n,
+		   strerror(errno));
+	RXE_ASSERT(close(fd) == 0, "close");
+	printf("client halfclose: %u bytes, shutdown(SHUT_WR), EPIPE after it, the answer intact, end of stream\n",
+	       HALF_LEN);
+}
+
 /* c2 connects after the request went out on c1, so the server tells them apart. */
 static void client_zcproof(int c1, const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -400,6 +540,16 @@ static int client(const char *a, int port, const char *mode, const char *expect)
 		free(buf);
 		return 0;
 	}
+	if (!strcmp(mode, "timeo")) {
+		client_timeo(fd, &ss, len, buf);
+		free(buf);
+		return 0;
+	}
+	if (!strcmp(mode, "halfclose")) {
+		client_halfclose(fd, buf);
+		free(buf);
+		return 0;
+	}
 	if (!strcmp(mode, "kill")) {
 		struct req r = {.len = MAXLEN, .seed = 7};
 		int e1 = 0, e2;
@@ -451,10 +601,9 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 4 && !strcmp(argv[1], "server"))
-		return server(argv[2], atoi(argv[3]), argc > 4 && !strcmp(argv[4], "die"),
-			      argc > 4 && !strcmp(argv[4], "zcproof"));
+		return server(argv[2], atoi(argv[3]), argc > 4 ? argv[4] : "");
 	if (argc == 6 && !strcmp(argv[1], "client"))
 		return client(argv[2], atoi(argv[3]), argv[4], argv[5]);
-	fprintf(stderr, "usage: preload_peer server ADDR PORT [die|zcproof] | client ADDR PORT MODE zc|tcp\n");
+	fprintf(stderr, "usage: preload_peer server ADDR PORT [die|zcproof|halfclose|timeo] | client ADDR PORT MODE zc|tcp\n");
 	return 2;
 }

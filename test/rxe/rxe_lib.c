@@ -2,7 +2,7 @@
  * libzcrdma over real rxe: a server thread on rxe1 and a client on rxe0 in
  * one process, each with its own context. Every transfer is byte-verified.
  *
- *   rxe_lib stream|msg|msgnowait|zc|close|close_server|zcproof|evloop|noaddr
+ *   rxe_lib stream|msg|msgnowait|zc|close|close_server|halfclose|zcproof|evloop|noaddr
  *
  * Every mode checks zc_conn_query() on both ends: addresses and ports as
  * used, devices, and the negotiated parameters agree. noaddr is stream with
@@ -21,6 +21,16 @@
  * (a rendezvous) that the server does not read until the client's call has
  * returned: a send that waited for the peer would never return (the test
  * fails after 20 s), and the bytes must arrive as they were at the call.
+ *
+ * halfclose: the client sends 1 B, which the server reads (the window it
+ * lends grows to 2: the client had no other credit), then 100 B and
+ * 1 MiB - 99 (eager, then a rendezvous), which zc_recv_queued() counts
+ * whole before the server reads them (within 20 s), then zc_shutdown(): its sends fail with
+ * -EPIPE, the server reads every byte and then end of stream (sticky),
+ * and still sends back (eager and rendezvous), which the client reads
+ * intact; the client's zc_close() then sends nothing more, and the
+ * server's sends fail with -EPIPE once that disconnect arrives (within
+ * 20 s). Both closes return 0.
  *
  * zcproof is the zero-copy proof: after registration both ends' payload
  * pages are mprotect(PROT_NONE), so any CPU touch of the payload by the
@@ -234,6 +244,64 @@ static void recv_until_closed(struct zc_conn *c, uint8_t *buf)
 	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "end of stream is not sticky");
 }
 
+/* halfclose, server side: the client's stream to its end, then ours back. */
+static void halfclose_server(struct zc_ctx *ctx, struct zc_conn *c, uint8_t *buf)
+{
+	struct zc_completion comp;
+	double t0;
+	uint8_t byte;
+	ssize_t n;
+
+	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 1 && byte == 'w', "the warm-up byte");
+	t0 = rxe_now();
+	while ((n = zc_recv_queued(c)) != MiB + 1) {
+		RXE_ASSERT(n >= 0 && n <= MiB + 1, "zc_recv_queued: %zd (%s)", n, zc_strerror((int)n));
+		RXE_ASSERT(rxe_now() - t0 < 20, "zc_recv_queued counts %zd of the %d bytes sent", n, MiB + 1);
+		RXE_ASSERT(zc_poll(ctx, &comp, 1, 100) >= 0, "zc_poll");
+	}
+	RXE_ASSERT(zc_msg_peek(c, ZC_DONTWAIT) == 100, "the first queued message is not the 100-byte one");
+	recv_all(c, buf, MiB + 1);
+	RXE_ASSERT(rxe_check(buf, MiB + 1, 42) < 0, "data before the half-close corrupt");
+	RXE_ASSERT(zc_recv_queued(c) == 0, "zc_recv_queued after everything was read");
+	RXE_ASSERT(zc_recv(c, &byte, 1, 0) == 0, "no end of stream after the peer's zc_shutdown");
+	RXE_ASSERT(zc_recv(c, &byte, 1, ZC_DONTWAIT) == 0, "end of stream is not sticky");
+	rxe_fill(buf, MiB + 1, 43);
+	n = zc_send(c, buf, 100, 0);
+	RXE_ASSERT(n == 100, "an eager send to a half-closed peer returned %zd (%s)", n, zc_strerror((int)n));
+	n = zc_send(c, buf + 100, MiB + 1 - 100, 0);
+	RXE_ASSERT(n == MiB + 1 - 100, "a rendezvous to a half-closed peer returned %zd (%s)", n,
+		   zc_strerror((int)n));
+	t0 = rxe_now();
+	while ((n = zc_send(c, &byte, 0, ZC_DONTWAIT)) == 0) {
+		RXE_ASSERT(rxe_now() - t0 < 20, "sends still accepted 20 s after the half-closed peer closed");
+		RXE_ASSERT(zc_poll(ctx, &comp, 1, 100) >= 0, "zc_poll");
+	}
+	RXE_ASSERT(n == -EPIPE, "a send after the half-closed peer closed returned %zd (%s), expected -EPIPE", n,
+		   zc_strerror((int)n));
+}
+
+/* halfclose, client side. */
+static void halfclose_client(struct zc_conn **c)
+{
+	uint8_t *buf = alloc_buf(MiB + 1), byte = 1;
+	ssize_t n;
+
+	rxe_fill(buf, MiB + 1, 42);
+	RXE_ASSERT(zc_send(*c, "w", 1, 0) == 1, "the warm-up byte");
+	RXE_ASSERT(zc_send(*c, buf, 100, 0) == 100 && zc_send(*c, buf + 100, MiB + 1 - 100, 0) == MiB + 1 - 100,
+		   "zc_send before the half-close");
+	CHECK_RC(zc_shutdown(*c, 0), "zc_shutdown");
+	n = zc_send(*c, &byte, 1, 0);
+	RXE_ASSERT(n == -EPIPE, "a send after zc_shutdown returned %zd (%s), expected -EPIPE", n, zc_strerror((int)n));
+	RXE_ASSERT(zc_shutdown(*c, 0) == -EPIPE, "a second zc_shutdown");
+	memset(buf, 0, MiB + 1);
+	recv_all(*c, buf, MiB + 1);
+	RXE_ASSERT(rxe_check(buf, MiB + 1, 43) < 0, "data received after the half-close corrupt at %ld",
+		   rxe_check(buf, MiB + 1, 43));
+	CHECK_RC(zc_close(c), "client zc_close after its zc_shutdown");
+	free(buf);
+}
+
 static void *server(void *arg)
 {
 	struct side *s = arg;
@@ -250,6 +318,8 @@ static void *server(void *arg)
 	}
 	if (!strcmp(mode, "close")) {
 		recv_until_closed(c, buf);
+	} else if (!strcmp(mode, "halfclose")) {
+		halfclose_server(s->ctx, c, buf);
 	} else if (!strcmp(mode, "stream")) {
 		for (i = 0; i < NSIZES; i++) {
 			uint8_t *dst = buf + 3; /* odd destination */
@@ -363,6 +433,10 @@ static void client(struct zc_ctx *ctx)
 		}
 		zc_mr_invalidate(ctx, buf, MiB + 1);
 		free(buf);
+		return;
+	}
+	if (!strcmp(mode, "halfclose")) {
+		halfclose_client(&c);
 		return;
 	}
 	for (i = 0; i < NSIZES; i++) {

@@ -20,6 +20,7 @@
  *                          with a made-up key byte
  *   rxe_rawpeer stalekey   an RTS with the rkey of a region we deregistered
  *   rxe_rawpeer bigrts     an RTS for 4x more than the receiver posted
+ *   rxe_rawpeer aftereos   an EAGER after its SHUTDOWN (the end of its stream)
  *
  * Every hostile case must end the server's connection with the error the
  * application can read (-ZC_EPEERPROTO, -ZC_EVERSION, -ZC_EREMOTEACCESS)
@@ -327,7 +328,7 @@ static void *server(void *arg)
 		free(buf);
 		return NULL;
 	}
-	while (!strcmp(mode, "overflow") && !peer_sent_all)
+	while ((!strcmp(mode, "overflow") || !strcmp(mode, "aftereos")) && !peer_sent_all)
 		usleep(1000);
 	if (!strcmp(mode, "window") || !strcmp(mode, "noinv") || !strcmp(mode, "overread"))
 		n = zc_msg_send(c, buf, RNDV_LEN, 0);
@@ -413,6 +414,12 @@ static void hostile(struct raw *r)
 		for (i = 0; i <= (int)ZC__CREDIT_FIRST_WINDOW; i++)
 			send_eager(r, 8, zc__imm_encode(0, WINDOW));
 		peer_sent_all = 1;
+	} else if (!strcmp(mode, "aftereos")) {
+		/* Both land before the server looks (as in overflow). */
+		hostile_send = 0;
+		send_msg(r, ZC_MSG_SHUTDOWN, 0, 0, 0);
+		send_eager(r, 8, zc__imm_encode(0, WINDOW));
+		peer_sent_all = 1;
 	} else if (!strcmp(mode, "fakefin")) {
 		send_msg(r, ZC_MSG_FIN, 0, 0x00070003, 0);
 	} else if (!strcmp(mode, "forgedkey")) {
@@ -451,7 +458,7 @@ int main(int argc, char **argv)
 	double t0, took;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|inband|badimm|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts");
+		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|inband|badimm|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts|aftereos");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(5);

@@ -132,6 +132,17 @@ START_TEST(test_malformed_headers_are_rejected)
 	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 4, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_CLOSE, 0, 3, 0);
 	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
+	/* SHUTDOWN (half-close) is a control message like CLOSE */
+	make(buf, ZC_MSG_SHUTDOWN, 0, 0, 7);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), 0);
+	ck_assert_uint_eq(h.type, ZC_MSG_SHUTDOWN);
+	ck_assert_uint_eq(h.ack, 7);
+	make(buf, ZC_MSG_SHUTDOWN, 0, 3, 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_SHUTDOWN, 1, 0, 0);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 1, &h, &r), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_SHUTDOWN + 1, 0, 0, 0); /* the first unknown type */
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), -ZC_EPEERPROTO);
 	make(buf, ZC_MSG_FIN, 0, 3, 0);
 	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &r), 0);
 }
