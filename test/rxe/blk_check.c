@@ -1,7 +1,7 @@
 /*
  * blk_check - checks an NVMe-oF RDMA target through the host library (examples/blk/blk_initiator.h)
  *
- *   blk_check io SRCADDR ADDR:PORT NQN FIRST_LBA BLOCKS SEED [verify|loop]
+ *   blk_check io SRCADDR ADDR:PORT NQN FIRST_LBA BLOCKS SEED [verify|loop|icd]
  *       two I/O queues of QD 4: write BLOCKS blocks from FIRST_LBA with a
  *       pattern of SEED in mixed command sizes (1 block up to the target's
  *       largest, odd counts and odd offsets, in-capsule and keyed), read
@@ -10,7 +10,8 @@
  *       and check what such a run of another host left (the pattern, zeros
  *       in the last quarter). With "loop": write, read back
  *       and check over and over, printing "ok: pass N" after each, until
- *       killed (a test kills it mid-I/O).
+ *       killed (a test kills it mid-I/O). With "icd": every Write small
+ *       enough to travel in the capsule (the target never RDMA-READs).
  *   blk_check errors SRCADDR ADDR:PORT NQN [lenient]
  *       commands the target must refuse with an NVMe status while the
  *       controller goes on: a Read and a Write Zeroes past the end (LBA Out
@@ -48,6 +49,7 @@ static const struct blk_geom *g;
 static struct zc_mr *mr;
 static uint8_t *buf; /* SLOTS x MAX_CHUNK */
 static uint32_t bs, max_cmd; /* block size, blocks per command at most */
+static uint32_t max_write = UINT32_MAX; /* blocks per Write at most ("icd") */
 static int failures;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -126,6 +128,8 @@ static void run(struct job *j)
 				continue;
 			if (k > max_cmd)
 				k = max_cmd;
+			if (j->opcode == NVMF_IO_WRITE && k > max_write)
+				k = max_write;
 			if (k > j->end - j->lba)
 				k = (uint32_t)(j->end - j->lba);
 			if (j->opcode == NVMF_IO_WRITE)
@@ -268,7 +272,7 @@ int main(int argc, char **argv)
 	struct blk_init_opts o;
 	char host[256];
 	uint16_t port;
-	int rc, io, loop = 0, verify = 0;
+	int rc, io, loop = 0, verify = 0, icd_only = 0;
 	const char *mode;
 
 	if (argc < 5)
@@ -283,7 +287,8 @@ int main(int argc, char **argv)
 	if (io && argc == 9) {
 		loop = !strcmp(argv[8], "loop");
 		verify = !strcmp(argv[8], "verify");
-		if (!loop && !verify)
+		icd_only = !strcmp(argv[8], "icd");
+		if (!loop && !verify && !icd_only)
 			goto usage;
 	}
 	if (zc_ex_parse_hostport(argv[3], host, sizeof(host), &port, NVMF_PORT))
@@ -306,6 +311,11 @@ int main(int argc, char **argv)
 	       "%u bytes per command, in-capsule data %u bytes\n",
 	       g->cntlid, g->nqn, g->nsid, (unsigned long long)g->capacity, bs, g->nr_queues, g->queue_depth,
 	       g->max_blocks * bs, g->icd_max);
+	if (icd_only) {
+		if (g->icd_max < bs)
+			fatal("the target takes no in-capsule data of a block");
+		max_write = g->icd_max / bs;
+	}
 	buf = aligned_alloc(4096, (size_t)SLOTS * MAX_CHUNK);
 	if (!buf)
 		fatal("out of memory");
@@ -372,7 +382,7 @@ int main(int argc, char **argv)
 	free(buf);
 	return failures ? 1 : 0;
 usage:
-	fprintf(stderr, "usage: blk_check io SRCADDR ADDR[:PORT] NQN|- FIRST_LBA BLOCKS SEED [verify|loop]\n"
+	fprintf(stderr, "usage: blk_check io SRCADDR ADDR[:PORT] NQN|- FIRST_LBA BLOCKS SEED [verify|loop|icd]\n"
 			"       blk_check errors SRCADDR ADDR[:PORT] NQN|- [lenient]\n"
 			"       blk_check readonly SRCADDR ADDR[:PORT] NQN|-\n");
 	return 2;
