@@ -315,7 +315,8 @@ def section(env, st, medians, ib, ib_rate, goals, raw, csv_path, json_path, md_p
         L.append(f"| `ib_read_bw` 4 KiB rxe0→rxe1 ({label} of run) | {fmt(v['msg_per_s']) if v else 'missing'} "
                  "| – | – | – | – |")
     L.append("")
-    L.append("**Goals** (ratios of medians, IOPS):")
+    L.append("**Goals** (issue 14; ratios of medians: IOPS zc_blk_target ÷ nvmet-rdma, p99 latency "
+             "zc_blk_target ÷ nvmet-rdma, both behind the same kernel host):")
     L.append("")
     L.append("| goal | ratio | result |")
     L.append("|---|---:|---|")
