@@ -7,7 +7,8 @@
 # once, each on its own zero-filled file of ZC_BLK_SIZE_MB on the guest's
 # tmpfs, checks each device with a write/read-back, then runs the fio jobs
 # with systems interleaved (job by job, the order rotated every job and rep),
-# the anchors (zc_blk_bench QD1/QD32, ib_read_bw 4 KiB) in every rep, and
+# zc_blk_bench (randread QD1/QD32, randwrite QD32) against both NVMe-oF
+# targets and the ib_read_bw 4 KiB anchor in every rep, and
 # one CPU profile (perf) of 4 KiB randread QD32 per RDMA system. Writes raw
 # results into RAWDIR (fio JSON, logs, CPU accounting, env.txt, status-*);
 # bench/blk-lib/report.py turns them into tables. A system that fails to set
@@ -27,7 +28,7 @@ bin=$(cd "$(dirname "$0")/../.." && pwd)/build/bin
 [ -n "${ZC_BLK_BINDIR:-}" ] && bin=$ZC_BLK_BINDIR
 work=/tmp/blk-compare
 mkdir -p "$work"
-ZC_PORT=7490 NQN=nqn.2024-01.io.zcrdma:blkcmp IQN=iqn.2024-01.io.zcrdma:blkcmp
+ZC_PORT=4421 ZNQN=nqn.2024-01.io.zcrdma:blkcmp-zc NQN=nqn.2024-01.io.zcrdma:blkcmp IQN=iqn.2024-01.io.zcrdma:blkcmp
 # job name, fio rw, bs, iodepth
 JOBS=("rr4k-qd1 randread 4k 1" "rr4k-qd32 randread 4k 32" "rw4k-qd1 randwrite 4k 1"
 	"rw4k-qd32 randwrite 4k 32" "sr128k-qd8 read 128k 8" "sw128k-qd8 write 128k 8")
@@ -79,29 +80,25 @@ mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 mkimg() { dd if=/dev/zero of="$work/$1.img" bs=1M count="$SIZE" status=none; }
 
 setup_zc() {
-	local i
 	mkimg zc || { missing zc "cannot create the backing file"; return; }
-	timeout 7200 "$bin/zc_blk_legacy_target" --listen "$B:$ZC_PORT" --file "$work/zc.img" >"$raw/zc_target.log" 2>&1 &
+	command -v nvme >/dev/null || { missing zc "nvme-cli is not installed"; return; }
+	timeout 7200 "$bin/zc_blk_target" --listen "$B:$ZC_PORT" --file "$work/zc.img" --nqn "$ZNQN" \
+		>"$raw/zc_target.log" 2>&1 &
 	PIDS[zc_target]=$!
 	PIDS[zc_target_c]=$(child $!)
-	wait_for 30 grep -q "listening on" "$raw/zc_target.log" || { missing zc "zc_blk_legacy_target did not start"; return; }
-	[ -b /dev/nbd0 ] || { missing zc "no /dev/nbd0 (modprobe nbd failed)"; return; }
-	timeout 7200 "$bin/zc_blk_nbd" -b "$A" "$B:$ZC_PORT" /dev/nbd0 >"$raw/zc_nbd.log" 2>&1 &
-	PIDS[zc_nbd]=$!
-	PIDS[zc_nbd_c]=$(child $!)
-	wait_for 30 grep -q "attached to" "$raw/zc_nbd.log" || { missing zc "zc_blk_nbd did not attach"; return; }
-	for i in $(seq 50); do
-		[ "$(blockdev --getsize64 /dev/nbd0 2>/dev/null)" = $((SIZE << 20)) ] && break
-		sleep 0.2
-	done
-	DEV[zc]=/dev/nbd0
+	wait_for 30 grep -q "listening on" "$raw/zc_target.log" || { missing zc "zc_blk_target did not start"; return; }
+	timeout 60 nvme connect -t rdma -a "$B" -s "$ZC_PORT" -n "$ZNQN" --host-traddr "$A" >"$raw/zc_setup.log" 2>&1 ||
+		{ missing zc "nvme connect failed: $(tail -n1 "$raw/zc_setup.log")"; return; }
+	wait_for 20 nvmf_dev "$ZNQN" >/dev/null || { missing zc "no namespace block device after nvme connect"; return; }
+	DEV[zc]=/dev/$(nvmf_dev "$ZNQN")
+	wait_for 20 test -b "${DEV[zc]}" || { missing zc "${DEV[zc]} did not appear"; return; }
 }
 
-nvmf_dev() { # the namespace's block device (its device is the controller or, multipath, the subsystem)
+nvmf_dev() { # nvmf_dev NQN: the namespace's block device (its device is the controller or, multipath, the subsystem)
 	local b
 	for b in /sys/block/nvme*; do
 		[[ ${b##*/} =~ ^nvme[0-9]+n[0-9]+$ ]] || continue # not the hidden per-path nvmeXcYnZ
-		[ "$(cat "$b/device/subsysnqn" 2>/dev/null)" = "$NQN" ] && { echo "${b##*/}"; return 0; }
+		[ "$(cat "$b/device/subsysnqn" 2>/dev/null)" = "$1" ] && { echo "${b##*/}"; return 0; }
 	done
 	return 1
 }
@@ -120,8 +117,8 @@ setup_nvmf() {
 	} 2>"$raw/nvmf_setup.log" || { missing nvmf "nvmet configfs set-up failed: $(tail -n1 "$raw/nvmf_setup.log")"; return; }
 	timeout 60 nvme connect -t rdma -a "$B" -s 4420 -n "$NQN" --host-traddr "$A" >>"$raw/nvmf_setup.log" 2>&1 ||
 		{ missing nvmf "nvme connect failed: $(tail -n1 "$raw/nvmf_setup.log")"; return; }
-	wait_for 20 nvmf_dev >/dev/null || { missing nvmf "no namespace block device after nvme connect"; return; }
-	d=$(nvmf_dev)
+	wait_for 20 nvmf_dev "$NQN" >/dev/null || { missing nvmf "no namespace block device after nvme connect"; return; }
+	d=$(nvmf_dev "$NQN")
 	wait_for 20 test -b "/dev/$d" || { missing nvmf "/dev/$d did not appear"; return; }
 	DEV[nvmf]=/dev/$d
 }
@@ -175,10 +172,7 @@ setup_nbd() {
 
 teardown() {
 	log "teardown"
-	if [ -n "${PIDS[zc_nbd]:-}" ]; then
-		timeout 20 "$bin/zc_blk_nbd" -d /dev/nbd0 >/dev/null 2>&1
-		timeout 30 tail --pid="${PIDS[zc_nbd]}" -f /dev/null
-	fi
+	[ -n "${DEV[zc]:-}" ] && timeout 30 nvme disconnect -n "$ZNQN" >/dev/null 2>&1
 	[ -n "${PIDS[zc_target_c]:-}" ] && kill "${PIDS[zc_target_c]}" 2>/dev/null
 	if [ -e "/sys/kernel/config/nvmet/subsystems/$NQN" ]; then
 		timeout 30 nvme disconnect -n "$NQN" >/dev/null 2>&1
@@ -210,7 +204,7 @@ trap teardown EXIT
 # Pids whose CPU time is charged to each system (besides the kernel's).
 sys_pids() {
 	case $1 in
-	zc) echo "${PIDS[zc_target_c]:-} ${PIDS[zc_nbd_c]:-}" ;;
+	zc | zcb-zc) echo "${PIDS[zc_target_c]:-}" ;;
 	iser) echo "${PIDS[tgtd_c]:-}" ;;
 	nbd) pgrep -x nbd-server | tr '\n' ' ' ;;
 	esac
@@ -224,22 +218,10 @@ cpu_snap() {
 	echo "$(head -n1 /proc/stat | cut -d' ' -f2-) $t"
 }
 
-# zc_blk_nbd's cumulative time split (SIGUSR1 prints it): "N QUEUE_US TARGET_US REPLY_US"
-zc_times_more() { [ "$(grep -c "requests; mean" "$raw/zc_nbd.log")" -gt "$1" ]; }
-zc_times() {
-	local n0
-	n0=$(grep -c "requests; mean" "$raw/zc_nbd.log")
-	kill -USR1 "${PIDS[zc_nbd_c]}" 2>/dev/null || return
-	wait_for 5 zc_times_more "$n0" || return
-	grep "requests; mean" "$raw/zc_nbd.log" | tail -n1 |
-		sed 's/.*: \([0-9]*\) requests;.* first command \([0-9.]*\), at the target \([0-9.]*\), reply written \([0-9.]*\).*/\1 \2 \3 \4/'
-}
-
 # fio on one device, plus CPU accounting around it.
 run_fio() { # run_fio SYS JOB RW BS QD REP
 	local sys=$1 job=$2 out="$raw/fio-$1-$2-r$6.json" c0 c1 pids rc
 	pids=$(sys_pids "$sys")
-	[ "$sys" = zc ] && z0=$(zc_times)
 	c0=$(cpu_snap "$pids")
 	timeout $((T + RAMP + 60)) fio --name="$job" --filename="${DEV[$sys]}" --direct=1 --ioengine=libaio \
 		--rw="$3" --bs="$4" --iodepth="$5" --runtime="$T" --ramp_time="$RAMP" --time_based \
@@ -248,7 +230,6 @@ run_fio() { # run_fio SYS JOB RW BS QD REP
 	rc=$?
 	c1=$(cpu_snap "$pids")
 	echo "$sys $job $6 $rc | $c0 | $c1" >>"$raw/cpu.txt"
-	[ "$sys" = zc ] && echo "$job $6 | $z0 | $(zc_times)" >>"$raw/zc_times.txt"
 	[ $rc -eq 0 ] || { log "$sys $job rep $6: fio exit $rc: $(tail -n2 "$raw/fio.err" | tr '\n' ' ')"; rm -f "$out"; }
 	[ -f "$out" ] && log "$sys $job rep $6: $(jq -r '.jobs[0] | (.read.iops + .write.iops | floor | tostring) + " IOPS"' "$out" 2>/dev/null)"
 }
@@ -278,14 +259,27 @@ ib_read_bw_anchor() { # ib_read_bw_anchor LABEL
 	log "ib_read_bw 4 KiB ($1): $(awk '$1 == 4096 { print $5 " Mpps" }' "$out")"
 }
 
-zc_bench_anchor() { # zc_bench_anchor REP
-	local qd out
-	[ -n "${DEV[zc]:-}" ] || return
-	for qd in 1 32; do
-		out="$raw/zcbench-rr4k-qd$qd-r$1.json"
-		timeout $((T + 60)) "$bin/zc_blk_bench" -b "$A" "$B:$ZC_PORT" --rw randread --bs 4k --qd $qd \
-			--time "$T" --json "$out" >>"$raw/zcbench.log" 2>&1 || { log "zc_blk_bench qd$qd failed"; rm -f "$out"; }
-		[ -f "$out" ] && log "zc_blk_bench rr4k-qd$qd rep $1: $(tail -n1 "$raw/zcbench.log")"
+# zc_blk_bench (the user-space NVMe-oF host) against both NVMe-oF targets,
+# with the same CPU accounting as fio (the zc target's process; nvmet is kernel).
+BENCH_JOBS=("rr4k-qd1 randread 4k 1" "rr4k-qd32 randread 4k 32" "rw4k-qd32 randwrite 4k 32")
+zc_bench_runs() { # zc_bench_runs REP
+	local t addr nqn out c0 c1 pids rc j job rw bs qd
+	for t in zc nvmf; do
+		[ -n "${DEV[$t]:-}" ] || continue
+		if [ $t = zc ]; then addr=$B:$ZC_PORT nqn=$ZNQN; else addr=$B:4420 nqn=$NQN; fi
+		for j in "${BENCH_JOBS[@]}"; do
+			read -r job rw bs qd <<<"$j"
+			out="$raw/zcbench-$t-$job-r$1.json"
+			pids=$(sys_pids "zcb-$t")
+			c0=$(cpu_snap "$pids")
+			timeout $((T + RAMP + 60)) "$bin/zc_blk_bench" -b "$A" "$addr" --nqn "$nqn" --rw $rw --bs $bs --qd $qd \
+				--time "$((T + RAMP))" --json "$out" >>"$raw/zcbench.log" 2>&1
+			rc=$?
+			c1=$(cpu_snap "$pids")
+			echo "zcb-$t $job $1 $rc | $c0 | $c1" >>"$raw/cpu.txt"
+			[ $rc -eq 0 ] || { log "zc_blk_bench -> $t $job failed"; rm -f "$out"; }
+			[ -f "$out" ] && log "zc_blk_bench -> $t $job rep $1: $(tail -n1 "$raw/zcbench.log")"
+		done
 	done
 }
 
@@ -316,7 +310,7 @@ log "active: ${ACTIVE[*]:-none}"
 ib_read_bw_anchor start
 k=0
 for rep in $(seq "$REPS"); do
-	zc_bench_anchor "$rep"
+	zc_bench_runs "$rep"
 	for j in "${JOBS[@]}"; do
 		read -r job rw bs qd <<<"$j"
 		n=${#ACTIVE[@]}

@@ -1,17 +1,25 @@
 /*
- * zc_blk_bench - closed-loop benchmark against a zc_blk_legacy_target
+ * zc_blk_bench - closed-loop benchmark of an NVMe over Fabrics (RDMA) target
  *
- *   zc_blk_bench -b SRCADDR ADDR[:PORT] [--rw read|write|randread|randwrite]
- *                [--bs SIZE] [--qd N] [--time S] [--size SIZE] [--json FILE]
- *                [--export auto|window|mr]
+ *   zc_blk_bench -b SRCADDR ADDR[:PORT] [--nqn NQN] [--rw read|write|randread|randwrite]
+ *                [--bs SIZE] [--qd N] [--queues N] [--time S] [--size SIZE] [--json FILE]
+ *                [--export auto|window|mr] [--no-icd] [--verify]
  *
- * Keeps N commands in flight against the target directly (no kernel block
- * layer): each one transfers SIZE bytes by RDMA between the target's pool
- * and a registered buffer of this process, exported for just that command.
- * Reports IOPS, MB/s (10^6 bytes/s) and completion-latency percentiles
- * (submit to response); --json also writes them to FILE. Offsets are
- * multiples of --bs inside the first --size bytes (default: the whole
- * device). --export: see enum blk_export_mode in blk_initiator.h. Exit status: 0, 1 on any failed command or error, 2 on usage.
+ * A user-space NVMe-oF host (blk_initiator.h; SPDK's perf tool is the
+ * model) that keeps N commands in flight per I/O queue against any NVMe-oF
+ * RDMA target (zc_blk_target, the kernel's nvmet-rdma) directly, no kernel
+ * block layer: each Read or Write moves --bs bytes by RDMA between the
+ * target and a registered buffer of this process, exported for just that
+ * command (small Writes go in the capsule if the target takes in-capsule
+ * data, unless --no-icd). Port 4420 by default; without --nqn the first
+ * subsystem the target's discovery controller lists. Reports IOPS, MB/s
+ * (10^6 bytes/s) and completion-latency percentiles (submit to completion);
+ * --json also writes them to FILE. Offsets are multiples of --bs inside the
+ * first --size bytes (default: the whole namespace). --verify: every Write
+ * carries a pattern that depends only on the byte's offset in the
+ * namespace, and every Read is checked byte for byte against it (so read
+ * what a --verify write run wrote). Exit status: 0, 1 on any failed
+ * command, mismatch or error, 2 on usage.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,17 +41,22 @@ const char *const zc_ex_prog = "zc_blk_bench";
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: %s -b SRCADDR ADDR[:PORT] [--rw read|write|randread|randwrite] [--bs SIZE] [--qd N]\n"
-		"       [--time S] [--size SIZE] [--json FILE] [--export auto|window|mr]\n"
-		"  -b SRCADDR   local RDMA address (required)\n"
+		"usage: %s -b SRCADDR ADDR[:PORT] [--nqn NQN] [--rw read|write|randread|randwrite] [--bs SIZE]\n"
+		"       [--qd N] [--queues N] [--time S] [--size SIZE] [--json FILE] [--export auto|window|mr]\n"
+		"       [--no-icd] [--verify]\n"
+		"  -b SRCADDR   local RDMA address (required); the target's port defaults to %d\n"
+		"  --nqn NQN    subsystem (default: the first one the discovery controller lists)\n"
 		"  --rw MODE    access pattern (default randread)\n"
 		"  --bs SIZE    bytes per command, a multiple of the block size (default 4K)\n"
-		"  --qd N       commands in flight (default 1)\n"
+		"  --qd N       commands in flight per I/O queue (default 1, at most %d)\n"
+		"  --queues N   I/O queues (default 1, at most %d)\n"
 		"  --time S     seconds to run (default 10)\n"
-		"  --size SIZE  only the first SIZE bytes of the device (default all)\n"
+		"  --size SIZE  only the first SIZE bytes of the namespace (default all)\n"
 		"  --json FILE  also write the results as JSON\n"
-		"  -e, --export M  how buffers are exported: auto (default), window, mr\n",
-		zc_ex_prog);
+		"  -e, --export M  how buffers are exported: auto (default), window, mr\n"
+		"  --no-icd     no in-capsule Write data\n"
+		"  --verify     write a pattern of the offset, check every byte read against it\n",
+		zc_ex_prog, NVMF_PORT, BLK_MAX_QD, BLK_MAX_QUEUES);
 	exit(2);
 }
 
@@ -86,6 +99,44 @@ static double pct(const uint64_t *v, size_t n, double p)
 	return (double)v[i] / 1000.0;
 }
 
+/* The --verify pattern: 8-byte words that depend only on their offset in the namespace. */
+static uint64_t pattern(uint64_t offset)
+{
+	uint64_t z = offset / 8 + 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void fill(uint8_t *buf, size_t len, uint64_t offset)
+{
+	size_t i;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t w = pattern(offset + i);
+
+		memcpy(buf + i, &w, 8);
+	}
+}
+
+/* Returns the offset of the first byte that differs, or -1. */
+static long long check(const uint8_t *buf, size_t len, uint64_t offset)
+{
+	size_t i, k;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t w = pattern(offset + i);
+
+		if (memcmp(buf + i, &w, 8) != 0) {
+			for (k = 0; ((const uint8_t *)&w)[k] == buf[i + k]; k++)
+				;
+			return (long long)(offset + i + k);
+		}
+	}
+	return -1;
+}
+
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
@@ -100,12 +151,14 @@ int main(int argc, char **argv)
 		{"rw", required_argument, NULL, 'r'},   {"bs", required_argument, NULL, 's'},
 		{"qd", required_argument, NULL, 'q'},   {"time", required_argument, NULL, 't'},
 		{"size", required_argument, NULL, 'S'}, {"json", required_argument, NULL, 'j'},
-		{"export", required_argument, NULL, 'e'},
-		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+		{"export", required_argument, NULL, 'e'}, {"nqn", required_argument, NULL, 'n'},
+		{"queues", required_argument, NULL, 'Q'}, {"no-icd", no_argument, NULL, 'I'},
+		{"verify", no_argument, NULL, 'V'},     {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *src = NULL, *rw = "randread", *json = NULL;
 	long long bs = 4096, size = 0, v;
-	int qd = 1, opt, rc, write, rnd, i, n, status = 1, export_mode = BLK_EXPORT_AUTO;
+	int qd = 1, opt, rc, write, rnd, i, n, status = 1, verify = 0, total;
 	double seconds = 10;
 	struct blk_init_opts bo;
 	struct blk_init *bi = NULL;
@@ -113,15 +166,16 @@ int main(int argc, char **argv)
 	struct zc_mr *mr = NULL;
 	const struct blk_geom *g;
 	struct blk_cpl cpl[64];
-	uint64_t *lat = NULL, *start_ns = NULL, nlat = 0, cap_lat = 0, errors = 0, slots, seq = 0, t0, t1, end;
+	uint64_t *lat = NULL, *start_ns = NULL, *slot_off = NULL, nlat = 0, cap_lat = 0, errors = 0, slots, seq = 0;
+	uint64_t t0, t1, end, k;
 	uint32_t nblocks;
-	uint64_t k;
 	uint8_t *buf = NULL;
 	int *free_slot = NULL, n_free = 0;
 	char host[256];
 	uint16_t port;
 	struct sigaction sa;
 
+	blk_init_opts_init(&bo);
 	while ((opt = getopt_long(argc, argv, "b:e:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'b': src = optarg; break;
@@ -133,19 +187,31 @@ int main(int argc, char **argv)
 				usage();
 			qd = (int)v;
 			break;
+		case 'Q':
+			v = atoll(optarg);
+			if (v < 1 || v > BLK_MAX_QUEUES)
+				usage();
+			bo.nr_queues = (int)v;
+			break;
 		case 't': seconds = atof(optarg); if (seconds <= 0) usage(); break;
 		case 'S': size = zc_ex_parse_size(optarg); if (size <= 0) usage(); break;
 		case 'j': json = optarg; break;
+		case 'n':
+			if (!nvmf_nqn_valid(optarg))
+				usage();
+			bo.nqn = optarg;
+			break;
+		case 'I': bo.no_icd = 1; break;
+		case 'V': verify = 1; break;
 		case 'e':
-			export_mode = blk_export_mode_parse(optarg);
-			if (export_mode < 0)
+			bo.export_mode = blk_export_mode_parse(optarg);
+			if (bo.export_mode < 0)
 				usage();
 			break;
 		default: usage();
 		}
 	}
-	if (!src || optind != argc - 1 ||
-	    zc_ex_parse_hostport(argv[optind], host, sizeof(host), &port, BLK_DEFAULT_PORT))
+	if (!src || optind != argc - 1 || zc_ex_parse_hostport(argv[optind], host, sizeof(host), &port, NVMF_PORT))
 		usage();
 	write = !strcmp(rw, "write") || !strcmp(rw, "randwrite");
 	rnd = !strncmp(rw, "rand", 4);
@@ -162,51 +228,51 @@ int main(int argc, char **argv)
 		zc_ex_warn("cannot open the RDMA device of %s: %s", src, zc_ex_why(rc));
 		return 1;
 	}
-	blk_init_opts_init(&bo);
 	bo.queue_depth = qd;
-	bo.export_mode = export_mode;
 	rc = blk_init_connect(ctx, host, port, &bo, &bi);
 	if (rc) {
 		zc_ex_warn("cannot connect to %s:%u: %s", host, port, blk_init_last_error());
 		goto out;
 	}
 	g = blk_init_geom(bi);
-	if (g->queue_depth < qd) {
-		zc_ex_warn("the target granted queue depth %u of %d; running with %u",
-			g->queue_depth, qd, g->queue_depth);
+	if (g->queue_depth < qd || g->nr_queues < bo.nr_queues) {
+		zc_ex_warn("the target granted %d queue(s) of depth %d (asked: %d of %d); running with those",
+			   g->nr_queues, g->queue_depth, bo.nr_queues, qd);
 		qd = g->queue_depth;
 	}
+	total = qd * g->nr_queues;
 	if (bs % g->block_size || bs / g->block_size > g->max_blocks) {
 		zc_ex_warn("--bs must be a multiple of %u bytes and at most %llu", g->block_size,
-			(unsigned long long)g->max_blocks * g->block_size);
+			   (unsigned long long)g->max_blocks * g->block_size);
 		goto out;
 	}
 	if (write && g->read_only) {
-		zc_ex_warn("the target is read-only");
+		zc_ex_warn("the namespace is write protected");
 		goto out;
 	}
 	nblocks = (uint32_t)(bs / g->block_size);
 	slots = (size && (uint64_t)size / g->block_size < g->capacity ? (uint64_t)size / g->block_size
 								      : g->capacity) / nblocks;
 	if (!slots) {
-		zc_ex_warn("the device is smaller than one %lld-byte command", bs);
+		zc_ex_warn("the namespace is smaller than one %lld-byte command", bs);
 		goto out;
 	}
-	buf = aligned_alloc(4096, (size_t)bs * (size_t)qd);
-	free_slot = calloc((size_t)qd, sizeof(int));
-	start_ns = calloc((size_t)qd, sizeof(uint64_t));
-	if (!buf || !free_slot || !start_ns) {
+	buf = aligned_alloc(4096, (size_t)bs * (size_t)total);
+	free_slot = calloc((size_t)total, sizeof(int));
+	start_ns = calloc((size_t)total, sizeof(uint64_t));
+	slot_off = calloc((size_t)total, sizeof(uint64_t));
+	if (!buf || !free_slot || !start_ns || !slot_off) {
 		zc_ex_warn("out of memory");
 		goto out;
 	}
-	for (k = 0; k < (uint64_t)bs * (uint64_t)qd; k++)
+	for (k = 0; k < (uint64_t)bs * (uint64_t)total; k++)
 		buf[k] = (uint8_t)next_rand();
-	rc = zc_mr_reg(ctx, buf, (size_t)bs * (size_t)qd, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &mr);
+	rc = zc_mr_reg(ctx, buf, (size_t)bs * (size_t)total, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &mr);
 	if (rc) {
 		zc_ex_warn("zc_mr_reg: %s", zc_ex_why(rc));
 		goto out;
 	}
-	for (i = qd - 1; i >= 0; i--)
+	for (i = total - 1; i >= 0; i--)
 		free_slot[n_free++] = i;
 
 	t0 = now_ns();
@@ -215,9 +281,13 @@ int main(int argc, char **argv)
 		while (n_free && !stop && !errors && now_ns() < end) {
 			int s = free_slot[n_free - 1];
 			uint64_t slot = rnd ? next_rand() % slots : seq++ % slots;
+			uint8_t *p = buf + (size_t)s * (size_t)bs;
 
+			slot_off[s] = slot * (uint64_t)bs;
+			if (verify && write)
+				fill(p, (size_t)bs, slot_off[s]);
 			start_ns[s] = now_ns();
-			rc = blk_init_submit(bi, write ? BLK_OP_WRITE : BLK_OP_READ, slot * nblocks, nblocks, mr,
+			rc = blk_init_submit(bi, write ? NVMF_IO_WRITE : NVMF_IO_READ, slot * nblocks, nblocks, p, mr,
 					     (size_t)s * (size_t)bs, (uint64_t)s);
 			if (rc == -EBUSY)
 				break;
@@ -234,12 +304,17 @@ int main(int argc, char **argv)
 		}
 		t1 = now_ns();
 		for (i = 0; i < n; i++) {
-			if (cpl[i].unsolicited)
-				continue;
-			if (cpl[i].resp.status != BLK_S_OK) {
+			int s = (int)cpl[i].user;
+
+			if (cpl[i].status) {
 				if (!errors++)
-					zc_ex_warn("command failed: %s (detail %u)",
-						blk_status_str(cpl[i].resp.status), cpl[i].resp.detail);
+					zc_ex_warn("command failed: %s (status %#x)", nvmf_status_str(cpl[i].status),
+						   cpl[i].status);
+			} else if (verify && !write) {
+				long long bad = check(buf + (size_t)s * (size_t)bs, (size_t)bs, slot_off[s]);
+
+				if (bad >= 0 && !errors++)
+					zc_ex_warn("verify: byte %lld of the namespace differs from the pattern", bad);
 			}
 			if (nlat == cap_lat) {
 				uint64_t *nl;
@@ -252,8 +327,8 @@ int main(int argc, char **argv)
 				}
 				lat = nl;
 			}
-			lat[nlat++] = t1 - start_ns[cpl[i].user];
-			free_slot[n_free++] = (int)cpl[i].user;
+			lat[nlat++] = t1 - start_ns[s];
+			free_slot[n_free++] = s;
 		}
 	}
 	t1 = now_ns();
@@ -264,14 +339,11 @@ int main(int argc, char **argv)
 		for (k = 0; k < nlat; k++)
 			sum += (double)lat[k];
 		qsort(lat, nlat, sizeof(*lat), cmp_u64);
-		printf("%s: %s bs=%lld qd=%d: %llu ops in %.2f s: %.0f IOPS, %.2f MB/s, latency us: "
-		       "p50 %.1f p99 %.1f p99.9 %.1f mean %.1f max %.1f\n",
-		       zc_ex_prog, rw, bs, qd, (unsigned long long)nlat, secs, iops, mbs, pct(lat, nlat, 50),
-		       pct(lat, nlat, 99), pct(lat, nlat, 99.9), sum / (double)nlat / 1000.0,
-		       (double)lat[nlat - 1] / 1000.0);
-		if (blk_init_reconnects(bi))
-			printf("%s: the connection was re-established %u time(s)\n", zc_ex_prog,
-			       blk_init_reconnects(bi));
+		printf("%s: %s bs=%lld qd=%d queues=%d: %llu ops in %.2f s: %.0f IOPS, %.2f MB/s, latency us: "
+		       "p50 %.1f p99 %.1f p99.9 %.1f mean %.1f max %.1f%s\n",
+		       zc_ex_prog, rw, bs, qd, g->nr_queues, (unsigned long long)nlat, secs, iops, mbs,
+		       pct(lat, nlat, 50), pct(lat, nlat, 99), pct(lat, nlat, 99.9), sum / (double)nlat / 1000.0,
+		       (double)lat[nlat - 1] / 1000.0, verify ? ", verified" : "");
 		if (json) {
 			FILE *f = fopen(json, "w");
 
@@ -280,11 +352,12 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			fprintf(f,
-				"{\"rw\": \"%s\", \"bs\": %lld, \"qd\": %d, \"block_size\": %u, \"seconds\": %.3f, "
-				"\"ops\": %llu, \"iops\": %.1f, \"mb_per_s\": %.3f, \"lat_us\": {\"p50\": %.1f, "
-				"\"p99\": %.1f, \"p99.9\": %.1f, \"mean\": %.1f, \"min\": %.1f, \"max\": %.1f}}\n",
-				rw, bs, qd, g->block_size, secs, (unsigned long long)nlat, iops, mbs,
-				pct(lat, nlat, 50), pct(lat, nlat, 99), pct(lat, nlat, 99.9),
+				"{\"rw\": \"%s\", \"bs\": %lld, \"qd\": %d, \"queues\": %d, \"block_size\": %u, "
+				"\"nqn\": \"%s\", \"seconds\": %.3f, \"ops\": %llu, \"iops\": %.1f, \"mb_per_s\": %.3f, "
+				"\"lat_us\": {\"p50\": %.1f, \"p99\": %.1f, \"p99.9\": %.1f, \"mean\": %.1f, \"min\": %.1f, "
+				"\"max\": %.1f}}\n",
+				rw, bs, qd, g->nr_queues, g->block_size, g->nqn, secs, (unsigned long long)nlat, iops,
+				mbs, pct(lat, nlat, 50), pct(lat, nlat, 99), pct(lat, nlat, 99.9),
 				sum / (double)nlat / 1000.0, (double)lat[0] / 1000.0, (double)lat[nlat - 1] / 1000.0);
 			fclose(f);
 		}
@@ -293,8 +366,10 @@ int main(int argc, char **argv)
 		zc_ex_warn("no command completed");
 	}
 out:
-	if (bi)
-		blk_init_close(&bi);
+	if (bi && blk_init_close(&bi) && status == 0) {
+		zc_ex_warn("shutting the controller down: %s", blk_init_last_error());
+		status = 1;
+	}
 	if (mr)
 		zc_mr_dereg(&mr);
 	if (ctx)
@@ -302,6 +377,7 @@ out:
 	free(buf);
 	free(free_slot);
 	free(start_ns);
+	free(slot_off);
 	free(lat);
 	return status;
 }

@@ -79,7 +79,7 @@ const char *nvmf_cm_status_str(int sts)
 
 const char *nvmf_status_str(uint16_t status)
 {
-	switch (status & ~NVMF_DNR) {
+	switch (status & NVMF_SC_MASK) {
 	case NVMF_SC_SUCCESS: return "success";
 	case NVMF_SC_INVALID_OPCODE: return "invalid command opcode";
 	case NVMF_SC_INVALID_FIELD: return "invalid field in command";
@@ -95,6 +95,7 @@ const char *nvmf_status_str(uint16_t status)
 	case NVMF_SC_SGL_INVALID_OFFSET: return "SGL offset invalid";
 	case NVMF_SC_NS_WRITE_PROTECTED: return "namespace is write protected";
 	case NVMF_SC_LBA_RANGE: return "LBA out of range";
+	case NVMF_SC_CAP_EXCEEDED: return "capacity exceeded";
 	case NVMF_SC_AER_LIMIT: return "asynchronous event request limit exceeded";
 	case NVMF_SC_INVALID_LOG_PAGE: return "invalid log page";
 	case NVMF_SC_FEATURE_NOT_SAVEABLE: return "feature identifier not saveable";
@@ -333,4 +334,120 @@ void nvmf_dsm_range_encode(const struct nvmf_dsm_range *r, uint8_t out[NVMF_DSM_
 	zc_ex_put32(out, r->attr);
 	zc_ex_put32(out + 4, r->nlb);
 	zc_ex_put64(out + 8, r->slba);
+}
+
+/* ---- host side ------------------------------------------------------------ */
+
+int nvmf_cm_rej_decode(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (!p || len < NVMF_CM_REJ_SIZE || zc_ex_get16(p) != 0)
+		return -1;
+	return zc_ex_get16(p + 2);
+}
+
+void nvmf_connect_encode(const struct nvmf_connect *c, uint16_t cid, struct nvmf_sqe *sqe)
+{
+	nvmf_cmd_init(sqe, NVMF_FABRICS, cid, 0);
+	sqe->fctype = NVMF_FCT_CONNECT;
+	sqe->cdw10 = c->recfmt | (uint32_t)c->qid << 16;
+	sqe->cdw11 = c->sqsize | (uint32_t)c->cattr << 16;
+	sqe->cdw12 = c->kato;
+}
+
+void nvmf_prop_encode(const struct nvmf_prop *p, int set, uint16_t cid, struct nvmf_sqe *sqe)
+{
+	nvmf_cmd_init(sqe, NVMF_FABRICS, cid, 0);
+	sqe->fctype = set ? NVMF_FCT_PROP_SET : NVMF_FCT_PROP_GET;
+	sqe->cdw10 = p->size == 8 ? 1 : 0;
+	sqe->cdw11 = p->offset;
+	if (set) {
+		sqe->cdw12 = (uint32_t)p->value;
+		sqe->cdw13 = (uint32_t)(p->value >> 32);
+	}
+}
+
+void nvmf_cmd_init(struct nvmf_sqe *sqe, uint8_t opcode, uint16_t cid, uint32_t nsid)
+{
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = opcode;
+	sqe->flags = NVMF_PSDT_SGL << 6;
+	sqe->cid = cid;
+	sqe->nsid = nsid;
+	sqe->dptr[15] = NVMF_SGL_KEYED;
+}
+
+void nvmf_rw_encode(struct nvmf_sqe *sqe, uint64_t slba, uint32_t nlb)
+{
+	sqe->cdw10 = (uint32_t)slba;
+	sqe->cdw11 = (uint32_t)(slba >> 32);
+	sqe->cdw12 = (nlb - 1) & 0xffff; /* NLB is 0's based */
+}
+
+int nvmf_id_ctrl_decode(const uint8_t d[4096], struct nvmf_id_ctrl *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->mdts = d[77];
+	id->cntlid = zc_ex_get16(d + 78);
+	id->cntrltype = d[111];
+	id->kas = zc_ex_get16(d + 320);
+	id->maxcmd = zc_ex_get16(d + 514);
+	id->nn = zc_ex_get32(d + 516);
+	id->oncs = zc_ex_get16(d + 520);
+	id->vwc = d[525];
+	id->sgls = zc_ex_get32(d + 536);
+	id->ioccsz = zc_ex_get32(d + 1792);
+	id->iorcsz = zc_ex_get32(d + 1796);
+	id->icdoff = zc_ex_get16(d + 1800);
+	if (nqn_field(d + 768, id->subnqn))
+		return -1;
+	if (id->ioccsz < NVMF_SQE_SIZE / 16 || id->ioccsz > (1u << 20) / 16 || id->iorcsz < NVMF_CQE_SIZE / 16 ||
+	    id->icdoff != 0 || !(id->sgls & NVMF_SGLS_KEYED))
+		return -1;
+	return 0;
+}
+
+int nvmf_id_ns_decode(const uint8_t d[4096], struct nvmf_id_ns *ns)
+{
+	uint8_t fmt = d[26] & 0xf, nlbaf = d[25];
+	uint32_t lbaf;
+	unsigned lbads;
+
+	memset(ns, 0, sizeof(*ns));
+	if (fmt > nlbaf)
+		return -1;
+	lbaf = zc_ex_get32(d + 128 + 4 * fmt);
+	lbads = (lbaf >> 16) & 0xff;
+	if ((lbaf & 0xffff) != 0 || lbads < 9 || lbads > 12) /* MS: metadata per block */
+		return -1;
+	ns->nsze = zc_ex_get64(d);
+	ns->block_size = 1u << lbads;
+	ns->write_protected = d[99] & 1;
+	return 0;
+}
+
+uint64_t nvmf_disc_numrec(const uint8_t hdr[NVMF_DISC_ENTRY_SIZE])
+{
+	return zc_ex_get64(hdr + 8);
+}
+
+/* A space-padded ASCII field of n bytes, trimmed and NUL-terminated into out[n + 1]. */
+static void ascii_field(const uint8_t *p, size_t n, char *out)
+{
+	memcpy(out, p, n);
+	out[n] = 0;
+	while (n && (out[n - 1] == ' ' || out[n - 1] == 0))
+		out[--n] = 0;
+}
+
+int nvmf_disc_entry_decode(const uint8_t e[NVMF_DISC_ENTRY_SIZE], struct nvmf_disc_entry *de)
+{
+	memset(de, 0, sizeof(*de));
+	de->trtype = e[0];
+	de->adrfam = e[1];
+	de->subtype = e[2];
+	ascii_field(e + 32, 32, de->trsvcid);
+	ascii_field(e + 512, 256, de->traddr);
+	return nqn_field(e + 256, de->subnqn);
 }

@@ -68,12 +68,15 @@ void nvmf_cm_rep_encode(uint16_t crqsize, uint8_t out[NVMF_CM_REP_SIZE]);
 int nvmf_cm_rep_decode(const void *buf, size_t len);
 /* Target -> host on reject: 0 le16 recfmt, 2 le16 sts (enum nvmf_cm_status). */
 void nvmf_cm_rej_encode(uint16_t sts, uint8_t out[NVMF_CM_REJ_SIZE]);
+/* Returns sts, or -1 if the reject carries no NVMe-oF private data. */
+int nvmf_cm_rej_decode(const void *buf, size_t len);
 const char *nvmf_cm_status_str(int sts);
 
 /* ---- status codes (the 15 bits above the CQE's phase tag) --------------- */
 
 #define NVMF_SCT_CMD 0x100 /* command specific status */
 #define NVMF_DNR 0x4000    /* do not retry */
+#define NVMF_SC_MASK 0x7ff /* SCT and SC: what the status says, without DNR, More and CRD */
 
 enum nvmf_sc {
 	NVMF_SC_SUCCESS = 0x00,
@@ -91,6 +94,7 @@ enum nvmf_sc {
 	NVMF_SC_SGL_INVALID_OFFSET = 0x16,
 	NVMF_SC_NS_WRITE_PROTECTED = 0x20,
 	NVMF_SC_LBA_RANGE = 0x80,
+	NVMF_SC_CAP_EXCEEDED = 0x81, /* what Linux's nvmet file backend answers past the end */
 	NVMF_SC_AER_LIMIT = NVMF_SCT_CMD | 0x05,
 	NVMF_SC_INVALID_LOG_PAGE = NVMF_SCT_CMD | 0x09,
 	NVMF_SC_FEATURE_NOT_SAVEABLE = NVMF_SCT_CMD | 0x0d,
@@ -230,6 +234,8 @@ struct nvmf_connect {
 };
 
 void nvmf_connect_decode(const struct nvmf_sqe *sqe, struct nvmf_connect *c);
+/* Host: the Connect command for c (fctype, cdw10-12); the data pointer is the caller's. */
+void nvmf_connect_encode(const struct nvmf_connect *c, uint16_t cid, struct nvmf_sqe *sqe);
 
 #define NVMF_CONNECT_DATA_SIZE 1024
 #define NVMF_CNTLID_DYNAMIC 0xffff /* an admin Connect asks for any controller */
@@ -279,6 +285,75 @@ struct nvmf_prop {
 };
 
 void nvmf_prop_decode(const struct nvmf_sqe *sqe, struct nvmf_prop *p);
+/* Host: Property Set (set != 0, p->value) or Get of p->size bytes at p->offset. */
+void nvmf_prop_encode(const struct nvmf_prop *p, int set, uint16_t cid, struct nvmf_sqe *sqe);
+
+/* ---- host side: commands and the data the target returns ---------------- */
+
+/*
+ * nvmf_cmd_init - an SQE with PSDT 01b and a null keyed data pointer (what
+ * Linux sends for a command without data); nsid for I/O commands.
+ */
+void nvmf_cmd_init(struct nvmf_sqe *sqe, uint8_t opcode, uint16_t cid, uint32_t nsid);
+/* Read / Write / Write Zeroes of nlb (1..65536) blocks from slba: CDW10-12. */
+void nvmf_rw_encode(struct nvmf_sqe *sqe, uint64_t slba, uint32_t nlb);
+
+/* What a host needs of Identify Controller (CNS 01h). */
+struct nvmf_id_ctrl {
+	uint16_t cntlid;
+	uint8_t mdts;     /* max transfer 2^mdts pages (CAP.MPSMIN); 0: no limit */
+	uint16_t kas;     /* keep-alive granularity, 100 ms units */
+	uint8_t cntrltype;/* 1 I/O, 2 discovery */
+	uint16_t maxcmd;
+	uint32_t nn;
+	uint16_t oncs;
+	uint8_t vwc;
+	uint32_t sgls;
+	uint32_t ioccsz;  /* command capsule size, 16-byte units (SQE included) */
+	uint32_t iorcsz;
+	uint16_t icdoff;
+	char subnqn[NVMF_NQN_MAX + 1];
+};
+
+#define NVMF_SGLS_KEYED 0x4      /* SGLS bit 2: keyed SGL data blocks */
+#define NVMF_SGLS_OFFSET 0x100000 /* SGLS bit 20: in-capsule data (offset) */
+
+/*
+ * nvmf_id_ctrl_decode - parse the 4096 bytes of Identify Controller
+ *
+ * Returns 0, or -1 when what a host relies on is malformed: SUBNQN not a
+ * NUL-terminated NQN, IOCCSZ below the SQE or beyond 1 MiB, IORCSZ below
+ * the CQE, ICDOFF not 0 (in-capsule data right after the SQE is all we
+ * send), no keyed SGL support.
+ */
+int nvmf_id_ctrl_decode(const uint8_t d[4096], struct nvmf_id_ctrl *id);
+
+/* What a host needs of Identify Namespace (CNS 00h). */
+struct nvmf_id_ns {
+	uint64_t nsze;        /* blocks */
+	uint32_t block_size;  /* from the LBA format FLBAS selects */
+	int write_protected;  /* NSATTR bit 0 */
+};
+
+/* Returns 0, or -1 if FLBAS selects no format or one with metadata or a block size outside 512 B-4 KiB. */
+int nvmf_id_ns_decode(const uint8_t d[4096], struct nvmf_id_ns *ns);
+
+/* A discovery log page entry (log page 70h; NVMF_DISC_ENTRY_SIZE bytes each after a header of as many). */
+#define NVMF_DISC_ENTRY_SIZE 1024
+
+struct nvmf_disc_entry {
+	uint8_t trtype;  /* 1: RDMA */
+	uint8_t adrfam;
+	uint8_t subtype; /* 2: an NVM subsystem, 1/3: a discovery controller */
+	char trsvcid[33];
+	char subnqn[NVMF_NQN_MAX + 1];
+	char traddr[257];
+};
+
+/* Header: 0 le64 GENCTR, 8 le64 NUMREC. Returns NUMREC. */
+uint64_t nvmf_disc_numrec(const uint8_t hdr[NVMF_DISC_ENTRY_SIZE]);
+/* Returns 0, or -1 if SUBNQN is not a NUL-terminated NQN. TRSVCID/TRADDR: space padded, trimmed. */
+int nvmf_disc_entry_decode(const uint8_t e[NVMF_DISC_ENTRY_SIZE], struct nvmf_disc_entry *de);
 
 /* ---- Dataset Management ranges ------------------------------------------ */
 

@@ -54,7 +54,6 @@
 #define NVMF_LOG_FW_SLOT 0x03
 #define NVMF_LOG_CHANGED_NS 0x04
 #define NVMF_LOG_DISCOVERY 0x70
-#define NVMF_DISC_ENTRY_SIZE 1024
 
 /* The namespace. Identifiers derive from the NQN and nsid, so they survive a restart. */
 struct nvmf_ns {

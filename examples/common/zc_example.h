@@ -9,7 +9,7 @@
  * the library (include/zcrdma.h) and uses only its public API.
  *
  * Two objects: zc_parse.c (the parsers: pure code, also linked on their own
- * by test_blk_proto and the fuzz_blk_proto libFuzzer target) and
+ * by the zc_nvmf library) and
  * zc_example.c (messages; needs libzcrdma). The CMake target is the static
  * library zc_example.
  */

@@ -1,6 +1,7 @@
 /*
  * fuzz_nvmf - libFuzzer target for the NVMe-oF parsers and controller logic
- * (examples/blk/nvmf.c, nvmf_ctrl.c): what a hostile NVMe-oF host controls.
+ * (examples/blk/nvmf.c, nvmf_ctrl.c): what a hostile NVMe-oF host controls,
+ * and (mode 4) what a hostile target controls of the host's input.
  *
  * Input: an 8-byte prefix, then the payload.
  *   0      mode (% 7), see below
@@ -19,7 +20,9 @@
  *      1024 bytes of connect data: decode, Connect checks, controller and
  *      I/O queue attach
  *   3  an SGL descriptor (16 bytes)
- *   4  a CQE (16 bytes)
+ *   4  a CQE (16 bytes); the same bytes as the host reads the rest off the
+ *      wire: rdma_cm reply and reject private data, Identify Controller,
+ *      Identify Namespace and a discovery log entry (zero-padded to 4 KiB)
  *   5  DSM ranges (16 bytes each)
  *   6  a sequence of 64-byte admin SQEs on one controller
  *
@@ -379,6 +382,31 @@ static void cqe_check(const uint8_t *p, size_t n)
 	CHECK(memcmp(out, p, 14) == 0 && out[15] == p[15] && out[14] == (p[14] & 0xfe));
 }
 
+/* What the host (examples/blk/blk_initiator.c) takes off the wire besides CQEs. */
+static void host_check(const uint8_t *p, size_t n)
+{
+	static uint8_t page[4096];
+	struct nvmf_id_ctrl id;
+	struct nvmf_id_ns ns;
+	struct nvmf_disc_entry de;
+	int v;
+
+	v = nvmf_cm_rep_decode(n ? p : NULL, n);
+	CHECK(v == (n >= NVMF_CM_REP_SIZE && zc_ex_get16(p) == 0 ? zc_ex_get16(p + 2) : -1));
+	v = nvmf_cm_rej_decode(n ? p : NULL, n);
+	CHECK(v == (n >= NVMF_CM_REJ_SIZE && zc_ex_get16(p) == 0 ? zc_ex_get16(p + 2) : -1));
+	memset(page, 0, sizeof(page));
+	memcpy(page, p, n < sizeof(page) ? n : sizeof(page));
+	if (nvmf_id_ctrl_decode(page, &id) == 0)
+		CHECK(id.icdoff == 0 && id.ioccsz >= 4 && id.ioccsz <= (1u << 20) / 16 && id.iorcsz >= 1 &&
+		      (id.sgls & NVMF_SGLS_KEYED) && nvmf_nqn_valid(id.subnqn));
+	if (nvmf_id_ns_decode(page, &ns) == 0)
+		CHECK(ns.block_size >= 512 && ns.block_size <= 4096 && !(ns.block_size & (ns.block_size - 1)));
+	if (nvmf_disc_entry_decode(page, &de) == 0)
+		CHECK(nvmf_nqn_valid(de.subnqn) && strlen(de.traddr) <= 256 && strlen(de.trsvcid) <= 32);
+	(void)nvmf_disc_numrec(page);
+}
+
 static void dsm_check(const struct nvmf_ns *ns, const uint8_t *p, size_t n)
 {
 	struct nvmf_dsm_range r;
@@ -436,6 +464,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 4:
 		cqe_check(p, n);
+		host_check(p, n);
 		break;
 	case 5:
 		dsm_check(&ss.ns, p, n);

@@ -3,14 +3,13 @@
  *
  *   build-fuzz/bin/fuzz_gen_corpus test/fuzz/corpus
  *
- * writes DIR/wire/<name> (fuzz_wire), DIR/blk/<name> (fuzz_blk_proto) and
- * DIR/nvmf/<name> (fuzz_nvmf):
+ * writes DIR/wire/<name> (fuzz_wire) and DIR/nvmf/<name> (fuzz_nvmf):
  * valid messages of every kind and edge cases just inside and just outside
  * each documented bound, built with the library's own encoders. The output
  * depends on nothing but this file, so the committed corpus is exactly what
  * it prints; bench/fuzz regenerates it into its work dir and warns when the
  * two differ. The input formats are described at the top of fuzz_wire.c,
- * fuzz_blk_proto.c and fuzz_nvmf.c.
+ * and fuzz_nvmf.c.
  */
 #include <endian.h>
 #include <errno.h>
@@ -20,7 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "blk_proto.h"
 #include "nvmf.h"
 #include "wire.h"
 
@@ -169,125 +167,6 @@ static void wire_seeds(void)
 	b[10] = 1; /* addr */
 	b[14] = 1; /* len */
 	put("wire", "enc-desc", b, 1 + 1 + 4 + 8 + 8, NULL, 0);
-}
-
-/* ---- fuzz_blk_proto: 17-byte prefix ------------------------------------------ */
-
-enum { B_CAPSULE, B_RESP, B_ENC_CAPSULE, B_SIZE, B_HOSTPORT };
-
-/* 1000 blocks of 512 bytes, 256 blocks per command, queue depth 8, target
- * --queue-depth 32; flags: bit 0 read-only, bit 1 4096-byte blocks. */
-static void prefix(uint8_t *p, uint64_t capacity, uint8_t flags, uint8_t mode)
-{
-	memcpy(p, &(uint64_t){htole64(capacity)}, 8);
-	memcpy(p + 8, &(uint32_t){htole32(256)}, 4);
-	memcpy(p + 12, &(uint16_t){htole16(8)}, 2);
-	p[14] = flags;
-	p[15] = 32;
-	p[16] = mode;
-}
-
-static void capsule(const char *name, uint64_t capacity, uint8_t flags, const struct blk_capsule *c, size_t len)
-{
-	uint8_t buf[17 + BLK_CAPSULE_SIZE];
-
-	prefix(buf, capacity, flags, B_CAPSULE);
-	blk_capsule_encode(c, buf + 17);
-	put("blk", name, buf, 17 + len, NULL, 0);
-}
-
-static void str(const char *name, uint8_t mode, const char *s, int hostcap)
-{
-	uint8_t buf[17 + 1];
-
-	prefix(buf, 1000, 0, mode);
-	buf[17] = (uint8_t)hostcap;
-	put("blk", name, buf, hostcap >= 0 ? 18 : 17, s, strlen(s));
-}
-
-static void blk_seeds(void)
-{
-	struct blk_capsule c = {.version = BLK_PROTO_VERSION, .opcode = BLK_OP_HELLO, .nblocks = 32};
-	struct blk_resp r = {.version = BLK_PROTO_VERSION, .opcode = BLK_OP_HELLO, .block_size = 512,
-			     .capacity = 1000, .queue_depth = 8, .max_blocks = 256};
-	uint8_t buf[17 + BLK_CAPSULE_SIZE];
-
-	capsule("cap-hello", 1000, 0, &c, 64);
-	c.nblocks = 129;
-	capsule("cap-hello-qd129", 1000, 0, &c, 64);
-	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_READ, .tag = 7, .lba = 10,
-				 .nblocks = 8};
-	zc__desc_encode(&c.desc, ZC_ACCESS_REMOTE_WRITE, 0x55, 0x7f0000004000, 8 * 512);
-	capsule("cap-read", 1000, 0, &c, 64);
-	c.lba = 999;
-	c.nblocks = 1;
-	capsule("cap-read-last", 1000, 0, &c, 64);
-	c.lba = 1000;
-	capsule("cap-read-beyond", 1000, 0, &c, 64);
-	c.lba = UINT64_MAX;
-	c.nblocks = 2;
-	capsule("cap-read-wrap", UINT64_MAX, 0, &c, 64);
-	c.lba = 0;
-	c.nblocks = 257;
-	capsule("cap-read-toolarge", 1000, 0, &c, 64);
-	c.nblocks = 0;
-	capsule("cap-read-empty", 1000, 0, &c, 64);
-	c.nblocks = 8;
-	c.tag = 8;
-	capsule("cap-read-badtag", 1000, 0, &c, 64);
-	c.tag = 0;
-	c.opcode = BLK_OP_WRITE;
-	zc__desc_encode(&c.desc, ZC_ACCESS_REMOTE_READ, 0x56, 0x7f0000004000, 8 * 4096);
-	capsule("cap-write-4k", 1000, 2, &c, 64);
-	capsule("cap-write-ro", 1000, 1, &c, 64);
-	capsule("cap-write-short", 1000, 0, &c, 63);
-	c.flags = 1;
-	capsule("cap-write-flags", 1000, 0, &c, 64);
-	c = (struct blk_capsule){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_FLUSH, .tag = 1};
-	capsule("cap-flush", 1000, 0, &c, 64);
-	c.opcode = BLK_OP_CAPACITY;
-	capsule("cap-capacity", 1000, 1, &c, 64);
-	c.opcode = BLK_OP_DISCARD;
-	c.lba = 100;
-	c.nblocks = 900; /* to the end, not bound by max_blocks */
-	capsule("cap-discard", 1000, 0, &c, 64);
-	c.opcode = 7;
-	capsule("cap-opcode7", 1000, 0, &c, 64);
-	prefix(buf, 1000, 0, B_CAPSULE);
-	c.opcode = BLK_OP_READ;
-	blk_capsule_encode(&c, buf + 17);
-	buf[17 + 12] = 1; /* reserved */
-	put("blk", "cap-reserved", buf, sizeof(buf), NULL, 0);
-
-	prefix(buf, 1000, 0, B_RESP);
-	blk_resp_encode(&r, buf + 17);
-	put("blk", "resp-hello", buf, 17 + BLK_RESP_SIZE, NULL, 0);
-	r = (struct blk_resp){.version = BLK_PROTO_VERSION, .opcode = BLK_OP_WRITE, .tag = 3,
-			      .status = BLK_S_IO_ERROR, .detail = 5};
-	blk_resp_encode(&r, buf + 17);
-	put("blk", "resp-ioerror", buf, 17 + BLK_RESP_SIZE, NULL, 0);
-	r = (struct blk_resp){.version = BLK_PROTO_VERSION, .tag = BLK_TAG_NONE, .status = BLK_S_MAX_};
-	blk_resp_encode(&r, buf + 17);
-	put("blk", "resp-badstatus", buf, 17 + BLK_RESP_SIZE, NULL, 0);
-
-	/* Encoder mode: opcode, u16 flags, u16 tag, u32 nblocks, u64 lba, desc. */
-	prefix(buf, 1000, 0, B_ENC_CAPSULE);
-	memset(buf + 17, 0, BLK_CAPSULE_SIZE);
-	buf[17] = BLK_OP_DISCARD;
-	buf[17 + 5] = 4;
-	buf[17 + 9] = 20;
-	put("blk", "enc-discard", buf, 17 + 17 + ZC_DESC_SIZE, NULL, 0);
-
-	str("size-4k", B_SIZE, "4k", -1);
-	str("size-1gib", B_SIZE, "1GiB", -1);
-	str("size-llmax", B_SIZE, "9223372036854775807", -1);
-	str("size-8eib", B_SIZE, "8589934592G", -1);
-	str("size-bad", B_SIZE, "12x", -1);
-	str("hostport", B_HOSTPORT, "192.168.100.2:7480", 64);
-	str("hostport-v6", B_HOSTPORT, "fe80::1:65535", 64);
-	str("hostport-v6-port", B_HOSTPORT, "[fe80::1]:65535", 64);
-	str("hostport-noport", B_HOSTPORT, "target", 7);
-	str("hostport-full", B_HOSTPORT, "target:1", 6);
 }
 
 /* ---- fuzz_nvmf: 8-byte prefix --------------------------------------------------- */
@@ -492,7 +371,7 @@ static void nvmf_seeds(void)
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/*, DIR/blk/* and DIR/nvmf/*)\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/* and DIR/nvmf/*)\n", argv[0]);
 		return 2;
 	}
 	outdir = argv[1];
@@ -501,8 +380,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	wire_seeds();
-	blk_seeds();
 	nvmf_seeds();
-	printf("%d seeds in %s/wire, %s/blk and %s/nvmf\n", nfiles, outdir, outdir, outdir);
+	printf("%d seeds in %s/wire and %s/nvmf\n", nfiles, outdir, outdir);
 	return 0;
 }

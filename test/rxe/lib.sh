@@ -67,13 +67,6 @@ sanitizer_clean() {
 	! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer' "$@"
 }
 
-# no_reconnect LOG...: no block initiator (zc_blk_bench, zc_blk_nbd, blk_check)
-# re-established its connection: on a link without injected faults a failed
-# QP is a bug that the initiator's recovery would otherwise hide.
-no_reconnect() {
-	! grep -q 're-established [1-9]' "$@"
-}
-
 # wait_listening LOG PID: until the server says it listens (at most 120 s;
 # a server under valgrind in the emulated guest takes a while).
 wait_listening() {

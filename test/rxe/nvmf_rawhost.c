@@ -117,15 +117,12 @@ static struct zc_conn *open_queue(const struct nvmf_cm_req *req, int *sts)
 	return open_queue_rx(req, cqes, sts);
 }
 
+/* A command without data: the null keyed descriptor Linux sends (nvme_rdma_set_sg_null). */
 static struct nvmf_sqe sqe(uint8_t opcode, uint16_t cid)
 {
 	struct nvmf_sqe s;
 
-	memset(&s, 0, sizeof(s));
-	s.opcode = opcode;
-	s.flags = NVMF_PSDT_SGL << 6;
-	s.cid = cid;
-	s.dptr[15] = NVMF_SGL_KEYED; /* no data: what Linux sends (nvme_rdma_set_sg_null) */
+	nvmf_cmd_init(&s, opcode, cid, 0);
 	return s;
 }
 

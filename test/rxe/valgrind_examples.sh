@@ -2,7 +2,7 @@
 # rxe test: the examples once each under valgrind memcheck
 # (--error-exitcode=1 --leak-check=full, suppressions in test/valgrind.supp):
 # zc_echo (server and verifying client, eager and rendezvous sizes), zc_copy
-# (a 4 MiB file, sha256 compared), zc_blk_legacy_target with zc_blk_bench (1 s of
+# (a 4 MiB file, sha256 compared), zc_blk_target with zc_blk_bench (1 s of
 # random writes then reads) and blk_check io (written, read back, verified).
 # Any memcheck error or definite leak in any process fails the test, and so
 # does a block initiator that had to reconnect.
@@ -65,23 +65,22 @@ srv=
 cmp -s "$work/in" "$work/out" || { rc=1; echo "copy differs" >>"$work/cr.err"; }
 result "zc_copy (4 MiB, files equal)" $((rc | rc1)) "$work/cr.err" "$work/cs.err"
 
-# zc_blk_legacy_target with zc_blk_bench and blk_check.
+# zc_blk_target with the NVMe-oF host: zc_blk_bench and blk_check.
 port=$((port + 1))
-timeout 900 "${vg[@]}" "$bin/zc_blk_legacy_target" --listen "$ZC_ADDR_B:$port" --memory 8M --queue-depth 8 --pool 8 \
-	>"$work/t.err" 2>&1 &
+nqn=nqn.2024-01.io.zcrdma:valgrind
+timeout 900 "${vg[@]}" "$bin/zc_blk_target" --listen "$ZC_ADDR_B:$port" --memory 8M --nqn $nqn >"$work/t.err" 2>&1 &
 srv=$!
 wait_listening "$work/t.err" $srv
 rc=0
 for rw in randwrite randread; do
-	timeout 300 "${vg[@]}" "$bin/zc_blk_bench" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" --rw $rw --bs 16k --qd 4 \
+	timeout 300 "${vg[@]}" "$bin/zc_blk_bench" -b "$ZC_ADDR_A" "$ZC_ADDR_B:$port" --nqn $nqn --rw $rw --bs 16k --qd 4 \
 		--time 1 >"$work/b$rw.err" 2>&1 || rc=1
 done
-timeout 300 "${vg[@]}" "$bin/blk_check" io "$ZC_ADDR_A" "$ZC_ADDR_B:$port" 0 2048 5 >"$work/c.err" 2>&1 || rc=1
+timeout 300 "${vg[@]}" "$bin/blk_check" io "$ZC_ADDR_A" "$ZC_ADDR_B:$port" $nqn 0 2048 5 >"$work/c.err" 2>&1 || rc=1
 kill -TERM $srv
 wait $srv || rc=1
 srv=
-no_reconnect "$work/brandwrite.err" "$work/brandread.err" || rc=1
-result "zc_blk_legacy_target + zc_blk_bench (randwrite, randread) + blk_check io" $rc \
+result "zc_blk_target + zc_blk_bench (randwrite, randread) + blk_check io" $rc \
 	"$work/t.err" "$work/brandwrite.err" "$work/brandread.err" "$work/c.err"
 
 echo "valgrind_examples: $((runs - failed)) of $runs runs passed"

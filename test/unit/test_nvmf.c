@@ -826,6 +826,160 @@ START_TEST(test_cntlids_start_at_the_seed_wrap_and_run_out)
 }
 END_TEST
 
+/* ---- host side: what the host sends is what the target reads, what the target sends decodes ---- */
+
+START_TEST(test_host_connect_and_property_commands_decode_as_sent)
+{
+	struct nvmf_connect c = {.qid = 3, .sqsize = 127, .cattr = 0, .kato = 5000}, d;
+	struct nvmf_prop p = {.size = 8, .offset = NVMF_PROP_CAP}, q;
+	struct nvmf_sqe s, back;
+	uint8_t wire[NVMF_SQE_SIZE];
+
+	nvmf_connect_encode(&c, 9, &s);
+	nvmf_sqe_encode(&s, wire);
+	ck_assert_int_eq(nvmf_sqe_decode(wire, sizeof(wire), &back), 0);
+	ck_assert_uint_eq(back.opcode, NVMF_FABRICS);
+	ck_assert_uint_eq(back.fctype, NVMF_FCT_CONNECT);
+	ck_assert_uint_eq(back.cid, 9);
+	ck_assert_uint_eq(back.flags >> 6, NVMF_PSDT_SGL);
+	nvmf_connect_decode(&back, &d);
+	ck_assert_uint_eq(d.recfmt, 0);
+	ck_assert_uint_eq(d.qid, 3);
+	ck_assert_uint_eq(d.sqsize, 127);
+	ck_assert_uint_eq(d.kato, 5000);
+
+	nvmf_prop_encode(&p, 0, 4, &s);
+	nvmf_sqe_encode(&s, wire);
+	nvmf_sqe_decode(wire, sizeof(wire), &back);
+	ck_assert_uint_eq(back.fctype, NVMF_FCT_PROP_GET);
+	nvmf_prop_decode(&back, &q);
+	ck_assert_uint_eq(q.size, 8);
+	ck_assert_uint_eq(q.offset, NVMF_PROP_CAP);
+	p = (struct nvmf_prop){.size = 4, .offset = NVMF_PROP_CC, .value = CC_LINUX | 1u << 14};
+	nvmf_prop_encode(&p, 1, 5, &s);
+	nvmf_sqe_encode(&s, wire);
+	nvmf_sqe_decode(wire, sizeof(wire), &back);
+	ck_assert_uint_eq(back.fctype, NVMF_FCT_PROP_SET);
+	nvmf_prop_decode(&back, &q);
+	ck_assert_uint_eq(q.size, 4);
+	ck_assert_uint_eq(q.value, CC_LINUX | 1u << 14);
+}
+END_TEST
+
+START_TEST(test_host_read_write_commands_pass_the_target_checks)
+{
+	struct nvmf_ctrl c;
+	struct nvmf_sqe s, back;
+	struct nvmf_sgl g = {.type = NVMF_SGL_KEYED, .addr = 0x7f0000001000, .len = 3 * 4096, .key = 0xabcd}, got;
+	struct nvmf_io io;
+	uint8_t wire[NVMF_SQE_SIZE];
+
+	enabled_ctrl(&c, NQN);
+	nvmf_cmd_init(&s, NVMF_IO_READ, 17, NVMF_NSID);
+	nvmf_rw_encode(&s, 997, 3);
+	nvmf_sgl_encode(&g, s.dptr);
+	nvmf_sqe_encode(&s, wire);
+	nvmf_sqe_decode(wire, sizeof(wire), &back);
+	ck_assert_uint_eq(nvmf_sqe_data(&back, 0, 0, &got), NVMF_SC_SUCCESS);
+	ck_assert_uint_eq(got.key, 0xabcd);
+	ck_assert_uint_eq(nvmf_io_check(&c, &back, &got, &io), NVMF_SC_SUCCESS);
+	ck_assert_uint_eq(io.offset, 997 * 4096);
+	ck_assert_uint_eq(io.len, 3 * 4096);
+	/* One block further is past the end of the 1000-block namespace. */
+	nvmf_rw_encode(&s, 998, 3);
+	nvmf_sqe_encode(&s, wire);
+	nvmf_sqe_decode(wire, sizeof(wire), &back);
+	ck_assert_uint_eq(nvmf_io_check(&c, &back, &got, &io), NVMF_SC_LBA_RANGE);
+	/* A command without data: the null keyed descriptor Linux sends, never looked at. */
+	nvmf_cmd_init(&s, NVMF_IO_FLUSH, 18, NVMF_NSID);
+	ck_assert_uint_eq(s.dptr[15], NVMF_SGL_KEYED);
+	ck_assert_uint_eq(nvmf_sqe_data(&s, 0, 0, &got), NVMF_SC_SUCCESS);
+	ck_assert_uint_eq(got.len, 0);
+	/* Write with 65536 blocks: NLB 0xffff. */
+	nvmf_cmd_init(&s, NVMF_IO_WRITE, 19, NVMF_NSID);
+	nvmf_rw_encode(&s, 1ull << 33, 65536);
+	ck_assert_uint_eq(s.cdw10, 0);
+	ck_assert_uint_eq(s.cdw11, 2);
+	ck_assert_uint_eq(s.cdw12, 0xffff);
+}
+END_TEST
+
+START_TEST(test_host_identify_decoders_read_what_the_controller_declared)
+{
+	struct nvmf_id_ctrl id;
+	struct nvmf_id_ns ns;
+	struct nvmf_ctrl c;
+
+	ss.ns.read_only = 1;
+	enabled_ctrl(&c, NQN);
+	ck_assert_uint_eq(identify(&c, 1, 0), 0);
+	ck_assert_int_eq(nvmf_id_ctrl_decode(data, &id), 0);
+	ck_assert_uint_eq(id.cntlid, 42);
+	ck_assert_str_eq(id.subnqn, NQN);
+	ck_assert_uint_eq(id.cntrltype, 1);
+	ck_assert_uint_eq(id.ioccsz * 16, NVMF_SQE_SIZE + ss.icd_size);
+	ck_assert_uint_eq(4096u << id.mdts, ss.max_xfer);
+	ck_assert_uint_eq(id.maxcmd, ss.max_qsize);
+	ck_assert(id.sgls & NVMF_SGLS_KEYED);
+	ck_assert(id.sgls & NVMF_SGLS_OFFSET);
+	ck_assert(id.oncs & 0x8); /* Write Zeroes */
+	ck_assert_uint_eq(id.nn, 1);
+	ck_assert_uint_eq(identify(&c, 0, NVMF_NSID), 0);
+	ck_assert_int_eq(nvmf_id_ns_decode(data, &ns), 0);
+	ck_assert_uint_eq(ns.nsze, 1000);
+	ck_assert_uint_eq(ns.block_size, 4096);
+	ck_assert_int_eq(ns.write_protected, 1);
+
+	/* What a host cannot work with. */
+	data[26] = 1; /* FLBAS: format 1, beyond NLBAF 0 */
+	ck_assert_int_eq(nvmf_id_ns_decode(data, &ns), -1);
+	data[26] = 0;
+	data[128 + 2] = 8; /* 256-byte blocks */
+	ck_assert_int_eq(nvmf_id_ns_decode(data, &ns), -1);
+	data[128 + 2] = 12;
+	data[128] = 8; /* 8 bytes of metadata per block */
+	ck_assert_int_eq(nvmf_id_ns_decode(data, &ns), -1);
+	ck_assert_uint_eq(identify(&c, 1, 0), 0);
+	data[1800] = 16; /* ICDOFF */
+	ck_assert_int_eq(nvmf_id_ctrl_decode(data, &id), -1);
+	data[1800] = 0;
+	zc_ex_put32(data + 536, zc_ex_get32(data + 536) & ~NVMF_SGLS_KEYED);
+	ck_assert_int_eq(nvmf_id_ctrl_decode(data, &id), -1);
+	ck_assert_uint_eq(identify(&c, 1, 0), 0);
+	zc_ex_put32(data + 1792, 3); /* IOCCSZ below the SQE */
+	ck_assert_int_eq(nvmf_id_ctrl_decode(data, &id), -1);
+	ck_assert_uint_eq(identify(&c, 1, 0), 0);
+	memset(data + 768, 'x', 256); /* SUBNQN not terminated */
+	ck_assert_int_eq(nvmf_id_ctrl_decode(data, &id), -1);
+}
+END_TEST
+
+START_TEST(test_host_discovery_entry_and_reject_decode)
+{
+	struct nvmf_disc_entry de;
+	struct nvmf_ctrl c;
+	uint8_t rej[NVMF_CM_REJ_SIZE];
+
+	enabled_ctrl(&c, NVMF_DISCOVERY_NQN);
+	ck_assert_uint_eq(get_log(&c, NVMF_LOG_DISCOVERY, 2048, 0), 0);
+	ck_assert_uint_eq(nvmf_disc_numrec(data), 1);
+	ck_assert_int_eq(nvmf_disc_entry_decode(data + NVMF_DISC_ENTRY_SIZE, &de), 0);
+	ck_assert_uint_eq(de.trtype, 1);
+	ck_assert_uint_eq(de.subtype, 2);
+	ck_assert_str_eq(de.subnqn, NQN);
+	ck_assert_str_eq(de.traddr, "192.168.77.1");
+	ck_assert_str_eq(de.trsvcid, "4420");
+	memset(data + NVMF_DISC_ENTRY_SIZE + 256, 'n', 256);
+	ck_assert_int_eq(nvmf_disc_entry_decode(data + NVMF_DISC_ENTRY_SIZE, &de), -1);
+
+	nvmf_cm_rej_encode(NVMF_CM_INVALID_HSQSIZE, rej);
+	ck_assert_int_eq(nvmf_cm_rej_decode(rej, sizeof(rej)), NVMF_CM_INVALID_HSQSIZE);
+	ck_assert_int_eq(nvmf_cm_rej_decode(rej, 3), -1);
+	rej[0] = 1; /* record format 1 */
+	ck_assert_int_eq(nvmf_cm_rej_decode(rej, sizeof(rej)), -1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("nvmf");
@@ -858,6 +1012,10 @@ static Suite *suite(void)
 	tcase_add_test(i, test_read_write_range_size_and_length_checks);
 	tcase_add_test(i, test_namespace_flush_write_zeroes_and_dsm);
 	tcase_add_test(i, test_cntlids_start_at_the_seed_wrap_and_run_out);
+	tcase_add_test(w, test_host_connect_and_property_commands_decode_as_sent);
+	tcase_add_test(i, test_host_read_write_commands_pass_the_target_checks);
+	tcase_add_test(c, test_host_identify_decoders_read_what_the_controller_declared);
+	tcase_add_test(c, test_host_discovery_entry_and_reject_decode);
 	suite_add_tcase(s, w);
 	suite_add_tcase(s, c);
 	suite_add_tcase(s, i);
