@@ -335,8 +335,8 @@ ZC_API int zc_ctx_stats(struct zc_ctx *ctx, struct zc_stats *stats);
  *   -1 by default, and ignored by zcrdma connections unless noted)
  *   raw            if set, the connection (or every request of a listener)
  *                  is raw: no zcrdma header, credits or shared receive
- *                  slots; credits, eager_size, send_depth and mr_fallback
- *                  do not apply
+ *                  slots; credits, eager_size and send_depth do not
+ *                  apply (mr_fallback still chooses how zc_export() grants)
  *   private_data, private_data_len
  *                  raw only (-EINVAL on a zcrdma connection, whose
  *                  private data is its own): bytes sent in the rdma_cm
