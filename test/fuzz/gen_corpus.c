@@ -120,12 +120,15 @@ static void wire_seeds(void)
 	msg("msg-credit", 4080, &h, NULL, ZC_HDR_SIZE);
 	h.type = ZC_MSG_CLOSE;
 	msg("msg-close", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.type = ZC_MSG_SHUTDOWN;
+	msg("msg-shutdown", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.type = ZC_MSG_CLOSE;
 	msg("msg-short", 4080, &h, NULL, ZC_HDR_SIZE - 1);
 	h.version = ZC_WIRE_VERSION + 1;
 	msg("msg-version-next", 4080, &h, NULL, ZC_HDR_SIZE);
 	h.version = ZC_WIRE_VERSION;
-	h.type = 6;
-	msg("msg-type6", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.type = ZC_MSG_SHUTDOWN + 1; /* the first unknown type */
+	msg("msg-type7", 4080, &h, NULL, ZC_HDR_SIZE);
 
 	/* Private data: as sent, padded by rdma_cm, at the limits, broken. */
 	b[0] = W_PRIV;
