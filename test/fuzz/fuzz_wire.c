@@ -71,7 +71,7 @@ static int msg_spec(const uint8_t *p, size_t n)
 
 	if (n < ZC_HDR_SIZE)
 		return -ZC_EPEERPROTO; /* M1 */
-	if (p[0] != 3)
+	if (p[0] != 4)
 		return -ZC_EVERSION; /* M2 */
 	if (le(p + 2, 2) > 4096)
 		return -ZC_EPEERPROTO; /* M3: window */
@@ -93,6 +93,7 @@ static int msg_spec(const uint8_t *p, size_t n)
 		return n == ZC_HDR_SIZE && len == 0 ? 0 : -ZC_EPEERPROTO;
 	case 4: /* CREDIT */
 	case 5: /* CLOSE */
+	case 6: /* SHUTDOWN */
 		return n == ZC_HDR_SIZE && len == 0 && id == 0 ? 0 : -ZC_EPEERPROTO;
 	default:
 		return -ZC_EPEERPROTO; /* M3 */
@@ -149,7 +150,7 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 		return;
 	}
 	CHECK(h.version == ZC_WIRE_VERSION && h.window <= ZC_CREDITS_MAX);
-	CHECK(h.type > ZC_MSG_EAGER && h.type <= ZC_MSG_CLOSE);
+	CHECK(h.type > ZC_MSG_EAGER && h.type <= ZC_MSG_SHUTDOWN);
 	switch (h.type) {
 	case ZC_MSG_RTS:
 		CHECK(n == ZC_RTS_SIZE && h.len == 0);
@@ -225,7 +226,7 @@ static int priv_spec(const uint8_t *p, size_t n)
 
 	if (!p || n < 16 || memcmp(p + 12, "\x64\x72\x63\x7a", 4) != 0)
 		return -ZC_EPEERPROTO; /* P1 */
-	if (p[0] != 3)
+	if (p[0] != 4)
 		return -ZC_EVERSION; /* P2 */
 	credits = le(p + 2, 2);
 	slot = le(p + 4, 4);
