@@ -53,7 +53,7 @@ struct zc_ctx {
 	bool bind_needs_idle_sq; /* see zc__dev_open's device query */
 	unsigned wc_inv_flags;   /* wc_flags meaning "the SEND invalidated a key", likewise */
 	uint64_t read_chunk;     /* largest rendezvous READ, likewise */
-	unsigned idle_polls;
+	unsigned idle_polls; /* zc__ctx_progress() looks that found nothing: every 64th asks the CM channel */
 	int epfd;
 	struct zc_caps caps;
 	struct zc__rcache *rcache;

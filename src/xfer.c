@@ -207,7 +207,6 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 			return rc;
 		}
 		r->mw->rkey = r->rkey;
-		e->qp.sreq[rb].quiet = true; /* the RTS's completion retires it */
 		rts.flags = ZC_RTS_F_INV;
 		ctx->stats.mw_binds++;
 	} else {
