@@ -253,7 +253,8 @@ ZC_API int zc_ctx_query(struct zc_ctx *ctx, struct zc_caps *caps);
  * zc_poll(ctx, ..., 0) or the ZC_DONTWAIT calls you were waiting on. The fd signals what happens after
  * the library last said "nothing more": so before sleeping on it, call
  * zc_poll(ctx, ..., 0) until it returns fewer than max, and repeat a
- * ZC_DONTWAIT call until it returns -EAGAIN. Wake-ups without work are
+ * ZC_DONTWAIT call until it returns -EAGAIN (a call with a timeout does not
+ * prepare the fd: see NO MISSED WAKE-UPS). Wake-ups without work are
  * possible and harmless. The fd belongs to the context.
  */
 ZC_API int zc_ctx_fd(struct zc_ctx *ctx);
@@ -856,6 +857,10 @@ struct zc_event {
  *   readable. After that the fd becomes readable when anything new
  *   happens, including a keepalive or handshake timeout coming due (a
  *   timerfd in the context's set). Spurious wake-ups are possible.
+ *   Only a call with timeout 0 (and a ZC_DONTWAIT call answering -EAGAIN)
+ *   prepares the fd like this, at the cost of a few system calls; a call
+ *   with a timeout that finds events at once makes none, so a loop that
+ *   busy-polls with zc_wait_events(ctx, evs, max, T) stays free of them.
  *
  * COST
  *   Finding ready connections does not grow with the number of

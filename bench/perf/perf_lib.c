@@ -364,12 +364,12 @@ int perf_lib_stopped(uint64_t done, uint64_t n)
 			(unsigned long long)done, (unsigned long long)n);
 }
 
-int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max, uint64_t *idle)
+int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max)
 {
-	const struct perf_opts *o = L->ctx->o;
-	/* Busy mode never waits in zc_poll; otherwise the library's own wait
-	 * (spin busy_poll_us, then sleep on the event fd) for at most a slice. */
-	int n = zc_poll(L->zctx, c, max, o->busy_poll_us < 0 ? 0 : PERF_LIB_SLICE_MS), i, rc;
+	/* The library's own wait for at most a slice: it spins busy_poll_us
+	 * (busy mode: the whole slice), then sleeps on the event fd. A call
+	 * with a timeout that finds completions makes no system call. */
+	int n = zc_poll(L->zctx, c, max, PERF_LIB_SLICE_MS), i, rc;
 
 	if (n < 0)
 		return perf_lib_fail(L, n, "zc_poll");
@@ -388,13 +388,9 @@ int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max, uint64_t
 	if ((rc = perf_stopped()))
 		return perf_err(rc, "%s while waiting for a completion",
 				rc == -ETIMEDOUT ? "watchdog expired" : "interrupted");
-	/* Nothing completing: has the peer given up (ABORT, disconnect)? */
-	if (o->busy_poll_us >= 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
-		rc = perf_peer_check(L->ctx);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	/* Nothing completed for a whole slice: has the peer given up (ABORT, disconnect)? */
+	rc = perf_peer_check(L->ctx);
+	return rc < 0 ? rc : 0;
 }
 
 int perf_lib_idle(struct perf_lib *L, uint64_t *idle)

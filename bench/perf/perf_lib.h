@@ -26,7 +26,7 @@
 
 /* Pools of buffers for in-flight operations stay below this per side. */
 #define PERF_LIB_POOL_BYTES (128ull << 20)
-#define PERF_LIB_SLICE_MS 100  /* -e: longest sleep in zc_poll between stop/peer checks */
+#define PERF_LIB_SLICE_MS 100  /* longest wait in zc_poll between stop/peer checks */
 #define PERF_LIB_IDLE_CHECK 4096 /* busy mode: empty polls between peer checks */
 #define PERF_LIB_STAMP 8       /* --verify: bytes of the iteration stamp at a payload's start */
 #define PERF_LIB_ACK_LEN 8     /* the end-of-run acknowledgement */
@@ -125,13 +125,13 @@ int perf_lib_check(const struct perf_lib *L, const uint8_t *p, uint64_t size, in
 		   const char *what);
 
 /*
- * Up to max zero-copy completions: zc_poll without waiting (busy mode) or
- * sleeping at most PERF_LIB_SLICE_MS on the event fd (-e). When nothing
- * completed it checks the stop flag and, now and then, the control
- * connection (a peer that gave up); a completion with an error status is an
- * error. Returns the count, or < 0.
+ * Up to max zero-copy completions: zc_poll waiting at most
+ * PERF_LIB_SLICE_MS the library's way (busy_poll_us: busy mode spins the
+ * whole slice, -e sleeps on the event fd). When nothing completed it checks
+ * the stop flag and the control connection (a peer that gave up); a
+ * completion with an error status is an error. Returns the count, or < 0.
  */
-int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max, uint64_t *idle);
+int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max);
 
 /*
  * For loops of ZC_DONTWAIT calls (stream and msg with -q > 1) after a sweep

@@ -189,7 +189,7 @@ static int run_bw(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 	const uint64_t n = ctx->o->iters;
 	const uint64_t tx = (uint64_t)(ctx->o->tx_depth < L->nbuf ? ctx->o->tx_depth : L->nbuf);
 	struct zc_completion c[BATCH];
-	uint64_t sent = 0, done = 0, idle = 0;
+	uint64_t sent = 0, done = 0;
 	struct perf_lib_bw b;
 	int rc, k, ne;
 
@@ -214,7 +214,7 @@ static int run_bw(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 			z->nfree--;
 			sent++;
 		}
-		ne = perf_lib_poll(L, c, BATCH, &idle);
+		ne = perf_lib_poll(L, c, BATCH);
 		if (ne < 0) {
 			rc = ne;
 			goto out;
@@ -240,7 +240,7 @@ static int run_lat(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 	const uint64_t n = ctx->o->iters;
 	struct zc_completion c;
 	struct perf_lib_lat l;
-	uint64_t i, idle = 0;
+	uint64_t i;
 	int rc;
 
 	if (ctx->is_server)
@@ -259,7 +259,7 @@ static int run_lat(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 			break;
 		}
 		z->nfree--;
-		while ((rc = perf_lib_poll(L, &c, 1, &idle)) == 0)
+		while ((rc = perf_lib_poll(L, &c, 1)) == 0)
 			;
 		rc = rc < 0 ? rc : completed(L, z, &c, size);
 	}

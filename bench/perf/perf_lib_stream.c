@@ -155,64 +155,83 @@ static int give(struct perf_lib *L, const struct stream_ops *ops, uint64_t size,
 
 /*
  * -q > 1: every connection driven from this thread with ZC_DONTWAIT calls,
- * swept round-robin, so that a connection without credit or data does not
- * hold up the others. Per connection: iteration i, bytes of it done, and
- * (client) the acknowledgement's bytes. A rendezvous message (msg beyond the
- * eager size) still returns once the peer has read it.
+ * so that a connection without credit or data does not hold up the others:
+ * the client sweeps them round-robin, the server waits for events. Per
+ * connection: iteration i, bytes of it done, and (client) the
+ * acknowledgement's bytes. A rendezvous message (msg beyond the eager size)
+ * still returns once the peer has read it.
  */
 struct multi_conn {
 	uint64_t i, off, ack;
 };
 
+/* Takes what connection ci has (one receive); at its last iteration tells its client side. */
+static int server_take(struct perf_lib *L, const struct stream_ops *ops, uint64_t size, struct multi_conn *c, int ci,
+		       uint64_t *total, int *open)
+{
+	const uint64_t n = L->ctx->o->iters;
+	const int verify = L->ctx->o->verify;
+	uint8_t *rbuf = rbuf_of(L, ci);
+	ssize_t got = recv_some(L, ops, L->conns[ci], rbuf + c->off, size - c->off, ZC_DONTWAIT);
+	int rc;
+
+	if (got == -EAGAIN)
+		return 0;
+	if (got < 0)
+		return (int)got;
+	c->off += (uint64_t)got;
+	if (c->off < size)
+		return 0;
+	if (verify && (rc = perf_lib_check(L, rbuf, size, 0, c->i, "payload")))
+		return rc;
+	if (L->ctx->o->fresh_reg)
+		zc_mr_invalidate(L->zctx, rbuf, size);
+	if (verify)
+		memset(rbuf, 0, size);
+	c->off = 0;
+	++*total;
+	if (++c->i < n)
+		return 0;
+	got = send_some(L, ops, L->conns[ci], perf_lib_ack(L, ci), PERF_LIB_ACK_LEN, 0);
+	--*open;
+	return got < 0 ? (int)got : 0;
+}
+
+/* The server is one loop over zc_wait_events(), as zcrdma.h's many-client
+ * server: a connection is looked at when it is readable, never swept.
+ * READABLE is level-triggered, so each report takes one receive and the
+ * next call reports the connection again while more waits: no receive
+ * answers -EAGAIN, and calls with a timeout that find work make no system
+ * call. */
 static int multi_server(struct perf_lib *L, const struct stream_ops *ops, uint64_t size, struct multi_conn *m)
 {
 	const uint64_t n = L->ctx->o->iters;
-	const int q = L->nconn, verify = L->ctx->o->verify;
-	uint64_t idle = 0, total = 0;
-	int ci, rc = 0, open = q;
+	const int q = L->nconn;
+	struct zc_event ev[64];
+	uint64_t total = 0;
+	int ci, rc = 0, open = q, k, e;
 
-	for (ci = 0; ci < q && verify; ci++)
+	for (ci = 0; ci < q && L->ctx->o->verify; ci++)
 		memset(rbuf_of(L, ci), 0, size);
 	while (open && !rc) {
-		int progress = 0;
-
 		if ((rc = perf_lib_stopped(total, n * (uint64_t)q)))
 			break;
-		for (ci = 0; ci < q && !rc; ci++) {
-			struct multi_conn *c = &m[ci];
-			uint8_t *rbuf = rbuf_of(L, ci);
-			ssize_t got;
-
-			if (c->i == n)
-				continue;
-			got = recv_some(L, ops, L->conns[ci], rbuf + c->off, size - c->off, ZC_DONTWAIT);
-			if (got == -EAGAIN)
-				continue;
-			if (got < 0) {
-				rc = (int)got;
-				break;
-			}
-			progress = 1;
-			c->off += (uint64_t)got;
-			if (c->off < size)
-				continue;
-			if (verify && (rc = perf_lib_check(L, rbuf, size, 0, c->i, "payload")))
-				break;
-			if (L->ctx->o->fresh_reg)
-				zc_mr_invalidate(L->zctx, rbuf, size);
-			if (verify)
-				memset(rbuf, 0, size);
-			c->off = 0;
-			total++;
-			/* This connection has every byte: tell its client side. */
-			if (++c->i == n) {
-				got = send_some(L, ops, L->conns[ci], perf_lib_ack(L, ci), PERF_LIB_ACK_LEN, 0);
-				rc = got < 0 ? (int)got : 0;
-				open--;
-			}
+		k = zc_wait_events(L->zctx, ev, 64, PERF_LIB_SLICE_MS);
+		if (k < 0) {
+			rc = perf_lib_fail(L, k, "zc_wait_events");
+			break;
 		}
-		if (!progress && !rc)
-			rc = perf_lib_idle(L, &idle);
+		if (k == 0 && (rc = perf_peer_check(L->ctx)) > 0)
+			rc = 0;
+		for (e = 0; e < k && !rc; e++) {
+			ci = (int)(intptr_t)ev[e].data;
+			if (!ev[e].conn || ci < 0 || ci >= q || L->conns[ci] != ev[e].conn)
+				continue;
+			if (ev[e].type == ZC_EV_ERROR)
+				rc = perf_lib_fail(L, ev[e].status, "connection");
+			else if (ev[e].type == ZC_EV_READABLE && m[ci].i < n)
+				rc = server_take(L, ops, size, &m[ci], ci, &total, &open);
+		}
 	}
 	return rc ? perf_lib_where(rc, total, total, n * (uint64_t)q) : 0;
 }

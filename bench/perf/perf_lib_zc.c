@@ -185,14 +185,14 @@ static int bw_server(struct perf_ctx *ctx, uint64_t size)
 	struct zc_state *z = state(ctx);
 	const uint64_t n = ctx->o->iters, tot = n * (uint64_t)L->nconn;
 	struct zc_completion c[BATCH];
-	uint64_t done = 0, idle = 0;
+	uint64_t done = 0;
 	int rc = 0, k, ne, acks = 0, ci;
 
 	perf_lib_stats_begin(L);
 	while (done < tot || acks < L->nconn) {
 		if ((rc = post_recvs(L, z, size)))
 			goto out;
-		ne = perf_lib_poll(L, c, BATCH, &idle);
+		ne = perf_lib_poll(L, c, BATCH);
 		if (ne < 0) {
 			rc = ne;
 			goto out;
@@ -240,7 +240,7 @@ static int bw_client(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 	const uint64_t n = ctx->o->iters, tot = n * (uint64_t)L->nconn;
 	const uint64_t tx = (uint64_t)(ctx->o->tx_depth < z->share ? ctx->o->tx_depth : z->share);
 	struct zc_completion c[BATCH];
-	uint64_t sent = 0, done = 0, idle = 0;
+	uint64_t sent = 0, done = 0;
 	struct perf_lib_bw b;
 	int acked = 0, rc, k, ne, ci;
 
@@ -278,7 +278,7 @@ static int bw_client(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 			}
 		}
 		z->next = (z->next + 1) % L->nconn;
-		ne = perf_lib_poll(L, c, BATCH, &idle);
+		ne = perf_lib_poll(L, c, BATCH);
 		if (ne < 0) {
 			rc = ne;
 			goto out;
@@ -317,13 +317,12 @@ static int run_bw(struct perf_ctx *ctx, uint64_t size, struct perf_result *r)
 static int lat_wait(struct perf_lib *L, int want, int *send_busy, uint64_t size)
 {
 	struct zc_completion c;
-	uint64_t idle = 0;
 	int got = 0, rc;
 
 	if (want == ZC_OP_SEND && !*send_busy)
 		return 0;
 	while (!got) {
-		rc = perf_lib_poll(L, &c, 1, &idle);
+		rc = perf_lib_poll(L, &c, 1);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
