@@ -3,6 +3,7 @@
  *
  *   zc_blk_target --listen ADDR[:PORT] (--file PATH | --memory SIZE) [--nqn NQN]
  *                 [--block-size 512|4096] [--queue-depth N] [--read-only]
+ *                 [--busy-poll-us N]
  *
  * Serves one namespace (nsid 1) of one subsystem to any number of NVMe-oF
  * hosts, e.g. Linux's own (`nvme connect -t rdma -a ADDR -s PORT -n NQN`),
@@ -60,6 +61,7 @@
 #define DEFAULT_NQN "nqn.2024-01.io.zcrdma:blk"
 #define N_EVENTS 64
 #define POOL_BUFS 64
+#define DEFAULT_BUSY_POLL_US 100
 
 const char *const zc_ex_prog = "zc_blk_target";
 static volatile sig_atomic_t stop, dump;
@@ -294,10 +296,16 @@ static void dump_state(struct target *t)
 		waiting++;
 	zc_ex_warn("state: pool %d of %d buffers free, %d requests waiting for one", t->n_free, POOL_BUFS, waiting);
 	for (q = t->queues; q; q = q->next) {
+		struct zc_conn_info info = {0};
+
+		if (q->zc)
+			zc_conn_query(q->zc, &info);
 		zc_ex_warn("  queue %u from %s: controller %d, %s, %u entries, %d operations outstanding, %llu completed, "
-			   "the last %lld ms ago", q->qid, q->peer, q->ctrl ? q->ctrl->nc.cntlid : -1,
+			   "the last %lld ms ago, RDMA READs in flight at most %u", q->qid, q->peer,
+			   q->ctrl ? q->ctrl->nc.cntlid : -1,
 			   q->state == Q_SETUP ? "SETUP" : q->state == Q_LIVE ? "LIVE" : "DEAD", q->qsize, q->outstanding,
-			   (unsigned long long)q->n_comps, q->n_comps ? (long long)(now - q->last_comp) : -1LL);
+			   (unsigned long long)q->n_comps, q->n_comps ? (long long)(now - q->last_comp) : -1LL,
+			   info.initiator_depth);
 		for (i = 0; i < q->n_reqs; i++) {
 			struct req *r = &q->reqs[i];
 
@@ -1053,15 +1061,17 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s --listen ADDR[:PORT] (--file PATH | --memory SIZE) [--nqn NQN]\n"
-		"       [--block-size 512|4096] [--queue-depth N] [--read-only]\n"
+		"       [--block-size 512|4096] [--queue-depth N] [--read-only] [--busy-poll-us N]\n"
 		"  --listen ADDR[:PORT]  an address of an RDMA netdev (port %d by default)\n"
 		"  --file PATH           serve this existing file (its size, rounded down to blocks)\n"
 		"  --memory SIZE         serve SIZE bytes of memory instead (K/M/G suffixes)\n"
 		"  --nqn NQN             the subsystem's NQN (default %s)\n"
 		"  --block-size B        512 or 4096 (default 512)\n"
 		"  --queue-depth N       entries per I/O queue, 2..1024 (default 128)\n"
-		"  --read-only           the namespace is write protected\n",
-		zc_ex_prog, NVMF_PORT, DEFAULT_NQN);
+		"  --read-only           the namespace is write protected\n"
+		"  --busy-poll-us N      spin this long for the next completion before sleeping\n"
+		"                        (default %d; -1 never sleeps, 0 sleeps at once)\n",
+		zc_ex_prog, NVMF_PORT, DEFAULT_NQN, DEFAULT_BUSY_POLL_US);
 	exit(2);
 }
 
@@ -1124,12 +1134,13 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},      {"file", required_argument, NULL, 'f'},
 		{"memory", required_argument, NULL, 'm'},      {"nqn", required_argument, NULL, 'n'},
 		{"block-size", required_argument, NULL, 'B'},  {"queue-depth", required_argument, NULL, 'q'},
-		{"read-only", no_argument, NULL, 'r'},         {"help", no_argument, NULL, 'h'},
+		{"read-only", no_argument, NULL, 'r'},         {"busy-poll-us", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct target t = {.fd = -1};
 	const char *listen_arg = NULL, *file = NULL, *nqn = DEFAULT_NQN;
-	long long memsize = -1, v, qdepth = 128;
+	long long memsize = -1, v, qdepth = 128, busy_poll_us = DEFAULT_BUSY_POLL_US;
 	uint32_t block_size = 512;
 	struct zc_event evs[N_EVENTS];
 	struct zc_ctx_opts xo;
@@ -1140,7 +1151,7 @@ int main(int argc, char **argv)
 	uint16_t port;
 	int opt, rc, i, n, read_only = 0, status = 1;
 
-	while ((opt = getopt_long(argc, argv, "l:f:m:n:B:q:rh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:f:m:n:B:q:rp:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': listen_arg = optarg; break;
 		case 'f': file = optarg; break;
@@ -1162,6 +1173,10 @@ int main(int argc, char **argv)
 				usage();
 			break;
 		case 'r': read_only = 1; break;
+		case 'p':
+			if (zc_ex_parse_int(optarg, -1, 60000000, &busy_poll_us))
+				usage();
+			break;
 		default: usage();
 		}
 	}
@@ -1199,6 +1214,7 @@ int main(int argc, char **argv)
 
 	zc_ctx_opts_init(&xo);
 	xo.cq_depth = 16384;
+	xo.busy_poll_us = (int)busy_poll_us;
 	rc = zc_ctx_new(host, &xo, &t.ctx);
 	if (rc) {
 		zc_ex_warn("cannot open the RDMA device of %s: %s", host, zc_ex_why(rc));
