@@ -3,6 +3,7 @@
  *
  *   zc_blk_target --listen ADDR[:PORT] (--file PATH | --memory SIZE) [--nqn NQN]
  *                 [--block-size 512|4096] [--queue-depth N] [--read-only]
+ *                 [--busy-poll-us N]
  *
  * Serves one namespace (nsid 1) of one subsystem to any number of NVMe-oF
  * hosts, e.g. Linux's own (`nvme connect -t rdma -a ADDR -s PORT -n NQN`),
@@ -10,7 +11,9 @@
  * the protocol decides is in nvmf.c (wire formats) and nvmf_ctrl.c
  * (controller logic); this file moves the bytes.
  *
- * One thread, one zcrdma context, one event loop on zc_wait_events(). Every
+ * One thread, one zcrdma context, one event loop on zc_wait_events(), which
+ * it polls while events keep coming (--busy-poll-us: for 2 ms after the
+ * last one by default, yielding the CPU between polls), then sleeps in. Every
  * queue (the admin queue and each I/O queue of each controller) is one raw
  * connection: its rdma_cm request carries qid and queue sizes
  * (nvme_rdma_cm_req), its receive buffers (SQE + in-capsule data) are posted
@@ -41,6 +44,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <arpa/inet.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -60,6 +64,8 @@
 #define DEFAULT_NQN "nqn.2024-01.io.zcrdma:blk"
 #define N_EVENTS 64
 #define POOL_BUFS 64
+/* By measurement in the guest (docs/benchmarks.md, "Reading the block run"). */
+#define DEFAULT_BUSY_POLL_US 2000
 
 const char *const zc_ex_prog = "zc_blk_target";
 static volatile sig_atomic_t stop, dump;
@@ -158,16 +164,22 @@ struct target {
 	/* scheduling */
 	struct list ready, stalled;
 	int64_t now;          /* ms, read once per turn of the event loop */
+	int spin_us;          /* --busy-poll-us */
 	struct queue *queues;
 	struct ctrl *ctrls;
 };
 
-static int64_t now_ms(void)
+static int64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 static void list_push(struct list *l, struct req *r)
@@ -294,10 +306,16 @@ static void dump_state(struct target *t)
 		waiting++;
 	zc_ex_warn("state: pool %d of %d buffers free, %d requests waiting for one", t->n_free, POOL_BUFS, waiting);
 	for (q = t->queues; q; q = q->next) {
+		struct zc_conn_info info = {0};
+
+		if (q->zc)
+			zc_conn_query(q->zc, &info);
 		zc_ex_warn("  queue %u from %s: controller %d, %s, %u entries, %d operations outstanding, %llu completed, "
-			   "the last %lld ms ago", q->qid, q->peer, q->ctrl ? q->ctrl->nc.cntlid : -1,
+			   "the last %lld ms ago, RDMA READs in flight at most %u", q->qid, q->peer,
+			   q->ctrl ? q->ctrl->nc.cntlid : -1,
 			   q->state == Q_SETUP ? "SETUP" : q->state == Q_LIVE ? "LIVE" : "DEAD", q->qsize, q->outstanding,
-			   (unsigned long long)q->n_comps, q->n_comps ? (long long)(now - q->last_comp) : -1LL);
+			   (unsigned long long)q->n_comps, q->n_comps ? (long long)(now - q->last_comp) : -1LL,
+			   info.initiator_depth);
 		for (i = 0; i < q->n_reqs; i++) {
 			struct req *r = &q->reqs[i];
 
@@ -1039,6 +1057,36 @@ static void check_kato(struct target *t)
 	}
 }
 
+/*
+ * Polls for events without sleeping while the last one is at most
+ * spin_us old (-1: always; the call then returns after timeout_ms so the
+ * loop runs its checks), yielding the CPU between polls to anything else
+ * runnable: in the guest the host, rxe's packet work and this target share
+ * two vCPUs, and a poller that does not yield takes their time. Then sleeps
+ * on the context's fd up to timeout_ms. The clock is read every 16 polls.
+ */
+static int wait_events(struct target *t, struct zc_event *evs, int timeout_ms)
+{
+	int64_t start = -1, now, limit = t->spin_us < 0 ? (int64_t)timeout_ms * 1000 : t->spin_us;
+	unsigned polls = 0;
+	int n;
+
+	while (t->spin_us && !stop) {
+		n = zc_wait_events(t->ctx, evs, N_EVENTS, 0);
+		if (n)
+			return n;
+		sched_yield();
+		if (++polls & 15)
+			continue;
+		now = now_us();
+		if (start < 0)
+			start = now;
+		else if (now - start >= limit)
+			break;
+	}
+	return t->spin_us < 0 ? 0 : zc_wait_events(t->ctx, evs, N_EVENTS, timeout_ms);
+}
+
 /* ---- setup ----------------------------------------------------------------------------- */
 
 static void on_signal(int sig)
@@ -1053,15 +1101,18 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s --listen ADDR[:PORT] (--file PATH | --memory SIZE) [--nqn NQN]\n"
-		"       [--block-size 512|4096] [--queue-depth N] [--read-only]\n"
+		"       [--block-size 512|4096] [--queue-depth N] [--read-only] [--busy-poll-us N]\n"
 		"  --listen ADDR[:PORT]  an address of an RDMA netdev (port %d by default)\n"
 		"  --file PATH           serve this existing file (its size, rounded down to blocks)\n"
 		"  --memory SIZE         serve SIZE bytes of memory instead (K/M/G suffixes)\n"
 		"  --nqn NQN             the subsystem's NQN (default %s)\n"
 		"  --block-size B        512 or 4096 (default 512)\n"
 		"  --queue-depth N       entries per I/O queue, 2..1024 (default 128)\n"
-		"  --read-only           the namespace is write protected\n",
-		zc_ex_prog, NVMF_PORT, DEFAULT_NQN);
+		"  --read-only           the namespace is write protected\n"
+		"  --busy-poll-us N      after the last event, poll this long (yielding the CPU\n"
+		"                        between polls) before sleeping (default %d; -1 never\n"
+		"                        sleeps, 0 sleeps at once)\n",
+		zc_ex_prog, NVMF_PORT, DEFAULT_NQN, DEFAULT_BUSY_POLL_US);
 	exit(2);
 }
 
@@ -1124,12 +1175,13 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},      {"file", required_argument, NULL, 'f'},
 		{"memory", required_argument, NULL, 'm'},      {"nqn", required_argument, NULL, 'n'},
 		{"block-size", required_argument, NULL, 'B'},  {"queue-depth", required_argument, NULL, 'q'},
-		{"read-only", no_argument, NULL, 'r'},         {"help", no_argument, NULL, 'h'},
+		{"read-only", no_argument, NULL, 'r'},         {"busy-poll-us", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct target t = {.fd = -1};
 	const char *listen_arg = NULL, *file = NULL, *nqn = DEFAULT_NQN;
-	long long memsize = -1, v, qdepth = 128;
+	long long memsize = -1, v, qdepth = 128, busy_poll_us = DEFAULT_BUSY_POLL_US;
 	uint32_t block_size = 512;
 	struct zc_event evs[N_EVENTS];
 	struct zc_ctx_opts xo;
@@ -1140,7 +1192,7 @@ int main(int argc, char **argv)
 	uint16_t port;
 	int opt, rc, i, n, read_only = 0, status = 1;
 
-	while ((opt = getopt_long(argc, argv, "l:f:m:n:B:q:rh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:f:m:n:B:q:rp:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': listen_arg = optarg; break;
 		case 'f': file = optarg; break;
@@ -1162,6 +1214,10 @@ int main(int argc, char **argv)
 				usage();
 			break;
 		case 'r': read_only = 1; break;
+		case 'p':
+			if (zc_ex_parse_int(optarg, -1, 60000000, &busy_poll_us))
+				usage();
+			break;
 		default: usage();
 		}
 	}
@@ -1199,6 +1255,8 @@ int main(int argc, char **argv)
 
 	zc_ctx_opts_init(&xo);
 	xo.cq_depth = 16384;
+	xo.busy_poll_us = 0; /* wait_events() polls, yielding between polls */
+	t.spin_us = (int)busy_poll_us;
 	rc = zc_ctx_new(host, &xo, &t.ctx);
 	if (rc) {
 		zc_ex_warn("cannot open the RDMA device of %s: %s", host, zc_ex_why(rc));
@@ -1230,7 +1288,7 @@ int main(int argc, char **argv)
 		   (unsigned long long)t.ss.ns.nblocks, block_size, read_only ? ", read-only" : "", t.ss.max_qsize);
 
 	while (!stop) {
-		n = zc_wait_events(t.ctx, evs, N_EVENTS, t.stalled.head ? 1 : 100);
+		n = wait_events(&t, evs, t.stalled.head ? 1 : 100);
 		t.now = now_ms();
 		for (i = 0; i < n; i++)
 			on_event(&t, &evs[i]);

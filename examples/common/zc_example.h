@@ -78,6 +78,15 @@ static inline uint64_t zc_ex_get64(const uint8_t *p)
 long long zc_ex_parse_size(const char *s);
 
 /*
+ * zc_ex_parse_int - "-1", "0", "250" -> a whole number in [lo, hi]
+ *
+ * Decimal digits with an optional leading minus; nothing else. Sets *out and
+ * returns 0, or returns -1 (and leaves *out alone) for anything else and for
+ * values outside [lo, hi].
+ */
+int zc_ex_parse_int(const char *s, long long lo, long long hi, long long *out);
+
+/*
  * zc_ex_parse_hostport - "ADDR", "ADDR:PORT", "[V6]" or "[V6]:PORT"
  *
  * Copies the address (without brackets) into host (hostcap bytes, NUL

@@ -33,6 +33,21 @@ long long zc_ex_parse_size(const char *s)
 	return (long long)(v << shift);
 }
 
+int zc_ex_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !isdigit((unsigned char)(*s == '-' ? s[1] : *s)))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int zc_ex_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port, uint16_t default_port)
 {
 	const char *colon = NULL, *h = s, *hend;

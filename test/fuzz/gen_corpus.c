@@ -3,13 +3,14 @@
  *
  *   build-fuzz/bin/fuzz_gen_corpus test/fuzz/corpus
  *
- * writes DIR/wire/<name> (fuzz_wire) and DIR/nvmf/<name> (fuzz_nvmf):
+ * writes DIR/wire/<name> (fuzz_wire), DIR/nvmf/<name> (fuzz_nvmf) and
+ * DIR/args/<name> (fuzz_args):
  * valid messages of every kind and edge cases just inside and just outside
  * each documented bound, built with the library's own encoders. The output
  * depends on nothing but this file, so the committed corpus is exactly what
  * it prints; bench/fuzz regenerates it into its work dir and warns when the
  * two differ. The input formats are described at the top of fuzz_wire.c,
- * and fuzz_nvmf.c.
+ * fuzz_nvmf.c and fuzz_args.c.
  */
 #include <endian.h>
 #include <errno.h>
@@ -371,10 +372,49 @@ static void nvmf_seeds(void)
 	}
 }
 
+/* ---- fuzz_args: parser, flags / host size, le16 default port, the string ------- */
+
+static void arg(const char *name, uint8_t parser, uint8_t b1, uint16_t dflt, const char *str)
+{
+	uint8_t pre[4] = {parser, b1, (uint8_t)dflt, (uint8_t)(dflt >> 8)};
+
+	put("args", name, pre, sizeof(pre), str, strlen(str));
+}
+
+static void args_seeds(void)
+{
+	/* sizes: each suffix form, the largest value, one past it, and junk */
+	arg("size-plain", 0, 0, 0, "4096");
+	arg("size-k", 0, 0, 0, "4k");
+	arg("size-MiB", 0, 0, 0, "64MiB");
+	arg("size-gb", 0, 0, 0, "1gb");
+	arg("size-max", 0, 0, 0, "8589934591G");
+	arg("size-over", 0, 0, 0, "8589934592G");
+	arg("size-ib", 0, 0, 0, "12ib");
+	arg("size-hex", 0, 0, 0, "0x10");
+	/* whole numbers: the flag's range and the full range, each end and one past */
+	arg("int-minus1", 1, 0, 0, "-1");
+	arg("int-minus2", 1, 0, 0, "-2");
+	arg("int-max", 1, 0, 0, "60000000");
+	arg("int-llmin", 1, 1, 0, "-9223372036854775808");
+	arg("int-llover", 1, 1, 0, "9223372036854775808");
+	arg("int-dash", 1, 0, 0, "--1");
+	/* host[:port]: every form, a port out of range, a host that just fits and one that does not */
+	arg("hp-v4", 2, 63, 4420, "192.168.77.1");
+	arg("hp-v4port", 2, 63, 4420, "192.168.77.1:4421");
+	arg("hp-v6", 2, 63, 4420, "fe80::1");
+	arg("hp-v6port", 2, 63, 4420, "[fe80::1]:65535");
+	arg("hp-port0", 2, 63, 4420, "host:0");
+	arg("hp-port65536", 2, 63, 4420, "[::1]:65536");
+	arg("hp-fits", 2, 4, 1, "abcd");
+	arg("hp-toolong", 2, 3, 1, "abcd");
+	arg("hp-empty", 2, 63, 1, ":80");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/* and DIR/nvmf/*)\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR   (writes DIR/wire/*, DIR/nvmf/* and DIR/args/*)\n", argv[0]);
 		return 2;
 	}
 	outdir = argv[1];
@@ -384,6 +424,7 @@ int main(int argc, char **argv)
 	}
 	wire_seeds();
 	nvmf_seeds();
-	printf("%d seeds in %s/wire and %s/nvmf\n", nfiles, outdir, outdir);
+	args_seeds();
+	printf("%d seeds in %s/wire, %s/nvmf and %s/args\n", nfiles, outdir, outdir, outdir);
 	return 0;
 }
