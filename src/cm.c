@@ -494,7 +494,12 @@ static void close_drain(struct zc_conn *c, int rc)
 		rc = zc__err(-ETIMEDOUT, "timed out in zc_close: the peer did not take the remaining data");
 	if (rc > 0 || rc == -ECONNRESET)
 		rc = 0; /* a peer that reset after taking everything */
-	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET)
+	/* Both sides closing at once: once the peer's CLOSE has acknowledged
+	 * every message we sent (its FINs came before it), a transport error
+	 * after it lost nothing. It happens under packet loss: a lost ACK's
+	 * retransmission, or our own CLOSE, finds the peer's QP gone. */
+	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET &&
+	    !(c->ep.close_received && c->ep.cr.sent == c->ep.cr.peer_acked))
 		rc = zc__qp_error(&c->ep.qp);
 	c->result = rc;
 	if (rc)
