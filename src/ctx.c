@@ -186,13 +186,7 @@ static int run_collect(struct collect *k, int timeout_ms)
 		zc__ctx_progress_all(ctx);
 	else
 		zc__ctx_progress(ctx);
-	/* Work found at once needs no deadline: the precise clock is a system
-	 * call in some guests. */
-	if (timeout_ms != 0 && collect(k))
-		rc = 1;
-	else
-		rc = zc__ctx_wait_for(ctx, collect, k,
-				      timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms);
+	rc = zc__ctx_wait_ms(ctx, collect, k, timeout_ms);
 	/* Returning with room left: the caller may sleep on the fd next, so it
 	 * must be armed (-EAGAIN: it is; a full array: the caller comes back
 	 * for the rest), and what the arming found is reported now. */

@@ -470,12 +470,13 @@ bool zc__ctx_timer_check(struct zc_ctx *ctx, int64_t now)
 	return true;
 }
 
-int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline)
+/* The loop of both waits below, rc being what the first look found. */
+static int wait_loop(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline, int rc)
 {
-	int rc, left;
+	int left;
 
-	for (;;) {
-		if ((rc = cond(arg)))
+	for (;; rc = cond(arg)) {
+		if (rc)
 			return rc;
 		if (deadline == ZC__NOWAIT)
 			return zc__ctx_rearm(ctx) && (rc = cond(arg)) ? rc : -EAGAIN;
@@ -485,6 +486,20 @@ int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int6
 		/* Short slices: a caller's cond may also probe quiet peers. */
 		zc__ctx_wait(ctx, left < 0 || left > 100 ? 100 : left);
 	}
+}
+
+int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline)
+{
+	return wait_loop(ctx, cond, arg, deadline, cond(arg));
+}
+
+int zc__ctx_wait_ms(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int timeout_ms)
+{
+	int rc = cond(arg);
+
+	if (rc || timeout_ms == 0)
+		return wait_loop(ctx, cond, arg, ZC__NOWAIT, rc);
+	return wait_loop(ctx, cond, arg, timeout_ms < 0 ? -1 : zc__now_ms() + timeout_ms, rc);
 }
 
 /* Waits until something may have happened: spins for busy_poll_us, then

@@ -186,11 +186,9 @@ static int accept_ready(void *arg)
  * timeout_ms (0: a look, -EAGAIN with the fd armed). */
 static int listener_wait(struct zc_listener *l, int (*ready)(void *arg), int timeout_ms)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : timeout_ms == 0 ? ZC__NOWAIT : zc__now_ms() + timeout_ms;
-
 	zc__ctx_progress(l->ctx);
 	zc__cm_process(l->ctx);
-	return zc__ctx_wait_for(l->ctx, ready, l, deadline);
+	return zc__ctx_wait_ms(l->ctx, ready, l, timeout_ms);
 }
 
 int zc_accept(struct zc_listener *l, struct zc_conn **out, int timeout_ms)
