@@ -142,11 +142,21 @@ int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms)
 	}
 }
 
-/* A spinning wait's looks that also poll the kernel: the first and every
- * 32nd (spinning() has counted the look). */
-static bool kernel_look(const struct spin *sp)
+/* What a wait does after a look that found ready things: -1 look again at
+ * once (a spinning look; the kernel's fds are polled on the first and every
+ * 32nd), else poll the kernel for that many ms, the contexts' fds prepared
+ * if that sleeps (the caller then looks once more). */
+static int next_step(struct spin *sp, int ready, int64_t deadline)
 {
-	return sp->looks % 32 == 1;
+	int ms;
+
+	if (ready)
+		return 0;
+	if (spinning(sp))
+		return sp->looks % 32 == 1 ? 0 : -1;
+	if ((ms = slice(0, deadline)) > 0)
+		zp_progress_before_sleep();
+	return ms;
 }
 
 /* zcrdma readiness of fds into zr, and the kernel's share of them into k
@@ -185,21 +195,16 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		return zp_fail(ENOMEM);
 	}
 	for (;;) {
-		int ctxfd[ZP_MAX_CTXFD], ready, nc, ms = 0, r;
+		int ctxfd[ZP_MAX_CTXFD], nc, ms, r;
 
 		zp_lock();
 		zp_progress();
-		ready = scan(fds, n, k, zr);
-		if (!ready && spinning(&sp)) {
-			if (!kernel_look(&sp)) {
-				zp_unlock();
-				continue;
-			}
-		} else if (!ready && (ms = slice(0, deadline)) > 0) {
-			zp_progress_before_sleep();
-			if ((ready = scan(fds, n, k, zr)))
-				ms = 0;
+		if ((ms = next_step(&sp, scan(fds, n, k, zr), deadline)) < 0) {
+			zp_unlock();
+			continue;
 		}
+		if (ms > 0 && scan(fds, n, k, zr))
+			ms = 0;
 		nc = zp_ctx_fds(ctxfd, ZP_MAX_CTXFD);
 		for (int i = 0; i < nc; i++)
 			k[n + i] = (struct pollfd){.fd = ctxfd[i], .events = POLLIN};
@@ -439,7 +444,7 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 	if (!e || max <= 0)
 		return zp_real.epoll_pwait(epfd, evs, max, timeout_ms, mask);
 	for (;;) {
-		int k, n, m, ms = 0;
+		int k, n, m, ms;
 
 		zp_lock();
 		zp_progress();
@@ -449,16 +454,12 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 		}
 		sync_set(e);
 		k = epoll_scan(e, evs, max);
-		if (!k && spinning(&sp)) {
-			if (!kernel_look(&sp)) {
-				zp_unlock();
-				continue;
-			}
-		} else if (!k && (ms = slice(0, deadline)) > 0) {
-			zp_progress_before_sleep();
-			if ((k = epoll_scan(e, evs, max)))
-				ms = 0;
+		if ((ms = next_step(&sp, k, deadline)) < 0) {
+			zp_unlock();
+			continue;
 		}
+		if (ms > 0 && (k = epoll_scan(e, evs, max)))
+			ms = 0;
 		zp_unlock();
 		n = zp_real.epoll_pwait(epfd, evs + k, max - k, ms, mask);
 		if (n < 0)
