@@ -829,7 +829,7 @@ static int complete(struct target *t, struct req *r)
 	if (!q->established)
 		return -EAGAIN;
 	if (!r->data_sent && !r->status && r->buf >= 0 && nvmf_sqe_dir(&r->sqe) == NVMF_DIR_FROM_CTRL) {
-		rc = zc_raw_write(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key, (uintptr_t)r);
+		rc = zc_raw_write(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key, (uintptr_t)r, 0);
 		if (rc == -EAGAIN)
 			return rc;
 		if (rc) {
@@ -903,7 +903,7 @@ static void advance(struct target *t, struct req *r)
 				break;
 			}
 			rc = q->established ? zc_raw_read(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key,
-							      (uintptr_t)r)
+							      (uintptr_t)r, 0)
 					    : -EAGAIN;
 			if (rc == -EAGAIN) {
 				stall(t, r);

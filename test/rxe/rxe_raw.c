@@ -365,12 +365,12 @@ static void test_rma(void)
 	comp(2000, ZC_OP_RAW_RECV, 0);
 	comp(2001, ZC_OP_RAW_SEND, 0);
 
-	CHECK_RC(zc_raw_read(cl, buf + 1, got.len, NULL, got.addr, got.rkey, 2002), "zc_raw_read");
+	CHECK_RC(zc_raw_read(cl, buf + 1, got.len, NULL, got.addr, got.rkey, 2002, 0), "zc_raw_read");
 	RXE_ASSERT(comp(2002, ZC_OP_RAW_READ, 0).len == got.len, "read length");
 	bad = memcmp(buf + 1, expect + off, len) ? 1 : -1;
 	RXE_ASSERT(bad < 0, "RDMA READ bytes differ");
 	rxe_fill(buf + 3, 4097, 8);
-	CHECK_RC(zc_raw_write(cl, buf + 3, 4097, NULL, got.addr + 100, got.rkey, 2003), "zc_raw_write");
+	CHECK_RC(zc_raw_write(cl, buf + 3, 4097, NULL, got.addr + 100, got.rkey, 2003, 0), "zc_raw_write");
 	comp(2003, ZC_OP_RAW_WRITE, 0);
 	rxe_fill(expect + off + 100, 4097, 8);
 	RXE_ASSERT(!memcmp(mem, expect, region), "the exported region differs from what was written");
@@ -386,7 +386,7 @@ static void test_rma(void)
 	comp(2005, ZC_OP_RAW_SEND, 0);
 	RXE_ASSERT(zc_export_key(exp, &a, &rk) == -ESTALE, "an invalidated export still gives its key");
 	printf("invalidated: %s\n", zc_last_error());
-	CHECK_RC(zc_raw_read(cl, buf, 64, NULL, got.addr, got.rkey, 2006), "zc_raw_read after invalidation");
+	CHECK_RC(zc_raw_read(cl, buf, 64, NULL, got.addr, got.rkey, 2006, 0), "zc_raw_read after invalidation");
 	comp(2006, ZC_OP_RAW_READ, -ZC_EREMOTEACCESS);
 	RXE_ASSERT(take(ZC_EV_ERROR, cl, 0).status == -ZC_EREMOTEACCESS, "client ERROR after the access error");
 	CHECK_RC(zc_export_revoke(&exp), "zc_export_revoke of an invalidated export");
@@ -424,12 +424,12 @@ static void test_hostile(void)
 	RXE_ASSERT(zc_raw_recv(cl, buf, 0, NULL, 1) == -EINVAL, "zero-length receive");
 	RXE_ASSERT(zc_raw_recv(cl, NULL, 10, NULL, 1) == -EINVAL, "NULL receive");
 	RXE_ASSERT(zc_raw_send(cl, buf, 10, NULL, 1, 0x10, 0) == -EINVAL, "unknown flags");
-	RXE_ASSERT(zc_raw_read(cl, NULL, 10, NULL, 0, 0, 1) == -EINVAL, "NULL read");
-	RXE_ASSERT(zc_raw_write(cl, buf, 0, NULL, 0, 0, 1) == -EINVAL, "empty write");
+	RXE_ASSERT(zc_raw_read(cl, NULL, 10, NULL, 0, 0, 1, 0) == -EINVAL, "NULL read");
+	RXE_ASSERT(zc_raw_write(cl, buf, 0, NULL, 0, 0, 1, 0) == -EINVAL, "empty write");
 	CHECK_RC(zc_mr_reg(ca, buf, 1024, 0, &mr), "zc_mr_reg");
 	RXE_ASSERT(zc_raw_send(cl, buf + 1000, 100, mr, 1, 0, 0) == -EINVAL, "a send outside its region");
 	RXE_ASSERT(zc_raw_recv(cl, buf + 1000, 100, mr, 1) == -EINVAL, "a receive outside its region");
-	RXE_ASSERT(zc_raw_read(cl, buf + 1000, 100, mr, 0, 0, 1) == -EINVAL, "a read outside its region");
+	RXE_ASSERT(zc_raw_read(cl, buf + 1000, 100, mr, 0, 0, 1, 0) == -EINVAL, "a read outside its region");
 	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
 	RXE_ASSERT(zc_accept(lraw, &cl, 0) == -EINVAL, "zc_accept on a raw listener");
 	RXE_ASSERT(zc_raw_send(NULL, buf, 1, NULL, 1, 0, 0) == -EINVAL, "NULL connection");
@@ -473,10 +473,10 @@ static void test_hostile(void)
 
 	/* a bad rkey: an error completion, not a crash */
 	pair(&co, &so, &cl, &sv, 0, NULL, 0);
-	CHECK_RC(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 0xdeadbeef, 3300), "zc_raw_read bad key");
+	CHECK_RC(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 0xdeadbeef, 3300, 0), "zc_raw_read bad key");
 	comp(3300, ZC_OP_RAW_READ, -ZC_EREMOTEACCESS);
 	RXE_ASSERT(take(ZC_EV_ERROR, cl, 0).status == -ZC_EREMOTEACCESS, "ERROR after a bad key");
-	RXE_ASSERT(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 1, 3301) == -ZC_EREMOTEACCESS,
+	RXE_ASSERT(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 1, 3301, 0) == -ZC_EREMOTEACCESS,
 		   "a failed connection takes more reads");
 	drop(&cl);
 	drop(&sv);
