@@ -28,9 +28,14 @@
  *
  * COMPLETING reposts the capsule's receive buffer before the CQE goes out
  * (the host may send the next command as soon as it sees the CQE), then
- * posts the RDMA WRITE of the data (Read) and the SEND of the CQE with one
- * doorbell (ZC_RAW_MORE; on rxe each doorbell is a system call): RC
- * ordering delivers the data first. SEND_WITH_INVALIDATE is not
+ * posts the RDMA WRITE of the data (Read) and the SEND of the CQE: RC
+ * ordering delivers the data first. Every post (those and FETCHING's RDMA
+ * READ) is made with ZC_RAW_MORE, so it waits for the event loop's next
+ * wait, which rings each queue's doorbell once for everything the turn
+ * posted (as SPDK's target flushes its queues once per poll; on rxe each
+ * doorbell is a system call): at QD1 a Read's WRITE and SEND go with one
+ * doorbell, as nvmet-rdma chains them, and at QD32 the responses to a
+ * batch of commands go with one. SEND_WITH_INVALIDATE is not
  * used: SPDK turns it off on rxe, and the Linux host invalidates its own
  * keys when the CQE comes without it.
  *
@@ -818,8 +823,8 @@ static void execute(struct target *t, struct req *r)
 		exec_io(t, r);
 }
 
-/* Reposts the receive buffer, then the data (RDMA WRITE) and the CQE (SEND) with one doorbell: the WRITE
- * waits for the SEND (ZC_RAW_MORE), as nvmet-rdma chains them. Returns -EAGAIN to retry. */
+/* Reposts the receive buffer, then the data (RDMA WRITE) and the CQE (SEND), both held for the loop's
+ * next wait (ZC_RAW_MORE: one doorbell for the turn). Returns -EAGAIN to retry. */
 static int complete(struct target *t, struct req *r)
 {
 	struct queue *q = r->q;
@@ -852,7 +857,7 @@ static int complete(struct target *t, struct req *r)
 	}
 	if (!r->cqe_sent) {
 		nvmf_cqe_encode(&cqe, r->cqe);
-		rc = zc_raw_send(q->zc, r->cqe, sizeof(r->cqe), NULL, (uintptr_t)r, 0, 0);
+		rc = zc_raw_send(q->zc, r->cqe, sizeof(r->cqe), NULL, (uintptr_t)r, ZC_RAW_MORE, 0);
 		if (rc == -EAGAIN)
 			return rc;
 		if (rc) {
@@ -913,7 +918,7 @@ static void advance(struct target *t, struct req *r)
 				break;
 			}
 			rc = q->established ? zc_raw_read(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key,
-							      (uintptr_t)r, 0)
+							      (uintptr_t)r, ZC_RAW_MORE)
 					    : -EAGAIN;
 			if (rc == -EAGAIN) {
 				stall(t, r);
