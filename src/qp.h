@@ -202,9 +202,9 @@ int zc__qp_hold(struct zc__qp *q, struct ibv_send_wr *wr);
 int zc__qp_post_held(struct zc__qp *q);
 /* The context's held_hook: posts what every QP holds. */
 void zc__qp_post_all_held(struct zc_ctx *ctx);
-/* No send request is held or in flight (held ones are posted). Where the last ones posted wait for a
- * completion that is not coming (unsignaled), posts a zero-length WRITE
- * to bring one. */
+/* No send request is held or in flight (held ones are posted first).
+ * Where the last ones posted wait for a completion that is not coming
+ * (unsignaled), posts a zero-length WRITE to bring one. */
 bool zc__qp_sq_idle(struct zc__qp *q);
 /* Sends hdr (hdr_len may be 0) followed by len bytes of payload with send
  * request i: inline when it fits (nothing is copied by us), else copied
