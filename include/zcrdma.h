@@ -861,6 +861,10 @@ struct zc_event {
  *   prepares the fd like this, at the cost of a few system calls; a call
  *   with a timeout that finds events at once makes none, so a loop that
  *   busy-polls with zc_wait_events(ctx, evs, max, T) stays free of them.
+ *   A loop that spins over several sources before it sleeps (a poll()
+ *   over other fds too, a preload shim) takes events with zc_take_events()
+ *   while it spins and calls zc_wait_events(ctx, evs, max, 0) only on the
+ *   look right before it sleeps.
  *
  * COST
  *   Finding ready connections does not grow with the number of
@@ -878,6 +882,18 @@ struct zc_event {
  *   in zc_wait_events() or on zc_ctx_fd().
  */
 ZC_API int zc_wait_events(struct zc_ctx *ctx, struct zc_event *evs, int max, int timeout_ms);
+
+/*
+ * zc_take_events - the events that hold now, leaving the fd as it is
+ *
+ * What zc_wait_events(ctx, evs, max, 0) returns, without preparing
+ * zc_ctx_fd() for a sleep: the completion queue is not armed and the
+ * connection-manager channel is looked at only every 64th call, so a look
+ * makes no system call of its own. For busy-polling loops; before sleeping
+ * on the fd, call zc_wait_events(..., 0) (NO MISSED WAKE-UPS). Returns the
+ * number stored (0: nothing now), or -EINVAL.
+ */
+ZC_API int zc_take_events(struct zc_ctx *ctx, struct zc_event *evs, int max);
 
 /* ------------------------------------------------------------------ */
 /* Memory registration                                                 */

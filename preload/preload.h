@@ -96,6 +96,8 @@ struct zp_sock {
 	bool zc_busy;   /* a zero-copy write is in flight */
 	unsigned rd_gen, wr_gen; /* bumped when reading / writing found nothing to do (EAGAIN) */
 	int zc_status;
+	int rcvtimeo_ms, sndtimeo_ms; /* SO_RCVTIMEO/SO_SNDTIMEO (-1: none), once timeo_known */
+	bool timeo_known;             /* cleared by setsockopt(SOL_SOCKET) */
 	uint8_t *peek;  /* bytes taken for MSG_PEEK, served first */
 	size_t peek_len, peek_off;
 	struct sockaddr_storage local, peer;
@@ -123,7 +125,10 @@ int zp_fail(int err); /* sets errno = err, returns -1 */
 /* sock.c */
 struct zp_sock *zp_sock_new(int family, bool nonblock);
 void zp_sock_unref(int fd, struct zp_sock *s);
+/* Takes the contexts' events without a system call (zc_take_events());
+ * zp_progress_before_sleep() also prepares their fds for a sleep. */
 void zp_progress(void);
+void zp_progress_before_sleep(void);
 short zp_ready(struct zp_sock *s); /* POLL* bits of a zcrdma socket */
 bool zp_uses_kernel_fd(const struct zp_sock *s);
 int zp_ctx_fds(int *fds, int max);

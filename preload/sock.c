@@ -309,7 +309,7 @@ static void dispatch(const struct zc_event *ev)
 	}
 }
 
-void zp_progress(void)
+static void progress(bool before_sleep)
 {
 	struct zc_event ev[ZP_EVENTS];
 
@@ -319,11 +319,22 @@ void zp_progress(void)
 		if (!ctxs[i].ctx)
 			continue;
 		do {
-			n = zc_wait_events(ctxs[i].ctx, ev, ZP_EVENTS, 0);
+			n = before_sleep ? zc_wait_events(ctxs[i].ctx, ev, ZP_EVENTS, 0)
+					 : zc_take_events(ctxs[i].ctx, ev, ZP_EVENTS);
 			for (int k = 0; k < n; k++)
 				dispatch(&ev[k]);
 		} while (n == ZP_EVENTS);
 	}
+}
+
+void zp_progress(void)
+{
+	progress(false);
+}
+
+void zp_progress_before_sleep(void)
+{
+	progress(true);
 }
 
 /* Connections closed in the background finish before the process exits,
@@ -339,7 +350,7 @@ static void drain_closes(void)
 		struct pollfd p[ZP_MAX_CTX];
 		int n;
 
-		zp_progress();
+		zp_progress_before_sleep();
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (closing <= 0 || t.tv_sec - t0.tv_sec > 5)
 			break;
@@ -378,14 +389,15 @@ short zp_ready(struct zp_sock *s)
 	if (s->peek_off < s->peek_len) {
 		r |= POLLIN | POLLRDNORM;
 	} else if (s->readable) {
-		n = zc_msg_peek(s->conn, ZC_DONTWAIT);
-		if (n == -EAGAIN) {
+		/* the count, as a -EAGAIN would prepare the fd (may_have_bytes()) */
+		n = zc_recv_queued(s->conn);
+		if (n == 0) {
 			s->readable = false;
 			s->rd_gen++;
 		} else {
 			r |= POLLIN | POLLRDNORM;
 		}
-		if (n < 0 && n != -EAGAIN && n != -EPIPE)
+		if (n < 0 && !s->peer_closed)
 			s->err = zp_errno((int)n);
 	}
 	if (s->peer_closed)
@@ -605,15 +617,27 @@ static bool zc_done(struct zp_sock *s)
 	return !s->zc_busy;
 }
 
-/* SO_RCVTIMEO / SO_SNDTIMEO (name) as set on the kernel fd, in ms (-1: none). */
-static int timeo_ms(struct zp_sock *s, int name)
+static int read_timeo(int fd, int name)
 {
 	struct timeval tv;
 	socklen_t len = sizeof(tv);
 
-	if (zp_real.getsockopt(s->fd, SOL_SOCKET, name, &tv, &len) || (!tv.tv_sec && !tv.tv_usec))
+	if (zp_real.getsockopt(fd, SOL_SOCKET, name, &tv, &len) || (!tv.tv_sec && !tv.tv_usec))
 		return -1;
 	return tv.tv_sec > 1000000 ? 1000000000 : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+}
+
+/* SO_RCVTIMEO / SO_SNDTIMEO (name) as set on the kernel fd, in ms (-1:
+ * none). Read once per setsockopt(), not per blocking call: a system call
+ * costs about as much as a small message on rxe. */
+static int timeo_ms(struct zp_sock *s, int name)
+{
+	if (!s->timeo_known) {
+		s->rcvtimeo_ms = read_timeo(s->fd, SO_RCVTIMEO);
+		s->sndtimeo_ms = read_timeo(s->fd, SO_SNDTIMEO);
+		s->timeo_known = true;
+	}
+	return name == SO_RCVTIMEO ? s->rcvtimeo_ms : s->sndtimeo_ms;
 }
 
 /* A blocking call's wait ended without its condition: the errno to return
@@ -663,6 +687,19 @@ static ssize_t recv_some(struct zp_sock *s, uint8_t *p, size_t len, bool peek)
 	return n;
 }
 
+/* Whether zc_recv() would not answer -EAGAIN, which prepares the context's
+ * fd for a sleep: system calls the shim's waits make only right before
+ * they sleep. READABLE may be stale (a read took exactly what was queued):
+ * the count says. */
+static bool may_have_bytes(struct zp_sock *s)
+{
+	if (!s->readable && !s->peer_closed)
+		zp_progress();
+	if (s->peer_closed)
+		return true;
+	return s->readable && zc_recv_queued(s->conn) != 0;
+}
+
 ssize_t zp_recv(struct zp_sock *s, const struct iovec *iov, int niov, int flags)
 {
 	bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
@@ -681,7 +718,10 @@ ssize_t zp_recv(struct zp_sock *s, const struct iovec *iov, int niov, int flags)
 			off = 0;
 			continue;
 		}
-		n = recv_some(s, (uint8_t *)iov[i].iov_base + off, iov[i].iov_len - off, flags & MSG_PEEK);
+		if (s->peek_off < s->peek_len || may_have_bytes(s))
+			n = recv_some(s, (uint8_t *)iov[i].iov_base + off, iov[i].iov_len - off, flags & MSG_PEEK);
+		else
+			n = -EAGAIN;
 		if (n > 0) {
 			got += (size_t)n;
 			off += (size_t)n;

@@ -534,6 +534,21 @@ ZP_API int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return rc == ZP_PASS ? zp_real.getsockopt(fd, level, name, val, len) : rc;
 }
 
+/* Options stay on the kernel fd; the send and receive timeouts are read
+ * back from it once after they may have changed (sock.c, timeo_ms()). */
+ZP_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	int rc = zp_real.setsockopt(fd, level, name, val, len);
+	struct zp_sock *s;
+
+	if (rc == 0 && level == SOL_SOCKET && (s = zp_get(fd))) {
+		zp_lock();
+		s->timeo_known = false;
+		zp_unlock();
+	}
+	return rc;
+}
+
 ZP_API int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	struct zp_sock *s = zc_sock(fd);

@@ -19,7 +19,11 @@
  * Like the library's blocking calls (zc_ctx_opts.busy_poll_us), a wait
  * first polls without sleeping for ZCRDMA_PRELOAD_SPIN_US (default 100 us):
  * a reply that comes within it skips the event fd's wake-up, which on rxe
- * costs more than the message itself.
+ * costs more than the message itself. Its looks make no system call: the
+ * library's events are taken without preparing the contexts' fds (that is
+ * done once, right before a sleep), and the kernel's fds are polled on the
+ * first look and every 32nd (on rxe a system call costs about as much as
+ * the message, and two per look made ping-pongs twice the library's).
  *
  * Sleeps are cut into ZP_SLICE_MS slices: in a threaded program another
  * thread may consume a context event that concerns this wait while it
@@ -123,6 +127,9 @@ int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms)
 			continue;
 		if (expired(deadline))
 			return -ETIMEDOUT;
+		zp_progress_before_sleep();
+		if (cond(s))
+			return 0;
 		ms = slice(0, deadline);
 		n = zp_ctx_fds(fds, ZP_MAX_CTXFD);
 		for (int i = 0; i < n; i++)
@@ -133,6 +140,34 @@ int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms)
 		if (r < 0 && errno == EINTR)
 			return -EINTR;
 	}
+}
+
+/* A spinning wait's looks that also poll the kernel: the first and every
+ * 32nd (spinning() has counted the look). */
+static bool kernel_look(const struct spin *sp)
+{
+	return sp->looks % 32 == 1;
+}
+
+/* zcrdma readiness of fds into zr, and the kernel's share of them into k
+ * (fd -1 where the socket does not use its kernel fd); how many are ready. */
+static int scan(const struct pollfd *fds, nfds_t n, struct pollfd *k, short *zr)
+{
+	int ready = 0;
+
+	for (nfds_t i = 0; i < n; i++) {
+		struct zp_sock *s = zp_get_locked(fds[i].fd);
+
+		k[i] = fds[i];
+		zr[i] = 0;
+		if (!s || s->state == ZP_FRESH || s->state == ZP_TCP)
+			continue;
+		zr[i] = zp_ready(s) & (fds[i].events | POLLERR | POLLHUP);
+		ready += zr[i] != 0;
+		if (!zp_uses_kernel_fd(s))
+			k[i].fd = -1;
+	}
+	return ready;
 }
 
 /* Kernel fds and zcrdma readiness together; fds[i].revents as poll(2). */
@@ -150,27 +185,25 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		return zp_fail(ENOMEM);
 	}
 	for (;;) {
-		int ctxfd[ZP_MAX_CTXFD], ready = 0, nc, ms, r;
+		int ctxfd[ZP_MAX_CTXFD], ready, nc, ms = 0, r;
 
 		zp_lock();
 		zp_progress();
-		for (nfds_t i = 0; i < n; i++) {
-			struct zp_sock *s = zp_get_locked(fds[i].fd);
-
-			k[i] = fds[i];
-			zr[i] = 0;
-			if (!s || s->state == ZP_FRESH || s->state == ZP_TCP)
+		ready = scan(fds, n, k, zr);
+		if (!ready && spinning(&sp)) {
+			if (!kernel_look(&sp)) {
+				zp_unlock();
 				continue;
-			zr[i] = zp_ready(s) & (fds[i].events | POLLERR | POLLHUP);
-			ready += zr[i] != 0;
-			if (!zp_uses_kernel_fd(s))
-				k[i].fd = -1;
+			}
+		} else if (!ready && (ms = slice(0, deadline)) > 0) {
+			zp_progress_before_sleep();
+			if ((ready = scan(fds, n, k, zr)))
+				ms = 0;
 		}
 		nc = zp_ctx_fds(ctxfd, ZP_MAX_CTXFD);
 		for (int i = 0; i < nc; i++)
 			k[n + i] = (struct pollfd){.fd = ctxfd[i], .events = POLLIN};
 		zp_unlock();
-		ms = slice(ready || spinning(&sp), deadline);
 		r = zp_real.ppoll(k, n + (nfds_t)nc, &(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, mask);
 		if (r < 0)
 			break;
@@ -378,6 +411,20 @@ static uint32_t reg_ready(struct zp_reg *r)
 	return bits;
 }
 
+/* The zcrdma registrations of e that are ready, into evs; how many. */
+static int epoll_scan(struct zp_epset *e, struct epoll_event *evs, int max)
+{
+	int k = 0;
+
+	for (int i = 0; i < e->n && k < max; i++) {
+		uint32_t bits = reg_ready(&e->regs[i]);
+
+		if (bits)
+			evs[k++] = (struct epoll_event){.events = bits, .data = e->regs[i].ev.data};
+	}
+	return k;
+}
+
 int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, const sigset_t *mask)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
@@ -392,7 +439,7 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 	if (!e || max <= 0)
 		return zp_real.epoll_pwait(epfd, evs, max, timeout_ms, mask);
 	for (;;) {
-		int k = 0, n, m;
+		int k, n, m, ms = 0;
 
 		zp_lock();
 		zp_progress();
@@ -401,14 +448,19 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 			return zp_real.epoll_pwait(epfd, evs, max, timeout_ms, mask);
 		}
 		sync_set(e);
-		for (int i = 0; i < e->n && k < max; i++) {
-			uint32_t bits = reg_ready(&e->regs[i]);
-
-			if (bits)
-				evs[k++] = (struct epoll_event){.events = bits, .data = e->regs[i].ev.data};
+		k = epoll_scan(e, evs, max);
+		if (!k && spinning(&sp)) {
+			if (!kernel_look(&sp)) {
+				zp_unlock();
+				continue;
+			}
+		} else if (!k && (ms = slice(0, deadline)) > 0) {
+			zp_progress_before_sleep();
+			if ((k = epoll_scan(e, evs, max)))
+				ms = 0;
 		}
 		zp_unlock();
-		n = zp_real.epoll_pwait(epfd, evs + k, max - k, slice(k || spinning(&sp), deadline), mask);
+		n = zp_real.epoll_pwait(epfd, evs + k, max - k, ms, mask);
 		if (n < 0)
 			return k ? k : -1;
 		m = k;

@@ -170,24 +170,29 @@ static int collect(void *arg)
 	return k->n > 0;
 }
 
+/* A new call (each reports a source at most once) and its progress. The
+ * CM channel costs a system call to look at: every 64th call does, or a
+ * completion queue that is never idle would starve connection events. */
+static void look_progress(struct zc_ctx *ctx, bool cm)
+{
+	if (++ctx->ev_gen % 64 == 0 || cm)
+		zc__ctx_progress_all(ctx);
+	else
+		zc__ctx_progress(ctx);
+}
+
 static int run_collect(struct collect *k, int timeout_ms)
 {
 	struct zc_ctx *ctx = k->ctx;
 	int rc;
 
-	ctx->ev_gen++;
 	/* A call without a timeout is what an event-loop application makes
 	 * when the context's fd fired, whichever source made it fire, and the
 	 * last before it sleeps on the fd (NO MISSED WAKE-UPS): it looks at the
-	 * CM channel, a system call, and leaves the fd armed. A call with a
-	 * timeout does both only where it sleeps (zc__ctx_wait()), so a loop of
-	 * them that keeps finding work makes no system call of its own; it
-	 * still looks at the CM channel every 64th call, or a completion queue
-	 * that is never idle would starve connection events. */
-	if (timeout_ms == 0 || (ctx->ev_gen & 63) == 0)
-		zc__ctx_progress_all(ctx);
-	else
-		zc__ctx_progress(ctx);
+	 * CM channel and leaves the fd armed. A call with a timeout does both
+	 * only where it sleeps (zc__ctx_wait()), so a loop of them that keeps
+	 * finding work makes no system call of its own. */
+	look_progress(ctx, timeout_ms == 0);
 	rc = zc__ctx_wait_ms(ctx, collect, k, timeout_ms);
 	/* Returning with room left: the caller may sleep on the fd next, so it
 	 * must be armed (-EAGAIN: it is; a full array: the caller comes back
@@ -213,4 +218,15 @@ int zc_wait_events(struct zc_ctx *ctx, struct zc_event *evs, int max, int timeou
 	if (!ctx || !evs || max <= 0)
 		return zc__err(-EINVAL, "zc_wait_events: bad arguments");
 	return run_collect(&k, timeout_ms);
+}
+
+int zc_take_events(struct zc_ctx *ctx, struct zc_event *evs, int max)
+{
+	struct collect k = {.ctx = ctx, .evs = evs, .max = max};
+
+	if (!ctx || !evs || max <= 0)
+		return zc__err(-EINVAL, "zc_take_events: bad arguments");
+	look_progress(ctx, false);
+	collect(&k);
+	return k.n;
 }

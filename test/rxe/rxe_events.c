@@ -8,7 +8,10 @@
  *            client thread (zc_connect_start, zc_close_start), each
  *            echoing messages of 1 B .. 1 MiB
  * sparse     16 idle connections; one becomes readable: the event arrives
- *            and zc_stats.event_checks grows by a handful, not by 16
+ *            (taken by spinning on zc_take_events()) and
+ *            zc_stats.event_checks grows by a handful, not by 16; then,
+ *            after zc_wait_events(..., 0), another message wakes
+ *            zc_ctx_fd() (NO MISSED WAKE-UPS after zc_take_events() looks)
  * refused    zc_connect_start to a port nobody listens on: CONNECTED with
  *            an error, the loop never blocked
  * handshake  raw rdma_cm clients that never finish their handshake (one
@@ -66,6 +69,18 @@ static int wait_some(struct zc_ctx *ctx, struct zc_event *ev, const char *who)
 
 	CHECK_RC(n, "zc_wait_events");
 	RXE_ASSERT(n > 0, "%s: no event within 10 s", who);
+	return n;
+}
+
+/* Spins on zc_take_events() until something comes, for up to 10 s. */
+static int take_some(struct zc_ctx *ctx, struct zc_event *ev, const char *who)
+{
+	double t0 = rxe_now();
+	int n;
+
+	while ((n = zc_take_events(ctx, ev, EV_MAX)) == 0)
+		RXE_ASSERT(rxe_now() - t0 < 10, "%s: no event within 10 s", who);
+	CHECK_RC(n, "zc_take_events");
 	return n;
 }
 
@@ -274,7 +289,9 @@ static void echo(void)
 /* ---- sparse: one of N readable ---- */
 
 struct sparse_client {
-	atomic_int phase; /* 1: all connected; 2: the message may go; 3: server done */
+	/* 1: all connected; 2: the message may go; 3: the server is about to
+	 * sleep on its fd, the second message may go; 4: server done */
+	atomic_int phase;
 };
 
 static struct sparse_client sc;
@@ -295,6 +312,9 @@ static void *sparse_client_main(void *arg)
 	rxe_fill(msg, sizeof(msg), 77);
 	CHECK_RC(zc_msg_send(c[NCLI / 2], msg, sizeof(msg), 0), "zc_msg_send");
 	while (atomic_load(&sc.phase) < 3)
+		zc_poll(ctx, (struct zc_completion[1]){0}, 1, 10);
+	CHECK_RC(zc_msg_send(c[NCLI / 4], msg, sizeof(msg), 0), "zc_msg_send");
+	while (atomic_load(&sc.phase) < 4)
 		zc_poll(ctx, (struct zc_completion[1]){0}, 1, 10);
 	for (i = 0; i < NCLI; i++)
 		zc_close(&c[i]);
@@ -333,22 +353,43 @@ static void sparse(void)
 	CHECK_RC(zc_ctx_stats(s.ctx, &before), "zc_ctx_stats");
 	atomic_store(&sc.phase, 2);
 	while (got < 0) {
-		n = wait_some(s.ctx, ev, "sparse readable");
+		n = take_some(s.ctx, ev, "sparse readable");
 		for (i = 0; i < n; i++) {
 			RXE_ASSERT(ev[i].type == ZC_EV_READABLE, "unexpected %s", ev_name(ev[i].type));
 			got = (int)(uintptr_t)ev[i].data - 1;
 		}
 	}
 	CHECK_RC(zc_ctx_stats(s.ctx, &after), "zc_ctx_stats");
-	printf("sparse: connection %d of %d became readable; zc_wait_events looked at %llu connections\n", got,
+	printf("sparse: connection %d of %d became readable; zc_take_events looked at %llu connections\n", got,
 	       NCLI, (unsigned long long)(after.event_checks - before.event_checks));
-	RXE_ASSERT(got >= 0 && c[got] && zc_msg_recv(c[got], buf, sizeof(buf), 0) == sizeof(buf) &&
+	RXE_ASSERT(got == NCLI / 2 && zc_msg_recv(c[got], buf, sizeof(buf), 0) == sizeof(buf) &&
 			   rxe_check(buf, sizeof(buf), 77) < 0,
 		   "the readable connection's message");
 	RXE_ASSERT(after.event_checks - before.event_checks <= 4,
 		   "%llu looks for one readable connection of %d: the ready list was swept",
 		   (unsigned long long)(after.event_checks - before.event_checks), NCLI);
+	/* Prepare the fd as NO MISSED WAKE-UPS says, then sleep on it: the
+	 * second message, sent only now, must wake it. */
+	n = zc_wait_events(s.ctx, ev, EV_MAX, 0);
+	RXE_ASSERT(n == 0, "unexpected %s before the second message", n > 0 ? ev_name(ev[0].type) : "error");
 	atomic_store(&sc.phase, 3);
+	{
+		struct pollfd p = {.fd = zc_ctx_fd(s.ctx), .events = POLLIN};
+
+		RXE_ASSERT(poll(&p, 1, 10000) == 1, "zc_ctx_fd() did not wake within 10 s for a message");
+	}
+	for (got = -1; got < 0;) {
+		n = take_some(s.ctx, ev, "sparse second readable");
+		for (i = 0; i < n; i++) {
+			RXE_ASSERT(ev[i].type == ZC_EV_READABLE, "unexpected %s", ev_name(ev[i].type));
+			got = (int)(uintptr_t)ev[i].data - 1;
+		}
+	}
+	RXE_ASSERT(got == NCLI / 4 && zc_msg_recv(c[got], buf, sizeof(buf), 0) == sizeof(buf) &&
+			   rxe_check(buf, sizeof(buf), 77) < 0,
+		   "the second readable connection's message");
+	printf("sparse: the second message woke zc_ctx_fd()\n");
+	atomic_store(&sc.phase, 4);
 	pthread_join(t, NULL);
 	for (i = 0; i < NCLI; i++)
 		zc_abort(&c[i]);
