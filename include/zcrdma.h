@@ -1105,12 +1105,12 @@ ZC_API int zc_rma_write(struct zc_conn *conn, const void *buf, size_t len, struc
  *   connection, and goes to the device with everything held before it,
  *   in order and with one doorbell, by the next of those calls on the
  *   connection without the flag, or at the latest by the next call that
- *   makes progress on the context (zc_poll(), zc_wait_events(), a
- *   blocking call): nothing stays held while the application waits. At
- *   most 16 wait on a connection; a 17th rings for them first. An NVMe-oF
- *   target answers a Read so, as Linux's does: zc_raw_write(data,
- *   ZC_RAW_MORE) then zc_raw_send(response); RC ordering places the data
- *   before the response. The operations of one doorbell but its last
+ *   makes progress on the context (zc_poll(), zc_wait_events(),
+ *   zc_take_events(), a blocking call): nothing stays held while the
+ *   application waits. At most 16 wait on a connection; a 17th rings
+ *   for them first. An NVMe-oF target answers a Read so, as Linux's
+ *   does: zc_raw_write(data, ZC_RAW_MORE) then zc_raw_send(response); RC
+ *   ordering places the data before the response. The operations of one doorbell but its last
  *   make no completion of their own on the device (they are unsignaled):
  *   each still completes exactly once with its token, when the last one
  *   does, or with the error if one fails (a failed WRITE fails the
