@@ -1098,6 +1098,27 @@ ZC_API int zc_rma_write(struct zc_conn *conn, const void *buf, size_t len, struc
  *   included) and its queue: either full is -EAGAIN. WRITABLE follows a
  *   zc_raw_send()/_read()/_write() -EAGAIN once send-queue room is back.
  *
+ *   Every posting call rings the device's doorbell (on soft-RoCE, a
+ *   system call). ZC_RAW_MORE in a zc_raw_send()/_read()/_write() says
+ *   more follows (libfabric's FI_MORE): the operation is accepted (its
+ *   queue room and completion taken, 0 returned) but held on the
+ *   connection, and goes to the device with everything held before it,
+ *   in order and with one doorbell, by the next of those calls on the
+ *   connection without the flag, or at the latest by the next call that
+ *   makes progress on the context (zc_poll(), zc_wait_events(),
+ *   zc_take_events(), a blocking call): nothing stays held while the
+ *   application waits. At most 16 wait on a connection; a 17th rings
+ *   for them first. An NVMe-oF target answers a Read so, as Linux's
+ *   does: zc_raw_write(data, ZC_RAW_MORE) then zc_raw_send(response); RC
+ *   ordering places the data before the response. The operations of one doorbell but its last
+ *   make no completion of their own on the device (they are unsignaled):
+ *   each still completes exactly once with its token, when the last one
+ *   does, or with the error if one fails (a failed WRITE fails the
+ *   connection, so the SEND after it completes with the connection's
+ *   error too). A held operation's buffer belongs to the library until
+ *   its completion, even one short enough to go inline. zc_ctx_stats()
+ *   counts the doorbells (send_posts) and work requests (send_wrs).
+ *
  *   The private data lengths rdma_cm reports are those of the whole field
  *   on InfiniBand and RoCE (56 bytes of a request, 196 of a reply, 148 of
  *   a reject), zero-padded beyond what the peer put there.
@@ -1180,8 +1201,9 @@ ZC_API int zc_req_reject(struct zc_conn_req **req, const void *private_data, siz
  */
 ZC_API int zc_conn_peer_private_data(const struct zc_conn *conn, const void **data, size_t *len);
 
-/* zc_raw_send flags */
-#define ZC_RAW_INVALIDATE 0x1 /* SEND_WITH_INVALIDATE of invalidate_rkey */
+/* zc_raw_send(), zc_raw_read() and zc_raw_write() flags */
+#define ZC_RAW_INVALIDATE 0x1 /* zc_raw_send(): SEND_WITH_INVALIDATE of invalidate_rkey */
+#define ZC_RAW_MORE 0x2       /* more follows: hold for the next doorbell (RAW CONNECTIONS) */
 
 /*
  * zc_raw_recv - post a receive buffer on a raw connection
@@ -1205,10 +1227,12 @@ ZC_API int zc_raw_recv(struct zc_conn *conn, void *buf, size_t len, struct zc_mr
  *
  * Posts a SEND of [buf, buf + len) exactly as given (0 bytes allowed),
  * with ZC_RAW_INVALIDATE in flags a SEND_WITH_INVALIDATE of
- * invalidate_rkey (a key the peer gave: the peer's NIC voids it). Up to
- * the device's max_inline bytes go inline: the buffer is copied at once
- * and needs no registration. Otherwise it belongs to the library until
- * the ZC_OP_RAW_SEND completion.
+ * invalidate_rkey (a key the peer gave: the peer's NIC voids it), with
+ * ZC_RAW_MORE held for the next doorbell (see RAW CONNECTIONS). Up to
+ * the device's max_inline bytes go inline: the buffer is copied when the
+ * SEND is posted (at once unless held) and needs no registration.
+ * Otherwise it belongs to the library until the ZC_OP_RAW_SEND
+ * completion.
  *
  * Returns 0, or -EAGAIN (raw_send_depth sends, reads and writes in flight,
  * or the completion ring full), -EINVAL (not raw, unknown flags, len beyond
@@ -1226,16 +1250,18 @@ ZC_API int zc_raw_send(struct zc_conn *conn, const void *buf, size_t len, struct
  * Nothing can be checked locally: a bad key, range or right completes
  * with -ZC_EREMOTEACCESS and, as RDMA defines it, fails the connection.
  * READs beyond the initiator depth wait in the send queue. Transfers
- * larger than the device's largest message are split.
+ * larger than the device's largest message are split (one doorbell for
+ * all the pieces). flags: 0, or ZC_RAW_MORE to hold the operation for
+ * the next doorbell (see RAW CONNECTIONS).
  *
  * Returns 0, or -EAGAIN (send queue or completion ring full), -EINVAL (not
- * raw, len 0, buffer outside mr), -EFAULT (read into unwritable memory),
- * -ENOTCONN, the connection's error, -ZC_EMEMLOCK.
+ * raw, len 0, unknown flags, buffer outside mr), -EFAULT (read into
+ * unwritable memory), -ENOTCONN, the connection's error, -ZC_EMEMLOCK.
  */
 ZC_API int zc_raw_read(struct zc_conn *conn, void *buf, size_t len, struct zc_mr *mr, uint64_t remote_addr,
-		       uint32_t rkey, uint64_t token);
+		       uint32_t rkey, uint64_t token, int flags);
 ZC_API int zc_raw_write(struct zc_conn *conn, const void *buf, size_t len, struct zc_mr *mr, uint64_t remote_addr,
-			uint32_t rkey, uint64_t token);
+			uint32_t rkey, uint64_t token, int flags);
 
 /*
  * zc_export_key - the raw address and key of an export

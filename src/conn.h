@@ -249,9 +249,10 @@ void zc__rma_release(struct zc_conn *conn);
 /* The peer invalidated rkey: an export with that key is void. */
 void zc__rma_invalidated(struct zc_conn *conn, uint32_t rkey);
 /* Posts one RDMA READ/WRITE (split into pieces of the device's largest
- * message), completing as op with token. */
+ * message), completing as op with token; more: held for the next doorbell
+ * (zc__qp_hold). */
 int zc__rma_post(struct zc_conn *conn, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
-		 uint64_t raddr, uint32_t rkey, uint64_t token);
+		 uint64_t raddr, uint32_t rkey, uint64_t token, bool more);
 
 /* raw.c: raw connections' queue pairs */
 /* The QP exists (on conn->id, made with zc__qp_init_raw()). */

@@ -30,6 +30,8 @@ int zc_ctx_new(const char *local_addr, const struct zc_ctx_opts *opts, struct zc
 		return zc__err(-ENOMEM, "zc_ctx_new: out of memory");
 	ctx->epfd = -1;
 	ctx->cm_hook = zc__cm_process;
+	ctx->held_hook = zc__qp_post_all_held;
+	zc__list_init(&ctx->held);
 	zc__list_init(&ctx->conns);
 	zc__list_init(&ctx->listeners);
 	zc__list_init(&ctx->ev_ready);

@@ -355,6 +355,8 @@ int zc__ctx_poll_cq(struct zc_ctx *ctx)
 	if (!ctx->cq)
 		return 0; /* no device yet (zc__dev_open) */
 	zc__err_progress_begin();
+	if (!zc__list_empty(&ctx->held))
+		ctx->held_hook(ctx);
 	while ((n = ibv_poll_cq(ctx->cq, 32, wc)) > 0) {
 		for (i = 0; i < n; i++) {
 			struct zc__wr *wr = (struct zc__wr *)(uintptr_t)wc[i].wr_id;

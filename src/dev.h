@@ -62,6 +62,11 @@ struct zc_ctx {
 	bool logged_fallback;
 	/* Handles every pending rdma_cm event; returns how many (cm.c). */
 	int (*cm_hook)(struct zc_ctx *ctx);
+	/* Queue pairs holding send work requests for their next doorbell
+	 * (qp layer): progress posts them first, through held_hook, so
+	 * nothing stays held while the application waits. */
+	struct zc__list held;
+	void (*held_hook)(struct zc_ctx *ctx);
 	struct zc__list conns;         /* every live connection, freed with the context */
 	struct zc__list listeners;
 	/* The API layer's lists (conn.h says what is on them): connections

@@ -116,8 +116,10 @@ int zc__qp_setup(struct zc__qp *q, struct rdma_cm_id *id, const struct zc__qp_op
 		q->sreq_free[i] = q->depth - 1 - i;
 	}
 	q->sreq_free_count = q->depth;
-	if (q->raw)
-		return 0;
+	if (q->raw) {
+		q->held = calloc(ZC__HELD_MAX, sizeof(*q->held));
+		return q->held ? 0 : zc__err(-ENOMEM, "out of memory for connection state");
+	}
 	if (q->rx_own)
 		return zc__rxpool_open(&q->rx, q->ctx, slot_size(q->ctx), q, q->own_slots, q->own_slots,
 				       zc__qp_recv_done);
@@ -137,6 +139,7 @@ void zc__qp_release(struct zc__qp *q)
 	free(q->sreq);
 	free(q->sreq_free);
 	free(q->sq_ring);
+	free(q->held);
 	if (q->qp)
 		rdma_destroy_qp(q->id);
 	if (q->ctx && q->raw)
@@ -212,41 +215,127 @@ static struct zc__sreq *sreq_of(const struct ibv_send_wr *w)
  * request, and only while sends hold at most half of the context's
  * completion queue: whoever waits for a send request then always has a
  * completion coming. What waits for an idle queue asks for one
- * (zc__qp_sq_idle).
+ * (zc__qp_sq_idle). A raw QP's completion entries are its own, and the
+ * application waits for every request: all but the last of a doorbell go
+ * unsignaled, the last one retiring them (as Linux's nvmet-rdma posts a
+ * Read's data WRITE and response SEND).
  */
-static bool may_go_unsignaled(const struct zc__qp *q, const struct zc__sreq *s, uint32_t run)
+static bool may_go_unsignaled(const struct zc__qp *q, const struct ibv_send_wr *w, uint32_t run)
 {
-	return s->quiet && !q->raw && run + 1 < q->depth / 2 && q->ctx->sreqs_inuse <= q->ctx->cq_send_room / 2;
+	if (q->raw)
+		return w->next != NULL;
+	return sreq_of(w)->quiet && run + 1 < q->depth / 2 && q->ctx->sreqs_inuse <= q->ctx->cq_send_room / 2;
+}
+
+/* The held requests, oldest first, then wr (may be NULL), as one list. */
+static struct ibv_send_wr *chain(struct zc__qp *q, struct ibv_send_wr *wr)
+{
+	uint32_t i;
+
+	for (i = q->n_held; i-- > 0;) {
+		struct zc__held *h = &q->held[i];
+
+		h->wr.sg_list = &h->sge;
+		h->wr.next = wr;
+		wr = &h->wr;
+	}
+	return wr;
+}
+
+/* Held requests from `from` on never reached the NIC: each completes with
+ * err. The QP holds nothing after. */
+static void held_drop(struct zc__qp *q, uint32_t from, int err)
+{
+	uint32_t n = q->n_held, i;
+
+	if (!n)
+		return;
+	q->n_held = 0;
+	zc__list_del(&q->held_node);
+	for (i = from; i < n; i++) {
+		struct zc__sreq *s = sreq_of(&q->held[i].wr);
+
+		if (s->done)
+			s->done(q, s, err);
+		zc__sreq_put(q, s->idx);
+	}
 }
 
 int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr)
 {
-	struct ibv_send_wr *bad, *w;
-	uint32_t run = q->unsignaled_run;
-	int n = 0, rc;
+	struct ibv_send_wr *bad = NULL, *w, *list = chain(q, wr);
+	uint32_t run = q->unsignaled_run, held = 0, n = 0;
+	int rc;
 
-	for (w = wr; w; w = w->next) {
-		if (may_go_unsignaled(q, sreq_of(w), run)) {
+	for (w = list; w; w = w->next)
+		if (may_go_unsignaled(q, w, run)) {
 			w->send_flags &= ~(unsigned)IBV_SEND_SIGNALED;
 			run++;
 		} else {
 			w->send_flags |= IBV_SEND_SIGNALED;
 			run = 0;
 		}
+	rc = ibv_post_send(q->qp, list, &bad);
+	if (!rc)
+		bad = NULL;
+	/* A failed post took the requests before bad all the same. */
+	run = q->unsignaled_run;
+	for (w = list; w != bad; w = w->next) {
+		q->sq_ring[(q->sq_head + q->sq_inflight++) % q->depth] = sreq_of(w)->idx;
+		run = w->send_flags & IBV_SEND_SIGNALED ? 0 : run + 1;
+		held += held < q->n_held;
 		n++;
 	}
-	if ((rc = ibv_post_send(q->qp, wr, &bad)))
-		return zc__qp_fail(q, zc__err(-rc, "ibv_post_send: %s", strerror(rc)));
-	for (w = wr; w; w = w->next)
-		q->sq_ring[(q->sq_head + q->sq_inflight++) % q->depth] = sreq_of(w)->idx;
 	q->unsignaled_run = run;
-	q->ctx->stats.send_wrs += (uint64_t)n;
-	q->ctx->stats.send_posts++;
+	if (n) {
+		q->ctx->stats.send_wrs += n;
+		q->ctx->stats.send_posts++;
+	}
+	if (rc) {
+		rc = zc__err(-rc, "ibv_post_send: %s", strerror(rc));
+		held_drop(q, held, rc);
+		return zc__qp_fail(q, rc);
+	}
+	if (q->n_held) {
+		q->n_held = 0;
+		zc__list_del(&q->held_node);
+	}
 	return 0;
+}
+
+int zc__qp_hold(struct zc__qp *q, struct ibv_send_wr *wr)
+{
+	struct zc__held *h;
+	int rc;
+
+	if (!q->held)
+		return zc__qp_post_send(q, wr);
+	if (q->n_held == ZC__HELD_MAX && (rc = zc__qp_post_held(q)))
+		return rc;
+	h = &q->held[q->n_held];
+	h->wr = *wr;
+	if (wr->num_sge)
+		h->sge = wr->sg_list[0];
+	if (!q->n_held++)
+		zc__list_add_tail(&q->ctx->held, &q->held_node);
+	return 0;
+}
+
+int zc__qp_post_held(struct zc__qp *q)
+{
+	return q->n_held ? zc__qp_post_send(q, NULL) : 0;
+}
+
+void zc__qp_post_all_held(struct zc_ctx *ctx)
+{
+	/* Each post empties its QP's hold, failed or not. */
+	while (!zc__list_empty(&ctx->held))
+		zc__qp_post_held(zc__list_first(&ctx->held, struct zc__qp, held_node));
 }
 
 bool zc__qp_sq_idle(struct zc__qp *q)
 {
+	zc__qp_post_held(q);
 	if (!q->sq_inflight)
 		return true;
 	if (q->unsignaled_run)
@@ -348,6 +437,7 @@ int zc__qp_fail(struct zc__qp *q, int err)
 	if (q->connected && !q->dead && q->id)
 		rdma_disconnect(q->id); /* the peer learns at once; our WRs flush */
 	q->dead = true;
+	held_drop(q, 0, err);
 	q->ops->failed(q, err);
 	return err;
 }
@@ -452,6 +542,7 @@ void zc__qp_flush(struct zc__qp *q)
 			snprintf(q->detail, sizeof(q->detail), "the connection was closed locally");
 		}
 	}
+	held_drop(q, 0, q->err);
 	ibv_modify_qp(q->qp, &attr, IBV_QP_STATE);
 }
 

@@ -50,6 +50,15 @@ struct zc__sreq {
 };
 #define ZC__NO_TX UINT32_MAX
 
+/* A send work request held for the next doorbell (zc__qp_hold): a copy,
+ * with the one SGE a raw QP's requests carry at most. */
+struct zc__held {
+	struct ibv_send_wr wr;
+	struct ibv_sge sge;
+};
+/* Held on a QP at most; one more posts them first. */
+#define ZC__HELD_MAX 16
+
 /* A receive slot's work request. */
 struct zc__rslot {
 	struct zc__wr wr;
@@ -118,6 +127,12 @@ struct zc__qp {
 	bool raw;
 	uint32_t recv_depth, rq_inflight;
 	int cq_held;
+	/* Raw QPs: send work requests accepted with more to follow
+	 * (zc__qp_hold), oldest first, which the NIC has not seen yet; while
+	 * there are any, held_node is on the context's held list. */
+	struct zc__held *held;
+	uint32_t n_held;
+	struct zc__list held_node;
 };
 
 /* pool.c: the receive pool (owner NULL: shared, on an SRQ) */
@@ -172,12 +187,24 @@ void zc__qp_recv_done(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc);
  * the QP, or the context's completion queue has no room for its completion. */
 int zc__sreq_get(struct zc__qp *q);
 void zc__sreq_put(struct zc__qp *q, uint32_t i);
-/* Posts wr (whose wr_id names send requests); a failure fails the QP.
- * The engine sets IBV_SEND_SIGNALED: quiet requests may go without it. */
+/* Posts wr (one work request, whose wr_id names a send request) behind
+ * the held ones, all with one doorbell; a failure fails the QP, and the
+ * held requests it did not post complete with the error (wr does not: it
+ * is the caller's again). The engine sets IBV_SEND_SIGNALED: quiet
+ * requests, and on a raw QP every request of a doorbell but its last
+ * (whose completion retires them), go without it. */
 int zc__qp_post_send(struct zc__qp *q, struct ibv_send_wr *wr);
-/* No send request is in flight. Where the last ones posted wait for a
- * completion that is not coming (unsignaled), posts a zero-length WRITE
- * to bring one. */
+/* Accepts wr (as zc__qp_post_send) without ringing: it goes out with the
+ * next post, or the context's next progress (zc__qp_post_held). A QP
+ * that cannot hold (not raw) posts it at once. */
+int zc__qp_hold(struct zc__qp *q, struct ibv_send_wr *wr);
+/* Posts what the QP holds, if anything (same failure rule). */
+int zc__qp_post_held(struct zc__qp *q);
+/* The context's held_hook: posts what every QP holds. */
+void zc__qp_post_all_held(struct zc_ctx *ctx);
+/* No send request is held or in flight (held ones are posted first).
+ * Where the last ones posted wait for a completion that is not coming
+ * (unsignaled), posts a zero-length WRITE to bring one. */
 bool zc__qp_sq_idle(struct zc__qp *q);
 /* Sends hdr (hdr_len may be 0) followed by len bytes of payload with send
  * request i: inline when it fits (nothing is copied by us), else copied

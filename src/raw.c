@@ -182,7 +182,7 @@ int zc_raw_send(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr
 
 	if (rc)
 		return rc;
-	if (flags & ~ZC_RAW_INVALIDATE)
+	if (flags & ~(ZC_RAW_INVALIDATE | ZC_RAW_MORE))
 		return zc__err(-EINVAL, "zc_raw_send: unknown flags 0x%x", (unsigned)flags);
 	if ((rc = zc__ctx_room(c->ctx)))
 		return rc;
@@ -191,8 +191,9 @@ int zc_raw_send(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr
 		return no_room(c, "sends, reads and writes");
 	s = &q->sreq[i];
 	/* Inline: the provider copies the bytes at post time, so a buffer of
-	 * the application's stack needs no registration. A given region is
-	 * still checked to cover it. */
+	 * the application's stack needs no registration (held, the buffer is
+	 * the library's until then). A given region is still checked to
+	 * cover it. */
 	if (len && (mr || len > q->ctx->caps.max_inline)) {
 		rc = zc__lkey_for(c->ctx, buf, len, mr, false, &sge.lkey, &s->entry);
 		if (rc) {
@@ -209,7 +210,7 @@ int zc_raw_send(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr
 	s->done = send_done;
 	s->token = token;
 	s->len = len;
-	rc = zc__qp_post_send(q, &wr);
+	rc = flags & ZC_RAW_MORE ? zc__qp_hold(q, &wr) : zc__qp_post_send(q, &wr);
 	if (rc) {
 		zc__entry_put(c->ctx, s->entry);
 		zc__sreq_put(q, (uint32_t)i);
@@ -220,28 +221,31 @@ int zc_raw_send(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr
 }
 
 static int raw_rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
-		   uint64_t raddr, uint32_t rkey, uint64_t token)
+		   uint64_t raddr, uint32_t rkey, uint64_t token, int flags)
 {
+	const char *what = op == ZC_OP_RAW_READ ? "READ" : "WRITE";
 	int rc = zc__conn_mode(c, true);
 
 	if (rc)
 		return rc;
 	if (!buf || !len)
-		return zc__err(-EINVAL, "raw RDMA %s of an empty or NULL buffer", op == ZC_OP_RAW_READ ? "READ" : "WRITE");
-	rc = zc__rma_post(c, opcode, op, buf, len, mr, raddr, rkey, token);
+		return zc__err(-EINVAL, "raw RDMA %s of an empty or NULL buffer", what);
+	if (flags & ~ZC_RAW_MORE)
+		return zc__err(-EINVAL, "raw RDMA %s: unknown flags 0x%x", what, (unsigned)flags);
+	rc = zc__rma_post(c, opcode, op, buf, len, mr, raddr, rkey, token, flags & ZC_RAW_MORE);
 	if (rc == -EAGAIN)
 		zc__ev_want_writable(c);
 	return rc;
 }
 
 int zc_raw_read(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, uint64_t remote_addr, uint32_t rkey,
-		uint64_t token)
+		uint64_t token, int flags)
 {
-	return raw_rma(c, IBV_WR_RDMA_READ, ZC_OP_RAW_READ, buf, len, mr, remote_addr, rkey, token);
+	return raw_rma(c, IBV_WR_RDMA_READ, ZC_OP_RAW_READ, buf, len, mr, remote_addr, rkey, token, flags);
 }
 
 int zc_raw_write(struct zc_conn *c, const void *buf, size_t len, struct zc_mr *mr, uint64_t remote_addr,
-		 uint32_t rkey, uint64_t token)
+		 uint32_t rkey, uint64_t token, int flags)
 {
-	return raw_rma(c, IBV_WR_RDMA_WRITE, ZC_OP_RAW_WRITE, (void *)buf, len, mr, remote_addr, rkey, token);
+	return raw_rma(c, IBV_WR_RDMA_WRITE, ZC_OP_RAW_WRITE, (void *)buf, len, mr, remote_addr, rkey, token, flags);
 }

@@ -225,9 +225,10 @@ int zc_export_revoke(struct zc_export **pe)
 }
 
 /* A zcrdma connection keeps one send request spare for the FIN of a
- * rendezvous; a raw one has none. */
+ * rendezvous; a raw one has none. The pieces go out with one doorbell,
+ * held with more to follow (raw connections) or not. */
 int zc__rma_post(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, size_t len, struct zc_mr *mr,
-		 uint64_t raddr, uint32_t rkey, uint64_t token)
+		 uint64_t raddr, uint32_t rkey, uint64_t token, bool more)
 {
 	uint64_t piece, done;
 	uint32_t pieces, i, lkey;
@@ -263,7 +264,7 @@ int zc__rma_post(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf
 
 		q->sreq[s].done = piece_done;
 		q->sreq[s].arg = o;
-		rc = zc__qp_post_send(q, &wr);
+		rc = more || done + n < len ? zc__qp_hold(q, &wr) : zc__qp_post_send(q, &wr);
 		if (rc) {
 			/* The QP is dead: pieces already posted flush, the rest never will. */
 			zc__sreq_put(q, (uint32_t)s);
@@ -302,7 +303,7 @@ static int rma(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf, 
 	if (!(access & (op == ZC_OP_READ ? ZC_ACCESS_REMOTE_READ : ZC_ACCESS_REMOTE_WRITE)))
 		return zc__err(-EPERM, "the peer did not grant %s access to this range",
 			      op == ZC_OP_READ ? "read" : "write");
-	return zc__rma_post(c, opcode, op, buf, len, mr, raddr + off, rkey, token);
+	return zc__rma_post(c, opcode, op, buf, len, mr, raddr + off, rkey, token, false);
 }
 
 int zc_rma_read(struct zc_conn *c, void *buf, size_t len, struct zc_mr *mr, const struct zc_desc *remote,

@@ -28,8 +28,14 @@
  *
  * COMPLETING reposts the capsule's receive buffer before the CQE goes out
  * (the host may send the next command as soon as it sees the CQE), then
- * posts the RDMA WRITE of the data (Read) and the SEND of the CQE back to
- * back: RC ordering delivers the data first. SEND_WITH_INVALIDATE is not
+ * posts the RDMA WRITE of the data (Read) and the SEND of the CQE: RC
+ * ordering delivers the data first. Every post (those and FETCHING's RDMA
+ * READ) is made with ZC_RAW_MORE, so it waits for the event loop's next
+ * wait, which rings each queue's doorbell once for everything the turn
+ * posted (as SPDK's target flushes its queues once per poll; on rxe each
+ * doorbell is a system call): at QD1 a Read's WRITE and SEND go with one
+ * doorbell, as nvmet-rdma chains them, and at QD32 the responses to a
+ * batch of commands go with one. SEND_WITH_INVALIDATE is not
  * used: SPDK turns it off on rxe, and the Linux host invalidates its own
  * keys when the CQE comes without it.
  *
@@ -37,7 +43,8 @@
  * controller silent for its KATO loses all its queues. A host that breaks
  * the transport (a capsule shorter than an SQE, an RDMA error) loses its
  * controller's queues; other hosts go on. SIGTERM/SIGINT stop the target;
- * SIGUSR1 prints every queue and request in progress.
+ * SIGUSR1 prints every queue and request in progress, and the commands,
+ * work requests and doorbells (zc_ctx_stats) so far.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -167,6 +174,7 @@ struct target {
 	int spin_us;          /* --busy-poll-us */
 	struct queue *queues;
 	struct ctrl *ctrls;
+	uint64_t n_cmds;      /* capsules received (SIGUSR1: doorbells per command) */
 };
 
 static int64_t now_us(void)
@@ -300,11 +308,16 @@ static void dump_state(struct target *t)
 {
 	int64_t now = now_ms();
 	struct queue *q;
+	struct zc_stats st = {0};
 	int i, waiting = 0;
 
 	for (struct req *r = t->wait_head; r; r = r->pnext)
 		waiting++;
 	zc_ex_warn("state: pool %d of %d buffers free, %d requests waiting for one", t->n_free, POOL_BUFS, waiting);
+	zc_ctx_stats(t->ctx, &st);
+	zc_ex_warn("totals: %llu commands, %llu send work requests in %llu doorbells, %llu completions",
+		   (unsigned long long)t->n_cmds, (unsigned long long)st.send_wrs, (unsigned long long)st.send_posts,
+		   (unsigned long long)st.completions);
 	for (q = t->queues; q; q = q->next) {
 		struct zc_conn_info info = {0};
 
@@ -810,7 +823,8 @@ static void execute(struct target *t, struct req *r)
 		exec_io(t, r);
 }
 
-/* Reposts the receive buffer, then the data (RDMA WRITE) and the CQE (SEND). Returns -EAGAIN to retry. */
+/* Reposts the receive buffer, then the data (RDMA WRITE) and the CQE (SEND), both held for the loop's
+ * next wait (ZC_RAW_MORE: one doorbell for the turn). Returns -EAGAIN to retry. */
 static int complete(struct target *t, struct req *r)
 {
 	struct queue *q = r->q;
@@ -829,7 +843,8 @@ static int complete(struct target *t, struct req *r)
 	if (!q->established)
 		return -EAGAIN;
 	if (!r->data_sent && !r->status && r->buf >= 0 && nvmf_sqe_dir(&r->sqe) == NVMF_DIR_FROM_CTRL) {
-		rc = zc_raw_write(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key, (uintptr_t)r);
+		rc = zc_raw_write(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key, (uintptr_t)r,
+				  ZC_RAW_MORE);
 		if (rc == -EAGAIN)
 			return rc;
 		if (rc) {
@@ -842,7 +857,7 @@ static int complete(struct target *t, struct req *r)
 	}
 	if (!r->cqe_sent) {
 		nvmf_cqe_encode(&cqe, r->cqe);
-		rc = zc_raw_send(q->zc, r->cqe, sizeof(r->cqe), NULL, (uintptr_t)r, 0, 0);
+		rc = zc_raw_send(q->zc, r->cqe, sizeof(r->cqe), NULL, (uintptr_t)r, ZC_RAW_MORE, 0);
 		if (rc == -EAGAIN)
 			return rc;
 		if (rc) {
@@ -903,7 +918,7 @@ static void advance(struct target *t, struct req *r)
 				break;
 			}
 			rc = q->established ? zc_raw_read(q->zc, r->data, r->sgl.len, t->pool_mr, r->sgl.addr, r->sgl.key,
-							      (uintptr_t)r)
+							      (uintptr_t)r, ZC_RAW_MORE)
 					    : -EAGAIN;
 			if (rc == -EAGAIN) {
 				stall(t, r);
@@ -989,6 +1004,7 @@ static void on_recv(struct target *t, const struct zc_event *ev)
 	}
 	q->free_reqs = r->pnext;
 	r->pnext = NULL;
+	t->n_cmds++;
 	r->rx = s->idx;
 	r->rx_len = ev->len;
 	r->since = t->now;

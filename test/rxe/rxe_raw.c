@@ -20,6 +20,15 @@
  *              receives with -ECONNRESET; zc_close() flushes its own with
  *              -ECONNABORTED
  *   mixed      a raw and a zcrdma connection on the same contexts at once
+ *   chain      ZC_RAW_MORE: a WRITE and the SEND after it (1 B .. 1 MiB + 1,
+ *              odd offsets) go out with one doorbell (send_posts + 1,
+ *              send_wrs + 2), the data byte-verified at the peer when the
+ *              SEND arrives; a READ + WRITE + SEND chain; a held WRITE
+ *              posted by progress alone; 20 held (16 at most wait); room
+ *              taken by held operations (-EAGAIN); a chain whose WRITE has
+ *              a bad key (both tokens fail, the connection with them); a
+ *              held WRITE of an aborted connection (-ECONNABORTED). Every
+ *              token completes exactly once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -365,12 +374,12 @@ static void test_rma(void)
 	comp(2000, ZC_OP_RAW_RECV, 0);
 	comp(2001, ZC_OP_RAW_SEND, 0);
 
-	CHECK_RC(zc_raw_read(cl, buf + 1, got.len, NULL, got.addr, got.rkey, 2002), "zc_raw_read");
+	CHECK_RC(zc_raw_read(cl, buf + 1, got.len, NULL, got.addr, got.rkey, 2002, 0), "zc_raw_read");
 	RXE_ASSERT(comp(2002, ZC_OP_RAW_READ, 0).len == got.len, "read length");
 	bad = memcmp(buf + 1, expect + off, len) ? 1 : -1;
 	RXE_ASSERT(bad < 0, "RDMA READ bytes differ");
 	rxe_fill(buf + 3, 4097, 8);
-	CHECK_RC(zc_raw_write(cl, buf + 3, 4097, NULL, got.addr + 100, got.rkey, 2003), "zc_raw_write");
+	CHECK_RC(zc_raw_write(cl, buf + 3, 4097, NULL, got.addr + 100, got.rkey, 2003, 0), "zc_raw_write");
 	comp(2003, ZC_OP_RAW_WRITE, 0);
 	rxe_fill(expect + off + 100, 4097, 8);
 	RXE_ASSERT(!memcmp(mem, expect, region), "the exported region differs from what was written");
@@ -386,7 +395,7 @@ static void test_rma(void)
 	comp(2005, ZC_OP_RAW_SEND, 0);
 	RXE_ASSERT(zc_export_key(exp, &a, &rk) == -ESTALE, "an invalidated export still gives its key");
 	printf("invalidated: %s\n", zc_last_error());
-	CHECK_RC(zc_raw_read(cl, buf, 64, NULL, got.addr, got.rkey, 2006), "zc_raw_read after invalidation");
+	CHECK_RC(zc_raw_read(cl, buf, 64, NULL, got.addr, got.rkey, 2006, 0), "zc_raw_read after invalidation");
 	comp(2006, ZC_OP_RAW_READ, -ZC_EREMOTEACCESS);
 	RXE_ASSERT(take(ZC_EV_ERROR, cl, 0).status == -ZC_EREMOTEACCESS, "client ERROR after the access error");
 	CHECK_RC(zc_export_revoke(&exp), "zc_export_revoke of an invalidated export");
@@ -424,12 +433,12 @@ static void test_hostile(void)
 	RXE_ASSERT(zc_raw_recv(cl, buf, 0, NULL, 1) == -EINVAL, "zero-length receive");
 	RXE_ASSERT(zc_raw_recv(cl, NULL, 10, NULL, 1) == -EINVAL, "NULL receive");
 	RXE_ASSERT(zc_raw_send(cl, buf, 10, NULL, 1, 0x10, 0) == -EINVAL, "unknown flags");
-	RXE_ASSERT(zc_raw_read(cl, NULL, 10, NULL, 0, 0, 1) == -EINVAL, "NULL read");
-	RXE_ASSERT(zc_raw_write(cl, buf, 0, NULL, 0, 0, 1) == -EINVAL, "empty write");
+	RXE_ASSERT(zc_raw_read(cl, NULL, 10, NULL, 0, 0, 1, 0) == -EINVAL, "NULL read");
+	RXE_ASSERT(zc_raw_write(cl, buf, 0, NULL, 0, 0, 1, 0) == -EINVAL, "empty write");
 	CHECK_RC(zc_mr_reg(ca, buf, 1024, 0, &mr), "zc_mr_reg");
 	RXE_ASSERT(zc_raw_send(cl, buf + 1000, 100, mr, 1, 0, 0) == -EINVAL, "a send outside its region");
 	RXE_ASSERT(zc_raw_recv(cl, buf + 1000, 100, mr, 1) == -EINVAL, "a receive outside its region");
-	RXE_ASSERT(zc_raw_read(cl, buf + 1000, 100, mr, 0, 0, 1) == -EINVAL, "a read outside its region");
+	RXE_ASSERT(zc_raw_read(cl, buf + 1000, 100, mr, 0, 0, 1, 0) == -EINVAL, "a read outside its region");
 	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
 	RXE_ASSERT(zc_accept(lraw, &cl, 0) == -EINVAL, "zc_accept on a raw listener");
 	RXE_ASSERT(zc_raw_send(NULL, buf, 1, NULL, 1, 0, 0) == -EINVAL, "NULL connection");
@@ -473,10 +482,10 @@ static void test_hostile(void)
 
 	/* a bad rkey: an error completion, not a crash */
 	pair(&co, &so, &cl, &sv, 0, NULL, 0);
-	CHECK_RC(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 0xdeadbeef, 3300), "zc_raw_read bad key");
+	CHECK_RC(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 0xdeadbeef, 3300, 0), "zc_raw_read bad key");
 	comp(3300, ZC_OP_RAW_READ, -ZC_EREMOTEACCESS);
 	RXE_ASSERT(take(ZC_EV_ERROR, cl, 0).status == -ZC_EREMOTEACCESS, "ERROR after a bad key");
-	RXE_ASSERT(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 1, 3301) == -ZC_EREMOTEACCESS,
+	RXE_ASSERT(zc_raw_read(cl, small, sizeof(small), NULL, 0x1000, 1, 3301, 0) == -ZC_EREMOTEACCESS,
 		   "a failed connection takes more reads");
 	drop(&cl);
 	drop(&sv);
@@ -576,11 +585,195 @@ static void test_mixed(void)
 	zc_listener_free(&lz);
 }
 
+/* The client's doorbells and work requests since the last call. */
+static void posts_since(struct zc_stats *last, uint64_t want_posts, uint64_t want_wrs, const char *what)
+{
+	struct zc_stats st;
+
+	CHECK_RC(zc_ctx_stats(ca, &st), "zc_ctx_stats");
+	RXE_ASSERT(st.send_posts - last->send_posts == want_posts && st.send_wrs - last->send_wrs == want_wrs,
+		   "%s: %llu doorbells for %llu work requests, expected %llu for %llu", what,
+		   (unsigned long long)(st.send_posts - last->send_posts),
+		   (unsigned long long)(st.send_wrs - last->send_wrs), (unsigned long long)want_posts,
+		   (unsigned long long)want_wrs);
+	*last = st;
+}
+
+/* No completion of a token in [lo, hi) is left after each was taken once. */
+static void no_second_completion(uint64_t lo, uint64_t hi)
+{
+	double until = rxe_now() + 0.2;
+	int i;
+
+	while (rxe_now() < until)
+		pump();
+	for (i = 0; i < nq; i++)
+		RXE_ASSERT(!(q[i].type == ZC_EV_COMPLETION && q[i].token >= lo && q[i].token < hi),
+			   "token %llu completed twice", (unsigned long long)q[i].token);
+}
+
+static void test_chain(void)
+{
+	static const size_t sizes[] = {1, 2, 63, 512, 4095, 4096, 4097, 65539, MiB - 1, MiB + 1};
+	struct zc_conn_opts co = raw_opts(), so = raw_opts();
+	struct zc_conn *cl, *sv;
+	struct zc_mr *mr;
+	struct zc_export *exp;
+	struct zc_desc desc;
+	struct zc_stats st;
+	struct zc_event e;
+	size_t region = 2 * MiB + 64;
+	uint8_t *mem = malloc(region), *src = malloc(2 * MiB + 64), *rd = malloc(MiB + 64), rbuf[8][64];
+	uint8_t msg[64] = "response";
+	uint64_t base, cqes0, t = 6000;
+	uint32_t rkey;
+	unsigned i, nr = 0; /* receives consumed: the next lands in 900 + nr % 8 */
+	int k, rc;
+
+	co.keepalive_ms = 0; /* no probe may ring a doorbell between the counts */
+	pair(&co, &so, &cl, &sv, 8, rbuf[0], sizeof(rbuf[0]));
+	CHECK_RC(zc_mr_reg(cb, mem, region, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &mr), "zc_mr_reg");
+	CHECK_RC(zc_export(sv, mr, 0, region, ZC_ACCESS_REMOTE_READ | ZC_ACCESS_REMOTE_WRITE, &exp, &desc),
+		 "zc_export");
+	CHECK_RC(zc_export_key(exp, &base, &rkey), "zc_export_key");
+	CHECK_RC(zc_ctx_stats(ca, &st), "zc_ctx_stats");
+	cqes0 = st.completions;
+
+	/* WRITE + SEND, one doorbell; the data is in place when the SEND lands */
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++, t += 2) {
+		size_t len = sizes[i], soff = 1 + 2 * i, doff = 3 + 4 * i;
+		uint64_t rt = 900 + nr++ % 8;
+
+		memset(mem, 0xee, region);
+		rxe_fill(src + soff, len, (uint32_t)t);
+		CHECK_RC(zc_raw_write(cl, src + soff, len, NULL, base + doff, rkey, t, ZC_RAW_MORE), "held WRITE");
+		CHECK_RC(zc_raw_send(cl, msg, sizeof(msg), NULL, t + 1, 0, 0), "the SEND after it");
+		posts_since(&st, 1, 2, "WRITE + SEND");
+		e = comp(rt, ZC_OP_RAW_RECV, 0);
+		RXE_ASSERT(e.len == sizeof(msg) && !memcmp(rbuf[rt - 900], msg, sizeof(msg)), "the SEND's bytes");
+		/* RC ordering: the WRITE's bytes are all there when its SEND is */
+		RXE_ASSERT(rxe_check(mem + doff, len, (uint32_t)t) < 0, "%zu bytes at offset %zu differ", len, doff);
+		RXE_ASSERT(mem[doff - 1] == 0xee && mem[doff + len] == 0xee, "%zu bytes: written outside", len);
+		CHECK_RC(zc_raw_recv(sv, rbuf[rt - 900], sizeof(rbuf[0]), NULL, rt), "zc_raw_recv again");
+		RXE_ASSERT(comp(t, ZC_OP_RAW_WRITE, 0).len == len, "WRITE completion length");
+		RXE_ASSERT(comp(t + 1, ZC_OP_RAW_SEND, 0).len == sizeof(msg), "SEND completion length");
+	}
+	posts_since(&st, 0, 0, "reaping");
+	/* the WRITEs went unsignaled: one device completion per chain */
+	RXE_ASSERT(st.completions - cqes0 == i, "%llu device completions for %u chains",
+		   (unsigned long long)(st.completions - cqes0), i);
+	printf("chain: %u WRITE + SEND pairs, 1 B .. 1 MiB + 1 at odd offsets, one doorbell each, verified\n", i);
+
+	/* READ + WRITE + SEND */
+	rxe_fill(mem + 5, MiB, 77);
+	rxe_fill(src + 7, 4099, 78);
+	CHECK_RC(zc_raw_read(cl, rd + 1, MiB, NULL, base + 5, rkey, t, ZC_RAW_MORE), "held READ");
+	CHECK_RC(zc_raw_write(cl, src + 7, 4099, NULL, base + MiB + 9, rkey, t + 1, ZC_RAW_MORE), "held WRITE");
+	CHECK_RC(zc_raw_send(cl, msg, 5, NULL, t + 2, 0, 0), "SEND");
+	posts_since(&st, 1, 3, "READ + WRITE + SEND");
+	comp(900 + nr % 8, ZC_OP_RAW_RECV, 0);
+	RXE_ASSERT(comp(t, ZC_OP_RAW_READ, 0).len == MiB && rxe_check(rd + 1, MiB, 77) < 0, "READ bytes");
+	RXE_ASSERT(rxe_check(mem + MiB + 9, 4099, 78) < 0, "WRITE bytes");
+	comp(t + 1, ZC_OP_RAW_WRITE, 0);
+	comp(t + 2, ZC_OP_RAW_SEND, 0);
+	CHECK_RC(zc_raw_recv(sv, rbuf[nr % 8], sizeof(rbuf[0]), NULL, 900 + nr % 8), "zc_raw_recv again");
+	nr++;
+	t += 3;
+
+	/* held alone: the next progress posts it */
+	rxe_fill(src, 333, 79);
+	CHECK_RC(zc_raw_write(cl, src, 333, NULL, base + 1, rkey, t, ZC_RAW_MORE), "held WRITE");
+	posts_since(&st, 0, 0, "a held WRITE before progress");
+	comp(t, ZC_OP_RAW_WRITE, 0);
+	posts_since(&st, 1, 1, "a held WRITE after progress");
+	RXE_ASSERT(rxe_check(mem + 1, 333, 79) < 0, "WRITE posted by progress");
+	t++;
+
+	/* 20 held: the 17th rings for the first 16, the SEND for the rest */
+	for (k = 0; k < 20; k++) {
+		rxe_fill(src + 100 * k, 99, (uint32_t)(t + k));
+		CHECK_RC(zc_raw_write(cl, src + 100 * k, 99, NULL, base + 100 * k, rkey, t + k, ZC_RAW_MORE),
+			 "held WRITE");
+	}
+	posts_since(&st, 1, 16, "17 held");
+	CHECK_RC(zc_raw_send(cl, msg, 1, NULL, t + 20, 0, 0), "SEND");
+	posts_since(&st, 1, 5, "4 held + SEND");
+	comp(900 + nr % 8, ZC_OP_RAW_RECV, 0);
+	for (k = 0; k <= 20; k++)
+		comp(t + k, k < 20 ? ZC_OP_RAW_WRITE : ZC_OP_RAW_SEND, 0);
+	for (k = 0; k < 20; k++)
+		RXE_ASSERT(rxe_check(mem + 100 * k, 99, (uint32_t)(t + k)) < 0, "held WRITE %d's bytes", k);
+	CHECK_RC(zc_raw_recv(sv, rbuf[nr % 8], sizeof(rbuf[0]), NULL, 900 + nr % 8), "zc_raw_recv again");
+	no_second_completion(6000, t + 21);
+	printf("chain: READ + WRITE + SEND one doorbell; progress posts what is held; 20 held take 2 doorbells\n");
+	CHECK_RC(zc_export_revoke(&exp), "zc_export_revoke");
+	forget(cl);
+	CHECK_RC(zc_close(&cl), "zc_close");
+	take(ZC_EV_PEER_CLOSED, sv, 0);
+	for (k = 0; k < 8; k++)
+		comp(900 + (uint64_t)k, ZC_OP_RAW_RECV, -ECONNRESET);
+	drop(&sv);
+	t += 21;
+
+	/* held operations take their room: a queue of 4 takes 4, the 5th is -EAGAIN */
+	co.raw_send_depth = 4;
+	pair(&co, &so, &cl, &sv, 1, rbuf[0], sizeof(rbuf[0]));
+	CHECK_RC(zc_export(sv, mr, 0, region, ZC_ACCESS_REMOTE_WRITE, &exp, &desc), "zc_export");
+	CHECK_RC(zc_export_key(exp, &base, &rkey), "zc_export_key");
+	CHECK_RC(zc_ctx_stats(ca, &st), "zc_ctx_stats");
+	for (k = 0; k < 4; k++)
+		CHECK_RC(zc_raw_write(cl, src, 64, NULL, base, rkey, t + k, ZC_RAW_MORE), "held WRITE of 4");
+	rc = zc_raw_send(cl, msg, 1, NULL, t + 4, ZC_RAW_MORE, 0);
+	RXE_ASSERT(rc == -EAGAIN, "a 5th operation in a queue of 4: %d", rc);
+	posts_since(&st, 0, 0, "4 held, a 5th refused");
+	for (k = 0; k < 4; k++)
+		comp(t + k, ZC_OP_RAW_WRITE, 0);
+	posts_since(&st, 1, 4, "4 held posted by progress");
+	t += 5;
+
+	/* a chain whose WRITE has a bad key: both fail, and the connection */
+	CHECK_RC(zc_raw_write(cl, src, 64, NULL, base, rkey ^ 0x5a5a00, t, ZC_RAW_MORE), "WRITE with a bad key");
+	CHECK_RC(zc_raw_send(cl, msg, 8, NULL, t + 1, 0, 0), "the SEND after it");
+	posts_since(&st, 1, 2, "bad-key chain");
+	comp(t, ZC_OP_RAW_WRITE, -ZC_EREMOTEACCESS);
+	e = take(ZC_EV_COMPLETION, NULL, t + 1);
+	RXE_ASSERT(e.op == ZC_OP_RAW_SEND && e.status < 0, "the SEND after a failed WRITE: status %d", e.status);
+	printf("chain: bad key: WRITE %s, SEND %s\n", zc_strerror(-ZC_EREMOTEACCESS), zc_strerror(e.status));
+	RXE_ASSERT(take(ZC_EV_ERROR, cl, 0).status == -ZC_EREMOTEACCESS, "ERROR after the bad key");
+	RXE_ASSERT(zc_raw_send(cl, msg, 1, NULL, t + 2, 0, 0) == -ZC_EREMOTEACCESS, "a failed connection sends");
+	e = take(ZC_EV_COMPLETION, NULL, 900);
+	RXE_ASSERT(e.status < 0, "the peer's receive after the failed chain: status %d", e.status);
+	no_second_completion(t, t + 3);
+	CHECK_RC(zc_export_revoke(&exp), "zc_export_revoke");
+	drop(&cl);
+	drop(&sv);
+	t += 3;
+
+	/* a held WRITE on a connection aborted before any progress */
+	pair(&co, &so, &cl, &sv, 0, NULL, 0);
+	CHECK_RC(zc_export(sv, mr, 0, region, ZC_ACCESS_REMOTE_WRITE, &exp, &desc), "zc_export");
+	CHECK_RC(zc_export_key(exp, &base, &rkey), "zc_export_key");
+	CHECK_RC(zc_raw_write(cl, src, 64, NULL, base, rkey, t, ZC_RAW_MORE), "held WRITE");
+	zc_conn_set_data(cl, src);
+	drop(&cl);
+	e = comp(t, ZC_OP_RAW_WRITE, -ECONNABORTED);
+	RXE_ASSERT(e.conn == NULL && e.data == src, "an aborted connection's held WRITE");
+	no_second_completion(t, t + 1);
+	CHECK_RC(zc_export_revoke(&exp), "zc_export_revoke");
+	drop(&sv);
+	printf("chain: held operations take room (-EAGAIN); a bad key fails both tokens; abort completes held\n");
+	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
+	free(mem);
+	free(src);
+	free(rd);
+}
+
 static const struct {
 	const char *name;
 	void (*run)(void);
 } modes[] = {{"handshake", test_handshake}, {"sendrecv", test_sendrecv}, {"rma", test_rma},
-	     {"hostile", test_hostile},     {"close", test_close},       {"mixed", test_mixed}};
+	     {"hostile", test_hostile},     {"close", test_close},       {"mixed", test_mixed},
+	     {"chain", test_chain}};
 
 int main(int argc, char **argv)
 {
@@ -590,7 +783,7 @@ int main(int argc, char **argv)
 	for (i = 0; argc == 2 && i < sizeof(modes) / sizeof(modes[0]) && strcmp(argv[1], modes[i].name); i++)
 		;
 	if (argc != 2 || i == sizeof(modes) / sizeof(modes[0]))
-		RXE_FAIL("usage: rxe_raw handshake|sendrecv|rma|hostile|close|mixed");
+		RXE_FAIL("usage: rxe_raw handshake|sendrecv|rma|hostile|close|mixed|chain");
 	rxe_env_require(&env);
 	port = rxe_port(11);
 	CHECK_RC(zc_ctx_new(env.addr_a, NULL, &ca), "zc_ctx_new client");
