@@ -889,7 +889,8 @@ ZC_API int zc_wait_events(struct zc_ctx *ctx, struct zc_event *evs, int max, int
  * What zc_wait_events(ctx, evs, max, 0) returns, without preparing
  * zc_ctx_fd() for a sleep: the completion queue is not armed and the
  * connection-manager channel is looked at only every 64th call, so a look
- * makes no system call of its own. For busy-polling loops; before sleeping
+ * makes no system call of its own (beyond the doorbell of raw operations
+ * held with ZC_RAW_MORE, which it posts). For busy-polling loops; before sleeping
  * on the fd, call zc_wait_events(..., 0) (NO MISSED WAKE-UPS). Returns the
  * number stored (0: nothing now), or -EINVAL.
  */
