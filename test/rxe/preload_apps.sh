@@ -7,6 +7,8 @@
 #   iperf3    4 parallel streams, then -R (server sends), 2 s each
 #   redis     redis-benchmark SET/GET, 50 clients, pipelining 16
 #   sockperf  ping-pong and throughput, 2 s each (SECONDS: ctest passes 1)
+#   nginx     one process serving files: curl fetches 4 MiB + 7 (sha256
+#             equal), wrk keeps 4 connections busy for SECONDS (all 200)
 #
 #   preload_apps.sh BINDIR APP [SECONDS]   (SECONDS: iperf3/sockperf run time)
 set -u
@@ -22,7 +24,9 @@ trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"' EXIT
 export ZCRDMA_PRELOAD_LOG=1
 zc="$bin/zcrun"
 b=$ZC_ADDR_B
-command -v "$app" >/dev/null 2>&1 || [ "$app" = redis ] || { echo "SKIPPED: $app not installed (scripts/install-deps)"; exit 77; }
+for p in $app $([ "$app" = nginx ] && echo "curl wrk"); do
+	command -v "$p" >/dev/null 2>&1 || [ "$p" = redis ] || { echo "SKIPPED: $p not installed (scripts/install-deps)"; exit 77; }
+done
 
 fail() {
 	for f in "$work"/*.out "$work"/*.err; do [ -s "$f" ] && show "$(basename "$f")" "$f"; done
@@ -110,6 +114,47 @@ sockperf)
 	zc_path "$work/srv.err"
 	zc_path "$work/cli.err"
 	echo "ok: sockperf ping-pong and throughput over zcrdma"
+	;;
+nginx)
+	# One process: workers forked after listen() would inherit the listener
+	# as a plain kernel one (docs/preload.md, fork).
+	mkdir -p "$work/www" "$work/tmp"
+	head -c $(((4 << 20) + 7)) /dev/urandom >"$work/www/big.bin"
+	echo "zcrdma" >"$work/www/index.html"
+	cat >"$work/nginx.conf" <<-EOF
+		daemon off;
+		master_process off;
+		error_log $work/error.log info;
+		pid $work/nginx.pid;
+		events { worker_connections 64; }
+		http {
+			access_log off;
+			client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+			uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+			sendfile on;
+			server { listen $(hostport "$b" "$port"); root $work/www; }
+		}
+	EOF
+	timeout 120 "$zc" nginx -c "$work/nginx.conf" -p "$work" >"$work/srv.out" 2>"$work/srv.err" &
+	srv=$!
+	wait_port
+	url=http://$(hostport "$b" "$port")
+	timeout 60 "$zc" curl -sS -g -o "$work/got" "$url/big.bin" >"$work/cli.out" 2>"$work/cli.err" ||
+		fail "curl failed"
+	[ "$(sha256sum <"$work/www/big.bin")" = "$(sha256sum <"$work/got")" ] || fail "sha256 differs"
+	timeout 60 "$zc" wrk -t1 -c4 -d"${secs}s" "$url/index.html" >"$work/wrk.out" 2>>"$work/cli.err" ||
+		fail "wrk failed"
+	grep -E "^Requests/sec" "$work/wrk.out" || fail "no wrk summary"
+	grep -qE "[1-9][0-9]* requests in" "$work/wrk.out" || fail "wrk made no request"
+	! grep -qE "Socket errors|Non-2xx" "$work/wrk.out" || fail "wrk saw errors"
+	kill "$srv"
+	wait "$srv"
+	srv=
+	# nginx points its stderr at its error log once it runs
+	cat "$work/error.log" >>"$work/srv.err"
+	zc_path "$work/srv.err"
+	zc_path "$work/cli.err"
+	echo "ok: nginx served 4 MiB + 7 to curl (sha256 equal) and wrk over zcrdma"
 	;;
 *)
 	fail "unknown app"
