@@ -117,6 +117,13 @@ struct rx_slot {
 	int idx;
 };
 
+/* A capsule received while every request of its queue was busy. */
+struct capsule {
+	int idx;              /* its receive slot */
+	uint32_t len;
+	int64_t since;
+};
+
 enum queue_state { Q_SETUP, Q_LIVE, Q_DEAD };
 
 struct ctrl;
@@ -135,6 +142,10 @@ struct queue {
 	struct rx_slot *slots;
 	struct req *reqs, *free_reqs;
 	int n_reqs;
+	/* Capsules waiting for a request, oldest first: at most one per receive slot, as a slot is
+	 * reposted only when its request completes. */
+	struct capsule *backlog;
+	int backlog_head, n_backlog;
 	int outstanding;      /* library operations posted, receives included */
 	int64_t last_comp;    /* ms: the last completion of any of its operations */
 	uint64_t n_comps;     /* completions of its operations */
@@ -323,10 +334,11 @@ static void dump_state(struct target *t)
 
 		if (q->zc)
 			zc_conn_query(q->zc, &info);
-		zc_ex_warn("  queue %u from %s: controller %d, %s, %u entries, %d operations outstanding, %llu completed, "
-			   "the last %lld ms ago, RDMA READs in flight at most %u", q->qid, q->peer,
-			   q->ctrl ? q->ctrl->nc.cntlid : -1,
-			   q->state == Q_SETUP ? "SETUP" : q->state == Q_LIVE ? "LIVE" : "DEAD", q->qsize, q->outstanding,
+		zc_ex_warn("  queue %u from %s: controller %d, %s, %u entries, %d capsules waiting for a request, "
+			   "%d operations outstanding, %llu completed, the last %lld ms ago, RDMA READs in flight at most %u",
+			   q->qid, q->peer, q->ctrl ? q->ctrl->nc.cntlid : -1,
+			   q->state == Q_SETUP ? "SETUP" : q->state == Q_LIVE ? "LIVE" : "DEAD", q->qsize, q->n_backlog,
+			   q->outstanding,
 			   (unsigned long long)q->n_comps, q->n_comps ? (long long)(now - q->last_comp) : -1LL,
 			   info.initiator_depth);
 		for (i = 0; i < q->n_reqs; i++) {
@@ -445,6 +457,7 @@ static void queue_free(struct queue *q)
 	free(q->rx);
 	free(q->slots);
 	free(q->reqs);
+	free(q->backlog);
 	free(q);
 }
 
@@ -511,12 +524,15 @@ static struct queue *queue_new(struct target *t, const struct nvmf_cm_req *cm, c
 	snprintf(q->peer, sizeof(q->peer), "%s", peer);
 	/* The admin queue takes only SQEs; I/O queues take in-capsule data after them (IOCCSZ). */
 	q->rx_size = NVMF_SQE_SIZE + (q->qid ? t->ss.icd_size : 0);
-	/* A CQE's SEND may still be in flight when the next command arrives: two requests per entry. */
+	/* A CQE's SEND may still be in flight when the next command arrives: two requests per entry.
+	 * Not a bound: held in an unsignaled chain, a SEND completes only with the chain's last request,
+	 * which a lost packet can keep for several of the host's rounds (the backlog takes the rest). */
 	q->n_reqs = 2 * q->qsize;
 	q->rx = aligned_alloc(64, q->rx_size * q->qsize);
 	q->slots = calloc(q->qsize, sizeof(*q->slots));
 	q->reqs = calloc((size_t)q->n_reqs, sizeof(*q->reqs));
-	if (!q->rx || !q->slots || !q->reqs || zc_mr_reg(t->ctx, q->rx, q->rx_size * q->qsize, 0, &q->rx_mr)) {
+	q->backlog = calloc(q->qsize, sizeof(*q->backlog));
+	if (!q->rx || !q->slots || !q->reqs || !q->backlog || zc_mr_reg(t->ctx, q->rx, q->rx_size * q->qsize, 0, &q->rx_mr)) {
 		queue_free(q);
 		return NULL;
 	}
@@ -871,6 +887,22 @@ static int complete(struct target *t, struct req *r)
 	return 0;
 }
 
+/* A free request takes the capsule in receive slot IDX. */
+static void req_start(struct target *t, struct queue *q, const struct capsule *c)
+{
+	struct req *r = q->free_reqs;
+
+	q->free_reqs = r->pnext;
+	r->pnext = NULL;
+	t->n_cmds++;
+	r->rx = c->idx;
+	r->rx_len = c->len;
+	r->since = c->since;
+	nvmf_sqe_decode(q->rx + (size_t)c->idx * q->rx_size, c->len, &r->sqe);
+	r->state = REQ_NEW;
+	make_ready(t, r);
+}
+
 static void req_free(struct target *t, struct req *r)
 {
 	struct queue *q = r->q;
@@ -883,6 +915,13 @@ static void req_free(struct target *t, struct req *r)
 	r->state = REQ_FREE;
 	r->pnext = q->free_reqs;
 	q->free_reqs = r;
+	if (q->n_backlog && q->state != Q_DEAD) {
+		struct capsule c = q->backlog[q->backlog_head];
+
+		q->backlog_head = (q->backlog_head + 1) % q->qsize;
+		q->n_backlog--;
+		req_start(t, q, &c);
+	}
 }
 
 static void advance(struct target *t, struct req *r)
@@ -974,7 +1013,7 @@ static void on_recv(struct target *t, const struct zc_event *ev)
 {
 	struct rx_slot *s = (struct rx_slot *)(uintptr_t)ev->token;
 	struct queue *q = s->q;
-	struct req *r;
+	struct capsule c = {.idx = s->idx, .len = ev->len, .since = t->now};
 
 	q->outstanding--;
 	q->n_comps++;
@@ -997,20 +1036,15 @@ static void on_recv(struct target *t, const struct zc_event *ev)
 			queue_fail(t, q, -EPROTO);
 		return;
 	}
-	r = q->free_reqs;
-	if (!r) { /* cannot happen with 2 x qsize requests; a broken invariant, not the host's fault */
+	if (q->free_reqs && !q->n_backlog) {
+		req_start(t, q, &c);
+		return;
+	}
+	if (q->n_backlog == q->qsize) { /* one per receive slot: a broken invariant, not the host's fault */
 		queue_fail(t, q, -ENOBUFS);
 		return;
 	}
-	q->free_reqs = r->pnext;
-	r->pnext = NULL;
-	t->n_cmds++;
-	r->rx = s->idx;
-	r->rx_len = ev->len;
-	r->since = t->now;
-	nvmf_sqe_decode(q->rx + (size_t)s->idx * q->rx_size, ev->len, &r->sqe);
-	r->state = REQ_NEW;
-	make_ready(t, r);
+	q->backlog[(q->backlog_head + q->n_backlog++) % q->qsize] = c;
 }
 
 static void on_completion(struct target *t, const struct zc_event *ev)
