@@ -1,6 +1,9 @@
 /*
- * Connection manager: a connection's life (connect, set-up, close) and
- * rdma_cm events; listeners and their requests are listener.c's.
+ * Connection manager: a connection's set-up (connect, handshake, retries),
+ * the context's rdma_cm events, the walk that advances set-ups and closes
+ * by time, and the calls that start or wait on those machines. Listeners
+ * and their requests are listener.c's; the linger and the drain that end
+ * every connection close.c's.
  *
  * Set-up and close are state machines (zc_conn.phase, conn.h) advanced by
  * rdma_cm events (zc__cm_process) and by time (zc__cm_walk), so nothing
@@ -21,93 +24,6 @@
 
 #define RESOLVE_MS 2000 /* short: rdma_cm retries an unresolved neighbour only at its timeout */
 #define REJ_CONSUMER 28  /* IB_CM_REJ_CONSUMER_DEFINED: the peer's application said no */
-
-struct zc_conn *zc__conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
-{
-	struct zc_conn *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return NULL;
-	c->kind = ZC_OBJ_CONN;
-	c->ctx = ctx;
-	zc__list_init(&c->exports);
-	zc__list_init(&c->ka_node);
-	zc__list_init(&c->ev_node);
-	zc__list_init(&c->life_node);
-	zc__list_init(&c->lq_node);
-	zc__list_add(&ctx->conns, &c->node);
-	c->state = ZC_CONN_SETUP;
-	if (opts)
-		c->opts = *opts;
-	else
-		zc_conn_opts_init(&c->opts);
-	zc__conn_opts_resolve(&c->opts);
-	if (c->opts.raw) {
-		/* the caller's bytes may be gone by the time they are sent */
-		if (c->opts.private_data_len)
-			memcpy(c->my_priv, c->opts.private_data, c->opts.private_data_len);
-		c->opts.private_data = c->opts.private_data_len ? c->my_priv : NULL;
-	}
-	return c;
-}
-
-/* Reclaims every work request (flushing the QP, waiting up to drain_ms),
- * then buffers and windows, then the QP (the engine's release): a type-2
- * window still bound to a QP holds a reference on it, and rxe's destroy
- * then stalls for a minute. */
-static void conn_reset(struct zc_conn *c, int drain_ms)
-{
-	if (c->ep.qp.qp)
-		zc__qp_drain(&c->ep.qp, drain_ms);
-	zc__rma_release(c);
-	if (c->opts.raw)
-		zc__raw_release(c);
-	else
-		zc__ep_release(&c->ep);
-	if (c->id) {
-		rdma_destroy_id(c->id);
-		c->id = NULL;
-	}
-}
-
-/* The phase, with the connection on ctx->life while it has one to advance. */
-void zc__conn_set_phase(struct zc_conn *c, enum zc__phase ph)
-{
-	c->phase = ph;
-	if (ph == ZC_PH_NONE || ph == ZC_PH_DONE)
-		zc__list_del(&c->life_node);
-	else if (!zc__list_linked(&c->life_node))
-		zc__list_add_tail(&c->ctx->life, &c->life_node);
-}
-
-/* An accepted connection stops counting against its listener's backlog. */
-void zc__conn_leave_listener(struct zc_conn *c)
-{
-	struct zc_listener *l = c->listener;
-
-	if (!l)
-		return;
-	if (zc__list_linked(&c->lq_node)) {
-		zc__list_del(&c->lq_node);
-		l->queued--;
-	} else {
-		l->handshakes--;
-	}
-	c->listener = NULL;
-}
-
-void zc__conn_destroy(struct zc_conn *c)
-{
-	conn_reset(c, 2000);
-	zc__conn_leave_listener(c);
-	zc__conn_set_phase(c, ZC_PH_NONE);
-	zc__conn_ka_del(c);
-	zc__ev_forget(c);
-	zc__ctx_forget_conn(c->ctx, c, c->data);
-	zc__list_del(&c->node);
-	free(c->closed_ev);
-	free(c);
-}
 
 /* A busy listener's reject is retried like a refusal; an incompatible
  * peer's is final. */
@@ -217,27 +133,6 @@ static void opened(struct zc_conn *c)
 		zc__qp_fail(&c->ep.qp, zc__err(-ECONNRESET, "the peer disconnected right after connecting"));
 }
 
-/* Disconnects and starts flushing the QP; zc__cm_walk() finishes the
- * teardown once every work request is reaped, then does `after`. */
-static void hang_up(struct zc_conn *c)
-{
-	if (c->rep_pending) { /* accepted, never answered: refuse it instead */
-		c->rep_pending = false;
-		rdma_reject(c->id, NULL, 0);
-	} else if (c->id && c->ep.qp.qp) {
-		rdma_disconnect(c->id);
-	}
-}
-
-static void teardown(struct zc_conn *c, enum zc__after after)
-{
-	hang_up(c);
-	zc__qp_flush(&c->ep.qp);
-	c->after = after;
-	c->drain_deadline = zc__now_ms() + 2000;
-	zc__conn_set_phase(c, ZC_PH_DRAIN);
-}
-
 /* A handshake the peer abandoned (it gave up, vanished or disconnected) is
  * dropped, as TCP never hands accept() a connection that died in its
  * handshake. A peer that is not a compatible endpoint (-ZC_EVERSION,
@@ -266,7 +161,7 @@ void zc__conn_setup_failed(struct zc_conn *c, int rc)
 		/* refused if it was accepted already: harmless */
 		zc__cm_reject(c->id, rc == -ZC_EVERSION || rc == -ZC_EPEERPROTO ? ZC_REJ_INCOMPATIBLE : ZC_REJ_BUSY);
 		zc__conn_leave_listener(c);
-		teardown(c, ZC_AFTER_DROP);
+		zc__conn_drain_then(c, ZC_AFTER_DROP);
 		return;
 	}
 	/* rxe rejects a quick reconnect from a recycled port as stale; such
@@ -275,7 +170,7 @@ void zc__conn_setup_failed(struct zc_conn *c, int rc)
 		c->refused = true;
 	if ((rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH) && !c->passive && !c->rejected &&
 	    zc__remaining_ms(c->deadline) > 0) {
-		teardown(c, ZC_AFTER_RETRY);
+		zc__conn_drain_then(c, ZC_AFTER_RETRY);
 		return;
 	}
 	/* Report the refusal, not the timeout it was retried into. */
@@ -287,7 +182,7 @@ void zc__conn_setup_failed(struct zc_conn *c, int rc)
 	c->result = rc;
 	snprintf(c->cm_detail, sizeof(c->cm_detail), "%s %s failed: %s", c->passive ? "accepting" : "connect to",
 		 c->peer_name, detail);
-	teardown(c, ZC_AFTER_FAIL);
+	zc__conn_drain_then(c, ZC_AFTER_FAIL);
 }
 
 /* ESTABLISHED: the client takes the server's parameters; the server's
@@ -470,81 +365,6 @@ static void attempt_start(struct zc_conn *c)
 		zc__conn_setup_failed(c, rc);
 }
 
-/* Linger: everything we sent must be delivered (rendezvous buffers read by
- * the peer) before CLOSE tells it no more data follows, and CLOSE itself
- * before the disconnect, or the peer would see a reset. Met when that is
- * done, or when there is nobody left to tell. */
-static int lingered(struct zc_conn *c)
-{
-	if (c->state != ZC_CONN_OPEN || c->ep.qp.err || c->disconnected)
-		return 1;
-	if (zc__ep_busy(&c->ep))
-		return 0;
-	if (c->opts.raw) /* no CLOSE: the disconnect says it */
-		return 1;
-	if (!c->ep.close_sent)
-		return zc__ep_close(&c->ep, ZC_MSG_CLOSE); /* 0 once posted: wait for its completion */
-	return 1;
-}
-
-/* The linger ended (rc as lingered() said; 0: it timed out). */
-static void close_drain(struct zc_conn *c, int rc)
-{
-	if (!rc)
-		rc = zc__err(-ETIMEDOUT, "timed out in zc_close: the peer did not take the remaining data");
-	if (rc > 0 || rc == -ECONNRESET)
-		rc = 0; /* a peer that reset after taking everything */
-	/* Both sides closing at once: once the peer's CLOSE has acknowledged
-	 * every message we sent (its FINs came before it), a transport error
-	 * after it lost nothing. It happens under packet loss: a lost ACK's
-	 * retransmission, or our own CLOSE, finds the peer's QP gone. */
-	if (!rc && c->ep.qp.err && c->ep.qp.err != -ECONNRESET &&
-	    !(c->ep.close_received && c->ep.cr.sent == c->ep.cr.peer_acked))
-		rc = zc__qp_error(&c->ep.qp);
-	c->result = rc;
-	if (rc)
-		snprintf(c->cm_detail, sizeof(c->cm_detail), "%s", zc__err_detail());
-	teardown(c, c->async_close ? ZC_AFTER_CLOSED : ZC_AFTER_DONE);
-}
-
-/* Every work request is reaped (or the drain gave up): frees what the
- * attempt or the connection held, then goes on. Returns when the
- * connection needs its next look (0: never); it may be freed. */
-static int64_t drained(struct zc_conn *c, int64_t now)
-{
-	struct zc__evnode *o;
-
-	conn_reset(c, 0);
-	switch (c->after) {
-	case ZC_AFTER_RETRY:
-		c->retry_at = now + (10 << (c->attempt < 6 ? c->attempt : 6));
-		if (c->retry_at > c->deadline)
-			c->retry_at = c->deadline;
-		c->attempt++;
-		zc__conn_set_phase(c, ZC_PH_BACKOFF);
-		return c->retry_at;
-	case ZC_AFTER_FAIL:
-		c->state = ZC_CONN_FAILED;
-		zc__conn_set_phase(c, ZC_PH_NONE);
-		if (c->owned)
-			zc__ev_raise(c, ZC_EV_CONNECTED);
-		return 0;
-	case ZC_AFTER_CLOSED:
-		o = c->closed_ev;
-		c->closed_ev = NULL;
-		o->ev = (struct zc_event){.type = ZC_EV_CLOSED, .data = c->data, .status = c->result};
-		zc__list_add_tail(&c->ctx->ev_orphans, &o->node);
-		zc__conn_destroy(c);
-		return 0;
-	case ZC_AFTER_DONE:
-		zc__conn_set_phase(c, ZC_PH_DONE);
-		return 0;
-	default: /* ZC_AFTER_DROP */
-		zc__conn_destroy(c);
-		return 0;
-	}
-}
-
 /* An accepted raw connection's reply, after the application had its chance
  * to post receives (zc_req_accept). */
 static int send_rep(struct zc_conn *c)
@@ -579,15 +399,8 @@ static int64_t advance(struct zc_conn *c, int64_t now)
 		attempt_start(c);
 		return c->phase == ZC_PH_CONNECT ? c->deadline : advance(c, now);
 	case ZC_PH_LINGER:
-		rc = lingered(c);
-		if (!rc && now < c->deadline)
-			return c->deadline;
-		close_drain(c, rc);
-		return advance(c, now);
 	case ZC_PH_DRAIN:
-		if (!zc__qp_drained(&c->ep.qp) && now < c->drain_deadline)
-			return c->drain_deadline;
-		return drained(c, now);
+		return zc__conn_close_step(c, now);
 	default:
 		return 0;
 	}
@@ -675,93 +488,6 @@ int zc_connect(struct zc_ctx *ctx, const char *addr, uint16_t port, const struct
 	return zc__err(rc, "%s", detail);
 }
 
-void zc_conn_set_data(struct zc_conn *c, void *data)
-{
-	if (c)
-		c->data = data;
-}
-
-void *zc_conn_data(const struct zc_conn *c)
-{
-	return c ? c->data : NULL;
-}
-
-void zc__cm_query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info)
-{
-	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
-	memcpy(&info->local, rdma_get_local_addr(id), sizeof(info->local));
-	memcpy(&info->peer, rdma_get_peer_addr(id), sizeof(info->peer));
-	snprintf(info->device, sizeof(info->device), "%s", ctx->caps.device);
-}
-
-/* What the QP itself runs with, not what was asked for. */
-static int raw_query(struct zc_conn *c, struct zc_conn_info *info)
-{
-	struct ibv_qp_attr a;
-	struct ibv_qp_init_attr ia;
-	int rc;
-
-	*info = (struct zc_conn_info){.raw = 1, .send_depth = c->ep.qp.depth, .recv_depth = c->ep.qp.recv_depth};
-	zc__cm_query_id(c->id, c->ctx, info);
-	if (!c->ep.qp.qp)
-		return zc__err(-ENOTCONN, "zc_conn_query: the raw connection has no queue pair (being set up)");
-	rc = ibv_query_qp(c->ep.qp.qp, &a, IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_RNR_RETRY,
-			  &ia);
-	if (rc)
-		return zc__err(-rc, "zc_conn_query: ibv_query_qp: %s", strerror(rc));
-	info->initiator_depth = a.max_rd_atomic;
-	info->responder_resources = a.max_dest_rd_atomic;
-	info->rnr_retry = a.rnr_retry;
-	return 0;
-}
-
-int zc_conn_query(struct zc_conn *c, struct zc_conn_info *info)
-{
-	if (!c || !info)
-		return zc__err(-EINVAL, "zc_conn_query: connection and output are required");
-	if (!c->id)
-		return zc__err(-ENOTCONN, "zc_conn_query: the connection was never set up, or its set-up failed");
-	if (c->opts.raw)
-		return raw_query(c, info);
-	*info = (struct zc_conn_info){.credits = c->ep.credits, .window_in = c->ep.cr.granted - c->ep.cr.released,
-				      .window_out = zc__credit_avail(&c->ep.cr), .eager_size = (uint32_t)c->ep.eager_max,
-				      .eager_in = (uint32_t)c->ep.eager_in, .send_depth = (uint32_t)c->opts.send_depth,
-				      .read_depth = c->ep.max_reads};
-	zc__cm_query_id(c->id, c->ctx, info);
-	return 0;
-}
-
-int zc__conn_teardown(struct zc_conn *c, int rc)
-{
-	hang_up(c);
-	zc__conn_destroy(c);
-	return rc;
-}
-
-int zc_abort(struct zc_conn **pc)
-{
-	if (!pc || !*pc)
-		return zc__err(-EINVAL, "zc_abort: no connection");
-	zc__conn_teardown(*pc, 0);
-	*pc = NULL;
-	return 0;
-}
-
-/* Starts the close machine: an open connection lingers, one still being
- * set up (or whose set-up failed) is torn down at once. */
-static void close_begin(struct zc_conn *c, bool async)
-{
-	c->owned = false;
-	c->async_close = async;
-	c->deadline = zc__now_ms() + c->opts.timeout_ms;
-	if (c->state == ZC_CONN_OPEN) {
-		zc__conn_set_phase(c, ZC_PH_LINGER);
-	} else {
-		c->result = 0;
-		teardown(c, async ? ZC_AFTER_CLOSED : ZC_AFTER_DONE);
-	}
-}
-
 int zc_close_start(struct zc_conn **pc)
 {
 	struct zc_conn *c;
@@ -774,7 +500,7 @@ int zc_close_start(struct zc_conn **pc)
 	if (!c->closed_ev)
 		return zc__err(-ENOMEM, "zc_close_start: out of memory");
 	*pc = NULL;
-	close_begin(c, true);
+	zc__conn_close_begin(c, true);
 	return 0;
 }
 
@@ -796,21 +522,10 @@ int zc_close(struct zc_conn **pc)
 		return zc__err(-EINVAL, "zc_close: no connection");
 	c = *pc;
 	*pc = NULL;
-	close_begin(c, false);
+	zc__conn_close_begin(c, false);
 	zc__ctx_wait_for(c->ctx, close_over, c, -1); /* the machine keeps the deadline */
 	rc = c->result;
 	snprintf(detail, sizeof(detail), "%s", c->cm_detail);
 	zc__conn_destroy(c);
 	return rc ? zc__err(rc, "%s", detail) : 0;
-}
-
-int zc_conn_peer_private_data(const struct zc_conn *c, const void **data, size_t *len)
-{
-	if (!c || !data || !len)
-		return zc__err(-EINVAL, "zc_conn_peer_private_data: connection and outputs are required");
-	if (!c->peer_priv_set)
-		return zc__err(-ENOENT, "the peer has sent no private data yet");
-	*data = c->peer_priv;
-	*len = c->peer_priv_len;
-	return 0;
 }

@@ -1,9 +1,73 @@
-/* A connection's state as its calls see it: open or why not, keepalive, and
- * the one wait of a call blocked on it. */
+/* The connection object: its allocation, the phase that puts it on the
+ * context's walk, its state as its calls see it (open or why not),
+ * keepalive, the one wait of a call blocked on it, and what the
+ * application may ask of it (its data pointer, addresses, parameters). */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "conn.h"
+#include "opts.h"
+
+struct zc_conn *zc__conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts)
+{
+	struct zc_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->kind = ZC_OBJ_CONN;
+	c->ctx = ctx;
+	zc__list_init(&c->exports);
+	zc__list_init(&c->ka_node);
+	zc__list_init(&c->ev_node);
+	zc__list_init(&c->life_node);
+	zc__list_init(&c->lq_node);
+	zc__list_add(&ctx->conns, &c->node);
+	c->state = ZC_CONN_SETUP;
+	if (opts)
+		c->opts = *opts;
+	else
+		zc_conn_opts_init(&c->opts);
+	zc__conn_opts_resolve(&c->opts);
+	if (c->opts.raw) {
+		/* the caller's bytes may be gone by the time they are sent */
+		if (c->opts.private_data_len)
+			memcpy(c->my_priv, c->opts.private_data, c->opts.private_data_len);
+		c->opts.private_data = c->opts.private_data_len ? c->my_priv : NULL;
+	}
+	return c;
+}
+
+
+/* The phase, with the connection on ctx->life while it has one to advance. */
+void zc__conn_set_phase(struct zc_conn *c, enum zc__phase ph)
+{
+	c->phase = ph;
+	if (ph == ZC_PH_NONE || ph == ZC_PH_DONE)
+		zc__list_del(&c->life_node);
+	else if (!zc__list_linked(&c->life_node))
+		zc__list_add_tail(&c->ctx->life, &c->life_node);
+}
+
+
+/* An accepted connection stops counting against its listener's backlog. */
+void zc__conn_leave_listener(struct zc_conn *c)
+{
+	struct zc_listener *l = c->listener;
+
+	if (!l)
+		return;
+	if (zc__list_linked(&c->lq_node)) {
+		zc__list_del(&c->lq_node);
+		l->queued--;
+	} else {
+		l->handshakes--;
+	}
+	c->listener = NULL;
+}
+
 
 int zc__conn_check(struct zc_conn *c)
 {
@@ -126,4 +190,71 @@ int zc__conn_wait_for(struct zc_conn *c, int (*cond)(struct zc_conn *c, void *ar
 	if (rc == -ETIMEDOUT)
 		return zc__err(rc, "timed out %s", what);
 	return rc;
+}
+
+void zc_conn_set_data(struct zc_conn *c, void *data)
+{
+	if (c)
+		c->data = data;
+}
+
+void *zc_conn_data(const struct zc_conn *c)
+{
+	return c ? c->data : NULL;
+}
+
+void zc__cm_query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info)
+{
+	/* rdma_cm keeps both addresses in sockaddr_storage-sized unions. */
+	memcpy(&info->local, rdma_get_local_addr(id), sizeof(info->local));
+	memcpy(&info->peer, rdma_get_peer_addr(id), sizeof(info->peer));
+	snprintf(info->device, sizeof(info->device), "%s", ctx->caps.device);
+}
+
+/* What the QP itself runs with, not what was asked for. */
+static int raw_query(struct zc_conn *c, struct zc_conn_info *info)
+{
+	struct ibv_qp_attr a;
+	struct ibv_qp_init_attr ia;
+	int rc;
+
+	*info = (struct zc_conn_info){.raw = 1, .send_depth = c->ep.qp.depth, .recv_depth = c->ep.qp.recv_depth};
+	zc__cm_query_id(c->id, c->ctx, info);
+	if (!c->ep.qp.qp)
+		return zc__err(-ENOTCONN, "zc_conn_query: the raw connection has no queue pair (being set up)");
+	rc = ibv_query_qp(c->ep.qp.qp, &a, IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_RNR_RETRY,
+			  &ia);
+	if (rc)
+		return zc__err(-rc, "zc_conn_query: ibv_query_qp: %s", strerror(rc));
+	info->initiator_depth = a.max_rd_atomic;
+	info->responder_resources = a.max_dest_rd_atomic;
+	info->rnr_retry = a.rnr_retry;
+	return 0;
+}
+
+int zc_conn_query(struct zc_conn *c, struct zc_conn_info *info)
+{
+	if (!c || !info)
+		return zc__err(-EINVAL, "zc_conn_query: connection and output are required");
+	if (!c->id)
+		return zc__err(-ENOTCONN, "zc_conn_query: the connection was never set up, or its set-up failed");
+	if (c->opts.raw)
+		return raw_query(c, info);
+	*info = (struct zc_conn_info){.credits = c->ep.credits, .window_in = c->ep.cr.granted - c->ep.cr.released,
+				      .window_out = zc__credit_avail(&c->ep.cr), .eager_size = (uint32_t)c->ep.eager_max,
+				      .eager_in = (uint32_t)c->ep.eager_in, .send_depth = (uint32_t)c->opts.send_depth,
+				      .read_depth = c->ep.max_reads};
+	zc__cm_query_id(c->id, c->ctx, info);
+	return 0;
+}
+
+int zc_conn_peer_private_data(const struct zc_conn *c, const void **data, size_t *len)
+{
+	if (!c || !data || !len)
+		return zc__err(-EINVAL, "zc_conn_peer_private_data: connection and outputs are required");
+	if (!c->peer_priv_set)
+		return zc__err(-ENOENT, "the peer has sent no private data yet");
+	*data = c->peer_priv;
+	*len = c->peer_priv_len;
+	return 0;
 }

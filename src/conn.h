@@ -1,8 +1,8 @@
 /*
- * Internal, layer 4 (the API): connections and listeners (cm.c), a
- * connection's state checks and waits (conn.c), the application's transfer
- * calls (stream.c), one-sided RMA (rma.c) and the context's public calls
- * (ctx.c).
+ * Internal, layer 4 (the API): connections' set-up (cm.c) and end
+ * (close.c), listeners (listener.c), the connection object, its state
+ * checks and waits (conn.c), the application's transfer calls (stream.c),
+ * one-sided RMA (rma.c) and the context's public calls (ctx.c).
  */
 #ifndef ZC_CONN_H
 #define ZC_CONN_H
@@ -74,8 +74,8 @@ struct zc_conn_req {
  * handle. */
 enum zc__conn_state { ZC_CONN_SETUP = 1, ZC_CONN_OPEN, ZC_CONN_FAILED };
 
-/* Where a connection's set-up or close stands (cm.c advances it, from
- * rdma_cm events and from zc__cm_walk()):
+/* Where a connection's set-up or close stands (cm.c and close.c advance
+ * it, from rdma_cm events and from zc__cm_walk()):
  *   CONNECT  waiting for the rdma_cm event in `expect` (both sides)
  *   BACKOFF  a refused or stale attempt: the next starts at retry_at
  *   LINGER   closing: what was sent must be delivered, then CLOSE
@@ -91,8 +91,8 @@ struct zc__evnode {
 	struct zc_event ev;
 };
 
-/* cm.c writes every field but the RMA ones (rma.c), ep (xfer.c), the
- * keepalive list's (conn.c) and the events' (event.c). */
+/* cm.c, close.c and conn.c write every field but the RMA ones (rma.c), ep
+ * (xfer.c) and the events' (event.c). */
 struct zc_conn {
 	int kind; /* ZC_OBJ_CONN: first, as rdma_cm contexts are tagged by it */
 	struct zc_ctx *ctx;
@@ -116,7 +116,7 @@ struct zc_conn {
 	unsigned ev_once;        /* one-shot events already raised */
 	uint64_t ev_gen;         /* the zc_wait_events() call that last reported it */
 	struct zc__list ev_node; /* on ctx->ev_ready */
-	/* set-up and close as a state machine (cm.c) */
+	/* set-up and close as a state machine (cm.c, close.c) */
 	struct zc__list life_node; /* on ctx->life while phase != NONE */
 	enum zc__phase phase;
 	enum zc__after after;
@@ -169,10 +169,14 @@ struct zc_listener {
 	uint64_t ev_gen;
 };
 
-/* cm.c: a connection's life, from allocation through set-up and close */
+/* conn.c: the connection object */
 struct zc_conn *zc__conn_alloc(struct zc_ctx *ctx, const struct zc_conn_opts *opts);
 void zc__conn_set_phase(struct zc_conn *c, enum zc__phase ph);
 void zc__conn_leave_listener(struct zc_conn *c);
+/* Addresses and device of id into info. */
+void zc__cm_query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info);
+
+/* cm.c: set-up and the context's rdma_cm events */
 /* Creates the QP (and for zcrdma connections the endpoint over it). */
 int zc__conn_create_qp(struct zc_conn *c);
 /* The rdma_cm parameters of connect/accept; priv holds the private data. */
@@ -181,12 +185,7 @@ void zc__conn_param(struct zc_conn *c, struct rdma_conn_param *p, uint8_t *priv)
 void zc__conn_setup_failed(struct zc_conn *c, int rc);
 /* Keeps the peer's rdma_cm private data (raw connections read it). */
 void zc__conn_keep_peer_priv(struct zc_conn *c, const uint8_t *priv, uint8_t n);
-/* Hangs up and frees c; returns rc. */
-int zc__conn_teardown(struct zc_conn *c, int rc);
-void zc__conn_destroy(struct zc_conn *c);
 void zc__cm_set_ack_timeout(struct rdma_cm_id *id);
-/* Addresses and device of id into info. */
-void zc__cm_query_id(struct rdma_cm_id *id, struct zc_ctx *ctx, struct zc_conn_info *info);
 /* Handles every pending rdma_cm event of the context (its cm_hook). */
 int zc__cm_process(struct zc_ctx *ctx);
 /* Rejects a connection request, saying why (wire.h). */
@@ -195,6 +194,20 @@ void zc__cm_reject(struct rdma_cm_id *id, uint8_t reason);
  * deadlines, backoff, linger and drain; arms the timer for the next. Never
  * waits. */
 void zc__cm_walk(struct zc_ctx *ctx);
+
+/* close.c: the end of a connection */
+/* Hangs up and frees c; returns rc. */
+int zc__conn_teardown(struct zc_conn *c, int rc);
+void zc__conn_destroy(struct zc_conn *c);
+/* Hangs up and flushes the QP; once every work request is reaped (or
+ * 2 s passed), does `after` (zc__conn_close_step). */
+void zc__conn_drain_then(struct zc_conn *c, enum zc__after after);
+/* Starts the close machine: an open connection lingers, one still being
+ * set up (or whose set-up failed) is torn down at once. */
+void zc__conn_close_begin(struct zc_conn *c, bool async);
+/* The LINGER and DRAIN phases of zc__cm_walk(): returns when c needs its
+ * next look (0: never); c may be freed. */
+int64_t zc__conn_close_step(struct zc_conn *c, int64_t now);
 
 /* event.c: the events of zc_wait_events(). A connection or listener is on
  * the ready list while it may have one: it is put there when something
