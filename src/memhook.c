@@ -63,23 +63,28 @@ static void record(const void *addr, size_t len, int cause)
 	zc__invring_push(&ring, s, len > UINTPTR_MAX - s ? UINTPTR_MAX : s + len, cause);
 }
 
-/* ---- the handlers, exported as the libc functions they replace ---- */
-
-void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+/* ---- the handlers ----
+ *
+ * Each is a static function, exported under the libc name it replaces by an
+ * alias (below). libc's patched entries jump to the static function itself,
+ * never to the exported name: that name resolves through the global symbol
+ * lookup to whoever comes first, and an interposer that forwards to libc's
+ * own definition would then be jumped back to by it, forever. ASan's runtime
+ * is one: preloaded ahead of libc (zcrun with a sanitizer build), its mmap
+ * interceptor won the lookup and forwarded (a tail jump) to libc's mmap,
+ * whose patched entry jumped to the interceptor again, so the first mmap
+ * after the hooks went in (rxe mapping a shared receive queue) spun there. */
 
 /* A mapping the kernel places itself lands only where nothing was mapped;
  * MAP_FIXED replaces whatever was there (MAP_FIXED_NOREPLACE never does). */
-EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
 		record(addr, len, ZC_INV_REMAP);
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 
-EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-	__attribute__((alias("mmap")));
-
-EXPORT int munmap(void *addr, size_t len)
+static int hook_munmap(void *addr, size_t len)
 {
 	record(addr, len, ZC_INV_UNMAP);
 	return (int)syscall(SYS_munmap, addr, len);
@@ -88,7 +93,7 @@ EXPORT int munmap(void *addr, size_t len)
 /* The old range goes away (moved, or its tail cut) or keeps its pages
  * (grown in place): dropping it is right either way. A fixed destination
  * replaces what was mapped there. */
-EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
 	void *dest = NULL;
 	va_list ap;
@@ -105,7 +110,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 
 /* Advice that drops pages: a pinned page stays with the registration while
  * the next touch faults in a new one, so the two part ways. */
-EXPORT int madvise(void *addr, size_t len, int advice)
+static int hook_madvise(void *addr, size_t len, int advice)
 {
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24
@@ -170,7 +175,7 @@ out:
 	return end;
 }
 
-EXPORT int shmdt(const void *addr)
+static int hook_shmdt(const void *addr)
 {
 	if (atomic_load_explicit(&active, memory_order_relaxed)) {
 		uintptr_t end = mapping_end((uintptr_t)addr);
@@ -180,6 +185,20 @@ EXPORT int shmdt(const void *addr)
 	}
 	return (int)syscall(SYS_shmdt, addr);
 }
+
+/* The fallback where libc cannot be patched (and what calls through the
+ * dynamic linker reach when nothing else interposes): the same handlers
+ * under libc's names. */
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+	__attribute__((alias("hook_mmap")));
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+	__attribute__((alias("hook_mmap")));
+EXPORT int munmap(void *addr, size_t len) __attribute__((alias("hook_munmap")));
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+	__attribute__((alias("hook_mremap")));
+EXPORT int madvise(void *addr, size_t len, int advice) __attribute__((alias("hook_madvise")));
+EXPORT int shmdt(const void *addr) __attribute__((alias("hook_shmdt")));
 
 /* Only patched into libc, never exported: it must update glibc's private
  * break exactly as glibc's __brk does, and sbrk (and so malloc) goes
@@ -243,7 +262,8 @@ static int patch(uint8_t *fn, void *handler)
 static int patch_libc(void)
 {
 	static const char *const names[] = {"munmap", "mremap", "mmap", "madvise", "shmdt", "brk"};
-	void *const handlers[] = {munmap, mremap, mmap, madvise, shmdt, hook_brk};
+	/* Our own handlers, not the exported names (see above the handlers). */
+	void *const handlers[] = {hook_munmap, hook_mremap, hook_mmap, hook_madvise, hook_shmdt, hook_brk};
 	uint8_t *fns[6];
 	void *libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
 	size_t i;
