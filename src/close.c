@@ -45,8 +45,8 @@ void zc__conn_destroy(struct zc_conn *c)
 	free(c);
 }
 
-/* Disconnects and starts flushing the QP; zc__cm_walk() finishes the
- * teardown once every work request is reaped, then does `after`. */
+/* Tells the peer: a request accepted but never answered is refused, an
+ * established connection disconnected. */
 static void hang_up(struct zc_conn *c)
 {
 	if (c->rep_pending) { /* accepted, never answered: refuse it instead */
