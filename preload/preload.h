@@ -120,6 +120,16 @@ void zp_set(int fd, struct zp_sock *s);
 struct zp_sock *zp_get_locked(int fd); /* with the lock held */
 bool zp_any_tracked(void);
 void zp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The ZCRDMA_PRELOAD_* settings, read once when the library loads (sys.c):
+ * getenv() walks the whole environment, 663 instructions a call (callgrind),
+ * too dear for a send or a wait. */
+struct zp_conf {
+	int spin_us;    /* SPIN_US: a wait's busy-polling phase (default 100) */
+	int connect_ms; /* CONNECT_MS: a zcrdma connect's bound (default 1500) */
+	size_t zc_min;  /* ZC_MIN: blocking sends this large go zero-copy (default 65536) */
+};
+extern struct zp_conf zp_conf;
 int zp_fail(int err); /* sets errno = err, returns -1 */
 
 /* sock.c */

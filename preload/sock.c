@@ -97,13 +97,6 @@ static int route_src(const struct sockaddr *peer, socklen_t len, char *buf, size
 	return rc;
 }
 
-static int connect_ms(void)
-{
-	const char *e = getenv("ZCRDMA_PRELOAD_CONNECT_MS");
-
-	return e && atoi(e) > 0 ? atoi(e) : 1500;
-}
-
 /* --- contexts ------------------------------------------------------ */
 
 static void drain_closes(void);
@@ -477,7 +470,7 @@ int zp_connect(int fd, struct zp_sock *s, const struct sockaddr *sa, socklen_t l
 	}
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
 	zc_conn_opts_init(&o);
-	o.timeout_ms = connect_ms();
+	o.timeout_ms = zp_conf.connect_ms;
 	rc = zc_connect_start(ctx->ctx, peer, port, &o, &s->conn);
 	if (rc) {
 		s->state = ZP_TCP;
@@ -773,20 +766,6 @@ static ssize_t send_zc(struct zp_sock *s, const uint8_t *p, size_t len)
 	return s->zc_status ? s->zc_status : (ssize_t)len;
 }
 
-/* Read once: getenv() walks the whole environment, about 660 instructions
- * per blocking send (callgrind, sockperf under zcrun). */
-static size_t zc_min(void)
-{
-	static size_t min;
-
-	if (!min) {
-		const char *e = getenv("ZCRDMA_PRELOAD_ZC_MIN");
-
-		min = e && atol(e) > 0 ? (size_t)atol(e) : 65536;
-	}
-	return min;
-}
-
 ssize_t zp_send(struct zp_sock *s, const struct iovec *iov, int niov, int flags)
 {
 	bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
@@ -809,7 +788,7 @@ ssize_t zp_send(struct zp_sock *s, const struct iovec *iov, int niov, int flags)
 
 			if (s->wr_shut)
 				n = -EPIPE;
-			else if (!nonblock && len >= zc_min())
+			else if (!nonblock && len >= zp_conf.zc_min)
 				n = send_zc(s, p, len);
 			else
 				n = zc_send(s->conn, p, len, ZC_DONTWAIT);

@@ -117,6 +117,16 @@ static void fork_child(void)
 	zp_unlock();
 }
 
+struct zp_conf zp_conf;
+
+/* A ZCRDMA_PRELOAD_* number: def when unset or below min. */
+static long env_num(const char *name, long min, long def)
+{
+	const char *e = getenv(name);
+
+	return e && atol(e) >= min ? atol(e) : def;
+}
+
 #define REAL(name) zp_real.name = (__typeof__(zp_real.name))dlsym(RTLD_NEXT, #name)
 
 __attribute__((constructor)) static void zp_init(void)
@@ -130,6 +140,9 @@ __attribute__((constructor)) static void zp_init(void)
 	REAL(getsockopt); REAL(setsockopt); REAL(getsockname); REAL(getpeername);
 	REAL(ppoll); REAL(epoll_ctl); REAL(epoll_pwait); REAL(pselect);
 	log_on = l && *l && strcmp(l, "0") != 0;
+	zp_conf.spin_us = (int)env_num("ZCRDMA_PRELOAD_SPIN_US", 0, 100);
+	zp_conf.connect_ms = (int)env_num("ZCRDMA_PRELOAD_CONNECT_MS", 1, 1500);
+	zp_conf.zc_min = (size_t)env_num("ZCRDMA_PRELOAD_ZC_MIN", 1, 65536);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 

@@ -80,28 +80,16 @@ struct spin {
 	unsigned looks;
 };
 
-static int spin_us(void)
-{
-	static int spin = -1;
-
-	if (spin < 0) {
-		const char *e = getenv("ZCRDMA_PRELOAD_SPIN_US");
-
-		spin = e && atoi(e) >= 0 ? atoi(e) : 100;
-	}
-	return spin;
-}
-
 /* Whether the wait should look again without sleeping. */
 static bool spinning(struct spin *sp)
 {
-	if (spin_us() == 0 || sp->start == INT64_MAX)
+	if (zp_conf.spin_us == 0 || sp->start == INT64_MAX)
 		return false;
 	if (++sp->looks & 31)
 		return true;
 	if (!sp->start)
 		sp->start = now_us();
-	else if (now_us() - sp->start >= spin_us())
+	else if (now_us() - sp->start >= zp_conf.spin_us)
 		sp->start = INT64_MAX;
 	return sp->start != INT64_MAX;
 }
