@@ -887,7 +887,7 @@ static int complete(struct target *t, struct req *r)
 	return 0;
 }
 
-/* A free request takes the capsule in receive slot IDX. */
+/* The first free request takes capsule c (in its receive slot). */
 static void req_start(struct target *t, struct queue *q, const struct capsule *c)
 {
 	struct req *r = q->free_reqs;
