@@ -343,8 +343,8 @@ bool zc__qp_sq_idle(struct zc__qp *q)
 	return false;
 }
 
-int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, const void *payload, uint32_t len,
-		enum ibv_wr_opcode opcode, uint32_t ex)
+int zc__qp_send(struct zc__qp *q, struct ibv_send_wr *first, int i, const void *hdr, uint32_t hdr_len,
+		const void *payload, uint32_t len, enum ibv_wr_opcode opcode, uint32_t ex)
 {
 	struct zc__sreq *s = &q->sreq[i];
 	struct ibv_sge sge[2];
@@ -378,7 +378,10 @@ int zc__qp_send(struct zc__qp *q, int i, const void *hdr, uint32_t hdr_len, cons
 		wr.invalidate_rkey = ex;
 	else if (opcode == IBV_WR_SEND_WITH_IMM)
 		wr.imm_data = ex;
-	return zc__qp_post_send(q, &wr);
+	if (!first)
+		return zc__qp_post_send(q, &wr);
+	first->next = &wr;
+	return zc__qp_post_send(q, first);
 }
 
 static void probe_done(struct zc__qp *q, struct zc__sreq *s, int status)

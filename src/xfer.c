@@ -55,7 +55,7 @@ int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
 	/* nothing waits for a credit return or a FIN to complete; a CLOSE's
 	 * completion ends the linger */
 	e->qp.sreq[i].quiet = type == ZC_MSG_CREDIT || type == ZC_MSG_FIN;
-	return zc__qp_send(&e->qp, i, hdr, ZC_HDR_SIZE, NULL, 0, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND,
+	return zc__qp_send(&e->qp, NULL, i, hdr, ZC_HDR_SIZE, NULL, 0, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND,
 			   inv_rkey);
 }
 
@@ -134,7 +134,7 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 	 * The header rides in the immediate data (wire.h): at most the
 	 * messages received since our last one were released, fewer than
 	 * ZC_CREDITS_MAX. */
-	return zc__qp_send(&e->qp, i, NULL, 0, buf, (uint32_t)len, IBV_WR_SEND_WITH_IMM,
+	return zc__qp_send(&e->qp, NULL, i, NULL, 0, buf, (uint32_t)len, IBV_WR_SEND_WITH_IMM,
 			   zc__imm_encode(ack - prev_ack, window));
 }
 
@@ -157,13 +157,17 @@ static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
 	r->fallback_mr = NULL;
 }
 
-/* Exposes buf to the peer for one RDMA READ and sends it the RTS. */
+/* Exposes buf to the peer for one RDMA READ and sends it the RTS. The
+ * window's bind rides in the RTS's doorbell and leaves unsignaled: the
+ * RTS's completion retires it, and a failed bind completes with its error
+ * all the same (which fails the QP). */
 int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *mr, uint8_t owner, uint64_t token,
 		 uint32_t *out)
 {
 	struct zc_ctx *ctx = e->ctx;
 	bool window = ctx->caps.mw_type2 && !e->mr_fallback;
 	struct zc__rts rts = {.addr = (uintptr_t)buf, .len = len};
+	struct ibv_send_wr bind, *first = NULL;
 	struct zc__rndv *r;
 	struct ibv_mr *local = NULL;
 	uint8_t msg[ZC_RTS_SIZE];
@@ -193,22 +197,15 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 			return -EAGAIN;
 		}
 		r->rkey = ibv_inc_rkey(r->mw->rkey);
-		{
-			struct ibv_send_wr bind = {
-				.wr_id = (uintptr_t)&e->qp.sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
-				.bind_mw = {.mw = r->mw, .rkey = r->rkey,
-					    .bind_info = {.mr = local, .addr = (uintptr_t)buf, .length = len,
-							  .mw_access_flags = IBV_ACCESS_REMOTE_READ}},
-			};
-			rc = zc__qp_post_send(&e->qp, &bind);
-		}
-		if (rc) {
-			rndv_release(e, r);
-			return rc;
-		}
-		r->mw->rkey = r->rkey;
+		bind = (struct ibv_send_wr){
+			.wr_id = (uintptr_t)&e->qp.sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
+			.bind_mw = {.mw = r->mw, .rkey = r->rkey,
+				    .bind_info = {.mr = local, .addr = (uintptr_t)buf, .length = len,
+						  .mw_access_flags = IBV_ACCESS_REMOTE_READ}},
+		};
+		e->qp.sreq[rb].quiet = true;
+		first = &bind;
 		rts.flags = ZC_RTS_F_INV;
-		ctx->stats.mw_binds++;
 	} else {
 		if (!ctx->logged_fallback && !local) {
 			zc__log(&ctx->opts, ZC_LOG_WARN, "%s: %s; rendezvous exposes per-transfer MRs instead of memory windows",
@@ -223,21 +220,23 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 		ctx->stats.mr_fallbacks++;
 	}
 	rts.rkey = r->rkey;
-	r->owner = owner;
+	rc = (rs = zc__sreq_get(&e->qp)) < 0 ? -EAGAIN : 0;
 	r->gen++;
+	/* A failure of these two failed the QP already. */
+	if (rc || (rc = take_credit(e)) ||
+	    (rc = fill_hdr(e, msg, ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16))) {
+		if (rs >= 0)
+			zc__sreq_put(&e->qp, (uint32_t)rs);
+		if (rb >= 0)
+			zc__sreq_put(&e->qp, (uint32_t)rb);
+		rndv_release(e, r);
+		return rc;
+	}
+	r->owner = owner;
 	r->done = false;
 	r->status = 0;
 	r->token = token;
 	r->len = len;
-	/* The bind is posted: from here a failure fails the QP, whose
-	 * failure hands the entry back (ep_failed). */
-	if ((rs = zc__sreq_get(&e->qp)) < 0)
-		return zc__qp_fail(&e->qp, zc__err(-ENOSPC, "no send request left for a rendezvous request"));
-	if ((rc = take_credit(e)) ||
-	    (rc = fill_hdr(e, msg, ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16))) {
-		zc__sreq_put(&e->qp, (uint32_t)rs);
-		return zc__qp_fail(&e->qp, rc);
-	}
 	zc__rts_encode(msg + ZC_HDR_SIZE, &rts);
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
@@ -245,7 +244,13 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	/* Nothing waits for the RTS's completion (the FIN says the transfer
 	 * is over), but on rxe the next bind waits for an idle queue. */
 	e->qp.sreq[rs].quiet = !ctx->bind_needs_idle_sq;
-	rc = zc__qp_send(&e->qp, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0);
+	/* From here a failure fails the QP, whose failure hands the entry
+	 * back (ep_failed). */
+	rc = zc__qp_send(&e->qp, first, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0);
+	if (!rc && first) {
+		r->mw->rkey = r->rkey;
+		ctx->stats.mw_binds++;
+	}
 	/* The entry owns a copy only once it went out: until then a failure
 	 * leaves it with the caller. */
 	if (!rc && owner == ZC_RNDV_COPY)
