@@ -14,7 +14,7 @@ static __thread char last_error[512];
  * connections: their details go here, to be kept by those connections
  * (zc__err_detail), and the caller's own detail survives. */
 static __thread char progress_error[512];
-static __thread unsigned progress_depth;
+__thread unsigned zc__progress_depth;
 
 struct err_text {
 	int code;
@@ -85,24 +85,14 @@ int zc__err(int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(progress_depth ? progress_error : last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(zc__progress_depth ? progress_error : last_error, sizeof(last_error), fmt, ap);
 	va_end(ap);
 	return err > 0 ? -err : err;
 }
 
 const char *zc__err_detail(void)
 {
-	return progress_depth ? progress_error : last_error;
-}
-
-void zc__err_progress_begin(void)
-{
-	progress_depth++;
-}
-
-void zc__err_progress_end(void)
-{
-	progress_depth--;
+	return zc__progress_depth ? progress_error : last_error;
 }
 
 void zc__log(const struct zc_ctx_opts *o, int level, const char *fmt, ...)
