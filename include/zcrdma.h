@@ -431,7 +431,8 @@ ZC_API uint16_t zc_listener_port(struct zc_listener *listener);
  * connection once it is established, up to a backlog of 64 handshakes and
  * queued connections together (more are rejected). zc_accept() takes the
  * oldest established connection; it waits up to timeout_ms (-1: forever,
- * 0: not at all, and then it never waits) for one.
+ * 0: not at all, and then it never waits) for one, with zc_wait_events()'s
+ * rule for long timeouts.
  *
  * Returns 0 and sets *conn, or -EAGAIN (timeout_ms 0, nothing queued),
  * -ETIMEDOUT, and, once each, the failure of a request the server could
@@ -820,8 +821,11 @@ struct zc_event {
  * Processes completions, connection events and due timers for the whole
  * context (as zc_poll() does), then stores up to max events in evs. Waits
  * up to timeout_ms (-1 forever, 0 not at all: it then never waits or
- * sleeps) for at least one. Returns the number stored (0 on timeout), or
- * -EINVAL.
+ * sleeps) for at least one; a timeout of 20 coarse clock ticks or more
+ * (CLOCK_MONOTONIC_COARSE, e.g. 100 ms at 250 Hz) may run over by one tick,
+ * so that a wait that ends with work reads no precise clock (a system call
+ * where the kernel does not trust the TSC). Returns the number stored (0 on
+ * timeout), or -EINVAL.
  *
  * TRIGGERING (as epoll(7) would call it)
  *   Level-triggered, reported by every call while they hold (at most once
