@@ -396,20 +396,24 @@ int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max)
 int perf_lib_idle(struct perf_lib *L, uint64_t *idle)
 {
 	const struct perf_opts *o = L->ctx->o;
-	struct zc_completion c;
-	struct pollfd pfd = {.fd = zc_ctx_fd(L->zctx), .events = POLLIN};
-	int n = zc_poll(L->zctx, &c, 1, 0), rc;
+	struct zc_event ev[16];
+	/* An event loop's wait: it ends at the first event (a connection
+	 * writable or readable again), spinning busy_poll_us first. A
+	 * timeout-0 zc_poll() per empty sweep armed the completion queue (a
+	 * system call on rxe, and an event per completion after it) for a
+	 * sleep the busy loop never took. */
+	int n = zc_wait_events(L->zctx, ev, 16, PERF_LIB_SLICE_MS), i, rc;
 
 	if (n < 0)
-		return perf_lib_fail(L, n, "zc_poll");
-	if (n > 0) /* the stream and message calls submit no zero-copy operations */
-		return perf_err(EPROTO, "unexpected completion: op %d token %llu", c.op, (unsigned long long)c.token);
+		return perf_lib_fail(L, n, "zc_wait_events");
+	for (i = 0; i < n; i++)
+		if (ev[i].type == ZC_EV_COMPLETION) /* the stream and message calls submit no zero-copy operations */
+			return perf_err(EPROTO, "unexpected completion: op %d token %llu", ev[i].op,
+					(unsigned long long)ev[i].token);
 	if ((rc = perf_stopped()))
 		return perf_err(rc, "%s while waiting for the connections",
 				rc == -ETIMEDOUT ? "watchdog expired" : "interrupted");
-	if (o->busy_poll_us == 0 && poll(&pfd, 1, PERF_LIB_SLICE_MS) < 0 && errno != EINTR)
-		return perf_err(errno, "poll on the context's event fd: %s", strerror(errno));
-	if (o->busy_poll_us == 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
+	if (n == 0 || o->busy_poll_us == 0 || ++*idle % PERF_LIB_IDLE_CHECK == 0) {
 		rc = perf_peer_check(L->ctx);
 		if (rc < 0)
 			return rc;

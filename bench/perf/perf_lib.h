@@ -135,10 +135,10 @@ int perf_lib_poll(struct perf_lib *L, struct zc_completion *c, int max);
 
 /*
  * For loops of ZC_DONTWAIT calls (stream and msg with -q > 1) after a sweep
- * over every connection made no progress: zc_poll(..., 0) for progress, then
- * return at once unless busy_poll_us is 0 (-e), which sleeps on the
- * context's event fd for at most PERF_LIB_SLICE_MS. Checks the stop flag
- * and the peer like perf_lib_poll.
+ * over every connection made no progress: zc_wait_events() for at most
+ * PERF_LIB_SLICE_MS, which returns at the first event (the library spins
+ * busy_poll_us, then sleeps on its event fd). Checks the stop flag and the
+ * peer like perf_lib_poll.
  * Returns 0 or < 0.
  */
 int perf_lib_idle(struct perf_lib *L, uint64_t *idle);
