@@ -516,15 +516,6 @@ int zc__ctx_wait_ms(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int t
 	return wait_loop(ctx, cond, arg, zc__now_ms() + timeout_ms, rc, timeout_ms);
 }
 
-static int64_t spin_clock_us(bool coarse)
-{
-	struct timespec ts;
-
-	if (!coarse || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
-		return zc__now_ns() / 1000;
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Waits until something may have happened: spins for busy_poll_us, then
  * sleeps on the event fd. */
 int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
@@ -546,12 +537,12 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 	 * The clock is read every 32 polls, the first time after 32: where the
 	 * TSC is not trusted (a TCG guest) clock_gettime is a system call
 	 * reading the HPET, which cost more than the polls themselves (17 % of
-	 * a 4 KiB stream run), and most waits end within a few polls. A spin
-	 * of ten coarse ticks or more reads the coarse clock (vDSO, no system
-	 * call) and overruns by at most a tick: a busy-polling server read the
-	 * HPET for 7 % of the guest's CPU (256 connections, 100 ms spins). */
+	 * a 4 KiB stream run), and most waits end within a few polls. Timing
+	 * long spins with the coarse clock (vDSO) instead was tried: it made
+	 * one-at-a-time rendezvous (blocking stream sends of 64 KiB) a fifth
+	 * slower in the same boot, as if those system calls were where the
+	 * spinner let rxe's deferred work run (docs/benchmarks.md). */
 	if (spin_us != 0) {
-		bool coarse = ctx->coarse_lag_ms > 0 && spin_us >= 10000 * ctx->coarse_lag_ms;
 		unsigned polls = 0;
 
 		start = -1;
@@ -561,8 +552,8 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 			if (spin_us < 0 || (++polls & 31))
 				continue;
 			if (start < 0)
-				start = spin_clock_us(coarse);
-			else if (spin_clock_us(coarse) - start >= spin_us)
+				start = zc__now_ns() / 1000;
+			else if (zc__now_ns() / 1000 - start >= spin_us)
 				break;
 		}
 	}
