@@ -823,7 +823,7 @@ struct zc_event {
  * up to timeout_ms (-1 forever, 0 not at all: it then never waits or
  * sleeps) for at least one; a timeout of 20 coarse clock ticks or more
  * (CLOCK_MONOTONIC_COARSE, e.g. 100 ms at 250 Hz) may run over by one tick,
- * so that a wait that ends with work reads no precise clock (a system call
+ * so that its deadline costs no read of the precise clock (a system call
  * where the kernel does not trust the TSC). Returns the number stored (0 on
  * timeout), or -EINVAL.
  *
