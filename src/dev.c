@@ -440,19 +440,28 @@ void zc__ctx_timer_at(struct zc_ctx *ctx, int64_t due)
 
 /* The precise clock is a system call where the TSC is not trusted (a TCG
  * guest reads the HPET); the coarse one comes from the vDSO everywhere and
- * lags it by at most its resolution, enough to tell a timer that cannot be
- * due yet. */
-bool zc__ctx_timer_maybe_due(const struct zc_ctx *ctx)
+ * lags it by at most its resolution. Pushed ahead by that lag it is never
+ * behind zc__now_ms() and at most a tick ahead; -1 where there is none. */
+static int64_t coarse_bound_ms(const struct zc_ctx *ctx)
 {
 	struct timespec ts;
+
+	if (ctx->coarse_lag_ms < 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ctx->coarse_lag_ms;
+}
+
+/* Enough to tell a timer that cannot be due yet. */
+bool zc__ctx_timer_maybe_due(const struct zc_ctx *ctx)
+{
+	int64_t now;
 
 	if (ctx->timer_fired)
 		return true;
 	if (!ctx->timer_due)
 		return false;
-	if (ctx->coarse_lag_ms < 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
-		return true;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ctx->coarse_lag_ms >= ctx->timer_due;
+	now = coarse_bound_ms(ctx);
+	return now < 0 || now >= ctx->timer_due;
 }
 
 /* Returns whether it fired (its users then arm it again for what they
@@ -496,23 +505,21 @@ int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int6
 	return wait_loop(ctx, cond, arg, deadline, cond(arg), -1);
 }
 
-/* A long timeout's deadline starts from the coarse clock (vDSO, no system
- * call) pushed ahead by its lag: never early, at most a tick (under 5 %)
- * late; the first wait needs no other read, and most end with progress. */
+/* A long timeout's deadline starts from coarse_bound_ms(): never early, at
+ * most a tick (under 5 %) late; the first wait needs no other clock read,
+ * and most end with progress. */
 int zc__ctx_wait_ms(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int timeout_ms)
 {
 	int rc = cond(arg);
-	struct timespec ts;
+	int64_t now;
 
 	if (rc || timeout_ms == 0)
 		return wait_loop(ctx, cond, arg, ZC__NOWAIT, rc, -1);
 	if (timeout_ms < 0)
 		return wait_loop(ctx, cond, arg, -1, rc, -1);
 	if (ctx->coarse_lag_ms > 0 && timeout_ms >= 20 * ctx->coarse_lag_ms && timeout_ms <= 1 << 30 &&
-	    !clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
-		return wait_loop(ctx, cond, arg,
-				 (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ctx->coarse_lag_ms + timeout_ms, rc,
-				 timeout_ms + (int)ctx->coarse_lag_ms);
+	    (now = coarse_bound_ms(ctx)) >= 0)
+		return wait_loop(ctx, cond, arg, now + timeout_ms, rc, timeout_ms + (int)ctx->coarse_lag_ms);
 	return wait_loop(ctx, cond, arg, zc__now_ms() + timeout_ms, rc, timeout_ms);
 }
 
@@ -527,10 +534,12 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 
 	/* A spin longer than the timeout ends with it, and then no sleep
 	 * follows: a call given 1 ms must not spin a 100 ms busy_poll_us. */
-	if (timeout_ms >= 0 && spin_us > (int64_t)timeout_ms * 1000)
-		spin_us = (int64_t)timeout_ms * 1000, never_sleep = true;
-	else if (never_sleep)
+	if (timeout_ms >= 0 && spin_us > (int64_t)timeout_ms * 1000) {
 		spin_us = (int64_t)timeout_ms * 1000;
+		never_sleep = true;
+	} else if (never_sleep) {
+		spin_us = (int64_t)timeout_ms * 1000;
+	}
 
 	/* Spin for busy_poll_us, or (busy_poll_us < 0) for the whole timeout
 	 * without ever sleeping; a negative timeout then spins until progress.

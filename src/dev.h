@@ -148,10 +148,10 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms);
  * and returns -EAGAIN. Sets no detail: the caller says what timed out. */
 #define ZC__NOWAIT 0
 int zc__ctx_wait_for(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int64_t deadline);
-/* The same with a poll()-style timeout (-1 forever, 0 as ZC__NOWAIT), which
- * may run over by one tick of the coarse clock: the precise clock, a system
- * call where the TSC is not trusted, is read only when a wait ended with
- * cond still unmet. */
+/* The same with a poll()-style timeout (-1 forever, 0 as ZC__NOWAIT). A
+ * long one may run over by one tick of the coarse clock: its deadline then
+ * costs no read of the precise clock (a system call where the TSC is not
+ * trusted). */
 int zc__ctx_wait_ms(struct zc_ctx *ctx, int (*cond)(void *arg), void *arg, int timeout_ms);
 
 /* dev.c: the timer. Asks for the event fd to become readable at due (on
