@@ -36,6 +36,13 @@ multi() {
 	fi
 }
 
+# client_counters NAME...: the client's zc_ctx_stats columns NAME..., in
+# that order, from the first row of its counters table.
+client_counters() {
+	awk -v want="$*" '/send_wrs/ { for (i = 1; i <= NF; i++) col[$i] = i; getline
+		n = split(want, w, " "); for (i = 1; i <= n; i++) printf "%s%s", $col[w[i]], i < n ? " " : "\n"; exit }' "$log/client"
+}
+
 # completions ARGS...: a run whose client only sends small copied messages
 # must reap fewer than half as many completions as it posts sends: quiet
 # sends go unsignaled (src/qp.c, selective signaling); before, every send
@@ -44,8 +51,7 @@ completions() {
 	local before=$failed wrs='' cqes=''
 	perf_pair ok "$@"
 	[ $failed -eq $before ] || return
-	read -r wrs cqes <<<"$(awk '/send_wrs/ { for (i = 1; i <= NF; i++) col[$i] = i; getline;
-		print $col["send_wrs"], $col["cqes"]; exit }' "$log/client")"
+	read -r wrs cqes <<<"$(client_counters send_wrs cqes)"
 	if [ -z "$wrs" ] || [ -z "$cqes" ] || [ "$wrs" -lt 1000 ] || [ $((cqes * 2)) -ge "$wrs" ]; then
 		bad "$*: expected fewer than half as many completions as send WRs, got send_wrs=$wrs cqes=$cqes"
 		show client "$log/client"
@@ -61,8 +67,7 @@ one_doorbell() {
 	local before=$failed rndv='' db='' binds=''
 	perf_pair ok "$@"
 	[ $failed -eq $before ] || return
-	read -r rndv db binds <<<"$(awk '/send_wrs/ { for (i = 1; i <= NF; i++) col[$i] = i; getline;
-		print $col["rndv"], $col["doorbells"], $col["mw_binds"]; exit }' "$log/client")"
+	read -r rndv db binds <<<"$(client_counters rndv doorbells mw_binds)"
 	if [ -z "$rndv" ] || [ -z "$db" ] || [ "$rndv" -lt 100 ]; then
 		bad "$*: no counters or too few rendezvous messages (rndv=$rndv doorbells=$db)"
 		show client "$log/client"
