@@ -54,8 +54,8 @@ bool zc__conn_sendable(const struct zc_conn *c)
 	const struct zc__ep *e = &c->ep;
 
 	if (c->opts.raw)
-		return e->qp.sreq_free_count > 0;
-	return !e->zq_count && zc__credit_avail(&e->cr) && e->qp.sreq_free_count >= 2;
+		return zc__sreq_avail(&e->qp, 1);
+	return !e->zq_count && zc__credit_avail(&e->cr) && zc__sreq_avail(&e->qp, 2);
 }
 
 /* What zc_recv()/zc_msg_recv() with ZC_DONTWAIT would not answer -EAGAIN

@@ -167,12 +167,17 @@ int zc__qp_post_recv(struct zc__qp *q, uint32_t slot)
 	return rc && q->rx_own ? zc__qp_fail(q, rc) : 0;
 }
 
+bool zc__sreq_avail(const struct zc__qp *q, uint32_t n)
+{
+	return q->sreq_free_count >= n && (q->raw || q->ctx->sreqs_inuse + n <= q->ctx->cq_send_room);
+}
+
 int zc__sreq_get(struct zc__qp *q)
 {
 	struct zc__sreq *s;
 	uint32_t i;
 
-	if (!q->sreq_free_count || (!q->raw && q->ctx->sreqs_inuse >= q->ctx->cq_send_room))
+	if (!zc__sreq_avail(q, 1))
 		return -EAGAIN;
 	i = q->sreq_free[--q->sreq_free_count];
 	if (!q->raw)

@@ -183,8 +183,11 @@ uint8_t *zc__qp_rx_slot(const struct zc__qp *q, uint32_t slot);
 int zc__qp_post_recv(struct zc__qp *q, uint32_t slot);
 /* A message arrived for q in receive slot `slot` (pool.c). */
 void zc__qp_recv_done(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc);
-/* A free send request (its continuation cleared), or -EAGAIN: none left on
- * the QP, or the context's completion queue has no room for its completion. */
+/* n send requests can be taken now: the QP has them free, and the
+ * context's completion queue has room for their completions. */
+bool zc__sreq_avail(const struct zc__qp *q, uint32_t n);
+/* A free send request (its continuation cleared), or -EAGAIN where
+ * zc__sreq_avail(q, 1) is false. */
 int zc__sreq_get(struct zc__qp *q);
 void zc__sreq_put(struct zc__qp *q, uint32_t i);
 /* Posts wr (one work request, whose wr_id names a send request) behind

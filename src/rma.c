@@ -245,7 +245,7 @@ int zc__rma_post(struct zc_conn *c, enum ibv_wr_opcode opcode, int op, void *buf
 	for (i = 0; i < c->n_rma && !o; i++)
 		if (!c->rma[i].busy)
 			o = &c->rma[i];
-	if (!o || q->sreq_free_count < pieces + (c->opts.raw ? 0 : 1))
+	if (!o || !zc__sreq_avail(q, pieces + (c->opts.raw ? 0 : 1)))
 		return zc__err(-EAGAIN, "the send queue has no room for %u more RDMA operations: reap completions",
 			      pieces);
 	*o = (struct zc__rma_op){.busy = true, .op = (uint8_t)op, .pieces = pieces, .token = token, .len = len};

@@ -74,7 +74,7 @@ static void release_slot(struct zc__ep *e, uint32_t slot)
 void zc__flush_ctl(struct zc__ep *e)
 {
 	zq_drain(e);
-	while (e->fin_count && e->qp.sreq_free_count) {
+	while (e->fin_count && zc__sreq_avail(&e->qp, 1)) {
 		struct zc__fin f = e->fin_queue[e->fin_head];
 
 		e->fin_head = (e->fin_head + 1) % e->items_cap;
@@ -82,7 +82,7 @@ void zc__flush_ctl(struct zc__ep *e)
 		release_slot(e, f.slot);
 		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey);
 	}
-	if (zc__credit_update_due(&e->cr) && e->qp.sreq_free_count)
+	if (zc__credit_update_due(&e->cr) && zc__sreq_avail(&e->qp, 1))
 		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0);
 	/* Room may have freed for a READ round waiting for it. */
 	zc__read_advance(e, zc__item_head(e));
@@ -173,7 +173,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	uint8_t msg[ZC_RTS_SIZE];
 	int ri, rs, rb = -1, rc, access = 0;
 
-	if (!zc__credit_avail(&e->cr) || e->qp.sreq_free_count < 2 || (ri = free_rndv(e)) < 0 ||
+	if (!zc__credit_avail(&e->cr) || !zc__sreq_avail(&e->qp, 2) || (ri = free_rndv(e)) < 0 ||
 	    (window && ctx->bind_needs_idle_sq && !zc__qp_sq_idle(&e->qp)))
 		return -EAGAIN;
 	r = &e->rndv[ri];
@@ -417,7 +417,7 @@ static void post_reads(struct zc__ep *e, struct zc__item *it)
 {
 	uint64_t max = e->ctx->read_chunk;
 
-	while (it->posted < it->want && e->reads_inflight < e->max_reads && e->qp.sreq_free_count > 1) {
+	while (it->posted < it->want && e->reads_inflight < e->max_reads && zc__sreq_avail(&e->qp, 2)) {
 		uint64_t n = it->want - it->posted < max ? it->want - it->posted : max;
 		struct ibv_sge sge = {.addr = (uintptr_t)(it->dst + it->posted), .length = (uint32_t)n,
 				      .lkey = it->dst_lkey};
