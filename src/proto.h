@@ -33,6 +33,7 @@ enum zc__reader { ZC_READER_SYNC = 1, ZC_READER_POSTED };
 struct zc__item {
 	uint8_t kind;
 	bool inv;        /* RTS: the rkey is a window FIN must invalidate */
+	bool fin_sent;   /* RTS: its FIN went behind the round's READs */
 	uint8_t rstate;  /* enum zc__read_state */
 	uint8_t reader;  /* who waits for the round */
 	uint32_t slot;   /* receive slot held (EAGER, RTS) */
@@ -148,7 +149,7 @@ void zc__ep_release(struct zc__ep *e);
 bool zc__ep_busy(struct zc__ep *e);
 
 /* xfer.c: transfers */
-int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey);
+int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey, bool fence);
 int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, uint64_t token);
 int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *mr, uint8_t owner, uint64_t token,
 		  uint32_t *idx);

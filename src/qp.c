@@ -190,6 +190,7 @@ int zc__sreq_get(struct zc__qp *q)
 	s->entry = NULL;
 	s->arg = NULL;
 	s->quiet = false;
+	s->fence = false;
 	return (int)i;
 }
 
@@ -379,6 +380,8 @@ int zc__qp_send(struct zc__qp *q, struct ibv_send_wr *first, int i, const void *
 					  .lkey = zc__slab_lkey(&t->slab, s->tx)};
 		wr.num_sge = 1;
 	}
+	if (s->fence)
+		wr.send_flags |= IBV_SEND_FENCE;
 	if (opcode == IBV_WR_SEND_WITH_INV)
 		wr.invalidate_rkey = ex;
 	else if (opcode == IBV_WR_SEND_WITH_IMM)

@@ -47,6 +47,9 @@ struct zc__sreq {
 	/* Set by the poster when nothing waits for this request (no done):
 	 * it may go unsignaled (zc__qp_post_send). */
 	bool quiet;
+	/* Set by the poster: the NIC starts it only once every request
+	 * posted before it has completed (IBV_SEND_FENCE; zc__qp_send). */
+	bool fence;
 };
 #define ZC__NO_TX UINT32_MAX
 

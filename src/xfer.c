@@ -39,7 +39,7 @@ static int take_credit(struct zc__ep *e)
 	return rc;
 }
 
-int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
+int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey, bool fence)
 {
 	uint8_t hdr[ZC_HDR_SIZE];
 	int i = zc__sreq_get(&e->qp), rc;
@@ -55,6 +55,7 @@ int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey)
 	/* nothing waits for a credit return or a FIN to complete; a CLOSE's
 	 * completion ends the linger */
 	e->qp.sreq[i].quiet = type == ZC_MSG_CREDIT || type == ZC_MSG_FIN;
+	e->qp.sreq[i].fence = fence;
 	return zc__qp_send(&e->qp, NULL, i, hdr, ZC_HDR_SIZE, NULL, 0, inv_rkey ? IBV_WR_SEND_WITH_INV : IBV_WR_SEND,
 			   inv_rkey);
 }
@@ -80,10 +81,10 @@ void zc__flush_ctl(struct zc__ep *e)
 		e->fin_head = (e->fin_head + 1) % e->items_cap;
 		e->fin_count--;
 		release_slot(e, f.slot);
-		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey);
+		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey, false);
 	}
 	if (zc__credit_update_due(&e->cr) && zc__sreq_avail(&e->qp, 1))
-		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0);
+		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0, false);
 	/* Room may have freed for a READ round waiting for it. */
 	zc__read_advance(e, zc__item_head(e));
 	zc__ep_notify(e, ZC_EP_SENDABLE); /* events hook */
@@ -325,14 +326,32 @@ void zc__item_pop(struct zc__ep *e)
 }
 
 /* The head RTS is fully consumed: free its slot, then FIN (which carries
- * the credit, keeping control acks strictly increasing). */
+ * the credit, keeping control acks strictly increasing), unless the FIN
+ * went behind the READs already. */
 static void finish_rts(struct zc__ep *e, struct zc__item *it)
 {
 	struct zc__fin f = {.id = it->id, .rkey = it->inv ? it->rkey : 0, .slot = it->slot};
+	bool sent = it->fin_sent;
 
 	item_remove(e);
-	e->fin_queue[(e->fin_head + e->fin_count++) % e->items_cap] = f;
+	if (!sent)
+		e->fin_queue[(e->fin_head + e->fin_count++) % e->items_cap] = f;
 	zc__flush_ctl(e);
+}
+
+/* The round's READs, all posted, take the rest of the RTS: its FIN goes
+ * now, fenced, so the NIC sends it once they have completed and never if
+ * one fails (the QP is then in error). The peer hears of the end without
+ * waiting for us to reap the READs, and our next sends wait behind them.
+ * The slot is free at once: its RTS was copied into the item. */
+static void fin_behind_reads(struct zc__ep *e, struct zc__item *it)
+{
+	if (it->fin_sent || it->status || it->posted != it->want || it->off + it->want != it->len ||
+	    !zc__sreq_avail(&e->qp, 1))
+		return;
+	it->fin_sent = true;
+	release_slot(e, it->slot);
+	zc__send_ctl(e, ZC_MSG_FIN, it->id, it->inv ? it->rkey : 0, true);
 }
 
 static int push_item(struct zc__ep *e, const struct zc__item *src)
@@ -436,6 +455,7 @@ static void post_reads(struct zc__ep *e, struct zc__item *it)
 		it->reads++;
 		e->reads_inflight++;
 	}
+	fin_behind_reads(e, it);
 }
 
 static void complete_posted(struct zc__ep *e, int status, size_t len)
@@ -668,7 +688,7 @@ bool zc__rndv_done(const struct zc__ep *e, uint32_t idx)
 
 int zc__ep_close(struct zc__ep *e, uint8_t type)
 {
-	int rc = zc__send_ctl(e, type, 0, 0);
+	int rc = zc__send_ctl(e, type, 0, 0, false);
 
 	if (!rc)
 		e->close_sent = true;
@@ -757,8 +777,10 @@ int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, 
 		rc = zc__rxpool_fill(e->qp.rx);
 	if (rc)
 		return rc;
-	/* Items: every data message we granted, and CLOSE. */
-	e->items_cap = credits + 1;
+	/* Items: every data message we granted, CLOSE, and an RTS whose FIN
+	 * went behind its READs (its credit is back with the peer, but its
+	 * item stays until we reap them; only the head is read). */
+	e->items_cap = credits + 2;
 	e->posted_max = 2 * credits + 2;
 	e->items = calloc(e->items_cap, sizeof(*e->items));
 	e->fin_queue = calloc(e->items_cap, sizeof(*e->fin_queue));
@@ -797,7 +819,7 @@ void zc__ep_release(struct zc__ep *e)
 		ep_failed(&e->qp, e->qp.err ? e->qp.err : -ECONNABORTED);
 	/* Slots still held go back to the pool, and the promises with them. */
 	for (; e->item_count; item_remove(e))
-		if (zc__item_head(e)->kind != ZC_ITEM_CLOSE)
+		if (zc__item_head(e)->kind != ZC_ITEM_CLOSE && !zc__item_head(e)->fin_sent)
 			zc__qp_post_recv(&e->qp, zc__item_head(e)->slot);
 	for (; e->fin_count; e->fin_count--, e->fin_head = (e->fin_head + 1) % e->items_cap)
 		zc__qp_post_recv(&e->qp, e->fin_queue[e->fin_head].slot);
