@@ -753,9 +753,10 @@ ZC_API int zc_send_zc(struct zc_conn *conn, const void *buf, size_t len, struct 
  * zc_recv_zc - post a destination buffer for the next message
  *
  * Incoming messages fill posted buffers in posting order (before zc_recv()
- * and zc_msg_recv() see them). Large messages are RDMA-read directly into
- * the buffer. A message longer than len completes with -EMSGSIZE and is
- * discarded. The buffer belongs to the library until its ZC_OP_RECV
+ * and zc_msg_recv() see them), and the buffers' ZC_OP_RECV completions come
+ * in that order too. Large messages are RDMA-read directly into the buffer,
+ * several at once when several buffers are posted. A message longer than
+ * len completes with -EMSGSIZE and is discarded. The buffer belongs to the library until its ZC_OP_RECV
  * completion is reaped.
  *
  * Returns 0, or -ENOSPC (too many posted), -EINVAL, -ENOTCONN.

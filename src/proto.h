@@ -21,8 +21,8 @@ enum zc__item_kind { ZC_ITEM_EAGER = 1, ZC_ITEM_RTS, ZC_ITEM_CLOSE };
  *   DRAINING  nothing more to post (all posted, or the round failed); waits
  *             for the pieces in flight
  *   DONE      nothing in flight; status says how it ended. A SYNC reader (a
- *             blocked zc_recv) ends the round; a POSTED one (zc_recv_zc) is
- *             ended by zc__read_advance() itself.
+ *             blocked zc_recv) ends the round; POSTED ones (zc_recv_zc),
+ *             several at once, end in item order in zc__match_posted().
  * zc__read_advance() is the only function that moves it: called when the
  * round starts, on each READ completion, whenever send-queue room frees,
  * and when the connection fails.
@@ -118,6 +118,11 @@ struct zc__ep {
 	uint32_t item_head, item_count, items_cap;
 	struct zc__posted *posted; /* grows on demand up to posted_max */
 	uint32_t posted_head, posted_count, posted_cap, posted_max;
+	/* the first `rounds` items are being read into posted buffers
+	 * (zc__match_posted), which in_rounds/rounds_again keep from
+	 * re-entering itself */
+	uint32_t rounds;
+	bool in_rounds, rounds_again;
 	struct zc__rndv *rndv;  /* indexed by id & 0xffff */
 	uint32_t n_rndv;
 	uint32_t reads_inflight, max_reads;

@@ -61,6 +61,7 @@ int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey,
 }
 
 static void zq_drain(struct zc__ep *e);
+static void reads_progress(struct zc__ep *e);
 
 /* A data message's slot is free again: repost it and owe the peer a credit. */
 static void release_slot(struct zc__ep *e, uint32_t slot)
@@ -85,8 +86,8 @@ void zc__flush_ctl(struct zc__ep *e)
 	}
 	if (zc__credit_update_due(&e->cr) && zc__sreq_avail(&e->qp, 1))
 		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0, false);
-	/* Room may have freed for a READ round waiting for it. */
-	zc__read_advance(e, zc__item_head(e));
+	/* Room may have freed for READs waiting for it. */
+	reads_progress(e);
 	zc__ep_notify(e, ZC_EP_SENDABLE); /* events hook */
 }
 
@@ -316,6 +317,16 @@ static void item_remove(struct zc__ep *e)
 	e->item_count--;
 }
 
+/* Drops the head item of a failed connection, its slot back in the pool. */
+static void item_drop(struct zc__ep *e)
+{
+	struct zc__item *it = zc__item_head(e);
+
+	if (it->kind != ZC_ITEM_CLOSE && !it->fin_sent)
+		zc__qp_post_recv(&e->qp, it->slot);
+	item_remove(e);
+}
+
 void zc__item_pop(struct zc__ep *e)
 {
 	struct zc__item *it = zc__item_head(e);
@@ -339,15 +350,17 @@ static void finish_rts(struct zc__ep *e, struct zc__item *it)
 	zc__flush_ctl(e);
 }
 
-/* The round's READs, all posted, take the rest of the RTS: its FIN goes
- * now, fenced, so the NIC sends it once they have completed and never if
- * one fails (the QP is then in error). The peer hears of the end without
+/* A blocked reader's READs, all posted, take the rest of the RTS: its FIN
+ * goes now, fenced, so the NIC sends it once they have completed and never
+ * if one fails (the QP is then in error). The peer hears of the end without
  * waiting for us to reap the READs, and our next sends wait behind them.
- * The slot is free at once: its RTS was copied into the item. */
+ * The slot is free at once: its RTS was copied into the item. Posted
+ * buffers' rounds do without: a fence would hold the next round's READs
+ * behind this one's. */
 static void fin_behind_reads(struct zc__ep *e, struct zc__item *it)
 {
-	if (it->fin_sent || it->status || it->posted != it->want || it->off + it->want != it->len ||
-	    !zc__sreq_avail(&e->qp, 1))
+	if (it->reader != ZC_READER_SYNC || it->fin_sent || it->status || it->posted != it->want ||
+	    it->off + it->want != it->len || !zc__sreq_avail(&e->qp, 1))
 		return;
 	it->fin_sent = true;
 	release_slot(e, it->slot);
@@ -446,6 +459,7 @@ static void post_reads(struct zc__ep *e, struct zc__item *it)
 					 .wr.rdma = {.remote_addr = it->raddr + it->off + it->posted, .rkey = it->rkey}};
 
 		e->qp.sreq[i].done = read_done;
+		e->qp.sreq[i].arg = it;
 		if (zc__qp_post_send(&e->qp, &wr)) {
 			zc__sreq_put(&e->qp, (uint32_t)i);
 			it->status = e->qp.err;
@@ -467,21 +481,6 @@ static void complete_posted(struct zc__ep *e, int status, size_t len)
 	e->posted_count--;
 }
 
-/* A posted buffer's round is over: the buffer goes back to the application,
- * and the next arrival is matched (or, after a failure, nothing is). */
-static void end_posted_round(struct zc__ep *e, struct zc__item *it)
-{
-	int st = it->status;
-	uint64_t n = it->want;
-
-	zc__item_end_read(e, it);
-	complete_posted(e, st, st ? 0 : n);
-	if (st)
-		zc__qp_fail(&e->qp, st);
-	else
-		zc__match_posted(e);
-}
-
 void zc__read_advance(struct zc__ep *e, struct zc__item *it)
 {
 	if (!it || it->rstate == ZC_READ_IDLE || it->rstate == ZC_READ_DONE)
@@ -498,11 +497,8 @@ void zc__read_advance(struct zc__ep *e, struct zc__item *it)
 		if (it->status || it->posted == it->want)
 			it->rstate = ZC_READ_DRAINING;
 	}
-	if (it->rstate == ZC_READ_DRAINING && !it->reads) {
+	if (it->rstate == ZC_READ_DRAINING && !it->reads)
 		it->rstate = ZC_READ_DONE;
-		if (it->reader == ZC_READER_POSTED)
-			end_posted_round(e, it);
-	}
 }
 
 int zc__item_start_read(struct zc__ep *e, struct zc__item *it, void *buf, size_t len, struct zc_mr *mr,
@@ -539,30 +535,92 @@ void zc__item_end_read(struct zc__ep *e, struct zc__item *it)
 static void read_done(struct zc__qp *q, struct zc__sreq *s, int status)
 {
 	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
-	struct zc__item *it = zc__item_head(e);
+	struct zc__item *it = s->arg;
 
-	(void)s;
 	e->reads_inflight--;
-	if (!it || it->kind != ZC_ITEM_RTS || !it->reads)
-		return;
 	it->reads--;
 	if (status && !it->status)
 		it->status = status;
-	zc__read_advance(e, it);
+	reads_progress(e);
 }
 
-/* Hands arrived messages to buffers posted with zc_recv_zc(), in order. */
-void zc__match_posted(struct zc__ep *e)
+/*
+ * Buffers posted with zc_recv_zc() take arrived messages in order, the
+ * k-th posted buffer the k-th item. The first e->rounds items have a READ
+ * round into their buffer: their READs are posted in item order as READ
+ * depth and send-queue room allow, complete in that order (one QP), and
+ * the rounds end in that order, so buffers complete in arrival order
+ * while several messages are read at once.
+ */
+static struct zc__item *item_at(struct zc__ep *e, uint32_t k)
+{
+	return &e->items[(e->item_head + k) % e->items_cap];
+}
+
+/* Posts what the rounds may, in order: a round still posting holds back
+ * the ones after it. */
+static void rounds_advance(struct zc__ep *e)
+{
+	for (uint32_t k = 0; k < e->rounds; k++) {
+		struct zc__item *it = item_at(e, k);
+
+		zc__read_advance(e, it);
+		if (it->rstate == ZC_READ_POSTING)
+			return;
+	}
+}
+
+/* Ends the rounds at the head that are over: each buffer goes back to the
+ * application, and the item is finished (FIN) or, after a failure, dropped. */
+static void rounds_end(struct zc__ep *e)
 {
 	struct zc__item *it;
-	int rc;
 
-	if (e->qp.dead)
-		return;
-	while (e->posted_count && (it = zc__item_head(e)) && it->rstate == ZC_READ_IDLE) {
-		struct zc__posted *p = &e->posted[e->posted_head];
+	while (e->rounds && (it = zc__item_head(e))->rstate == ZC_READ_DONE) {
+		int st = it->status;
+
+		e->rounds--;
+		complete_posted(e, st, st ? 0 : it->want);
+		zc__item_end_read(e, it);
+		if (st) {
+			item_drop(e);
+			zc__qp_fail(&e->qp, st);
+		}
+	}
+}
+
+/* Gives arrived messages to posted buffers not yet matched. A read starts
+ * a round; the rest (an eager copy, a CLOSE, a message too long, a buffer
+ * that cannot be registered) completes at once, so only in its turn, when
+ * no round is ahead of it. */
+static void rounds_match(struct zc__ep *e)
+{
+	while (!e->qp.dead && e->rounds < e->posted_count && e->rounds < e->item_count) {
+		struct zc__item *it = item_at(e, e->rounds);
+		struct zc__posted *p = &e->posted[(e->posted_head + e->rounds) % e->posted_cap];
 		uint64_t left = it->len - it->off;
+		int rc;
 
+		if (it->rstate != ZC_READ_IDLE)
+			return;
+		/* a round that cannot post all its READs yet holds back the next */
+		if (e->rounds && item_at(e, e->rounds - 1)->rstate == ZC_READ_POSTING)
+			return;
+		if (it->kind == ZC_ITEM_RTS && left <= p->len) {
+			/* counted first: a failure inside hands it back as a round */
+			e->rounds++;
+			rc = zc__item_start_read(e, it, p->buf, left, p->mr, ZC_READER_POSTED);
+			if (!rc)
+				continue;
+			e->rounds--;
+			if (e->rounds)
+				return;
+			/* The buffer fails alone; the message goes to the next one. */
+			complete_posted(e, rc, 0);
+			continue;
+		}
+		if (e->rounds)
+			return;
 		if (it->kind == ZC_ITEM_CLOSE) {
 			complete_posted(e, -EPIPE, 0);
 			continue;
@@ -582,13 +640,36 @@ void zc__match_posted(struct zc__ep *e)
 			complete_posted(e, 0, left);
 			continue;
 		}
-		/* A buffer that cannot take the message fails alone; the
-		 * message goes to the next one. */
-		rc = zc__item_start_read(e, it, p->buf, left, p->mr, ZC_READER_POSTED);
-		if (!rc)
-			return;
-		complete_posted(e, rc, 0);
 	}
+}
+
+/* Drives the rounds. What it calls may call it again (a FIN's flush, a
+ * failure): the inner call leaves the work to this one, which goes round
+ * until nothing is left to do. */
+void zc__match_posted(struct zc__ep *e)
+{
+	if (e->in_rounds) {
+		e->rounds_again = true;
+		return;
+	}
+	e->in_rounds = true;
+	do {
+		e->rounds_again = false;
+		rounds_advance(e);
+		rounds_end(e);
+		rounds_match(e);
+	} while (e->rounds_again || (e->rounds && zc__item_head(e)->rstate == ZC_READ_DONE));
+	e->in_rounds = false;
+}
+
+/* READs may go or have ended: the posted buffers' rounds, or a blocked
+ * reader's round at the head. */
+static void reads_progress(struct zc__ep *e)
+{
+	if (e->rounds)
+		zc__match_posted(e);
+	else
+		zc__read_advance(e, zc__item_head(e));
 }
 
 /* Copies up to len bytes of the head EAGER item; pops it when drained. */
@@ -720,17 +801,15 @@ bool zc__ep_busy(struct zc__ep *e)
 static void ep_failed(struct zc__qp *q, int err)
 {
 	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
-	struct zc__item *it = zc__item_head(e);
 	uint32_t keep;
 
 	zc__ep_notify(e, ZC_EP_FAILED); /* events hook */
 	rndv_fail_all(e, err);
-	if (it && (it->rstate == ZC_READ_POSTING || it->rstate == ZC_READ_DRAINING) && !it->status)
-		it->status = err;
-	zc__read_advance(e, it);
-	/* The NIC may still write into a posted buffer with READs in flight:
-	 * that one is returned when the round drains (flush completions). */
-	keep = it && it->reader == ZC_READER_POSTED && it->rstate != ZC_READ_IDLE ? 1 : 0;
+	/* Rounds stop posting and end as their READs drain (the QP is dead). */
+	reads_progress(e);
+	/* The NIC may still write into posted buffers with READs in flight:
+	 * those are returned when their rounds drain (flush completions). */
+	keep = e->rounds;
 	while (e->posted_count > keep) {
 		/* from the tail, so a kept head stays first */
 		struct zc__posted *p = &e->posted[(e->posted_head + e->posted_count - 1) % e->posted_cap];
@@ -818,9 +897,8 @@ void zc__ep_release(struct zc__ep *e)
 	if (e->qp.ops)
 		ep_failed(&e->qp, e->qp.err ? e->qp.err : -ECONNABORTED);
 	/* Slots still held go back to the pool, and the promises with them. */
-	for (; e->item_count; item_remove(e))
-		if (zc__item_head(e)->kind != ZC_ITEM_CLOSE && !zc__item_head(e)->fin_sent)
-			zc__qp_post_recv(&e->qp, zc__item_head(e)->slot);
+	while (e->item_count)
+		item_drop(e);
 	for (; e->fin_count; e->fin_count--, e->fin_head = (e->fin_head + 1) % e->items_cap)
 		zc__qp_post_recv(&e->qp, e->fin_queue[e->fin_head].slot);
 	zc__credit_close(&e->cr); /* a no-op if it never opened */

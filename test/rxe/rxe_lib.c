@@ -106,6 +106,9 @@ static void reap(struct zc_ctx *ctx, int want, int op, uint8_t **bufs, size_t ba
 
 			RXE_ASSERT(comp[k].op == op, "completion op %d, expected %d", comp[k].op, op);
 			RXE_ASSERT(i < NSIZES, "unknown token %llu", (unsigned long long)comp[k].token);
+			/* receives complete in posting order, large ones read at once */
+			RXE_ASSERT(op != ZC_OP_RECV || i == (size_t)(done + k), "receive %zu completed as number %d", i,
+				   done + k);
 			CHECK_RC(comp[k].status, "zero-copy completion");
 			RXE_ASSERT(comp[k].len == sizes[i], "token %zu moved %zu bytes, expected %zu", i, comp[k].len,
 				   sizes[i]);
