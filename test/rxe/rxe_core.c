@@ -19,6 +19,10 @@
  *                               the buffer completes with the error and its
  *                               cache entry is released (deregistered when
  *                               invalidated)
+ *   rxe_core recvzc_order       six posted buffers take six messages sent at
+ *                               once (rendezvous read together, eager ones,
+ *                               one too long for its buffer): completions in
+ *                               posting order, each byte-verified
  */
 #include <errno.h>
 #include <pthread.h>
@@ -335,6 +339,75 @@ static void test_read_postfail(void)
 	printf("read_postfail: the buffer completed with -ENOMEM and its registration was released\n");
 }
 
+/* ---- recvzc_order ---- */
+
+#define N_ORDER 6
+/* message length, posted buffer length: eager and rendezvous mixed, the
+ * third too long for its buffer (discarded with -EMSGSIZE) */
+static const size_t order_msg[N_ORDER] = {MiB, 100, 65539, 200000, 1, MiB + 1};
+static const size_t order_buf[N_ORDER] = {MiB + 8, 4096, 4096, MiB, 64, 2 * MiB};
+
+static void *order_sender(void *arg)
+{
+	struct pair *p = arg;
+	uint8_t *bufs[N_ORDER];
+	struct zc_completion comp;
+	int i;
+
+	/* all at once: the receiver has every rendezvous to read together */
+	for (i = 0; i < N_ORDER; i++) {
+		bufs[i] = malloc(order_msg[i]);
+		RXE_ASSERT(bufs[i], "out of memory");
+		rxe_fill(bufs[i], order_msg[i], 50 + (uint32_t)i);
+		CHECK_RC(zc_send_zc(p->s, bufs[i], order_msg[i], NULL, (uint64_t)i), "zc_send_zc");
+	}
+	for (i = 0; i < N_ORDER; i++) {
+		comp = reap(p->sctx);
+		CHECK_RC(comp.status, "zero-copy send");
+	}
+	for (i = 0; i < N_ORDER; i++) {
+		zc_mr_invalidate(p->sctx, bufs[i], order_msg[i]);
+		free(bufs[i]);
+	}
+	return NULL;
+}
+
+static void test_recvzc_order(void)
+{
+	struct pair p = {0};
+	uint8_t *bufs[N_ORDER];
+	struct zc_completion comp;
+	pthread_t t;
+	int i;
+
+	pair_open(&p, 5);
+	for (i = 0; i < N_ORDER; i++) {
+		/* odd addresses: the READs land unaligned */
+		bufs[i] = (uint8_t *)malloc(order_buf[i] + 1) + 1;
+		RXE_ASSERT(bufs[i] != (uint8_t *)1, "out of memory");
+		CHECK_RC(zc_recv_zc(p.c, bufs[i], order_buf[i], NULL, (uint64_t)i), "zc_recv_zc");
+	}
+	RXE_ASSERT(!pthread_create(&t, NULL, order_sender, &p), "pthread_create");
+	for (i = 0; i < N_ORDER; i++) {
+		int want = order_msg[i] > order_buf[i] ? -EMSGSIZE : 0;
+		long bad;
+
+		comp = reap(p.cctx);
+		RXE_ASSERT(comp.op == ZC_OP_RECV && comp.token == (uint64_t)i,
+			   "completion %d: op %d token %llu (receives must complete in posting order)", i, comp.op,
+			   (unsigned long long)comp.token);
+		RXE_ASSERT(comp.status == want && comp.len == order_msg[i], "buffer %d: status %d len %zu, want %d %zu",
+			   i, comp.status, comp.len, want, order_msg[i]);
+		bad = want ? -1 : rxe_check(bufs[i], order_msg[i], 50 + (uint32_t)i);
+		RXE_ASSERT(bad < 0, "buffer %d: bytes differ at %ld", i, bad);
+	}
+	pthread_join(t, NULL);
+	pair_close(&p);
+	for (i = 0; i < N_ORDER; i++)
+		free(bufs[i] - 1);
+	printf("recvzc_order: %d messages, rendezvous and eager mixed, completed in order and verified\n", N_ORDER);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -346,6 +419,7 @@ int main(int argc, char **argv)
 		{"close_completions", test_close_completions},
 		{"recvzc_readonly", test_recvzc_readonly},
 		{"read_postfail", test_read_postfail},
+		{"recvzc_order", test_recvzc_order},
 	};
 	size_t i;
 
@@ -356,6 +430,7 @@ int main(int argc, char **argv)
 			printf("PASS rxe_core %s\n", argv[1]);
 			return 0;
 		}
-	fprintf(stderr, "usage: rxe_core mr_readonly|read_room|close_completions|recvzc_readonly|read_postfail\n");
+	fprintf(stderr, "usage: rxe_core mr_readonly|read_room|close_completions|recvzc_readonly|read_postfail|\n"
+			"recvzc_order\n");
 	return 2;
 }
