@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,35 +100,88 @@ static bool expired(int64_t deadline)
 	return deadline >= 0 && now_ms() >= deadline;
 }
 
+/*
+ * Signals. A kernel wait returns EINTR when a handler runs during it. A
+ * wait here spins and sleeps in slices with work in between, and a handler
+ * that ran in between went unnoticed while the wait slept on (a signalled
+ * nginx never left epoll_wait). So a wait that may block keeps signals
+ * blocked from its start, except inside its kernel waits, which take the
+ * mask it began with (or the caller's, for ppoll/pselect/epoll_pwait): a
+ * signal then interrupts the first kernel wait after it came, or, if the
+ * call returns first, is delivered as it returns, as right after a kernel
+ * wait. The price is two system calls per call that may block.
+ */
+struct sig_hold {
+	bool held;
+	sigset_t old;
+};
+
+static void hold_signals(struct sig_hold *h, int timeout_ms)
+{
+	sigset_t all;
+
+	if (timeout_ms == 0)
+		return;
+	sigfillset(&all);
+	h->held = pthread_sigmask(SIG_BLOCK, &all, &h->old) == 0;
+}
+
+/* The mask for a kernel wait: the caller's, else the one the wait began with. */
+static const sigset_t *sleep_mask(const struct sig_hold *h, const sigset_t *mask)
+{
+	return mask || !h->held ? mask : &h->old;
+}
+
+/* pthread_sigmask returns its error, so errno is kept for the caller. */
+static void restore_signals(struct sig_hold *h)
+{
+	if (h->held)
+		pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+	h->held = false;
+}
+
 int zp_block(struct zp_sock *s, bool (*cond)(struct zp_sock *), int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	struct spin sp = {0};
+	struct sig_hold sh = {0};
+	int rc;
 
+	hold_signals(&sh, timeout_ms);
 	for (;;) {
 		struct pollfd p[ZP_MAX_CTXFD];
 		int fds[ZP_MAX_CTXFD], n, r, ms;
 
 		zp_progress();
-		if (cond(s))
-			return 0;
+		if (cond(s)) {
+			rc = 0;
+			break;
+		}
 		if (spinning(&sp))
 			continue;
-		if (expired(deadline))
-			return -ETIMEDOUT;
+		if (expired(deadline)) {
+			rc = -ETIMEDOUT;
+			break;
+		}
 		zp_progress_before_sleep();
-		if (cond(s))
-			return 0;
+		if (cond(s)) {
+			rc = 0;
+			break;
+		}
 		ms = slice(0, deadline);
 		n = zp_ctx_fds(fds, ZP_MAX_CTXFD);
 		for (int i = 0; i < n; i++)
 			p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 		zp_unlock();
-		r = zp_real.ppoll(p, (nfds_t)n, &(struct timespec){0, ms * 1000000L}, NULL);
+		r = zp_real.ppoll(p, (nfds_t)n, &(struct timespec){0, ms * 1000000L}, sleep_mask(&sh, NULL));
 		zp_lock();
-		if (r < 0 && errno == EINTR)
-			return -EINTR;
+		if (r < 0 && errno == EINTR) {
+			rc = -EINTR;
+			break;
+		}
 	}
+	restore_signals(&sh);
+	return rc;
 }
 
 /* What a wait does after a look that found ready things: -1 look again at
@@ -175,6 +229,7 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 	short *zr = malloc((n ? n : 1) * sizeof(*zr));
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	struct spin sp = {0};
+	struct sig_hold sh = {0};
 	int count = -1;
 
 	if (!k || !zr) {
@@ -182,6 +237,7 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		free(zr);
 		return zp_fail(ENOMEM);
 	}
+	hold_signals(&sh, timeout_ms);
 	for (;;) {
 		int ctxfd[ZP_MAX_CTXFD], nc, ms, r;
 
@@ -197,7 +253,8 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		for (int i = 0; i < nc; i++)
 			k[n + i] = (struct pollfd){.fd = ctxfd[i], .events = POLLIN};
 		zp_unlock();
-		r = zp_real.ppoll(k, n + (nfds_t)nc, &(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, mask);
+		r = zp_real.ppoll(k, n + (nfds_t)nc, &(struct timespec){ms / 1000, (ms % 1000) * 1000000L},
+				  sleep_mask(&sh, mask));
 		if (r < 0)
 			break;
 		count = 0;
@@ -208,6 +265,7 @@ int zp_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask)
 		if (count || expired(deadline))
 			break;
 	}
+	restore_signals(&sh);
 	free(k);
 	free(zr);
 	return count;
@@ -422,7 +480,9 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	struct spin sp = {0};
+	struct sig_hold sh = {0};
 	struct zp_epset *e;
+	int ret;
 
 	if (!zp_any_tracked())
 		return zp_real.epoll_pwait(epfd, evs, max, timeout_ms, mask);
@@ -431,6 +491,7 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 	zp_unlock();
 	if (!e || max <= 0)
 		return zp_real.epoll_pwait(epfd, evs, max, timeout_ms, mask);
+	hold_signals(&sh, timeout_ms);
 	for (;;) {
 		int k, n, m, ms;
 
@@ -438,6 +499,7 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 		zp_progress();
 		if (!(e = set_find(epfd))) {
 			zp_unlock();
+			restore_signals(&sh);
 			return zp_real.epoll_pwait(epfd, evs, max, timeout_ms, mask);
 		}
 		sync_set(e);
@@ -449,16 +511,22 @@ int zp_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms, co
 		if (ms > 0 && (k = epoll_scan(e, evs, max)))
 			ms = 0;
 		zp_unlock();
-		n = zp_real.epoll_pwait(epfd, evs + k, max - k, ms, mask);
-		if (n < 0)
-			return k ? k : -1;
+		n = zp_real.epoll_pwait(epfd, evs + k, max - k, ms, sleep_mask(&sh, mask));
+		if (n < 0) {
+			ret = k ? k : -1;
+			break;
+		}
 		m = k;
 		for (int i = k; i < k + n; i++)
 			if (evs[i].data.u64 != ZP_MARK)
 				evs[m++] = evs[i];
-		if (m || expired(deadline))
-			return m;
+		if (m || expired(deadline)) {
+			ret = m;
+			break;
+		}
 	}
+	restore_signals(&sh);
+	return ret;
 }
 
 void zp_epoll_forget(struct zp_sock *s)
