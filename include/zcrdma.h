@@ -289,6 +289,10 @@ struct zc_stats {
 	 * carried them (each one a doorbell: a system call on rxe), receive
 	 * work requests posted, and completions reaped. */
 	uint64_t send_wrs, send_posts, recv_wrs, completions;
+	/* One-hop rendezvous: messages this side wrote straight into a buffer
+	 * the peer posted (they are not in rndv_msgs), and the buffers it
+	 * posted that it advertised for such writes. */
+	uint64_t put_msgs, adv_msgs;
 };
 
 /* zc_ctx_stats - read the counters. Returns 0 or -EINVAL. */
@@ -755,9 +759,15 @@ ZC_API int zc_send_zc(struct zc_conn *conn, const void *buf, size_t len, struct 
  * Incoming messages fill posted buffers in posting order (before zc_recv()
  * and zc_msg_recv() see them), and the buffers' ZC_OP_RECV completions come
  * in that order too. Large messages are RDMA-read directly into the buffer,
- * several at once when several buffers are posted. A message longer than
- * len completes with -EMSGSIZE and is discarded. The buffer belongs to the library until its ZC_OP_RECV
- * completion is reaped.
+ * several at once when several buffers are posted. A buffer inside a
+ * region from zc_mr_reg() (mr given) whose message has not arrived yet is
+ * offered to the peer instead: the sender RDMA-writes its next message
+ * straight into it if it fits, in one hop with no read round trip, through
+ * a memory window with remote write over exactly [buf, buf+len) that the
+ * sender's notice invalidates (or that is revoked when the message comes
+ * another way), always before the completion. A message longer than len
+ * completes with -EMSGSIZE and is discarded. The buffer belongs to the
+ * library until its ZC_OP_RECV completion is reaped.
  *
  * Returns 0, or -ENOSPC (too many posted), -EINVAL, -ENOTCONN.
  */
@@ -972,7 +982,8 @@ ZC_API int zc_mr_invalidate(struct zc_ctx *ctx, const void *addr, size_t len);
  *   the library (waiting for credits or, on rxe, for an idle send queue)
  *   is registered only when it goes out, so it carries what is mapped at
  *   that address then; likewise a zc_recv_zc() buffer is registered when a
- *   message arrives for it. Unmapping a buffer lent to the library breaks
+ *   message arrives for it (which is why only buffers in a zc_mr are
+ *   offered to the peer ahead of their message). Unmapping a buffer lent to the library breaks
  *   BUFFER OWNERSHIP; this only defines what happens.
  *
  *   Not covered: system calls made without libc (raw syscall(2), inline

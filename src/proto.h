@@ -12,7 +12,9 @@
 #include "wire.h"
 
 /* Where a message that arrived waits for the application. */
-enum zc__item_kind { ZC_ITEM_EAGER = 1, ZC_ITEM_RTS, ZC_ITEM_CLOSE };
+/* PUT: the message was written into the posted buffer it was advertised
+ * for (checked on arrival), which only that buffer's turn completes. */
+enum zc__item_kind { ZC_ITEM_EAGER = 1, ZC_ITEM_RTS, ZC_ITEM_CLOSE, ZC_ITEM_PUT };
 
 /*
  * The RDMA READ round that pulls [off, off + want) of an RTS into dst:
@@ -51,12 +53,27 @@ struct zc__item {
 	int status;
 };
 
+/* Whether a posted buffer was offered to the peer for a one-hop write:
+ * not decided yet, not offered, offered (its window is bound), written
+ * (the peer's PUT invalidated the window). */
+enum zc__adv_state { ZC_ADV_UNDECIDED = 0, ZC_ADV_NONE, ZC_ADV_SENT, ZC_ADV_WRITTEN };
+
 /* A buffer posted by zc_recv_zc(). */
 struct zc__posted {
 	void *buf;
 	size_t len;
 	struct zc_mr *mr;
 	uint64_t token;
+	/* its ADV: the peer's data message it takes, and the window */
+	uint8_t adv;
+	uint32_t seq, rkey;
+	struct ibv_mw *mw;
+};
+
+/* An ADV from the peer: where its buffer for our data message seq is. */
+struct zc__adv {
+	uint32_t seq, rkey;
+	uint64_t addr, len;
 };
 
 /* A zero-copy send waiting for a credit or send-queue room. */
@@ -76,6 +93,7 @@ struct zc__rndv {
 	uint8_t owner;
 	uint16_t gen;
 	bool done;
+	bool put;                       /* written into an ADV's buffer: done when the PUT completes */
 	int status;
 	uint64_t token;
 	uint64_t len;
@@ -130,6 +148,16 @@ struct zc__ep {
 	uint32_t zq_head, zq_count, zq_cap, zq_max;
 	struct zc__fin *fin_queue; /* FINs waiting for send-queue room */
 	uint32_t fin_head, fin_count;
+	/* One-hop rendezvous (docs/protocol.md 3.3). As the receiver: the
+	 * first posted_adv posted buffers were considered for an ADV, and
+	 * windows the peer's PUTs invalidated are kept for the next. As the
+	 * sender: the peer's ADVs, in order, the last seq seen. */
+	uint32_t posted_adv;
+	struct ibv_mw **mw_spare;
+	uint32_t n_mw_spare;
+	struct zc__adv *advs;
+	uint32_t adv_head, adv_count, adv_cap, adv_max, adv_last;
+	bool adv_seen;
 };
 
 /* xfer.c: set-up and teardown */

@@ -61,18 +61,23 @@ int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct z
 	case ZC_MSG_EAGER:
 		return proto("an eager message with a header (it travels with immediate data)", byte_len);
 	case ZC_MSG_RTS:
+	case ZC_MSG_ADV:
 		if (byte_len != ZC_RTS_SIZE || h->len != 0)
-			return proto("rendezvous request of the wrong size", byte_len);
+			return proto("buffer descriptor message of the wrong size", byte_len);
 		r->addr = get64(p + ZC_HDR_SIZE);
 		r->len = get64(p + ZC_HDR_SIZE + 8);
 		r->rkey = get32(p + ZC_HDR_SIZE + 16);
 		r->flags = get32(p + ZC_HDR_SIZE + 20);
-		if (r->flags & ~ZC_RTS_F_INV)
-			return proto("unknown rendezvous flags", r->flags);
+		if (r->flags & ~(h->type == ZC_MSG_RTS ? ZC_RTS_F_INV : 0))
+			return proto("unknown buffer descriptor flags", r->flags);
 		if (r->len == 0 || r->len > ZC_RNDV_MAX_LEN)
-			return proto("rendezvous length out of range", r->len);
+			return proto("buffer length out of range", r->len);
 		if (r->addr + r->len < r->addr)
-			return proto("rendezvous range wraps around", r->addr);
+			return proto("buffer range wraps around", r->addr);
+		return 0;
+	case ZC_MSG_PUT:
+		if (byte_len != ZC_HDR_SIZE || h->len == 0)
+			return proto("written-message notice of the wrong size or length", h->len);
 		return 0;
 	case ZC_MSG_FIN:
 	case ZC_MSG_CREDIT:

@@ -16,8 +16,11 @@
  *   ack      cumulative count of data messages of the peer the sender of this
  *            header has consumed; ack + window is the peer's credit edge
  *            (credit.h), which never moves back
- *   len      0 (an EAGER's length is the bytes received, see below)
- *   id       RTS/FIN: rendezvous identifier chosen by the data's sender
+ *   len      PUT: the bytes written; 0 otherwise (an EAGER's length is the
+ *            bytes received, see below)
+ *   id       RTS/FIN: rendezvous identifier chosen by the data's sender;
+ *            ADV/PUT: the sequence number (data messages sent before it) of
+ *            the data message the advertised buffer takes
  *
  * An EAGER has no header: its payload is the whole message, sent with
  * SEND_WITH_IMM, and the header fields it needs travel in the 32-bit
@@ -31,7 +34,10 @@
  *
  * An RTS carries a 24-byte body after the header: u64 addr, u64 len,
  * u32 rkey, u32 flags (ZC_RTS_F_INV: the rkey is a memory window the FIN
- * must invalidate with SEND_WITH_INV).
+ * must invalidate with SEND_WITH_INV). An ADV carries the same body for a
+ * buffer the receiver posted (flags 0; the rkey is a window with remote
+ * write that the PUT invalidates). A PUT (header only) follows the RDMA
+ * WRITE of the message into that buffer.
  *
  * Decoding is pure: every field is checked before anything uses it.
  */
@@ -43,7 +49,7 @@
 
 #include "zcrdma.h"
 
-#define ZC_WIRE_VERSION 4
+#define ZC_WIRE_VERSION 5
 #define ZC_HDR_SIZE 16
 #define ZC_RTS_BODY_SIZE 24
 #define ZC_RTS_SIZE (ZC_HDR_SIZE + ZC_RTS_BODY_SIZE)
@@ -58,6 +64,8 @@ enum zc__msg_type {
 	ZC_MSG_CLOSE = 5,  /* control: orderly close, no more data follows */
 	ZC_MSG_SHUTDOWN = 6, /* control: half-close, no more data follows; the sender keeps receiving.
 	                      * Sent instead of CLOSE: a side sends one of the two, once */
+	ZC_MSG_ADV = 7,    /* data: a posted receive buffer, body = zc__rts (uses a credit) */
+	ZC_MSG_PUT = 8,    /* data: a message was written into an ADV's buffer; SEND_WITH_INV (uses a credit) */
 };
 
 struct zc__hdr {
@@ -81,7 +89,7 @@ struct zc__rts {
 /* Whether a message type consumes one of the peer's data credits. */
 static inline int zc__msg_is_data(uint8_t type)
 {
-	return type == ZC_MSG_EAGER || type == ZC_MSG_RTS;
+	return type == ZC_MSG_EAGER || type == ZC_MSG_RTS || type == ZC_MSG_ADV || type == ZC_MSG_PUT;
 }
 
 void zc__hdr_encode(void *buf, const struct zc__hdr *h);
@@ -91,7 +99,7 @@ void zc__rts_encode(void *buf, const struct zc__rts *r);
  * Decodes and validates a received message of byte_len bytes that came
  * without immediate data (so never an EAGER). Returns 0, or
  * -ZC_EVERSION / -ZC_EPEERPROTO (with zc_last_error() naming the field).
- * On success *h is filled, and for RTS *r too.
+ * On success *h is filled, and for RTS and ADV *r too.
  */
 int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct zc__rts *r);
 

@@ -62,6 +62,8 @@ int zc__send_ctl(struct zc__ep *e, uint8_t type, uint32_t id, uint32_t inv_rkey,
 
 static void zq_drain(struct zc__ep *e);
 static void reads_progress(struct zc__ep *e);
+static void adv_flush(struct zc__ep *e);
+static int ring_grow(void **arr, uint32_t *head, uint32_t count, uint32_t *cap, uint32_t max, size_t elem);
 
 /* A data message's slot is free again: repost it and owe the peer a credit. */
 static void release_slot(struct zc__ep *e, uint32_t slot)
@@ -84,6 +86,7 @@ void zc__flush_ctl(struct zc__ep *e)
 		release_slot(e, f.slot);
 		zc__send_ctl(e, ZC_MSG_FIN, f.id, f.rkey, false);
 	}
+	adv_flush(e); /* an ADV returns credits too */
 	if (zc__credit_update_due(&e->cr) && zc__sreq_avail(&e->qp, 1))
 		zc__send_ctl(e, ZC_MSG_CREDIT, 0, 0, false);
 	/* Room may have freed for READs waiting for it. */
@@ -150,6 +153,8 @@ static int free_rndv(struct zc__ep *e)
 	return -1;
 }
 
+static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status);
+
 static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
 {
 	zc__entry_put(e->ctx, r->entry);
@@ -157,6 +162,114 @@ static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
 	if (r->fallback_mr)
 		zc__dereg_mr(e->ctx, r->fallback_mr);
 	r->fallback_mr = NULL;
+}
+
+/* Drops the peer's ADVs for data messages already sent: they lost the
+ * race to the message, which went another way. */
+static void adv_drop_stale(struct zc__ep *e)
+{
+	while (e->adv_count && (int32_t)(e->advs[e->adv_head].seq - e->cr.sent) < 0) {
+		e->adv_head = (e->adv_head + 1) % e->adv_cap;
+		e->adv_count--;
+	}
+}
+
+/* The peer posted a buffer for our data message h->id (ADV). It is kept,
+ * in order, until that message goes. */
+static int adv_store(struct zc__ep *e, const struct zc__hdr *h, const struct zc__rts *b)
+{
+	int rc;
+
+	if (e->adv_seen && (int32_t)(h->id - e->adv_last) <= 0)
+		return zc__err(-ZC_EPEERPROTO, "peer advertised buffers out of order (message %u after %u)", h->id,
+			       e->adv_last);
+	e->adv_seen = true;
+	e->adv_last = h->id;
+	adv_drop_stale(e);
+	if ((int32_t)(h->id - e->cr.sent) < 0)
+		return 0;
+	if (e->adv_count == e->adv_cap &&
+	    (rc = ring_grow((void **)&e->advs, &e->adv_head, e->adv_count, &e->adv_cap, e->adv_max, sizeof(*e->advs))))
+		return rc == -ENOSPC ? zc__err(-ZC_EPEERPROTO, "peer advertised more buffers than it may post (%u)",
+					       e->adv_max)
+				     : zc__err(rc, "out of memory for the peer's buffer advertisements");
+	e->advs[(e->adv_head + e->adv_count++) % e->adv_cap] =
+		(struct zc__adv){.seq = h->id, .rkey = b->rkey, .addr = b->addr, .len = b->len};
+	return 0;
+}
+
+/* The peer's buffer for our next data message, if it takes len bytes in
+ * one WRITE. */
+static const struct zc__adv *adv_for(struct zc__ep *e, size_t len)
+{
+	const struct zc__adv *a;
+
+	adv_drop_stale(e);
+	if (!e->adv_count)
+		return NULL;
+	a = &e->advs[e->adv_head];
+	return a->seq == e->cr.sent && len <= a->len && len <= e->ctx->caps.max_msg_size ? a : NULL;
+}
+
+static void put_done(struct zc__qp *q, struct zc__sreq *s, int status)
+{
+	struct zc__ep *e = zc__container_of(q, struct zc__ep, qp);
+	struct zc__rndv *r = s->arg;
+
+	/* A failed connection may have finished it already (rndv_fail_all). */
+	if (r->owner != ZC_RNDV_FREE && !r->done && r->gen == (uint16_t)s->len)
+		rndv_finish(e, r, status);
+}
+
+/* One hop: writes buf into the peer's advertised buffer, then a PUT that
+ * invalidates the buffer's window, both with one doorbell. The PUT's
+ * completion says the bytes are placed: the send is over. */
+static int send_put(struct zc__ep *e, const struct zc__adv *a, const void *buf, size_t len, struct zc_mr *mr,
+		    uint8_t owner, uint64_t token, uint32_t *out)
+{
+	struct ibv_sge sge = {.addr = (uintptr_t)buf, .length = (uint32_t)len};
+	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_RDMA_WRITE,
+				 .wr.rdma = {.remote_addr = a->addr, .rkey = a->rkey}};
+	uint32_t seq = a->seq, rkey = a->rkey;
+	uint8_t hdr[ZC_HDR_SIZE];
+	struct zc__rndv *r;
+	int ri, rw, rs, rc;
+
+	if (!zc__credit_avail(&e->cr) || !zc__sreq_avail(&e->qp, 2) || (ri = free_rndv(e)) < 0)
+		return -EAGAIN;
+	r = &e->rndv[ri];
+	if ((rc = zc__lkey_for(e->ctx, buf, len, mr, false, &sge.lkey, &r->entry)))
+		return rc;
+	rw = zc__sreq_get(&e->qp);
+	rs = zc__sreq_get(&e->qp);
+	r->gen++;
+	/* take_credit moves cr.sent past seq: a is stale from here */
+	if (rw < 0 || rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, hdr, ZC_MSG_PUT, (uint32_t)len, seq))) {
+		if (rs >= 0)
+			zc__sreq_put(&e->qp, (uint32_t)rs);
+		if (rw >= 0)
+			zc__sreq_put(&e->qp, (uint32_t)rw);
+		rndv_release(e, r);
+		return rc ? rc : -EAGAIN;
+	}
+	wr.wr_id = (uintptr_t)&e->qp.sreq[rw].wr;
+	e->qp.sreq[rw].quiet = true;
+	e->qp.sreq[rs].done = put_done;
+	e->qp.sreq[rs].arg = r;
+	e->qp.sreq[rs].len = r->gen;
+	r->owner = owner;
+	r->put = true;
+	r->done = false;
+	r->status = 0;
+	r->token = token;
+	r->len = len;
+	r->rkey = 0;
+	e->ctx->stats.put_msgs++;
+	*out = (uint32_t)ri;
+	rc = zc__qp_send(&e->qp, &wr, rs, hdr, ZC_HDR_SIZE, NULL, 0, IBV_WR_SEND_WITH_INV, rkey);
+	if (!rc && owner == ZC_RNDV_COPY)
+		r->copy = (void *)buf;
+	return rc;
 }
 
 /* Exposes buf to the peer for one RDMA READ and sends it the RTS. The
@@ -173,8 +286,11 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	struct zc__rndv *r;
 	struct ibv_mr *local = NULL;
 	uint8_t msg[ZC_RTS_SIZE];
+	const struct zc__adv *a = adv_for(e, len);
 	int ri, rs, rb = -1, rc, access = 0;
 
+	if (a)
+		return send_put(e, a, buf, len, mr, owner, token, out);
 	if (!zc__credit_avail(&e->cr) || !zc__sreq_avail(&e->qp, 2) || (ri = free_rndv(e)) < 0 ||
 	    (window && ctx->bind_needs_idle_sq && !zc__qp_sq_idle(&e->qp)))
 		return -EAGAIN;
@@ -235,6 +351,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 		return rc;
 	}
 	r->owner = owner;
+	r->put = false;
 	r->done = false;
 	r->status = 0;
 	r->token = token;
@@ -265,7 +382,7 @@ static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status)
 	/* Without the peer's invalidating FIN the window is still bound, and
 	 * rxe refuses to deregister a region under a bound window: revoke it
 	 * by deallocating it (a new one is allocated when needed). */
-	if (status && r->mw) {
+	if (status && r->mw && !r->put) {
 		zc__dealloc_mw(e->ctx, r->mw);
 		r->mw = NULL;
 	}
@@ -297,7 +414,7 @@ static int on_fin(struct zc__ep *e, const struct zc__hdr *h, const struct ibv_wc
 	uint32_t idx = h->id & 0xffff;
 	struct zc__rndv *r = idx < e->n_rndv ? &e->rndv[idx] : NULL;
 
-	if (!r || r->owner == ZC_RNDV_FREE || r->done || r->gen != (uint16_t)(h->id >> 16))
+	if (!r || r->owner == ZC_RNDV_FREE || r->done || r->put || r->gen != (uint16_t)(h->id >> 16))
 		return zc__err(-ZC_EPEERPROTO, "peer finished rendezvous %#x, which is not outstanding", h->id);
 	if (r->mw) {
 		/* rxe reports the invalidation as wc_flags bit 0x4 rather than
@@ -367,6 +484,31 @@ static void fin_behind_reads(struct zc__ep *e, struct zc__item *it)
 	zc__send_ctl(e, ZC_MSG_FIN, it->id, it->inv ? it->rkey : 0, true);
 }
 
+/* The posted buffer that the next arriving data message takes. */
+static struct zc__posted *posted_next(struct zc__ep *e)
+{
+	uint32_t k = e->item_count;
+
+	return k < e->posted_count ? &e->posted[(e->posted_head + k) % e->posted_cap] : NULL;
+}
+
+/* A PUT: the peer wrote its data message h->id into the buffer advertised
+ * for it and invalidated the buffer's window. Checked here, so its item
+ * only has to complete that buffer when its turn comes. */
+static int put_arrived(struct zc__ep *e, const struct zc__hdr *h, const struct ibv_wc *wc)
+{
+	struct zc__posted *p = posted_next(e);
+
+	if (!p || p->adv != ZC_ADV_SENT || p->seq != h->id || h->id != e->cr.recvd - 1)
+		return zc__err(-ZC_EPEERPROTO, "peer wrote its message %u into no buffer advertised for it", h->id);
+	if (h->len > p->len)
+		return zc__err(-ZC_EPEERPROTO, "peer wrote %u bytes into a buffer of %zu", h->len, p->len);
+	if (!(wc->wc_flags & e->ctx->wc_inv_flags) || wc->invalidated_rkey != p->rkey)
+		return zc__err(-ZC_EPEERPROTO, "peer's PUT did not invalidate the window it was given");
+	p->adv = ZC_ADV_WRITTEN;
+	return 0;
+}
+
 static int push_item(struct zc__ep *e, const struct zc__item *src)
 {
 	if (e->item_count == e->items_cap)
@@ -411,6 +553,21 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		it.raddr = rts.addr;
 		it.rkey = rts.rkey;
 		it.inv = rts.flags & ZC_RTS_F_INV;
+		it.id = h.id;
+		rc = push_item(e, &it);
+		break;
+	case ZC_MSG_ADV:
+		/* consumed at once: its credit goes back with our next header */
+		rc = adv_store(e, &h, &rts);
+		release_slot(e, slot);
+		break;
+	case ZC_MSG_PUT:
+		if ((rc = put_arrived(e, &h, wc))) {
+			zc__qp_post_recv(&e->qp, slot);
+			break;
+		}
+		it.kind = ZC_ITEM_PUT;
+		it.len = h.len;
 		it.id = h.id;
 		rc = push_item(e, &it);
 		break;
@@ -472,13 +629,122 @@ static void post_reads(struct zc__ep *e, struct zc__item *it)
 	fin_behind_reads(e, it);
 }
 
+/* Withdraws what a posted buffer's ADV exposed, before the buffer goes
+ * back to the application: a window the PUT invalidated is kept for the
+ * next ADV; one still bound (the message came another way, or the
+ * connection failed) is revoked by deallocating it. */
+static void posted_unexpose(struct zc__ep *e, struct zc__posted *p)
+{
+	if (p->mw) {
+		if (p->adv == ZC_ADV_WRITTEN)
+			e->mw_spare[e->n_mw_spare++] = p->mw;
+		else
+			zc__dealloc_mw(e->ctx, p->mw);
+		p->mw = NULL;
+	}
+}
+
 static void complete_posted(struct zc__ep *e, int status, size_t len)
 {
 	struct zc__posted *p = &e->posted[e->posted_head];
 
+	posted_unexpose(e, p);
 	zc__ctx_complete(e->ctx, e->conn, p->token, ZC_OP_RECV, status, len);
 	e->posted_head = (e->posted_head + 1) % e->posted_cap;
 	e->posted_count--;
+	if (e->posted_adv)
+		e->posted_adv--;
+}
+
+/* Binds a window with remote write over exactly the posted buffer p and
+ * sends the ADV naming the peer's data message seq, with one doorbell
+ * (the bind unsignaled, as an RTS's). 1: sent; 0: p cannot carry a window
+ * (it takes its message the usual way); or the QP's failure. */
+static int adv_post(struct zc__ep *e, struct zc__posted *p, uint32_t seq)
+{
+	struct zc_ctx *ctx = e->ctx;
+	struct zc__rts body = {.addr = (uintptr_t)p->buf, .len = p->len};
+	struct zc__rcache_entry *none; /* p->mr is given */
+	struct ibv_send_wr bind;
+	struct ibv_mr *local = NULL;
+	uint8_t msg[ZC_RTS_SIZE];
+	int rb, rs, rc, access = 0;
+
+	rc = zc__reg_for(ctx, p->buf, p->len, p->mr, true, &local, &access, &none);
+	if (rc || !(access & IBV_ACCESS_MW_BIND) ||
+	    !(p->mw = e->n_mw_spare ? e->mw_spare[--e->n_mw_spare] : ibv_alloc_mw(ctx->pd, IBV_MW_TYPE_2))) {
+		posted_unexpose(e, p);
+		return 0;
+	}
+	rb = zc__sreq_get(&e->qp);
+	rs = zc__sreq_get(&e->qp);
+	if (rb < 0 || rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, msg, ZC_MSG_ADV, 0, seq))) {
+		if (rs >= 0)
+			zc__sreq_put(&e->qp, (uint32_t)rs);
+		if (rb >= 0)
+			zc__sreq_put(&e->qp, (uint32_t)rb);
+		posted_unexpose(e, p);
+		return rc ? rc : -EAGAIN;
+	}
+	p->rkey = body.rkey = ibv_inc_rkey(p->mw->rkey);
+	p->seq = seq;
+	p->adv = ZC_ADV_SENT;
+	bind = (struct ibv_send_wr){
+		.wr_id = (uintptr_t)&e->qp.sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
+		.bind_mw = {.mw = p->mw, .rkey = p->rkey,
+			    .bind_info = {.mr = local, .addr = (uintptr_t)p->buf, .length = p->len,
+					  .mw_access_flags = IBV_ACCESS_REMOTE_WRITE}},
+	};
+	e->qp.sreq[rb].quiet = true;
+	e->qp.sreq[rs].quiet = !ctx->bind_needs_idle_sq; /* as an RTS's */
+	zc__rts_encode(msg + ZC_HDR_SIZE, &body);
+	if ((rc = zc__qp_send(&e->qp, &bind, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0)))
+		return rc;
+	p->mw->rkey = p->rkey;
+	ctx->stats.mw_binds++;
+	ctx->stats.adv_msgs++;
+	return 1;
+}
+
+/* Whether posted buffer p, the k-th, is worth an ADV: its message has not
+ * arrived, no eager message fills it, windows are allowed, and data may
+ * still flow both ways (an ADV is a data message of ours). Only a buffer
+ * in a zc_mr: a cache registration made now would pin the pages mapped
+ * now, and the header promises that a buffer without one is registered
+ * when its message arrives (so a remapped buffer gets the new pages). */
+static bool adv_wanted(const struct zc__ep *e, const struct zc__posted *p, uint32_t k)
+{
+	return p->mr && e->ctx->caps.mw_type2 && !e->mr_fallback && p->len > e->eager_max && k >= e->item_count &&
+	       !e->close_sent && !e->close_received && !e->shut_received;
+}
+
+/* Offers the posted buffers whose messages have not arrived to the peer
+ * for a one-hop write, in posting order (docs/protocol.md 3.3). The k-th
+ * posted buffer takes the k-th item, so its message is the peer's data
+ * message recvd + (k - item_count). A shortage of credits or send
+ * requests, or (rxe) a busy send queue, waits for the next flush. */
+static void adv_flush(struct zc__ep *e)
+{
+	while (e->posted_adv < e->posted_count && !e->qp.dead) {
+		uint32_t k = e->posted_adv;
+		struct zc__posted *p = &e->posted[(e->posted_head + k) % e->posted_cap];
+		int rc;
+
+		if (!adv_wanted(e, p, k)) {
+			p->adv = ZC_ADV_NONE;
+			e->posted_adv++;
+			continue;
+		}
+		if (!zc__credit_avail(&e->cr) || !zc__sreq_avail(&e->qp, 2) ||
+		    (e->ctx->bind_needs_idle_sq && !zc__qp_sq_idle(&e->qp)))
+			return;
+		rc = adv_post(e, p, e->cr.recvd + (k - e->item_count));
+		if (rc < 0)
+			return; /* the QP failed, or no send request after all */
+		if (!rc)
+			p->adv = ZC_ADV_NONE;
+		e->posted_adv++;
+	}
 }
 
 void zc__read_advance(struct zc__ep *e, struct zc__item *it)
@@ -621,6 +887,13 @@ static void rounds_match(struct zc__ep *e)
 		}
 		if (e->rounds)
 			return;
+		if (it->kind == ZC_ITEM_PUT) {
+			/* written in place, window invalidated (put_arrived) */
+			left = it->len;
+			zc__item_pop(e);
+			complete_posted(e, 0, left);
+			continue;
+		}
 		if (it->kind == ZC_ITEM_CLOSE) {
 			complete_posted(e, -EPIPE, 0);
 			continue;
@@ -814,9 +1087,12 @@ static void ep_failed(struct zc__qp *q, int err)
 		/* from the tail, so a kept head stays first */
 		struct zc__posted *p = &e->posted[(e->posted_head + e->posted_count - 1) % e->posted_cap];
 
+		posted_unexpose(e, p);
 		zc__ctx_complete(e->ctx, e->conn, p->token, ZC_OP_RECV, err, 0);
 		e->posted_count--;
 	}
+	if (e->posted_adv > e->posted_count)
+		e->posted_adv = e->posted_count;
 	while (e->zq_count) {
 		zc__ctx_complete(e->ctx, e->conn, e->zq[e->zq_head].token, ZC_OP_SEND, err, 0);
 		e->zq_head = (e->zq_head + 1) % e->zq_cap;
@@ -864,7 +1140,9 @@ int zc__ep_setup(struct zc__ep *e, struct zc_conn *conn, struct rdma_cm_id *id, 
 	e->items = calloc(e->items_cap, sizeof(*e->items));
 	e->fin_queue = calloc(e->items_cap, sizeof(*e->fin_queue));
 	e->zq_max = 4 * e->qp.depth;
-	if (!e->items || !e->fin_queue)
+	/* every posted buffer may hold a window */
+	e->mw_spare = calloc(e->posted_max, sizeof(*e->mw_spare));
+	if (!e->items || !e->fin_queue || !e->mw_spare)
 		return zc__err(-ENOMEM, "out of memory for connection state");
 	return 0;
 }
@@ -875,6 +1153,8 @@ int zc__ep_peer(struct zc__ep *e, const struct zc__priv *peer)
 	if (e->eager_max > e->eager_in)
 		e->eager_max = e->eager_in;
 	zc__credit_peer_params(&e->cr, peer->credits);
+	/* the peer posts at most that many buffers (zc__ep_setup) */
+	e->adv_max = 2 * (uint32_t)peer->credits + 2;
 	/* A rendezvous holds a credit: never more open than data in flight. */
 	e->n_rndv = e->credits;
 	e->rndv = calloc(e->n_rndv, sizeof(*e->rndv));
@@ -905,12 +1185,16 @@ void zc__ep_release(struct zc__ep *e)
 	for (i = 0; e->rndv && i < e->n_rndv; i++)
 		if (e->rndv[i].mw)
 			zc__dealloc_mw(e->ctx, e->rndv[i].mw);
+	while (e->n_mw_spare)
+		zc__dealloc_mw(e->ctx, e->mw_spare[--e->n_mw_spare]);
 	zc__qp_release(&e->qp);
 	free(e->items);
 	free(e->posted);
 	free(e->fin_queue);
 	free(e->zq);
 	free(e->rndv);
+	free(e->mw_spare);
+	free(e->advs);
 	/* As new: a retried connect sets it up again. */
 	*e = (struct zc__ep){0};
 }

@@ -71,7 +71,7 @@ static int msg_spec(const uint8_t *p, size_t n)
 
 	if (n < ZC_HDR_SIZE)
 		return -ZC_EPEERPROTO; /* M1 */
-	if (p[0] != 4)
+	if (p[0] != 5)
 		return -ZC_EVERSION; /* M2 */
 	if (le(p + 2, 2) > 4096)
 		return -ZC_EPEERPROTO; /* M3: window */
@@ -81,14 +81,17 @@ static int msg_spec(const uint8_t *p, size_t n)
 	case 1: /* EAGER: only with immediate data, M4 */
 		return -ZC_EPEERPROTO;
 	case 2: /* RTS, M5 */
+	case 7: /* ADV, M7: no flag defined */
 		if (n != 40 || len != 0)
 			return -ZC_EPEERPROTO;
 		raddr = le(p + 16, 8);
 		rlen = le(p + 24, 8);
 		rflags = le(p + 36, 4);
-		if ((rflags | 1) != 1 || rlen < 1 || rlen > (1ull << 40) || raddr > UINT64_MAX - rlen)
+		if ((rflags | (p[1] == 2)) != (p[1] == 2) || rlen < 1 || rlen > (1ull << 40) || raddr > UINT64_MAX - rlen)
 			return -ZC_EPEERPROTO;
 		return 0;
+	case 8: /* PUT, M8 */
+		return n == ZC_HDR_SIZE && len != 0 ? 0 : -ZC_EPEERPROTO;
 	case 3: /* FIN, M6 */
 		return n == ZC_HDR_SIZE && len == 0 ? 0 : -ZC_EPEERPROTO;
 	case 4: /* CREDIT */
@@ -150,34 +153,39 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 		return;
 	}
 	CHECK(h.version == ZC_WIRE_VERSION && h.window <= ZC_CREDITS_MAX);
-	CHECK(h.type > ZC_MSG_EAGER && h.type <= ZC_MSG_SHUTDOWN);
+	CHECK(h.type > ZC_MSG_EAGER && h.type <= ZC_MSG_PUT);
 	switch (h.type) {
 	case ZC_MSG_RTS:
+	case ZC_MSG_ADV:
 		CHECK(n == ZC_RTS_SIZE && h.len == 0);
 		CHECK(r.len >= 1 && r.len <= ZC_RNDV_MAX_LEN);
 		CHECK(r.addr <= UINT64_MAX - r.len); /* [addr, addr + len) does not wrap */
-		CHECK((r.flags & ~(uint32_t)ZC_RTS_F_INV) == 0);
+		CHECK((r.flags & ~(uint32_t)(h.type == ZC_MSG_RTS ? ZC_RTS_F_INV : 0)) == 0);
+		break;
+	case ZC_MSG_PUT:
+		CHECK(n == ZC_HDR_SIZE && h.len != 0);
 		break;
 	default:
 		CHECK(n == ZC_HDR_SIZE && h.len == 0);
 		CHECK(h.type == ZC_MSG_FIN || h.id == 0);
 		break;
 	}
-	CHECK(zc__msg_is_data(h.type) == (h.type == ZC_MSG_EAGER || h.type == ZC_MSG_RTS));
+	CHECK(zc__msg_is_data(h.type) == (h.type == ZC_MSG_EAGER || h.type == ZC_MSG_RTS || h.type == ZC_MSG_ADV ||
+					  h.type == ZC_MSG_PUT));
 
 	/* Round trip: the header (and RTS body) re-encode to the same bytes, and
 	 * those decode to the same struct. */
 	out = malloc(n);
 	CHECK(out);
 	memcpy(out, p, n);
-	memset(out, 0xee, h.type == ZC_MSG_RTS ? ZC_RTS_SIZE : ZC_HDR_SIZE);
+	memset(out, 0xee, n);
 	zc__hdr_encode(out, &h);
-	if (h.type == ZC_MSG_RTS)
+	if (n == ZC_RTS_SIZE)
 		zc__rts_encode(out + ZC_HDR_SIZE, &r);
 	CHECK(memcmp(out, p, n) == 0);
 	CHECK(zc__msg_decode(out, n, &h2, &r2) == 0);
 	CHECK(hdr_eq(&h, &h2));
-	CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &r2));
+	CHECK(n != ZC_RTS_SIZE || rts_eq(&r, &r2));
 	free(out);
 }
 
@@ -201,7 +209,8 @@ static void msg_encode_check(const uint8_t *p, size_t n)
 	if (h.type == ZC_MSG_EAGER)
 		h.len %= 4096;
 	/* Usually the length the type implies, sometimes off by a little. */
-	len = h.type == ZC_MSG_EAGER ? ZC_HDR_SIZE + h.len : h.type == ZC_MSG_RTS ? ZC_RTS_SIZE : ZC_HDR_SIZE;
+	len = h.type == ZC_MSG_EAGER ? ZC_HDR_SIZE + h.len
+	      : h.type == ZC_MSG_RTS || h.type == ZC_MSG_ADV ? ZC_RTS_SIZE : ZC_HDR_SIZE;
 	if (extra & 0x8000)
 		len = (len + (extra & 0x3f)) % sizeof(buf);
 	else if (extra & 0x4000)
@@ -213,7 +222,7 @@ static void msg_encode_check(const uint8_t *p, size_t n)
 	CHECK(rc == msg_spec(buf, len));
 	if (rc == 0) {
 		CHECK(hdr_eq(&h, &d));
-		CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &e));
+		CHECK(len != ZC_RTS_SIZE || rts_eq(&r, &e));
 	}
 	msg_check(buf, len, eager_max);
 }
@@ -226,7 +235,7 @@ static int priv_spec(const uint8_t *p, size_t n)
 
 	if (!p || n < 16 || memcmp(p + 12, "\x64\x72\x63\x7a", 4) != 0)
 		return -ZC_EPEERPROTO; /* P1 */
-	if (p[0] != 4)
+	if (p[0] != 5)
 		return -ZC_EVERSION; /* P2 */
 	credits = le(p + 2, 2);
 	slot = le(p + 4, 4);

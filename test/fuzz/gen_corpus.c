@@ -128,8 +128,18 @@ static void wire_seeds(void)
 	h.version = ZC_WIRE_VERSION + 1;
 	msg("msg-version-next", 4080, &h, NULL, ZC_HDR_SIZE);
 	h.version = ZC_WIRE_VERSION;
-	h.type = ZC_MSG_SHUTDOWN + 1; /* the first unknown type */
-	msg("msg-type7", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.type = ZC_MSG_ADV;
+	h.id = 41;
+	r = (struct zc__rts){.addr = 0x7f0000003001, .len = 65536, .rkey = 0x4321};
+	msg("msg-adv", 4080, &h, &r, ZC_RTS_SIZE);
+	h.type = ZC_MSG_PUT;
+	h.len = 65536;
+	msg("msg-put", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.len = 0;
+	msg("msg-put-empty", 4080, &h, NULL, ZC_HDR_SIZE);
+	h.id = 0;
+	h.type = ZC_MSG_PUT + 1; /* the first unknown type */
+	msg("msg-type9", 4080, &h, NULL, ZC_HDR_SIZE);
 
 	/* Private data: as sent, padded by rdma_cm, at the limits, broken. */
 	b[0] = W_PRIV;

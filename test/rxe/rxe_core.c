@@ -23,6 +23,14 @@
  *                               once (rendezvous read together, eager ones,
  *                               one too long for its buffer): completions in
  *                               posting order, each byte-verified
+ *   rxe_core recvzc_onehop      six buffers of one zc_mr, posted and
+ *                               advertised before anything is sent: the
+ *                               messages that fit are written in one hop
+ *                               (PUT, no RTS/READ/FIN), an eager one and one
+ *                               too long take the usual paths; completions
+ *                               in posting order, each byte-verified; the
+ *                               four windows the PUTs invalidated are kept,
+ *                               the other two revoked
  */
 #include <errno.h>
 #include <pthread.h>
@@ -408,6 +416,112 @@ static void test_recvzc_order(void)
 	printf("recvzc_order: %d messages, rendezvous and eager mixed, completed in order and verified\n", N_ORDER);
 }
 
+/* ---- recvzc_onehop ---- */
+
+#define N_HOP 6
+/* buffer lengths and message lengths: all buffers exceed the eager size
+ * (16 KiB), so all are advertised; message 3 is eager, message 4 too long */
+static const size_t hop_buf[N_HOP] = {65536 + 3, 20000, 4 * MiB + 1, 65536, 30000, MiB};
+static const size_t hop_msg[N_HOP] = {65536 + 3, 17000, 4 * MiB + 1, 100, 40000, MiB};
+
+static void *hop_sender(void *arg)
+{
+	struct pair *p = arg;
+	uint8_t *bufs[N_HOP];
+	int i;
+
+	for (i = 0; i < N_HOP; i++) {
+		bufs[i] = malloc(hop_msg[i]);
+		RXE_ASSERT(bufs[i], "out of memory");
+		rxe_fill(bufs[i], hop_msg[i], 70 + (uint32_t)i);
+		CHECK_RC(zc_send_zc(p->s, bufs[i], hop_msg[i], NULL, (uint64_t)i), "zc_send_zc");
+	}
+	for (i = 0; i < N_HOP; i++)
+		CHECK_RC(reap(p->sctx).status, "zero-copy send");
+	for (i = 0; i < N_HOP; i++) {
+		zc_mr_invalidate(p->sctx, bufs[i], hop_msg[i]);
+		free(bufs[i]);
+	}
+	return NULL;
+}
+
+static struct zc_stats stats_of(struct zc_ctx *ctx)
+{
+	struct zc_stats st;
+
+	CHECK_RC(zc_ctx_stats(ctx, &st), "zc_ctx_stats");
+	return st;
+}
+
+static void test_recvzc_onehop(void)
+{
+	struct pair p = {0};
+	size_t total = 0, off = 0;
+	struct zc_completion comp;
+	struct zc_stats rs, ss;
+	struct zc_mr *mr;
+	uint8_t *region, *bufs[N_HOP];
+	pthread_t t;
+	int i, n;
+
+	pair_open(&p, 6);
+	for (i = 0; i < N_HOP; i++)
+		total += hop_buf[i] + 8;
+	region = calloc(1, total);
+	RXE_ASSERT(region, "out of memory");
+	CHECK_RC(zc_mr_reg(p.cctx, region, total, 0, &mr), "zc_mr_reg");
+	for (i = 0; i < N_HOP; i++) {
+		/* odd addresses: the writes land unaligned */
+		bufs[i] = region + off + 1 + (size_t)i % 3;
+		off += hop_buf[i] + 8;
+		CHECK_RC(zc_recv_zc(p.c, bufs[i], hop_buf[i], mr, (uint64_t)i), "zc_recv_zc");
+	}
+	/* Both sides progress until every buffer is advertised: the ADVs need
+	 * credits the sender returns as it takes them. Nothing completes yet. */
+	for (n = 0; n < 3000 && stats_of(p.cctx).adv_msgs < N_HOP; n++) {
+		RXE_ASSERT(zc_poll(p.cctx, &comp, 1, 5) == 0, "a completion before anything was sent");
+		RXE_ASSERT(zc_poll(p.sctx, &comp, 1, 5) == 0, "a completion before anything was sent");
+	}
+	rs = stats_of(p.cctx);
+	RXE_ASSERT(rs.adv_msgs == N_HOP, "%llu of %d buffers advertised", (unsigned long long)rs.adv_msgs, N_HOP);
+	/* the sender keeps them until its messages go */
+	for (n = 0; n < 3000 && p.s->ep.adv_count < N_HOP; n++)
+		RXE_ASSERT(zc_poll(p.sctx, &comp, 1, 5) == 0, "a completion before anything was sent");
+	RXE_ASSERT(p.s->ep.adv_count == N_HOP, "the sender holds %u advertisements", p.s->ep.adv_count);
+
+	RXE_ASSERT(!pthread_create(&t, NULL, hop_sender, &p), "pthread_create");
+	for (i = 0; i < N_HOP; i++) {
+		int want = hop_msg[i] > hop_buf[i] ? -EMSGSIZE : 0;
+		long bad;
+
+		comp = reap(p.cctx);
+		RXE_ASSERT(comp.op == ZC_OP_RECV && comp.token == (uint64_t)i,
+			   "completion %d: op %d token %llu (receives must complete in posting order)", i, comp.op,
+			   (unsigned long long)comp.token);
+		RXE_ASSERT(comp.status == want && comp.len == hop_msg[i], "buffer %d: status %d len %zu, want %d %zu",
+			   i, comp.status, comp.len, want, hop_msg[i]);
+		bad = want ? -1 : rxe_check(bufs[i], hop_msg[i], 70 + (uint32_t)i);
+		RXE_ASSERT(bad < 0, "buffer %d: bytes differ at %ld", i, bad);
+		/* nothing written outside the message */
+		RXE_ASSERT(bufs[i][-1] == 0, "buffer %d: the byte before it was written", i);
+		for (size_t k = want ? 0 : hop_msg[i]; k < hop_buf[i]; k++)
+			RXE_ASSERT(bufs[i][k] == 0, "buffer %d: byte %zu beyond the message was written", i, k);
+	}
+	pthread_join(t, NULL);
+	ss = stats_of(p.sctx);
+	RXE_ASSERT(ss.put_msgs == 4 && ss.rndv_msgs == 1,
+		   "sender: %llu one-hop and %llu RTS rendezvous, want 4 and 1 (the message too long for its buffer)",
+		   (unsigned long long)ss.put_msgs, (unsigned long long)ss.rndv_msgs);
+	RXE_ASSERT(p.c->ep.n_mw_spare == 4, "%u windows kept for reuse, want the 4 the PUTs invalidated",
+		   p.c->ep.n_mw_spare);
+	printf("recvzc_onehop: %d buffers advertised, %llu messages written in one hop, 1 by RTS, 1 eager; "
+	       "in order and verified\n",
+	       N_HOP, (unsigned long long)ss.put_msgs);
+	pair_close(&p);
+	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
+	free(region);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -420,6 +534,7 @@ int main(int argc, char **argv)
 		{"recvzc_readonly", test_recvzc_readonly},
 		{"read_postfail", test_read_postfail},
 		{"recvzc_order", test_recvzc_order},
+		{"recvzc_onehop", test_recvzc_onehop},
 	};
 	size_t i;
 
@@ -431,6 +546,6 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	fprintf(stderr, "usage: rxe_core mr_readonly|read_room|close_completions|recvzc_readonly|read_postfail|\n"
-			"recvzc_order\n");
+			"recvzc_order|recvzc_onehop\n");
 	return 2;
 }

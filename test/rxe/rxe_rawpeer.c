@@ -21,6 +21,14 @@
  *   rxe_rawpeer stalekey   an RTS with the rkey of a region we deregistered
  *   rxe_rawpeer bigrts     an RTS for 4x more than the receiver posted
  *   rxe_rawpeer aftereos   an EAGER after its SHUTDOWN (the end of its stream)
+ *   rxe_rawpeer putwindow  the server posts a buffer of a zc_mr and
+ *                          advertises it (ADV); this peer writes the message
+ *                          into it and sends the PUT with SEND_WITH_INV: the
+ *                          buffer completes intact, and a WRITE with the old
+ *                          rkey then fails with IBV_WC_REM_ACCESS_ERR
+ *   rxe_rawpeer putnoinv   a PUT that does not invalidate the window
+ *   rxe_rawpeer putstray   a PUT when no buffer was advertised
+ *   rxe_rawpeer advorder   two ADVs for the same message of the server
  *
  * Every hostile case must end the server's connection with the error the
  * application can read (-ZC_EPEERPROTO, -ZC_EVERSION, -ZC_EREMOTEACCESS)
@@ -263,19 +271,36 @@ static struct ibv_mr *offer(struct raw *r)
 	return mr;
 }
 
-/* RDMA READ of len bytes at addr with rkey; returns the completion status. */
-static enum ibv_wc_status raw_read(struct raw *r, uint64_t addr, uint32_t rkey, uint32_t len)
+/* RDMA READ (or WRITE) of len bytes at addr with rkey, from or to our
+ * READ-target area; returns the completion status. */
+static enum ibv_wc_status raw_rdma(struct raw *r, enum ibv_wr_opcode op, uint64_t addr, uint32_t rkey, uint32_t len)
 {
 	struct ibv_sge sge = {.addr = (uintptr_t)slot(r, NRECV + 1), .length = len, .lkey = r->mr->lkey};
-	struct ibv_send_wr wr = {.wr_id = 2000, .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_RDMA_READ,
+	struct ibv_send_wr wr = {.wr_id = 2000, .sg_list = &sge, .num_sge = 1, .opcode = op,
 				 .send_flags = IBV_SEND_SIGNALED, .wr.rdma = {.remote_addr = addr, .rkey = rkey}}, *bad;
 	struct ibv_wc wc;
 
-	RXE_ASSERT(ibv_post_send(r->id->qp, &wr, &bad) == 0, "ibv_post_send READ");
+	RXE_ASSERT(ibv_post_send(r->id->qp, &wr, &bad) == 0, "ibv_post_send RDMA");
 	do
 		wc = wait_wc(r);
 	while (wc.wr_id != 2000);
 	return wc.status;
+}
+
+static enum ibv_wc_status raw_read(struct raw *r, uint64_t addr, uint32_t rkey, uint32_t len)
+{
+	return raw_rdma(r, IBV_WR_RDMA_READ, addr, rkey, len);
+}
+
+/* A PUT: our data message id, of len bytes, was written into the buffer
+ * the server advertised for it. */
+static void send_put(struct raw *r, uint32_t id, uint32_t len, uint32_t inv)
+{
+	struct zc__hdr h = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_PUT, .len = len, .id = id, .ack = r->acked,
+			    .window = WINDOW};
+
+	zc__hdr_encode(slot(r, NRECV), &h);
+	raw_send(r, ZC_HDR_SIZE, inv);
 }
 
 /* ---- the library server ---- */
@@ -285,6 +310,7 @@ struct server {
 	struct zc_listener *l;
 	int result; /* what the hostile session's call returned */
 	int untouched; /* bigrts: the posted buffer still held its pattern */
+	int intact;    /* putwindow: the posted buffer holds what this peer wrote */
 	volatile int verdict; /* result is set */
 };
 
@@ -311,6 +337,29 @@ static int recv_posted(struct server *s, struct zc_conn *c, uint8_t *buf)
 	return first;
 }
 
+/* putwindow, putnoinv: one buffer of a zc_mr posted, so it is advertised;
+ * its completion is the result. */
+static int recv_put(struct server *s, struct zc_conn *c, uint8_t *buf)
+{
+	struct zc_completion cp;
+	struct zc_mr *mr;
+	int n;
+
+	CHECK_RC(zc_mr_reg(s->ctx, buf, RNDV_LEN, 0, &mr), "zc_mr_reg");
+	n = zc_recv_zc(c, buf, RNDV_LEN, mr, 1);
+	if (!n)
+		n = zc_poll(s->ctx, &cp, 1, 15000);
+	if (n == 1) {
+		n = cp.status ? cp.status : (int)cp.len;
+		s->intact = rxe_check(buf, RNDV_LEN, 5) < 0;
+	} else if (n == 0) {
+		n = -ETIMEDOUT;
+	}
+	/* the posted buffer completed: its window is gone */
+	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
+	return n;
+}
+
 static void *server(void *arg)
 {
 	struct server *s = arg;
@@ -334,6 +383,8 @@ static void *server(void *arg)
 		n = zc_msg_send(c, buf, RNDV_LEN, 0);
 	else if (!strcmp(mode, "bigrts"))
 		n = recv_posted(s, c, buf);
+	else if (!strcmp(mode, "putwindow") || !strcmp(mode, "putnoinv"))
+		n = recv_put(s, c, buf);
 	else
 		while ((n = zc_msg_recv(c, buf, RNDV_LEN, 0)) >= 0)
 			;
@@ -390,6 +441,24 @@ static void hostile(struct raw *r)
 		}
 		return;
 	}
+	if (!strcmp(mode, "putwindow") || !strcmp(mode, "putnoinv")) {
+		enum ibv_wc_status st;
+
+		wait_msg(r, ZC_MSG_ADV, &h, &rts);
+		RXE_ASSERT(rts.len == RNDV_LEN && rts.flags == 0 && h.id == 0, "ADV: len %llu flags %u for message %u",
+			   (unsigned long long)rts.len, rts.flags, h.id);
+		rxe_fill(slot(r, NRECV + 1), RNDV_LEN, 5);
+		RXE_ASSERT(raw_rdma(r, IBV_WR_RDMA_WRITE, rts.addr, rts.rkey, RNDV_LEN) == IBV_WC_SUCCESS,
+			   "WRITE through the advertised window");
+		hostile_send = strcmp(mode, "putwindow") != 0;
+		send_put(r, h.id, RNDV_LEN, hostile_send ? 0 : rts.rkey);
+		if (!hostile_send) {
+			st = raw_rdma(r, IBV_WR_RDMA_WRITE, rts.addr, rts.rkey, 64);
+			printf("WRITE with the rkey of a written buffer: %s\n", ibv_wc_status_str(st));
+			RXE_ASSERT(st == IBV_WC_REM_ACCESS_ERR, "the window outlived its transfer");
+		}
+		return;
+	}
 	hostile_send = 1;
 	if (!strcmp(mode, "garbage")) {
 		for (i = 0; i < 16; i++)
@@ -420,6 +489,18 @@ static void hostile(struct raw *r)
 		send_msg(r, ZC_MSG_SHUTDOWN, 0, 0, 0);
 		send_eager(r, 8, zc__imm_encode(0, WINDOW));
 		peer_sent_all = 1;
+	} else if (!strcmp(mode, "putstray")) {
+		send_put(r, 0, 4096, 0);
+	} else if (!strcmp(mode, "advorder")) {
+		struct zc__hdr a = {.version = ZC_WIRE_VERSION, .type = ZC_MSG_ADV, .ack = r->acked, .window = WINDOW};
+		struct zc__rts b = {.addr = (uintptr_t)slot(r, NRECV + 1), .len = 4096, .rkey = 0x1234};
+		int k;
+
+		for (k = 0; k < 2; k++) {
+			zc__hdr_encode(slot(r, NRECV), &a);
+			zc__rts_encode(slot(r, NRECV) + ZC_HDR_SIZE, &b);
+			raw_send(r, ZC_RTS_SIZE, 0);
+		}
 	} else if (!strcmp(mode, "fakefin")) {
 		send_msg(r, ZC_MSG_FIN, 0, 0x00070003, 0);
 	} else if (!strcmp(mode, "forgedkey")) {
@@ -458,7 +539,7 @@ int main(int argc, char **argv)
 	double t0, took;
 
 	if (argc != 2)
-		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|inband|badimm|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts|aftereos");
+		RXE_FAIL("usage: rxe_rawpeer window|garbage|version|inband|badimm|overflow|fakefin|noinv|overread|forgedkey|stalekey|bigrts|aftereos|putwindow|putnoinv|putstray|advorder");
 	mode = argv[1];
 	rxe_env_require(&env);
 	port = rxe_port(5);
@@ -482,13 +563,16 @@ int main(int argc, char **argv)
 		RXE_ASSERT(s.result < 0, "the server's send succeeded after an illegal READ");
 	else if (!strcmp(mode, "forgedkey") || !strcmp(mode, "stalekey"))
 		RXE_ASSERT(s.result == -ZC_EREMOTEACCESS, "expected -ZC_EREMOTEACCESS");
+	else if (!strcmp(mode, "putwindow"))
+		RXE_ASSERT(s.result == RNDV_LEN && s.intact, "the one-hop receive failed: %d, intact %d", s.result,
+			   s.intact);
 	else if (!strcmp(mode, "bigrts"))
 		RXE_ASSERT(s.result == -EMSGSIZE && s.untouched,
 			   "expected -EMSGSIZE and an untouched buffer for the oversized message, then the next one");
 	else
 		RXE_ASSERT(s.result == -ZC_EPEERPROTO, "expected -ZC_EPEERPROTO");
 	RXE_ASSERT(took < 10, "took too long");
-	if (!strcmp(mode, "window") || !strcmp(mode, "bigrts"))
+	if (!strcmp(mode, "window") || !strcmp(mode, "bigrts") || !strcmp(mode, "putwindow"))
 		rdma_disconnect(r.id);
 	join_server(t);
 	raw_free(&r);

@@ -103,6 +103,53 @@ START_TEST(test_rts_roundtrip_and_range_checks)
 }
 END_TEST
 
+START_TEST(test_adv_and_put_are_data_and_checked)
+{
+	uint8_t buf[ZC_RTS_SIZE];
+	struct zc__rts in = {.addr = 0x7f0000002003, .len = 65536, .rkey = 0xabcd}, out;
+	struct zc__hdr h;
+
+	ck_assert(zc__msg_is_data(ZC_MSG_ADV));
+	ck_assert(zc__msg_is_data(ZC_MSG_PUT));
+	ck_assert(!zc__msg_is_data(ZC_MSG_FIN));
+	/* ADV: an RTS's body, the id names the peer's data message */
+	make(buf, ZC_MSG_ADV, 0, 41, 2);
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), 0);
+	ck_assert_uint_eq(h.type, ZC_MSG_ADV);
+	ck_assert_uint_eq(h.id, 41);
+	ck_assert_uint_eq(out.addr, in.addr);
+	ck_assert_uint_eq(out.len, in.len);
+	ck_assert_uint_eq(out.rkey, in.rkey);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &out), -ZC_EPEERPROTO);
+	/* the PUT invalidates an ADV's window: no flag is defined */
+	in.flags = ZC_RTS_F_INV;
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
+	in.flags = 0;
+	in.addr = UINT64_MAX - 10;
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
+	in.addr = 4096;
+	in.len = 0;
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_ADV, 5, 41, 2); /* a length in the header */
+	in.len = 1;
+	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
+	/* PUT: a header with the bytes written, nothing after it */
+	make(buf, ZC_MSG_PUT, 65536, 41, 3);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &out), 0);
+	ck_assert_uint_eq(h.type, ZC_MSG_PUT);
+	ck_assert_uint_eq(h.len, 65536);
+	ck_assert_uint_eq(h.id, 41);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE + 1, &h, &out), -ZC_EPEERPROTO);
+	make(buf, ZC_MSG_PUT, 0, 41, 3);
+	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &out), -ZC_EPEERPROTO);
+}
+END_TEST
+
 START_TEST(test_malformed_headers_are_rejected)
 {
 	uint8_t buf[64] = {0};
@@ -226,6 +273,7 @@ int main(void)
 	tcase_add_test(w, test_bad_immediates_are_protocol_errors);
 	tcase_add_test(w, test_header_is_little_endian_on_the_wire);
 	tcase_add_test(w, test_rts_roundtrip_and_range_checks);
+	tcase_add_test(w, test_adv_and_put_are_data_and_checked);
 	tcase_add_test(w, test_malformed_headers_are_rejected);
 	tcase_add_test(w, test_random_bytes_never_crash_the_decoder);
 	tcase_add_test(w, test_priv_roundtrip_and_validation);
