@@ -27,8 +27,10 @@
  * ZERO COPY
  *   Receiver: OUTFILE is ftruncate()d to the announced size and mapped
  *   MAP_SHARED read-write; each chunk's place in the mapping is registered
- *   (zc_mr_reg) and posted with zc_recv_zc(), so the NIC RDMA-reads the
- *   sender's pages straight into the file's page cache. Then msync + fsync.
+ *   (zc_mr_reg) and posted with zc_recv_zc(), so the sender's NIC writes
+ *   its pages straight into the file's page cache (the library offers
+ *   posted buffers of a region to the sender; a chunk sent before its offer
+ *   arrived is RDMA-read instead). Then msync + fsync.
  *   This needs a filesystem whose shared mappings can be pinned for writing
  *   (tmpfs always; ext4/xfs on kernels before 6.5); otherwise the
  *   registration fails and so does zc_copy, naming the reason.
