@@ -354,7 +354,7 @@ int zc__qp_send(struct zc__qp *q, struct ibv_send_wr *first, int i, const void *
 {
 	struct zc__sreq *s = &q->sreq[i];
 	struct ibv_sge sge[2];
-	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&s->wr, .sg_list = sge, .opcode = opcode};
+	struct ibv_send_wr wr = {.wr_id = (uintptr_t)&s->wr, .sg_list = sge, .opcode = opcode}, *last;
 
 	if (hdr_len)
 		sge[wr.num_sge++] = (struct ibv_sge){.addr = (uintptr_t)hdr, .length = hdr_len};
@@ -388,7 +388,9 @@ int zc__qp_send(struct zc__qp *q, struct ibv_send_wr *first, int i, const void *
 		wr.imm_data = ex;
 	if (!first)
 		return zc__qp_post_send(q, &wr);
-	first->next = &wr;
+	for (last = first; last->next; last = last->next)
+		;
+	last->next = &wr;
 	return zc__qp_post_send(q, first);
 }
 

@@ -216,7 +216,8 @@ bool zc__qp_sq_idle(struct zc__qp *q);
  * request i: inline when it fits (nothing is copied by us), else copied
  * into a staging slot. ex is the rkey SEND_WITH_INV invalidates, or the
  * immediate data (network byte order) of SEND_WITH_IMM. first (or NULL):
- * one request of the caller's that goes ahead of it in the same doorbell. */
+ * requests of the caller's (a chain) that go ahead of it in the same
+ * doorbell. */
 int zc__qp_send(struct zc__qp *q, struct ibv_send_wr *first, int i, const void *hdr, uint32_t hdr_len,
 		const void *payload, uint32_t len, enum ibv_wr_opcode opcode, uint32_t ex);
 /* A raw QP's receive work requests, whose wr_id the poster owns: posted

@@ -41,8 +41,37 @@ static int proto(const char *what, unsigned long long v)
 	return zc__err(-ZC_EPEERPROTO, "peer sent a bad message: %s (%llu)", what, v);
 }
 
+static void desc_get(const uint8_t *p, struct zc__rts *r)
+{
+	r->addr = get64(p);
+	r->len = get64(p + 8);
+	r->rkey = get32(p + 16);
+	r->flags = get32(p + 20);
+}
+
+/* A buffer descriptor (RTS or ADV body) at p. */
+static int desc_decode(const uint8_t *p, uint32_t flags_allowed, struct zc__rts *r)
+{
+	desc_get(p, r);
+	if (r->flags & ~flags_allowed)
+		return proto("unknown buffer descriptor flags", r->flags);
+	if (r->len == 0 || r->len > ZC_RNDV_MAX_LEN)
+		return proto("buffer length out of range", r->len);
+	if (r->addr + r->len < r->addr)
+		return proto("buffer range wraps around", r->addr);
+	return 0;
+}
+
+void zc__adv_desc(const void *buf, uint32_t i, struct zc__rts *d)
+{
+	desc_get((const uint8_t *)buf + ZC_ADV_SIZE(i), d);
+}
+
 int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct zc__rts *r)
 {
+	size_t i, n;
+	int rc;
+
 	const uint8_t *p = buf;
 
 	if (byte_len < ZC_HDR_SIZE)
@@ -61,19 +90,16 @@ int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct z
 	case ZC_MSG_EAGER:
 		return proto("an eager message with a header (it travels with immediate data)", byte_len);
 	case ZC_MSG_RTS:
-	case ZC_MSG_ADV:
 		if (byte_len != ZC_RTS_SIZE || h->len != 0)
-			return proto("buffer descriptor message of the wrong size", byte_len);
-		r->addr = get64(p + ZC_HDR_SIZE);
-		r->len = get64(p + ZC_HDR_SIZE + 8);
-		r->rkey = get32(p + ZC_HDR_SIZE + 16);
-		r->flags = get32(p + ZC_HDR_SIZE + 20);
-		if (r->flags & ~(h->type == ZC_MSG_RTS ? ZC_RTS_F_INV : 0))
-			return proto("unknown buffer descriptor flags", r->flags);
-		if (r->len == 0 || r->len > ZC_RNDV_MAX_LEN)
-			return proto("buffer length out of range", r->len);
-		if (r->addr + r->len < r->addr)
-			return proto("buffer range wraps around", r->addr);
+			return proto("rendezvous request of the wrong size", byte_len);
+		return desc_decode(p + ZC_HDR_SIZE, ZC_RTS_F_INV, r);
+	case ZC_MSG_ADV:
+		n = (byte_len - ZC_HDR_SIZE) / ZC_RTS_BODY_SIZE;
+		if (n == 0 || n > ZC_ADV_MAX || byte_len != ZC_ADV_SIZE(n) || h->len != 0)
+			return proto("buffer advertisement of the wrong size", byte_len);
+		for (i = n; i-- > 0;)
+			if ((rc = desc_decode(p + ZC_ADV_SIZE(i), 0, r)))
+				return rc;
 		return 0;
 	case ZC_MSG_PUT:
 		if (byte_len != ZC_HDR_SIZE || h->len == 0)

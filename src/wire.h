@@ -34,10 +34,11 @@
  *
  * An RTS carries a 24-byte body after the header: u64 addr, u64 len,
  * u32 rkey, u32 flags (ZC_RTS_F_INV: the rkey is a memory window the FIN
- * must invalidate with SEND_WITH_INV). An ADV carries the same body for a
- * buffer the receiver posted (flags 0; the rkey is a window with remote
- * write that the PUT invalidates). A PUT (header only) follows the RDMA
- * WRITE of the message into that buffer.
+ * must invalidate with SEND_WITH_INV). An ADV carries 1..ZC_ADV_MAX such
+ * bodies (flags 0), one per buffer the receiver posted, for the peer's
+ * data messages id, id + 1, ...; each rkey is a window with remote write
+ * that the PUT into its buffer invalidates. A PUT (header only) follows
+ * the RDMA WRITE of the message into that buffer.
  *
  * Decoding is pure: every field is checked before anything uses it.
  */
@@ -53,6 +54,9 @@
 #define ZC_HDR_SIZE 16
 #define ZC_RTS_BODY_SIZE 24
 #define ZC_RTS_SIZE (ZC_HDR_SIZE + ZC_RTS_BODY_SIZE)
+/* Buffers one ADV offers, at most: its binds and it take one doorbell. */
+#define ZC_ADV_MAX 8
+#define ZC_ADV_SIZE(n) (ZC_HDR_SIZE + (n) * ZC_RTS_BODY_SIZE)
 /* Rendezvous transfers are bounded so lengths stay far from overflow. */
 #define ZC_RNDV_MAX_LEN (1ull << 40)
 
@@ -99,9 +103,17 @@ void zc__rts_encode(void *buf, const struct zc__rts *r);
  * Decodes and validates a received message of byte_len bytes that came
  * without immediate data (so never an EAGER). Returns 0, or
  * -ZC_EVERSION / -ZC_EPEERPROTO (with zc_last_error() naming the field).
- * On success *h is filled, and for RTS and ADV *r too.
+ * On success *h is filled, for RTS *r too, and for ADV *r with its first
+ * buffer (every one was checked: zc__adv_desc reads them).
  */
 int zc__msg_decode(const void *buf, size_t byte_len, struct zc__hdr *h, struct zc__rts *r);
+/* The buffers of an ADV of byte_len bytes that zc__msg_decode() accepted,
+ * and the i-th of them. */
+static inline uint32_t zc__adv_count(size_t byte_len)
+{
+	return (uint32_t)((byte_len - ZC_HDR_SIZE) / ZC_RTS_BODY_SIZE);
+}
+void zc__adv_desc(const void *buf, uint32_t i, struct zc__rts *d);
 
 #define ZC_IMM_EAGER 1u
 #define ZC_IMM_ACK_DELTA_MAX 0x1fffu

@@ -121,6 +121,7 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 		zc__sreq_put(&e->qp, (uint32_t)i);
 		return rc;
 	}
+	e->msgs_sent++;
 	s = &e->qp.sreq[i];
 	if (op) {
 		s->done = eager_done;
@@ -168,33 +169,41 @@ static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
  * race to the message, which went another way. */
 static void adv_drop_stale(struct zc__ep *e)
 {
-	while (e->adv_count && (int32_t)(e->advs[e->adv_head].seq - e->cr.sent) < 0) {
+	while (e->adv_count && (int32_t)(e->advs[e->adv_head].seq - e->msgs_sent) < 0) {
 		e->adv_head = (e->adv_head + 1) % e->adv_cap;
 		e->adv_count--;
 	}
 }
 
-/* The peer posted a buffer for our data message h->id (ADV). It is kept,
- * in order, until that message goes. */
-static int adv_store(struct zc__ep *e, const struct zc__hdr *h, const struct zc__rts *b)
+/* The peer posted buffers for our data messages h->id, h->id + 1, ...
+ * (an ADV of byte_len bytes at msg). They are kept, in order, until those
+ * messages go. */
+static int adv_store(struct zc__ep *e, const struct zc__hdr *h, const void *msg, size_t byte_len)
 {
+	uint32_t n = zc__adv_count(byte_len), i;
 	int rc;
 
 	if (e->adv_seen && (int32_t)(h->id - e->adv_last) <= 0)
 		return zc__err(-ZC_EPEERPROTO, "peer advertised buffers out of order (message %u after %u)", h->id,
 			       e->adv_last);
 	e->adv_seen = true;
-	e->adv_last = h->id;
+	e->adv_last = h->id + n - 1;
 	adv_drop_stale(e);
-	if ((int32_t)(h->id - e->cr.sent) < 0)
-		return 0;
-	if (e->adv_count == e->adv_cap &&
-	    (rc = ring_grow((void **)&e->advs, &e->adv_head, e->adv_count, &e->adv_cap, e->adv_max, sizeof(*e->advs))))
-		return rc == -ENOSPC ? zc__err(-ZC_EPEERPROTO, "peer advertised more buffers than it may post (%u)",
-					       e->adv_max)
-				     : zc__err(rc, "out of memory for the peer's buffer advertisements");
-	e->advs[(e->adv_head + e->adv_count++) % e->adv_cap] =
-		(struct zc__adv){.seq = h->id, .rkey = b->rkey, .addr = b->addr, .len = b->len};
+	for (i = 0; i < n; i++) {
+		struct zc__rts d;
+
+		if ((int32_t)(h->id + i - e->msgs_sent) < 0)
+			continue;
+		if (e->adv_count == e->adv_cap &&
+		    (rc = ring_grow((void **)&e->advs, &e->adv_head, e->adv_count, &e->adv_cap, e->adv_max,
+				    sizeof(*e->advs))))
+			return rc == -ENOSPC ? zc__err(-ZC_EPEERPROTO,
+						       "peer advertised more buffers than it may post (%u)", e->adv_max)
+					     : zc__err(rc, "out of memory for the peer's buffer advertisements");
+		zc__adv_desc(msg, i, &d);
+		e->advs[(e->adv_head + e->adv_count++) % e->adv_cap] =
+			(struct zc__adv){.seq = h->id + i, .rkey = d.rkey, .addr = d.addr, .len = d.len};
+	}
 	return 0;
 }
 
@@ -208,7 +217,7 @@ static const struct zc__adv *adv_for(struct zc__ep *e, size_t len)
 	if (!e->adv_count)
 		return NULL;
 	a = &e->advs[e->adv_head];
-	return a->seq == e->cr.sent && len <= a->len && len <= e->ctx->caps.max_msg_size ? a : NULL;
+	return a->seq == e->msgs_sent && len <= a->len && len <= e->ctx->caps.max_msg_size ? a : NULL;
 }
 
 static void put_done(struct zc__qp *q, struct zc__sreq *s, int status)
@@ -243,7 +252,6 @@ static int send_put(struct zc__ep *e, const struct zc__adv *a, const void *buf, 
 	rw = zc__sreq_get(&e->qp);
 	rs = zc__sreq_get(&e->qp);
 	r->gen++;
-	/* take_credit moves cr.sent past seq: a is stale from here */
 	if (rw < 0 || rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, hdr, ZC_MSG_PUT, (uint32_t)len, seq))) {
 		if (rs >= 0)
 			zc__sreq_put(&e->qp, (uint32_t)rs);
@@ -252,6 +260,7 @@ static int send_put(struct zc__ep *e, const struct zc__adv *a, const void *buf, 
 		rndv_release(e, r);
 		return rc ? rc : -EAGAIN;
 	}
+	e->msgs_sent++; /* a is stale from here */
 	wr.wr_id = (uintptr_t)&e->qp.sreq[rw].wr;
 	e->qp.sreq[rw].quiet = true;
 	e->qp.sreq[rs].done = put_done;
@@ -350,6 +359,7 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 		rndv_release(e, r);
 		return rc;
 	}
+	e->msgs_sent++;
 	r->owner = owner;
 	r->put = false;
 	r->done = false;
@@ -484,12 +494,16 @@ static void fin_behind_reads(struct zc__ep *e, struct zc__item *it)
 	zc__send_ctl(e, ZC_MSG_FIN, it->id, it->inv ? it->rkey : 0, true);
 }
 
+/* The k-th posted buffer, which takes the k-th item. */
+static struct zc__posted *posted_at(struct zc__ep *e, uint32_t k)
+{
+	return &e->posted[(e->posted_head + k) % e->posted_cap];
+}
+
 /* The posted buffer that the next arriving data message takes. */
 static struct zc__posted *posted_next(struct zc__ep *e)
 {
-	uint32_t k = e->item_count;
-
-	return k < e->posted_count ? &e->posted[(e->posted_head + k) % e->posted_cap] : NULL;
+	return e->item_count < e->posted_count ? posted_at(e, e->item_count) : NULL;
 }
 
 /* A PUT: the peer wrote its data message h->id into the buffer advertised
@@ -499,7 +513,7 @@ static int put_arrived(struct zc__ep *e, const struct zc__hdr *h, const struct i
 {
 	struct zc__posted *p = posted_next(e);
 
-	if (!p || p->adv != ZC_ADV_SENT || p->seq != h->id || h->id != e->cr.recvd - 1)
+	if (!p || p->adv != ZC_ADV_SENT || p->seq != h->id || h->id != e->msgs_recvd - 1)
 		return zc__err(-ZC_EPEERPROTO, "peer wrote its message %u into no buffer advertised for it", h->id);
 	if (h->len > p->len)
 		return zc__err(-ZC_EPEERPROTO, "peer wrote %u bytes into a buffer of %zu", h->len, p->len);
@@ -531,6 +545,8 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		rc = zc__credit_on_ack(&e->cr, h.ack, h.window);
 	if (!rc && zc__msg_is_data(h.type))
 		rc = zc__credit_on_data(&e->cr);
+	if (!rc && h.type != ZC_MSG_ADV && zc__msg_is_data(h.type))
+		e->msgs_recvd++;
 	/* The end of the peer's stream is its last data-path message: data or
 	 * a second CLOSE/SHUTDOWN after it breaks the protocol. */
 	if (!rc && (e->close_received || e->shut_received) &&
@@ -558,7 +574,7 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		break;
 	case ZC_MSG_ADV:
 		/* consumed at once: its credit goes back with our next header */
-		rc = adv_store(e, &h, &rts);
+		rc = adv_store(e, &h, zc__qp_rx_slot(&e->qp, slot), wc->byte_len);
 		release_slot(e, slot);
 		break;
 	case ZC_MSG_PUT:
@@ -656,54 +672,71 @@ static void complete_posted(struct zc__ep *e, int status, size_t len)
 		e->posted_adv--;
 }
 
-/* Binds a window with remote write over exactly the posted buffer p and
- * sends the ADV naming the peer's data message seq, with one doorbell
- * (the bind unsignaled, as an RTS's). 1: sent; 0: p cannot carry a window
- * (it takes its message the usual way); or the QP's failure. */
-static int adv_post(struct zc__ep *e, struct zc__posted *p, uint32_t seq)
+/* Binds windows with remote write over exactly the posted buffers k ..
+ * k + n - 1 (consecutive: the peer's messages seq, seq + 1, ...) and sends
+ * one ADV naming them all, with one doorbell (the binds unsignaled, as an
+ * RTS's). Returns how many were offered (the run stops at a buffer that
+ * cannot carry a window: 0 if the first cannot), or the QP's failure. */
+static int adv_post(struct zc__ep *e, uint32_t k, uint32_t n)
 {
 	struct zc_ctx *ctx = e->ctx;
-	struct zc__rts body = {.addr = (uintptr_t)p->buf, .len = p->len};
-	struct zc__rcache_entry *none; /* p->mr is given */
-	struct ibv_send_wr bind;
-	struct ibv_mr *local = NULL;
-	uint8_t msg[ZC_RTS_SIZE];
-	int rb, rs, rc, access = 0;
+	uint32_t seq = e->msgs_recvd + (k - e->item_count), i;
+	struct ibv_send_wr bind[ZC_ADV_MAX];
+	uint8_t msg[ZC_ADV_SIZE(ZC_ADV_MAX)];
+	int rb[ZC_ADV_MAX], rs, rc;
 
-	rc = zc__reg_for(ctx, p->buf, p->len, p->mr, true, &local, &access, &none);
-	if (rc || !(access & IBV_ACCESS_MW_BIND) ||
-	    !(p->mw = e->n_mw_spare ? e->mw_spare[--e->n_mw_spare] : ibv_alloc_mw(ctx->pd, IBV_MW_TYPE_2))) {
-		posted_unexpose(e, p);
-		return 0;
+	for (i = 0; i < n; i++) {
+		struct zc__posted *p = posted_at(e, k + i);
+		struct zc__rts d = {.addr = (uintptr_t)p->buf, .len = p->len};
+		struct zc__rcache_entry *none; /* p->mr is given */
+		struct ibv_mr *local = NULL;
+		int access = 0;
+
+		if (zc__reg_for(ctx, p->buf, p->len, p->mr, true, &local, &access, &none) ||
+		    !(access & IBV_ACCESS_MW_BIND) ||
+		    !(p->mw = e->n_mw_spare ? e->mw_spare[--e->n_mw_spare] : ibv_alloc_mw(ctx->pd, IBV_MW_TYPE_2)))
+			break;
+		rb[i] = zc__sreq_get(&e->qp); /* adv_flush saw room for all */
+		p->rkey = d.rkey = ibv_inc_rkey(p->mw->rkey);
+		bind[i] = (struct ibv_send_wr){
+			.wr_id = (uintptr_t)&e->qp.sreq[rb[i]].wr, .opcode = IBV_WR_BIND_MW,
+			.bind_mw = {.mw = p->mw, .rkey = p->rkey,
+				    .bind_info = {.mr = local, .addr = (uintptr_t)p->buf, .length = p->len,
+						  .mw_access_flags = IBV_ACCESS_REMOTE_WRITE}},
+		};
+		if (i)
+			bind[i - 1].next = &bind[i];
+		e->qp.sreq[rb[i]].quiet = true;
+		zc__rts_encode(msg + ZC_ADV_SIZE(i), &d);
 	}
-	rb = zc__sreq_get(&e->qp);
+	n = i;
+	if (!n)
+		return 0;
 	rs = zc__sreq_get(&e->qp);
-	if (rb < 0 || rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, msg, ZC_MSG_ADV, 0, seq))) {
+	if (rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, msg, ZC_MSG_ADV, 0, seq))) {
 		if (rs >= 0)
 			zc__sreq_put(&e->qp, (uint32_t)rs);
-		if (rb >= 0)
-			zc__sreq_put(&e->qp, (uint32_t)rb);
-		posted_unexpose(e, p);
-		return rc ? rc : -EAGAIN;
+		for (i = 0; i < n; i++) {
+			struct zc__posted *p = posted_at(e, k + i);
+
+			zc__sreq_put(&e->qp, (uint32_t)rb[i]);
+			e->mw_spare[e->n_mw_spare++] = p->mw; /* never bound */
+			p->mw = NULL;
+		}
+		return rs < 0 ? -EAGAIN : rc;
 	}
-	p->rkey = body.rkey = ibv_inc_rkey(p->mw->rkey);
-	p->seq = seq;
-	p->adv = ZC_ADV_SENT;
-	bind = (struct ibv_send_wr){
-		.wr_id = (uintptr_t)&e->qp.sreq[rb].wr, .opcode = IBV_WR_BIND_MW,
-		.bind_mw = {.mw = p->mw, .rkey = p->rkey,
-			    .bind_info = {.mr = local, .addr = (uintptr_t)p->buf, .length = p->len,
-					  .mw_access_flags = IBV_ACCESS_REMOTE_WRITE}},
-	};
-	e->qp.sreq[rb].quiet = true;
+	for (i = 0; i < n; i++) {
+		posted_at(e, k + i)->seq = seq + i;
+		posted_at(e, k + i)->adv = ZC_ADV_SENT;
+	}
 	e->qp.sreq[rs].quiet = !ctx->bind_needs_idle_sq; /* as an RTS's */
-	zc__rts_encode(msg + ZC_HDR_SIZE, &body);
-	if ((rc = zc__qp_send(&e->qp, &bind, rs, msg, ZC_RTS_SIZE, NULL, 0, IBV_WR_SEND, 0)))
+	if ((rc = zc__qp_send(&e->qp, bind, rs, msg, ZC_ADV_SIZE(n), NULL, 0, IBV_WR_SEND, 0)))
 		return rc;
-	p->mw->rkey = p->rkey;
-	ctx->stats.mw_binds++;
-	ctx->stats.adv_msgs++;
-	return 1;
+	for (i = 0; i < n; i++)
+		posted_at(e, k + i)->mw->rkey = posted_at(e, k + i)->rkey;
+	ctx->stats.mw_binds += n;
+	ctx->stats.adv_msgs += n;
+	return (int)n;
 }
 
 /* Whether posted buffer p, the k-th, is worth an ADV: its message has not
@@ -719,31 +752,34 @@ static bool adv_wanted(const struct zc__ep *e, const struct zc__posted *p, uint3
 }
 
 /* Offers the posted buffers whose messages have not arrived to the peer
- * for a one-hop write, in posting order (docs/protocol.md 3.3). The k-th
- * posted buffer takes the k-th item, so its message is the peer's data
- * message recvd + (k - item_count). A shortage of credits or send
- * requests, or (rxe) a busy send queue, waits for the next flush. */
+ * for a one-hop write, in posting order, up to ZC_ADV_MAX per ADV
+ * (docs/protocol.md 3.3). A shortage of credits or send requests, or (rxe)
+ * a busy send queue, waits for the next flush; the buffers posted
+ * meanwhile go together then. So do buffers posted while ZC_ADV_MAX
+ * offered ones still wait for their messages. */
 static void adv_flush(struct zc__ep *e)
 {
 	while (e->posted_adv < e->posted_count && !e->qp.dead) {
-		uint32_t k = e->posted_adv;
-		struct zc__posted *p = &e->posted[(e->posted_head + k) % e->posted_cap];
+		uint32_t k = e->posted_adv, n = 0;
 		int rc;
 
-		if (!adv_wanted(e, p, k)) {
-			p->adv = ZC_ADV_NONE;
-			e->posted_adv++;
-			continue;
-		}
-		if (!zc__credit_avail(&e->cr) || !zc__sreq_avail(&e->qp, 2) ||
-		    (e->ctx->bind_needs_idle_sq && !zc__qp_sq_idle(&e->qp)))
+		while (n < ZC_ADV_MAX && k + n < e->posted_count && adv_wanted(e, posted_at(e, k + n), k + n))
+			n++;
+		/* With a full ADV's worth offered ahead, let more buffers come
+		 * for the next: on rxe every ADV waits for an idle send queue. */
+		if (n && n < ZC_ADV_MAX && k + n == e->posted_count && k >= e->item_count + ZC_ADV_MAX)
 			return;
-		rc = adv_post(e, p, e->cr.recvd + (k - e->item_count));
+		if (n && (!zc__credit_avail(&e->cr) || !zc__sreq_avail(&e->qp, n + 1) ||
+			  (e->ctx->bind_needs_idle_sq && !zc__qp_sq_idle(&e->qp))))
+			return;
+		rc = n ? adv_post(e, k, n) : 0;
 		if (rc < 0)
 			return; /* the QP failed, or no send request after all */
-		if (!rc)
-			p->adv = ZC_ADV_NONE;
-		e->posted_adv++;
+		if (!rc) {
+			posted_at(e, k)->adv = ZC_ADV_NONE;
+			rc = 1;
+		}
+		e->posted_adv += (uint32_t)rc;
 	}
 }
 
@@ -863,7 +899,7 @@ static void rounds_match(struct zc__ep *e)
 {
 	while (!e->qp.dead && e->rounds < e->posted_count && e->rounds < e->item_count) {
 		struct zc__item *it = item_at(e, e->rounds);
-		struct zc__posted *p = &e->posted[(e->posted_head + e->rounds) % e->posted_cap];
+		struct zc__posted *p = posted_at(e, e->rounds);
 		uint64_t left = it->len - it->off;
 		int rc;
 

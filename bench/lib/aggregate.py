@@ -163,10 +163,10 @@ def parse_zcperf(d, test, size, args):
         m["reg_calls_per_op"] = (r["reg_calls"] + r["peer_reg_calls"]) / iters
     if j.get("library"):
         # zc_ctx_stats per side: rc_hits rc_misses rc_evict rc_inval rc_live mw_binds eager inline rndv credit
-        # mr_fallbk reg+dereg reg_ms send_wrs doorbells recv_wrs cqes put
+        # mr_fallbk reg+dereg reg_ms send_wrs doorbells recv_wrs cqes put adv
         credit, work = 0, {}
         for side in ("client", "server"):
-            rows = [x for x in table_rows(read(os.path.join(d, side + ".out")) or "") if len(x) == 19]
+            rows = [x for x in table_rows(read(os.path.join(d, side + ".out")) or "") if len(x) == 20]
             if rows:
                 c = rows[-1]
                 credit += c[10]

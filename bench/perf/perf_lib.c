@@ -264,15 +264,15 @@ void perf_lib_footer(const struct perf_ctx *ctx, FILE *f)
 	if (!L || !L->nstats)
 		return;
 	fprintf(f, " zcrdma counters on this side, per size (zc_ctx_stats):\n");
-	fprintf(f, " %-10s %-10s %-10s %-8s %-8s %-8s %-9s %-10s %-10s %-9s %-9s %-9s %-9s %-9s %-10s %-10s %-10s %-10s %-8s\n",
+	fprintf(f, " %-10s %-10s %-10s %-8s %-8s %-8s %-9s %-10s %-10s %-9s %-9s %-9s %-9s %-9s %-10s %-10s %-10s %-10s %-8s %-8s\n",
 		"#bytes", "rc_hits", "rc_misses", "rc_evict", "rc_inval", "rc_live", "mw_binds", "eager", "inline", "rndv",
-		"credit", "mr_fallbk", "reg+dereg", "reg_ms", "send_wrs", "doorbells", "recv_wrs", "cqes", "put");
+		"credit", "mr_fallbk", "reg+dereg", "reg_ms", "send_wrs", "doorbells", "recv_wrs", "cqes", "put", "adv");
 	for (i = 0; i < L->nstats; i++) {
 		const struct zc_stats *d = &L->stats[i].d;
 
 		fprintf(f,
 			" %-10llu %-10llu %-10llu %-8llu %-8llu %-8llu %-9llu %-10llu %-10llu %-9llu %-9llu %-9llu %-9llu "
-			"%-9.3f %-10llu %-10llu %-10llu %-10llu %-8llu\n",
+			"%-9.3f %-10llu %-10llu %-10llu %-10llu %-8llu %-8llu\n",
 			(unsigned long long)L->stats[i].size, (unsigned long long)d->rcache_hits,
 			(unsigned long long)d->rcache_misses, (unsigned long long)d->rcache_evictions,
 			(unsigned long long)d->rcache_invalidations, (unsigned long long)d->rcache_entries,
@@ -282,7 +282,7 @@ void perf_lib_footer(const struct perf_ctx *ctx, FILE *f)
 			(unsigned long long)(d->regs + d->deregs), (double)d->reg_ns / 1e6,
 			(unsigned long long)d->send_wrs, (unsigned long long)d->send_posts,
 			(unsigned long long)d->recv_wrs, (unsigned long long)d->completions,
-			(unsigned long long)d->put_msgs);
+			(unsigned long long)d->put_msgs, (unsigned long long)d->adv_msgs);
 	}
 	fputs("---------------------------------------------------------------------------------------\n", f);
 }

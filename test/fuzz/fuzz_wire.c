@@ -80,15 +80,18 @@ static int msg_spec(const uint8_t *p, size_t n)
 	switch (p[1]) {
 	case 1: /* EAGER: only with immediate data, M4 */
 		return -ZC_EPEERPROTO;
-	case 2: /* RTS, M5 */
-	case 7: /* ADV, M7: no flag defined */
-		if (n != 40 || len != 0)
+	case 2: /* RTS, M5: one buffer */
+	case 7: /* ADV, M7: 1..8 buffers, no flag defined */
+		if (len != 0 || (p[1] == 2 ? n != 40 : n < 40 || n > 16 + 8 * 24 || (n - 16) % 24))
 			return -ZC_EPEERPROTO;
-		raddr = le(p + 16, 8);
-		rlen = le(p + 24, 8);
-		rflags = le(p + 36, 4);
-		if ((rflags | (p[1] == 2)) != (p[1] == 2) || rlen < 1 || rlen > (1ull << 40) || raddr > UINT64_MAX - rlen)
-			return -ZC_EPEERPROTO;
+		for (size_t at = 16; at < n; at += 24) {
+			raddr = le(p + at, 8);
+			rlen = le(p + at + 8, 8);
+			rflags = le(p + at + 20, 4);
+			if ((rflags | (p[1] == 2)) != (p[1] == 2) || rlen < 1 || rlen > (1ull << 40) ||
+			    raddr > UINT64_MAX - rlen)
+				return -ZC_EPEERPROTO;
+		}
 		return 0;
 	case 8: /* PUT, M8 */
 		return n == ZC_HDR_SIZE && len != 0 ? 0 : -ZC_EPEERPROTO;
@@ -156,11 +159,18 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 	CHECK(h.type > ZC_MSG_EAGER && h.type <= ZC_MSG_PUT);
 	switch (h.type) {
 	case ZC_MSG_RTS:
-	case ZC_MSG_ADV:
 		CHECK(n == ZC_RTS_SIZE && h.len == 0);
 		CHECK(r.len >= 1 && r.len <= ZC_RNDV_MAX_LEN);
 		CHECK(r.addr <= UINT64_MAX - r.len); /* [addr, addr + len) does not wrap */
-		CHECK((r.flags & ~(uint32_t)(h.type == ZC_MSG_RTS ? ZC_RTS_F_INV : 0)) == 0);
+		CHECK((r.flags & ~(uint32_t)ZC_RTS_F_INV) == 0);
+		break;
+	case ZC_MSG_ADV:
+		CHECK(h.len == 0 && zc__adv_count(n) >= 1 && zc__adv_count(n) <= ZC_ADV_MAX &&
+		      n == ZC_ADV_SIZE(zc__adv_count(n)));
+		for (uint32_t i = 0; i < zc__adv_count(n); i++) {
+			zc__adv_desc(p, i, &r2);
+			CHECK(r2.len >= 1 && r2.len <= ZC_RNDV_MAX_LEN && r2.addr <= UINT64_MAX - r2.len && r2.flags == 0);
+		}
 		break;
 	case ZC_MSG_PUT:
 		CHECK(n == ZC_HDR_SIZE && h.len != 0);
@@ -178,14 +188,14 @@ static void msg_check(const uint8_t *p, size_t n, size_t eager_max)
 	out = malloc(n);
 	CHECK(out);
 	memcpy(out, p, n);
-	memset(out, 0xee, n);
+	memset(out, 0xee, h.type == ZC_MSG_RTS ? ZC_RTS_SIZE : ZC_HDR_SIZE);
 	zc__hdr_encode(out, &h);
-	if (n == ZC_RTS_SIZE)
+	if (h.type == ZC_MSG_RTS)
 		zc__rts_encode(out + ZC_HDR_SIZE, &r);
 	CHECK(memcmp(out, p, n) == 0);
 	CHECK(zc__msg_decode(out, n, &h2, &r2) == 0);
 	CHECK(hdr_eq(&h, &h2));
-	CHECK(n != ZC_RTS_SIZE || rts_eq(&r, &r2));
+	CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &r2));
 	free(out);
 }
 
@@ -222,7 +232,7 @@ static void msg_encode_check(const uint8_t *p, size_t n)
 	CHECK(rc == msg_spec(buf, len));
 	if (rc == 0) {
 		CHECK(hdr_eq(&h, &d));
-		CHECK(len != ZC_RTS_SIZE || rts_eq(&r, &e));
+		CHECK(h.type != ZC_MSG_RTS || rts_eq(&r, &e));
 	}
 	msg_check(buf, len, eager_max);
 }

@@ -132,6 +132,16 @@ static void wire_seeds(void)
 	h.id = 41;
 	r = (struct zc__rts){.addr = 0x7f0000003001, .len = 65536, .rkey = 0x4321};
 	msg("msg-adv", 4080, &h, &r, ZC_RTS_SIZE);
+	{
+		uint8_t pre[5] = {W_MSG}, adv[ZC_ADV_SIZE(3)];
+
+		zc__hdr_encode(adv, &h);
+		for (uint32_t i = 0; i < 3; i++)
+			zc__rts_encode(adv + ZC_ADV_SIZE(i),
+				       &(struct zc__rts){.addr = 0x7f0000010000 + i * 65536, .len = 65536, .rkey = 0x100 + i});
+		memcpy(pre + 1, &(uint32_t){htole32(4080)}, 4);
+		put("wire", "msg-adv3", pre, sizeof(pre), adv, sizeof(adv));
+	}
 	h.type = ZC_MSG_PUT;
 	h.len = 65536;
 	msg("msg-put", 4080, &h, NULL, ZC_HDR_SIZE);

@@ -138,6 +138,30 @@ START_TEST(test_adv_and_put_are_data_and_checked)
 	in.len = 1;
 	zc__rts_encode(buf + ZC_HDR_SIZE, &in);
 	ck_assert_int_eq(zc__msg_decode(buf, ZC_RTS_SIZE, &h, &out), -ZC_EPEERPROTO);
+	/* up to ZC_ADV_MAX buffers in one ADV, each checked */
+	{
+		uint8_t many[ZC_ADV_SIZE(ZC_ADV_MAX + 1)];
+		struct zc__rts d;
+		uint32_t i;
+
+		make(many, ZC_MSG_ADV, 0, 7, 2);
+		for (i = 0; i <= ZC_ADV_MAX; i++)
+			zc__rts_encode(many + ZC_ADV_SIZE(i),
+				       &(struct zc__rts){.addr = 4096 * (i + 1), .len = 100 + i, .rkey = 50 + i});
+		ck_assert_int_eq(zc__msg_decode(many, ZC_ADV_SIZE(3), &h, &out), 0);
+		ck_assert_uint_eq(zc__adv_count(ZC_ADV_SIZE(3)), 3);
+		zc__adv_desc(many, 2, &d);
+		ck_assert_uint_eq(d.addr, 3 * 4096);
+		ck_assert_uint_eq(d.len, 102);
+		ck_assert_uint_eq(d.rkey, 52);
+		ck_assert_int_eq(zc__msg_decode(many, ZC_ADV_SIZE(ZC_ADV_MAX), &h, &out), 0);
+		ck_assert_int_eq(zc__msg_decode(many, ZC_ADV_SIZE(ZC_ADV_MAX + 1), &h, &out), -ZC_EPEERPROTO);
+		ck_assert_int_eq(zc__msg_decode(many, ZC_ADV_SIZE(2) + 1, &h, &out), -ZC_EPEERPROTO);
+		/* a bad buffer anywhere refuses the whole message */
+		zc__rts_encode(many + ZC_ADV_SIZE(2), &(struct zc__rts){.addr = UINT64_MAX, .len = 2, .rkey = 1});
+		ck_assert_int_eq(zc__msg_decode(many, ZC_ADV_SIZE(3), &h, &out), -ZC_EPEERPROTO);
+		ck_assert_int_eq(zc__msg_decode(many, ZC_ADV_SIZE(2), &h, &out), 0);
+	}
 	/* PUT: a header with the bytes written, nothing after it */
 	make(buf, ZC_MSG_PUT, 65536, 41, 3);
 	ck_assert_int_eq(zc__msg_decode(buf, ZC_HDR_SIZE, &h, &out), 0);
