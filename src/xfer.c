@@ -156,6 +156,26 @@ static int free_rndv(struct zc__ep *e)
 
 static void rndv_finish(struct zc__ep *e, struct zc__rndv *r, int status);
 
+/* The entry is in use from here: its message is going out. */
+static void rndv_start(struct zc__rndv *r, uint8_t owner, bool put, uint64_t token, uint64_t len)
+{
+	r->owner = owner;
+	r->put = put;
+	r->done = false;
+	r->status = 0;
+	r->token = token;
+	r->len = len;
+}
+
+/* Gives back the send requests a failed post took (those not -1). */
+static void sreqs_put(struct zc__ep *e, int a, int b)
+{
+	if (a >= 0)
+		zc__sreq_put(&e->qp, (uint32_t)a);
+	if (b >= 0)
+		zc__sreq_put(&e->qp, (uint32_t)b);
+}
+
 static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
 {
 	zc__entry_put(e->ctx, r->entry);
@@ -253,10 +273,7 @@ static int send_put(struct zc__ep *e, const struct zc__adv *a, const void *buf, 
 	rs = zc__sreq_get(&e->qp);
 	r->gen++;
 	if (rw < 0 || rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, hdr, ZC_MSG_PUT, (uint32_t)len, seq))) {
-		if (rs >= 0)
-			zc__sreq_put(&e->qp, (uint32_t)rs);
-		if (rw >= 0)
-			zc__sreq_put(&e->qp, (uint32_t)rw);
+		sreqs_put(e, rs, rw);
 		rndv_release(e, r);
 		return rc ? rc : -EAGAIN;
 	}
@@ -266,12 +283,7 @@ static int send_put(struct zc__ep *e, const struct zc__adv *a, const void *buf, 
 	e->qp.sreq[rs].done = put_done;
 	e->qp.sreq[rs].arg = r;
 	e->qp.sreq[rs].len = r->gen;
-	r->owner = owner;
-	r->put = true;
-	r->done = false;
-	r->status = 0;
-	r->token = token;
-	r->len = len;
+	rndv_start(r, owner, true, token, len);
 	r->rkey = 0;
 	e->ctx->stats.put_msgs++;
 	*out = (uint32_t)ri;
@@ -352,20 +364,12 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 	/* A failure of these two failed the QP already. */
 	if (rc || (rc = take_credit(e)) ||
 	    (rc = fill_hdr(e, msg, ZC_MSG_RTS, 0, (uint32_t)ri | (uint32_t)r->gen << 16))) {
-		if (rs >= 0)
-			zc__sreq_put(&e->qp, (uint32_t)rs);
-		if (rb >= 0)
-			zc__sreq_put(&e->qp, (uint32_t)rb);
+		sreqs_put(e, rs, rb);
 		rndv_release(e, r);
 		return rc;
 	}
 	e->msgs_sent++;
-	r->owner = owner;
-	r->put = false;
-	r->done = false;
-	r->status = 0;
-	r->token = token;
-	r->len = len;
+	rndv_start(r, owner, false, token, len);
 	zc__rts_encode(msg + ZC_HDR_SIZE, &rts);
 	ctx->stats.rndv_msgs++;
 	ctx->stats.rndv_bytes += len;
@@ -714,12 +718,10 @@ static int adv_post(struct zc__ep *e, uint32_t k, uint32_t n)
 		return 0;
 	rs = zc__sreq_get(&e->qp);
 	if (rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, msg, ZC_MSG_ADV, 0, seq))) {
-		if (rs >= 0)
-			zc__sreq_put(&e->qp, (uint32_t)rs);
 		for (i = 0; i < n; i++) {
 			struct zc__posted *p = posted_at(e, k + i);
 
-			zc__sreq_put(&e->qp, (uint32_t)rb[i]);
+			sreqs_put(e, rb[i], i ? -1 : rs);
 			e->mw_spare[e->n_mw_spare++] = p->mw; /* never bound */
 			p->mw = NULL;
 		}

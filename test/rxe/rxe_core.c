@@ -347,103 +347,94 @@ static void test_read_postfail(void)
 	printf("read_postfail: the buffer completed with -ENOMEM and its registration was released\n");
 }
 
-/* ---- recvzc_order ---- */
+/* ---- recvzc_order, recvzc_onehop ---- */
 
-#define N_ORDER 6
-/* message length, posted buffer length: eager and rendezvous mixed, the
- * third too long for its buffer (discarded with -EMSGSIZE) */
-static const size_t order_msg[N_ORDER] = {MiB, 100, 65539, 200000, 1, MiB + 1};
-static const size_t order_buf[N_ORDER] = {MiB + 8, 4096, 4096, MiB, 64, 2 * MiB};
+#define N_MSGS 6
 
-static void *order_sender(void *arg)
+/* Messages of these lengths, sent at once with zc_send_zc from a second
+ * thread, each filled with the pattern seed + i. */
+struct burst {
+	struct pair *p;
+	const size_t *len;
+	uint32_t seed;
+};
+
+static void *burst_sender(void *arg)
 {
-	struct pair *p = arg;
-	uint8_t *bufs[N_ORDER];
-	struct zc_completion comp;
+	const struct burst *b = arg;
+	uint8_t *bufs[N_MSGS];
 	int i;
 
-	/* all at once: the receiver has every rendezvous to read together */
-	for (i = 0; i < N_ORDER; i++) {
-		bufs[i] = malloc(order_msg[i]);
+	for (i = 0; i < N_MSGS; i++) {
+		bufs[i] = malloc(b->len[i]);
 		RXE_ASSERT(bufs[i], "out of memory");
-		rxe_fill(bufs[i], order_msg[i], 50 + (uint32_t)i);
-		CHECK_RC(zc_send_zc(p->s, bufs[i], order_msg[i], NULL, (uint64_t)i), "zc_send_zc");
+		rxe_fill(bufs[i], b->len[i], b->seed + (uint32_t)i);
+		CHECK_RC(zc_send_zc(b->p->s, bufs[i], b->len[i], NULL, (uint64_t)i), "zc_send_zc");
 	}
-	for (i = 0; i < N_ORDER; i++) {
-		comp = reap(p->sctx);
-		CHECK_RC(comp.status, "zero-copy send");
-	}
-	for (i = 0; i < N_ORDER; i++) {
-		zc_mr_invalidate(p->sctx, bufs[i], order_msg[i]);
+	for (i = 0; i < N_MSGS; i++)
+		CHECK_RC(reap(b->p->sctx).status, "zero-copy send");
+	for (i = 0; i < N_MSGS; i++) {
+		zc_mr_invalidate(b->p->sctx, bufs[i], b->len[i]);
 		free(bufs[i]);
 	}
 	return NULL;
 }
 
+/* The receives of a burst into posted buffers bufs (of lengths cap),
+ * tokens 0..N_MSGS-1: they complete in posting order, a message too long
+ * for its buffer with -EMSGSIZE, the others byte for byte. */
+static void expect_burst(struct pair *p, const struct burst *b, uint8_t *const *bufs, const size_t *cap)
+{
+	int i;
+
+	for (i = 0; i < N_MSGS; i++) {
+		struct zc_completion comp = reap(p->cctx);
+		int want = b->len[i] > cap[i] ? -EMSGSIZE : 0;
+		long bad;
+
+		RXE_ASSERT(comp.op == ZC_OP_RECV && comp.token == (uint64_t)i,
+			   "completion %d: op %d token %llu (receives must complete in posting order)", i, comp.op,
+			   (unsigned long long)comp.token);
+		RXE_ASSERT(comp.status == want && comp.len == b->len[i], "buffer %d: status %d len %zu, want %d %zu",
+			   i, comp.status, comp.len, want, b->len[i]);
+		bad = want ? -1 : rxe_check(bufs[i], b->len[i], b->seed + (uint32_t)i);
+		RXE_ASSERT(bad < 0, "buffer %d: bytes differ at %ld", i, bad);
+	}
+}
+
+/* message length, posted buffer length: eager and rendezvous mixed, the
+ * third too long for its buffer (discarded with -EMSGSIZE) */
+static const size_t order_msg[N_MSGS] = {MiB, 100, 65539, 200000, 1, MiB + 1};
+static const size_t order_buf[N_MSGS] = {MiB + 8, 4096, 4096, MiB, 64, 2 * MiB};
+
 static void test_recvzc_order(void)
 {
 	struct pair p = {0};
-	uint8_t *bufs[N_ORDER];
-	struct zc_completion comp;
+	struct burst b = {.p = &p, .len = order_msg, .seed = 50};
+	uint8_t *bufs[N_MSGS];
 	pthread_t t;
 	int i;
 
 	pair_open(&p, 5);
-	for (i = 0; i < N_ORDER; i++) {
+	for (i = 0; i < N_MSGS; i++) {
 		/* odd addresses: the READs land unaligned */
 		bufs[i] = (uint8_t *)malloc(order_buf[i] + 1) + 1;
 		RXE_ASSERT(bufs[i] != (uint8_t *)1, "out of memory");
 		CHECK_RC(zc_recv_zc(p.c, bufs[i], order_buf[i], NULL, (uint64_t)i), "zc_recv_zc");
 	}
-	RXE_ASSERT(!pthread_create(&t, NULL, order_sender, &p), "pthread_create");
-	for (i = 0; i < N_ORDER; i++) {
-		int want = order_msg[i] > order_buf[i] ? -EMSGSIZE : 0;
-		long bad;
-
-		comp = reap(p.cctx);
-		RXE_ASSERT(comp.op == ZC_OP_RECV && comp.token == (uint64_t)i,
-			   "completion %d: op %d token %llu (receives must complete in posting order)", i, comp.op,
-			   (unsigned long long)comp.token);
-		RXE_ASSERT(comp.status == want && comp.len == order_msg[i], "buffer %d: status %d len %zu, want %d %zu",
-			   i, comp.status, comp.len, want, order_msg[i]);
-		bad = want ? -1 : rxe_check(bufs[i], order_msg[i], 50 + (uint32_t)i);
-		RXE_ASSERT(bad < 0, "buffer %d: bytes differ at %ld", i, bad);
-	}
+	RXE_ASSERT(!pthread_create(&t, NULL, burst_sender, &b), "pthread_create");
+	expect_burst(&p, &b, bufs, order_buf);
 	pthread_join(t, NULL);
 	pair_close(&p);
-	for (i = 0; i < N_ORDER; i++)
+	for (i = 0; i < N_MSGS; i++)
 		free(bufs[i] - 1);
-	printf("recvzc_order: %d messages, rendezvous and eager mixed, completed in order and verified\n", N_ORDER);
+	printf("recvzc_order: %d messages, rendezvous and eager mixed, completed in order and verified\n", N_MSGS);
 }
 
-/* ---- recvzc_onehop ---- */
-
-#define N_HOP 6
-/* buffer lengths and message lengths: all buffers exceed the eager size
- * (16 KiB), so all are advertised; message 3 is eager, message 4 too long */
-static const size_t hop_buf[N_HOP] = {65536 + 3, 20000, 4 * MiB + 1, 65536, 30000, MiB};
-static const size_t hop_msg[N_HOP] = {65536 + 3, 17000, 4 * MiB + 1, 100, 40000, MiB};
-
-static void *hop_sender(void *arg)
-{
-	struct pair *p = arg;
-	uint8_t *bufs[N_HOP];
-	int i;
-
-	for (i = 0; i < N_HOP; i++) {
-		bufs[i] = malloc(hop_msg[i]);
-		RXE_ASSERT(bufs[i], "out of memory");
-		rxe_fill(bufs[i], hop_msg[i], 70 + (uint32_t)i);
-		CHECK_RC(zc_send_zc(p->s, bufs[i], hop_msg[i], NULL, (uint64_t)i), "zc_send_zc");
-	}
-	for (i = 0; i < N_HOP; i++)
-		CHECK_RC(reap(p->sctx).status, "zero-copy send");
-	for (i = 0; i < N_HOP; i++) {
-		zc_mr_invalidate(p->sctx, bufs[i], hop_msg[i]);
-		free(bufs[i]);
-	}
-	return NULL;
-}
+/* all buffers exceed the eager size (16 KiB), so all are advertised;
+ * message 3 is eager, message 4 too long */
+static const size_t hop_buf[N_MSGS] = {65536 + 3, 20000, 4 * MiB + 1, 65536, 30000, MiB};
+static const size_t hop_msg[N_MSGS] = {65536 + 3, 17000, 4 * MiB + 1, 100, 40000, MiB};
 
 static struct zc_stats stats_of(struct zc_ctx *ctx)
 {
@@ -456,21 +447,22 @@ static struct zc_stats stats_of(struct zc_ctx *ctx)
 static void test_recvzc_onehop(void)
 {
 	struct pair p = {0};
+	struct burst b = {.p = &p, .len = hop_msg, .seed = 70};
 	size_t total = 0, off = 0;
 	struct zc_completion comp;
 	struct zc_stats rs, ss;
 	struct zc_mr *mr;
-	uint8_t *region, *bufs[N_HOP];
+	uint8_t *region, *bufs[N_MSGS];
 	pthread_t t;
 	int i, n;
 
 	pair_open(&p, 6);
-	for (i = 0; i < N_HOP; i++)
+	for (i = 0; i < N_MSGS; i++)
 		total += hop_buf[i] + 8;
 	region = calloc(1, total);
 	RXE_ASSERT(region, "out of memory");
 	CHECK_RC(zc_mr_reg(p.cctx, region, total, 0, &mr), "zc_mr_reg");
-	for (i = 0; i < N_HOP; i++) {
+	for (i = 0; i < N_MSGS; i++) {
 		/* odd addresses: the writes land unaligned */
 		bufs[i] = region + off + 1 + (size_t)i % 3;
 		off += hop_buf[i] + 8;
@@ -478,36 +470,26 @@ static void test_recvzc_onehop(void)
 	}
 	/* Both sides progress until every buffer is advertised: the ADVs need
 	 * credits the sender returns as it takes them. Nothing completes yet. */
-	for (n = 0; n < 3000 && stats_of(p.cctx).adv_msgs < N_HOP; n++) {
+	for (n = 0; n < 3000 && stats_of(p.cctx).adv_msgs < N_MSGS; n++) {
 		RXE_ASSERT(zc_poll(p.cctx, &comp, 1, 5) == 0, "a completion before anything was sent");
 		RXE_ASSERT(zc_poll(p.sctx, &comp, 1, 5) == 0, "a completion before anything was sent");
 	}
 	rs = stats_of(p.cctx);
-	RXE_ASSERT(rs.adv_msgs == N_HOP, "%llu of %d buffers advertised", (unsigned long long)rs.adv_msgs, N_HOP);
+	RXE_ASSERT(rs.adv_msgs == N_MSGS, "%llu of %d buffers advertised", (unsigned long long)rs.adv_msgs, N_MSGS);
 	/* the sender keeps them until its messages go */
-	for (n = 0; n < 3000 && p.s->ep.adv_count < N_HOP; n++)
+	for (n = 0; n < 3000 && p.s->ep.adv_count < N_MSGS; n++)
 		RXE_ASSERT(zc_poll(p.sctx, &comp, 1, 5) == 0, "a completion before anything was sent");
-	RXE_ASSERT(p.s->ep.adv_count == N_HOP, "the sender holds %u advertisements", p.s->ep.adv_count);
+	RXE_ASSERT(p.s->ep.adv_count == N_MSGS, "the sender holds %u advertisements", p.s->ep.adv_count);
 
-	RXE_ASSERT(!pthread_create(&t, NULL, hop_sender, &p), "pthread_create");
-	for (i = 0; i < N_HOP; i++) {
-		int want = hop_msg[i] > hop_buf[i] ? -EMSGSIZE : 0;
-		long bad;
-
-		comp = reap(p.cctx);
-		RXE_ASSERT(comp.op == ZC_OP_RECV && comp.token == (uint64_t)i,
-			   "completion %d: op %d token %llu (receives must complete in posting order)", i, comp.op,
-			   (unsigned long long)comp.token);
-		RXE_ASSERT(comp.status == want && comp.len == hop_msg[i], "buffer %d: status %d len %zu, want %d %zu",
-			   i, comp.status, comp.len, want, hop_msg[i]);
-		bad = want ? -1 : rxe_check(bufs[i], hop_msg[i], 70 + (uint32_t)i);
-		RXE_ASSERT(bad < 0, "buffer %d: bytes differ at %ld", i, bad);
-		/* nothing written outside the message */
+	RXE_ASSERT(!pthread_create(&t, NULL, burst_sender, &b), "pthread_create");
+	expect_burst(&p, &b, bufs, hop_buf);
+	pthread_join(t, NULL);
+	/* nothing written outside the messages */
+	for (i = 0; i < N_MSGS; i++) {
 		RXE_ASSERT(bufs[i][-1] == 0, "buffer %d: the byte before it was written", i);
-		for (size_t k = want ? 0 : hop_msg[i]; k < hop_buf[i]; k++)
+		for (size_t k = hop_msg[i] > hop_buf[i] ? 0 : hop_msg[i]; k < hop_buf[i]; k++)
 			RXE_ASSERT(bufs[i][k] == 0, "buffer %d: byte %zu beyond the message was written", i, k);
 	}
-	pthread_join(t, NULL);
 	ss = stats_of(p.sctx);
 	RXE_ASSERT(ss.put_msgs == 4 && ss.rndv_msgs == 1,
 		   "sender: %llu one-hop and %llu RTS rendezvous, want 4 and 1 (the message too long for its buffer)",
@@ -516,7 +498,7 @@ static void test_recvzc_onehop(void)
 		   p.c->ep.n_mw_spare);
 	printf("recvzc_onehop: %d buffers advertised, %llu messages written in one hop, 1 by RTS, 1 eager; "
 	       "in order and verified\n",
-	       N_HOP, (unsigned long long)ss.put_msgs);
+	       N_MSGS, (unsigned long long)ss.put_msgs);
 	/* every buffer completed: no window is left over the region */
 	CHECK_RC(zc_mr_dereg(&mr), "zc_mr_dereg");
 	pair_close(&p);
