@@ -533,12 +533,11 @@ int zc__ctx_wait(struct zc_ctx *ctx, int timeout_ms)
 	int n, i;
 
 	/* A spin longer than the timeout ends with it, and then no sleep
-	 * follows: a call given 1 ms must not spin a 100 ms busy_poll_us. */
-	if (timeout_ms >= 0 && spin_us > (int64_t)timeout_ms * 1000) {
+	 * follows: a call given 1 ms must not spin a 100 ms busy_poll_us.
+	 * Never sleeping, the spin lasts the timeout (without end if none). */
+	if (never_sleep || (timeout_ms >= 0 && spin_us > (int64_t)timeout_ms * 1000)) {
 		spin_us = (int64_t)timeout_ms * 1000;
 		never_sleep = true;
-	} else if (never_sleep) {
-		spin_us = (int64_t)timeout_ms * 1000;
 	}
 
 	/* Spin for busy_poll_us, or (busy_poll_us < 0) for the whole timeout

@@ -467,12 +467,19 @@ void zc__item_pop(struct zc__ep *e)
 	item_remove(e);
 }
 
+/* The key an RTS's FIN invalidates: its window (0: a per-transfer MR,
+ * which the sender deregisters itself). */
+static uint32_t fin_rkey(const struct zc__item *it)
+{
+	return it->inv ? it->rkey : 0;
+}
+
 /* The head RTS is fully consumed: free its slot, then FIN (which carries
  * the credit, keeping control acks strictly increasing), unless the FIN
  * went behind the READs already. */
 static void finish_rts(struct zc__ep *e, struct zc__item *it)
 {
-	struct zc__fin f = {.id = it->id, .rkey = it->inv ? it->rkey : 0, .slot = it->slot};
+	struct zc__fin f = {.id = it->id, .rkey = fin_rkey(it), .slot = it->slot};
 	bool sent = it->fin_sent;
 
 	item_remove(e);
@@ -495,7 +502,7 @@ static void fin_behind_reads(struct zc__ep *e, struct zc__item *it)
 		return;
 	it->fin_sent = true;
 	release_slot(e, it->slot);
-	zc__send_ctl(e, ZC_MSG_FIN, it->id, it->inv ? it->rkey : 0, true);
+	zc__send_ctl(e, ZC_MSG_FIN, it->id, fin_rkey(it), true);
 }
 
 /* The k-th posted buffer, which takes the k-th item. */
