@@ -151,10 +151,10 @@ struct zc__ep {
 	/* One-hop rendezvous (docs/protocol.md 3.3). As the receiver: the
 	 * first posted_adv posted buffers were considered for an ADV, and
 	 * windows the peer's PUTs invalidated are kept for the next. As the
-	 * sender: the peer's ADVs, in order, the last seq seen. An ADV names a
-	 * message by the count of messages (EAGER, RTS, PUT: the data messages
-	 * that become items, not ADVs) sent before it. */
-	uint32_t msgs_sent, msgs_recvd;
+	 * sender: the peer's ADVs, in order, the last seq seen. ADVs sent and
+	 * received, which the credit counts include: the rest are the
+	 * messages an ADV names (xfer.c msgs_sent). */
+	uint32_t advs_sent, advs_recvd;
 	uint32_t posted_adv;
 	struct ibv_mw **mw_spare;
 	uint32_t n_mw_spare;

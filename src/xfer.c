@@ -121,7 +121,6 @@ int zc__send_eager(struct zc__ep *e, const void *buf, size_t len, uint8_t op, ui
 		zc__sreq_put(&e->qp, (uint32_t)i);
 		return rc;
 	}
-	e->msgs_sent++;
 	s = &e->qp.sreq[i];
 	if (op) {
 		s->done = eager_done;
@@ -185,11 +184,30 @@ static void rndv_release(struct zc__ep *e, struct zc__rndv *r)
 	r->fallback_mr = NULL;
 }
 
+/* Messages (EAGER, RTS, PUT: those that become items) sent and received:
+ * the data messages of the credit count, less the ADVs. An ADV names the
+ * message its buffer takes by this count. */
+static uint32_t msgs_sent(const struct zc__ep *e)
+{
+	return e->cr.sent - e->advs_sent;
+}
+
+static uint32_t msgs_recvd(const struct zc__ep *e)
+{
+	return e->cr.recvd - e->advs_recvd;
+}
+
+/* Whether our message seq has gone already. */
+static bool msg_gone(const struct zc__ep *e, uint32_t seq)
+{
+	return (int32_t)(seq - msgs_sent(e)) < 0;
+}
+
 /* Drops the peer's ADVs for data messages already sent: they lost the
  * race to the message, which went another way. */
 static void adv_drop_stale(struct zc__ep *e)
 {
-	while (e->adv_count && (int32_t)(e->advs[e->adv_head].seq - e->msgs_sent) < 0) {
+	while (e->adv_count && msg_gone(e, e->advs[e->adv_head].seq)) {
 		e->adv_head = (e->adv_head + 1) % e->adv_cap;
 		e->adv_count--;
 	}
@@ -212,7 +230,7 @@ static int adv_store(struct zc__ep *e, const struct zc__hdr *h, const void *msg,
 	for (i = 0; i < n; i++) {
 		struct zc__rts d;
 
-		if ((int32_t)(h->id + i - e->msgs_sent) < 0)
+		if (msg_gone(e, h->id + i))
 			continue;
 		if (e->adv_count == e->adv_cap &&
 		    (rc = ring_grow((void **)&e->advs, &e->adv_head, e->adv_count, &e->adv_cap, e->adv_max,
@@ -237,7 +255,7 @@ static const struct zc__adv *adv_for(struct zc__ep *e, size_t len)
 	if (!e->adv_count)
 		return NULL;
 	a = &e->advs[e->adv_head];
-	return a->seq == e->msgs_sent && len <= a->len && len <= e->ctx->caps.max_msg_size ? a : NULL;
+	return a->seq == msgs_sent(e) && len <= a->len && len <= e->ctx->caps.max_msg_size ? a : NULL;
 }
 
 static void put_done(struct zc__qp *q, struct zc__sreq *s, int status)
@@ -277,14 +295,13 @@ static int send_put(struct zc__ep *e, const struct zc__adv *a, const void *buf, 
 		rndv_release(e, r);
 		return rc ? rc : -EAGAIN;
 	}
-	e->msgs_sent++; /* a is stale from here */
+	/* take_credit counted the PUT: a is stale from here */
 	wr.wr_id = (uintptr_t)&e->qp.sreq[rw].wr;
 	e->qp.sreq[rw].quiet = true;
 	e->qp.sreq[rs].done = put_done;
 	e->qp.sreq[rs].arg = r;
 	e->qp.sreq[rs].len = r->gen;
 	rndv_start(r, owner, true, token, len);
-	r->rkey = 0;
 	e->ctx->stats.put_msgs++;
 	*out = (uint32_t)ri;
 	rc = zc__qp_send(&e->qp, &wr, rs, hdr, ZC_HDR_SIZE, NULL, 0, IBV_WR_SEND_WITH_INV, rkey);
@@ -368,7 +385,6 @@ int zc__send_rndv(struct zc__ep *e, const void *buf, size_t len, struct zc_mr *m
 		rndv_release(e, r);
 		return rc;
 	}
-	e->msgs_sent++;
 	rndv_start(r, owner, false, token, len);
 	zc__rts_encode(msg + ZC_HDR_SIZE, &rts);
 	ctx->stats.rndv_msgs++;
@@ -524,7 +540,7 @@ static int put_arrived(struct zc__ep *e, const struct zc__hdr *h, const struct i
 {
 	struct zc__posted *p = posted_next(e);
 
-	if (!p || p->adv != ZC_ADV_SENT || p->seq != h->id || h->id != e->msgs_recvd - 1)
+	if (!p || p->adv != ZC_ADV_SENT || p->seq != h->id || h->id != msgs_recvd(e) - 1)
 		return zc__err(-ZC_EPEERPROTO, "peer wrote its message %u into no buffer advertised for it", h->id);
 	if (h->len > p->len)
 		return zc__err(-ZC_EPEERPROTO, "peer wrote %u bytes into a buffer of %zu", h->len, p->len);
@@ -556,8 +572,6 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		rc = zc__credit_on_ack(&e->cr, h.ack, h.window);
 	if (!rc && zc__msg_is_data(h.type))
 		rc = zc__credit_on_data(&e->cr);
-	if (!rc && h.type != ZC_MSG_ADV && zc__msg_is_data(h.type))
-		e->msgs_recvd++;
 	/* The end of the peer's stream is its last data-path message: data or
 	 * a second CLOSE/SHUTDOWN after it breaks the protocol. */
 	if (!rc && (e->close_received || e->shut_received) &&
@@ -585,6 +599,7 @@ static void ep_recv(struct zc__qp *q, uint32_t slot, const struct ibv_wc *wc)
 		break;
 	case ZC_MSG_ADV:
 		/* consumed at once: its credit goes back with our next header */
+		e->advs_recvd++;
 		rc = adv_store(e, &h, zc__qp_rx_slot(&e->qp, slot), wc->byte_len);
 		release_slot(e, slot);
 		break;
@@ -673,7 +688,7 @@ static void posted_unexpose(struct zc__ep *e, struct zc__posted *p)
 
 static void complete_posted(struct zc__ep *e, int status, size_t len)
 {
-	struct zc__posted *p = &e->posted[e->posted_head];
+	struct zc__posted *p = posted_at(e, 0);
 
 	posted_unexpose(e, p);
 	zc__ctx_complete(e->ctx, e->conn, p->token, ZC_OP_RECV, status, len);
@@ -691,7 +706,7 @@ static void complete_posted(struct zc__ep *e, int status, size_t len)
 static int adv_post(struct zc__ep *e, uint32_t k, uint32_t n)
 {
 	struct zc_ctx *ctx = e->ctx;
-	uint32_t seq = e->msgs_recvd + (k - e->item_count), i;
+	uint32_t seq = msgs_recvd(e) + (k - e->item_count), i;
 	struct ibv_send_wr bind[ZC_ADV_MAX];
 	uint8_t msg[ZC_ADV_SIZE(ZC_ADV_MAX)];
 	int rb[ZC_ADV_MAX], rs, rc;
@@ -725,15 +740,17 @@ static int adv_post(struct zc__ep *e, uint32_t k, uint32_t n)
 		return 0;
 	rs = zc__sreq_get(&e->qp);
 	if (rs < 0 || (rc = take_credit(e)) || (rc = fill_hdr(e, msg, ZC_MSG_ADV, 0, seq))) {
+		sreqs_put(e, rs, -1);
 		for (i = 0; i < n; i++) {
 			struct zc__posted *p = posted_at(e, k + i);
 
-			sreqs_put(e, rb[i], i ? -1 : rs);
+			sreqs_put(e, rb[i], -1);
 			e->mw_spare[e->n_mw_spare++] = p->mw; /* never bound */
 			p->mw = NULL;
 		}
 		return rs < 0 ? -EAGAIN : rc;
 	}
+	e->advs_sent++; /* take_credit counted it as a data message */
 	for (i = 0; i < n; i++) {
 		posted_at(e, k + i)->seq = seq + i;
 		posted_at(e, k + i)->adv = ZC_ADV_SENT;
@@ -934,7 +951,6 @@ static void rounds_match(struct zc__ep *e)
 			return;
 		if (it->kind == ZC_ITEM_PUT) {
 			/* written in place, window invalidated (put_arrived) */
-			left = it->len;
 			zc__item_pop(e);
 			complete_posted(e, 0, left);
 			continue;
@@ -1130,7 +1146,7 @@ static void ep_failed(struct zc__qp *q, int err)
 	keep = e->rounds;
 	while (e->posted_count > keep) {
 		/* from the tail, so a kept head stays first */
-		struct zc__posted *p = &e->posted[(e->posted_head + e->posted_count - 1) % e->posted_cap];
+		struct zc__posted *p = posted_at(e, e->posted_count - 1);
 
 		posted_unexpose(e, p);
 		zc__ctx_complete(e->ctx, e->conn, p->token, ZC_OP_RECV, err, 0);
